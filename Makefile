@@ -1,0 +1,43 @@
+# rrun — build, demo and test targets.
+# All targets expect to run as root (containers need real namespaces).
+
+CARGO   ?= cargo
+RRUN    ?= target/debug/rrun
+ROOTFS  := bundles/busybox/rootfs
+DEMO_ROOT ?= /tmp/rrun-demo
+TEST_THREADS ?= 4
+
+.PHONY: all build rootfs demo lint fmt test test-runc clean
+
+all: build
+
+build:
+	$(CARGO) build
+
+rootfs: $(ROOTFS)/.done
+
+$(ROOTFS)/.done: scripts/mkrootfs.sh
+	scripts/mkrootfs.sh $(ROOTFS)
+	touch $@
+
+# Run the example busybox bundle in the foreground, then clean up.
+demo: build rootfs
+	$(RRUN) --root $(DEMO_ROOT) run -b bundles/busybox demo-$$$$
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt
+
+test: lint build
+	$(CARGO) test -- --test-threads=$(TEST_THREADS)
+
+# The same suite against runc, the reference implementation.
+test-runc:
+	RRUN_BIN=$$(command -v runc) $(CARGO) test -- --test-threads=$(TEST_THREADS)
+
+clean:
+	$(CARGO) clean
+	rm -rf $(ROOTFS) $(DEMO_ROOT)

@@ -1,0 +1,1156 @@
+//! Shared helpers for the rrun integration tests.
+//!
+//! The binary under test is `$RRUN_BIN` when set (so the very same suite can
+//! be pointed at runc: `RRUN_BIN=/usr/sbin/runc cargo test`), otherwise the
+//! rrun binary cargo built for this package.
+//!
+//! Every command is run with a timeout, every container is owned by a
+//! [`Container`] guard that force-deletes it (and scrubs its state root,
+//! cgroups and stray processes) when dropped, so a failing test never leaves
+//! anything behind and never hangs.
+#![allow(dead_code)]
+
+use serde_json::{Value, json};
+use std::cell::RefCell;
+use std::fs::{self, File};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Default upper bound for one runtime invocation.
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+/// Default upper bound when waiting for a container status change.
+pub const STATUS_TIMEOUT: Duration = Duration::from_secs(15);
+
+// ---------------------------------------------------------------------------
+// The binary under test
+// ---------------------------------------------------------------------------
+
+/// Path of the runtime binary under test.
+pub fn rrun_bin() -> PathBuf {
+    match std::env::var_os("RRUN_BIN") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_rrun")),
+    }
+}
+
+/// True when the suite runs against runc (the reference implementation).
+pub fn is_runc() -> bool {
+    rrun_bin()
+        .file_name()
+        .map(|n| n.to_string_lossy().contains("runc"))
+        .unwrap_or(false)
+}
+
+/// Name of the current test (libtest names each test thread after its test).
+pub fn test_name() -> String {
+    std::thread::current()
+        .name()
+        .unwrap_or("<unknown test>")
+        .to_string()
+}
+
+/// Print a skip notice that is visible even when libtest captures output
+/// (we write to the real stderr, not through `eprintln!`).
+pub fn skip(reason: &str) {
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {}: {} [runtime: {}]",
+        test_name(),
+        reason,
+        rrun_bin().display()
+    );
+}
+
+/// `require!(cond, "reason {}", x)` — if `cond` is false, print a visible
+/// SKIPPED line with the reason and return from the test.
+#[macro_export]
+macro_rules! require {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            $crate::common::skip(&format!($($msg)+));
+            return;
+        }
+    };
+}
+
+pub fn is_root() -> bool {
+    // SAFETY-free way to read our euid: /proc/self/status "Uid:" line.
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Whether a host command is available on PATH.
+pub fn have_cmd(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|d| d.join(name).is_file()))
+        .unwrap_or(false)
+}
+
+// ---------------------------------------------------------------------------
+// Running commands with a timeout
+// ---------------------------------------------------------------------------
+
+/// Result of one command.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub cmdline: String,
+    /// Exit code, None when killed by a signal.
+    pub code: Option<i32>,
+    /// Terminating signal, if any.
+    pub signal: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// Panic with the full output unless the command exited 0.
+    #[track_caller]
+    pub fn ok(&self) -> &Self {
+        assert!(self.success(), "command failed unexpectedly:\n{self}");
+        self
+    }
+
+    /// Panic unless the command failed with a non-zero exit code (not a crash).
+    #[track_caller]
+    pub fn failed(&self) -> &Self {
+        assert!(
+            matches!(self.code, Some(c) if c != 0),
+            "command should have failed with a non-zero exit code:\n{self}"
+        );
+        self
+    }
+
+    /// Panic unless stderr mentions at least one of `words` (case-insensitive).
+    #[track_caller]
+    pub fn stderr_mentions(&self, words: &[&str]) -> &Self {
+        let err = self.stderr.to_lowercase();
+        assert!(
+            words.iter().any(|w| err.contains(&w.to_lowercase())),
+            "stderr should mention one of {words:?}:\n{self}"
+        );
+        self
+    }
+
+    /// Panic unless stderr has at least one non-empty line and no more than a
+    /// handful: errors are meant to be short.
+    #[track_caller]
+    pub fn stderr_is_short_error(&self) -> &Self {
+        let lines: Vec<_> = self
+            .stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        assert!(
+            !lines.is_empty(),
+            "expected an error line on stderr:\n{self}"
+        );
+        assert!(
+            lines.len() <= 5,
+            "error output should be a short message, got {} lines:\n{self}",
+            lines.len()
+        );
+        self
+    }
+}
+
+impl std::fmt::Display for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "  command: {}", self.cmdline)?;
+        writeln!(f, "  exit code: {:?}  signal: {:?}", self.code, self.signal)?;
+        writeln!(f, "  stdout: {:?}", self.stdout)?;
+        write!(f, "  stderr: {:?}", self.stderr)
+    }
+}
+
+fn cmdline(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+fn read_all(f: &mut File) -> String {
+    let mut s = String::new();
+    let _ = f.seek(SeekFrom::Start(0));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    s.push_str(&String::from_utf8_lossy(&buf));
+    s
+}
+
+/// Wait for `child` at most `timeout`; on timeout kill it and panic.
+#[track_caller]
+pub fn wait_child(child: &mut Child, timeout: Duration, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + timeout;
+    let mut nap = Duration::from_millis(2);
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) => return st,
+            Ok(None) => {}
+            Err(e) => panic!("waiting for {what}: {e}"),
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("timed out after {timeout:?}: {what}");
+        }
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_millis(50));
+    }
+}
+
+fn status_output(
+    cmdline: String,
+    st: std::process::ExitStatus,
+    out: &mut File,
+    err: &mut File,
+) -> Output {
+    use std::os::unix::process::ExitStatusExt;
+    Output {
+        cmdline,
+        code: st.code(),
+        signal: st.signal(),
+        stdout: read_all(out),
+        stderr: read_all(err),
+    }
+}
+
+/// Run `cmd` to completion with a timeout, capturing stdout/stderr.
+///
+/// Output goes to anonymous files rather than pipes: a container started by
+/// the command inherits them, and we must not wait for *its* end of a pipe.
+#[track_caller]
+pub fn run_timeout(mut cmd: Command, timeout: Duration) -> Output {
+    let mut out = tempfile::tempfile().expect("tempfile");
+    let mut err = tempfile::tempfile().expect("tempfile");
+    cmd.stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(err.try_clone().unwrap());
+    let line = cmdline(&cmd);
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot spawn {line}: {e}"));
+    let st = wait_child(&mut child, timeout, &line);
+    status_output(line, st, &mut out, &mut err)
+}
+
+/// Run a host shell snippet (with timeout); returns its output.
+#[track_caller]
+pub fn sh(script: &str) -> Output {
+    let mut c = Command::new("sh");
+    c.arg("-c").arg(script);
+    run_timeout(c, TIMEOUT)
+}
+
+/// A command started in the background whose output is captured to files.
+pub struct Background {
+    pub child: Child,
+    line: String,
+    out: File,
+    err: File,
+}
+
+impl Background {
+    pub fn spawn(mut cmd: Command) -> Background {
+        let out = tempfile::tempfile().expect("tempfile");
+        let err = tempfile::tempfile().expect("tempfile");
+        cmd.stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(err.try_clone().unwrap());
+        let line = cmdline(&cmd);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {line}: {e}"));
+        Background {
+            child,
+            line,
+            out,
+            err,
+        }
+    }
+
+    #[track_caller]
+    pub fn wait(mut self, timeout: Duration) -> Output {
+        let st = wait_child(&mut self.child, timeout, &self.line);
+        status_output(self.line.clone(), st, &mut self.out, &mut self.err)
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Poll `f` until it returns Some or `timeout` passes.
+pub fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The shared rootfs
+// ---------------------------------------------------------------------------
+
+pub fn repo_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("target dir")
+        .to_path_buf()
+}
+
+/// The shared read-only busybox rootfs, built once into target/test-rootfs.
+///
+/// Parallel test binaries serialise on a lock file; a `.done` marker holding
+/// the script's content makes a changed script rebuild the rootfs.
+pub fn rootfs() -> PathBuf {
+    static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
+    ROOTFS
+        .get_or_init(|| {
+            let script = repo_dir().join("scripts/mkrootfs.sh");
+            let script_text = fs::read_to_string(&script).expect("read scripts/mkrootfs.sh");
+            let target = target_dir();
+            fs::create_dir_all(&target).unwrap();
+            let dest = target.join("test-rootfs");
+            let done = dest.join(".done");
+            let is_done = || fs::read_to_string(&done).ok().as_deref() == Some(&script_text);
+            if !is_done() {
+                let lock = File::create(target.join("test-rootfs.lock")).unwrap();
+                lock.lock().expect("lock test-rootfs.lock");
+                if !is_done() {
+                    let mut c = Command::new("bash");
+                    c.arg(&script).arg(&dest);
+                    run_timeout(c, Duration::from_secs(120)).ok();
+                    fs::write(&done, &script_text).unwrap();
+                }
+                lock.unlock().ok();
+            }
+            dest
+        })
+        .clone()
+}
+
+/// Copy the shared rootfs to `dest` (a private, writable rootfs).
+pub fn copy_rootfs(dest: &Path) {
+    let src = rootfs();
+    let mut c = Command::new("cp");
+    c.arg("-a").arg(format!("{}/.", src.display())).arg(dest);
+    fs::create_dir_all(dest).unwrap();
+    run_timeout(c, Duration::from_secs(60)).ok();
+}
+
+// ---------------------------------------------------------------------------
+// Unique names
+// ---------------------------------------------------------------------------
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A name unique to this process and call: `rrun-test-<pid>-<n>`.
+pub fn unique_name() -> String {
+    format!(
+        "rrun-test-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Bundles
+// ---------------------------------------------------------------------------
+
+/// Capability set of `runc spec` (and of Docker's old default minus a few).
+pub const DEFAULT_CAPS: &[&str] = &["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
+
+/// The capability number of a `CAP_*` name (linux/capability.h).
+pub fn cap_number(name: &str) -> u32 {
+    const CAPS: &[&str] = &[
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_DAC_READ_SEARCH",
+        "CAP_FOWNER",
+        "CAP_FSETID",
+        "CAP_KILL",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETPCAP",
+        "CAP_LINUX_IMMUTABLE",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_NET_BROADCAST",
+        "CAP_NET_ADMIN",
+        "CAP_NET_RAW",
+        "CAP_IPC_LOCK",
+        "CAP_IPC_OWNER",
+        "CAP_SYS_MODULE",
+        "CAP_SYS_RAWIO",
+        "CAP_SYS_CHROOT",
+        "CAP_SYS_PTRACE",
+        "CAP_SYS_PACCT",
+        "CAP_SYS_ADMIN",
+        "CAP_SYS_BOOT",
+        "CAP_SYS_NICE",
+        "CAP_SYS_RESOURCE",
+        "CAP_SYS_TIME",
+        "CAP_SYS_TTY_CONFIG",
+        "CAP_MKNOD",
+        "CAP_LEASE",
+        "CAP_AUDIT_WRITE",
+        "CAP_AUDIT_CONTROL",
+        "CAP_SETFCAP",
+        "CAP_MAC_OVERRIDE",
+        "CAP_MAC_ADMIN",
+        "CAP_SYSLOG",
+        "CAP_WAKE_ALARM",
+        "CAP_BLOCK_SUSPEND",
+        "CAP_AUDIT_READ",
+        "CAP_PERFMON",
+        "CAP_BPF",
+        "CAP_CHECKPOINT_RESTORE",
+    ];
+    CAPS.iter()
+        .position(|c| *c == name)
+        .unwrap_or_else(|| panic!("unknown capability {name}")) as u32
+}
+
+/// The /proc/<pid>/status mask for a list of capability names.
+pub fn cap_mask(names: &[&str]) -> u64 {
+    names.iter().fold(0u64, |m, n| m | (1u64 << cap_number(n)))
+}
+
+/// The default config, modelled on `runc spec` (with terminal off, an
+/// absolute read-only root and a relative per-test cgroupsPath).
+pub fn base_config(rootfs: &Path, hostname: &str, cgroups_path: &str) -> Value {
+    json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": { "uid": 0, "gid": 0 },
+            "args": ["sh", "-c", "true"],
+            "env": [
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "TERM=xterm"
+            ],
+            "cwd": "/",
+            "capabilities": {
+                "bounding": DEFAULT_CAPS,
+                "effective": DEFAULT_CAPS,
+                "permitted": DEFAULT_CAPS,
+                "ambient": DEFAULT_CAPS
+            },
+            "rlimits": [
+                { "type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024 }
+            ],
+            "noNewPrivileges": true
+        },
+        "root": { "path": rootfs.to_string_lossy(), "readonly": true },
+        "hostname": hostname,
+        "mounts": [
+            { "destination": "/proc", "type": "proc", "source": "proc" },
+            { "destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+              "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+            { "destination": "/dev/pts", "type": "devpts", "source": "devpts",
+              "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"] },
+            { "destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+              "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
+            { "destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+              "options": ["nosuid", "noexec", "nodev"] },
+            { "destination": "/sys", "type": "sysfs", "source": "sysfs",
+              "options": ["nosuid", "noexec", "nodev", "ro"] }
+        ],
+        "linux": {
+            "cgroupsPath": cgroups_path,
+            "resources": { "devices": [ { "allow": false, "access": "rwm" } ] },
+            "namespaces": [
+                { "type": "pid" },
+                { "type": "network" },
+                { "type": "ipc" },
+                { "type": "uts" },
+                { "type": "mount" }
+            ],
+            "maskedPaths": [
+                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
+                "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+                "/proc/sched_debug", "/sys/firmware", "/proc/scsi"
+            ],
+            "readonlyPaths": [
+                "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
+            ]
+        }
+    })
+}
+
+/// A bundle directory (temp dir, removed on drop) with a generated config.
+pub struct Bundle {
+    dir: tempfile::TempDir,
+    pub config: Value,
+    pub cgroups_path: String,
+    /// The rootfs directory the config points at.
+    pub rootfs: PathBuf,
+    /// True when `rootfs` is a private copy inside the bundle.
+    pub private_rootfs: bool,
+}
+
+impl Default for Bundle {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Bundle {
+    pub fn new() -> Bundle {
+        let dir = tempfile::Builder::new()
+            .prefix("rrun-test-bundle-")
+            .tempdir()
+            .expect("bundle tempdir");
+        // Readable by uids mapped in user-namespace tests.
+        set_mode(dir.path(), 0o755);
+        let rootfs = rootfs();
+        let cg = unique_name();
+        let config = base_config(&rootfs, "rrun-test", &cg);
+        Bundle {
+            dir,
+            config,
+            cgroups_path: cg,
+            rootfs,
+            private_rootfs: false,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A file path inside the bundle directory (not created).
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Write config.json (the Container does this before create/run).
+    pub fn write(&self) {
+        let text = serde_json::to_string_pretty(&self.config).unwrap();
+        fs::write(self.file("config.json"), text).expect("write config.json");
+    }
+
+    /// Arbitrary edit of the config.
+    pub fn with(mut self, f: impl FnOnce(&mut Value)) -> Self {
+        f(&mut self.config);
+        self
+    }
+
+    pub fn args(self, args: &[&str]) -> Self {
+        self.with(|c| c["process"]["args"] = json!(args))
+    }
+
+    /// `sh -c SCRIPT` as the container process.
+    pub fn sh(self, script: &str) -> Self {
+        self.args(&["sh", "-c", script])
+    }
+
+    pub fn env(self, kv: &str) -> Self {
+        self.with(|c| c["process"]["env"].as_array_mut().unwrap().push(json!(kv)))
+    }
+
+    pub fn cwd(self, cwd: &str) -> Self {
+        self.with(|c| c["process"]["cwd"] = json!(cwd))
+    }
+
+    pub fn user(self, uid: u32, gid: u32, additional: &[u32]) -> Self {
+        self.with(|c| {
+            c["process"]["user"] = json!({ "uid": uid, "gid": gid, "additionalGids": additional })
+        })
+    }
+
+    pub fn hostname(self, h: &str) -> Self {
+        self.with(|c| c["hostname"] = json!(h))
+    }
+
+    pub fn mount(self, m: Value) -> Self {
+        self.with(|c| c["mounts"].as_array_mut().unwrap().push(m))
+    }
+
+    pub fn bind_mount(self, src: &Path, dest: &str, options: &[&str]) -> Self {
+        self.mount(json!({
+            "destination": dest, "type": "bind", "source": src.to_string_lossy(),
+            "options": options
+        }))
+    }
+
+    /// Add a hook of `kind` (prestart, createRuntime, ...).
+    pub fn hook(self, kind: &str, hook: Value) -> Self {
+        self.with(|c| {
+            if c.get("hooks").is_none() {
+                c["hooks"] = json!({});
+            }
+            if c["hooks"].get(kind).is_none() {
+                c["hooks"][kind] = json!([]);
+            }
+            c["hooks"][kind].as_array_mut().unwrap().push(hook)
+        })
+    }
+
+    pub fn has_namespace(&self, ty: &str) -> bool {
+        self.config["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["type"] == ty)
+    }
+
+    /// Add (or replace) a namespace entry; `path` joins an existing one.
+    pub fn namespace(self, ty: &str, path: Option<&str>) -> Self {
+        self.without_namespace(ty).with(|c| {
+            let mut ns = json!({ "type": ty });
+            if let Some(p) = path {
+                ns["path"] = json!(p);
+            }
+            c["linux"]["namespaces"].as_array_mut().unwrap().push(ns)
+        })
+    }
+
+    pub fn without_namespace(self, ty: &str) -> Self {
+        self.with(|c| {
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|n| n["type"] != ty)
+        })
+    }
+
+    /// Switch to a private writable copy of the rootfs inside the bundle.
+    pub fn private_rootfs(mut self) -> Self {
+        let dest = self.file("rootfs");
+        copy_rootfs(&dest);
+        self.rootfs = dest.clone();
+        self.private_rootfs = true;
+        self.with(|c| c["root"] = json!({ "path": dest.to_string_lossy(), "readonly": false }))
+    }
+}
+
+pub fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// Host inspection
+// ---------------------------------------------------------------------------
+
+/// (starttime) of a live, non-zombie process, from /proc/<pid>/stat.
+pub fn proc_starttime(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // fields[0] is state (field 3), starttime is field 22 -> index 19.
+    if fields.first() == Some(&"Z") || fields.first() == Some(&"X") {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
+pub fn pid_alive(pid: i32) -> bool {
+    pid > 0 && proc_starttime(pid).is_some()
+}
+
+/// readlink /proc/<pid>/ns/<ns>, e.g. "net:[4026531840]".
+pub fn ns_of(pid: &str, ns: &str) -> String {
+    fs::read_link(format!("/proc/{pid}/ns/{ns}"))
+        .unwrap_or_else(|e| panic!("readlink /proc/{pid}/ns/{ns}: {e}"))
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// One cgroup hierarchy of this process: where it is mounted and where we are
+/// in it.
+#[derive(Debug, Clone)]
+pub struct Hierarchy {
+    pub mountpoint: PathBuf,
+    /// Our own cgroup path in it (relative to the mount's root).
+    pub own: String,
+}
+
+/// All cgroup hierarchies (v1 and v2) of this process that are mounted.
+pub fn cgroup_hierarchies() -> Vec<Hierarchy> {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let selfcg = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let mut out = Vec::new();
+    for line in mountinfo.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let pre: Vec<&str> = pre.split_whitespace().collect();
+        let post: Vec<&str> = post.split_whitespace().collect();
+        if pre.len() < 5 || post.len() < 3 {
+            continue;
+        }
+        let (root, mnt, fstype, superopts) = (pre[3], pre[4], post[0], post[2]);
+        let own_in_tree = match fstype {
+            "cgroup2" => selfcg
+                .lines()
+                .find(|l| l.starts_with("0::"))
+                .map(|l| l[3..].to_string()),
+            "cgroup" => {
+                let mut want: Vec<&str> = superopts
+                    .split(',')
+                    .filter(|o| {
+                        !matches!(
+                            *o,
+                            "rw" | "ro"
+                                | "relatime"
+                                | "noatime"
+                                | "nosuid"
+                                | "nodev"
+                                | "noexec"
+                                | "xattr"
+                                | "clone_children"
+                                | "nsdelegate"
+                        ) && !o.starts_with("release_agent")
+                            && !o.starts_with("cpuset_v2_mode")
+                    })
+                    .collect();
+                want.sort();
+                selfcg.lines().find_map(|l| {
+                    let mut parts = l.splitn(3, ':');
+                    let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
+                    let mut have: Vec<&str> = ctrls.split(',').collect();
+                    have.sort();
+                    (have == want && !ctrls.is_empty()).then(|| path.to_string())
+                })
+            }
+            _ => None,
+        };
+        if let Some(own) = own_in_tree {
+            // Express our path relative to what is visible at the mount point.
+            let own = if root == "/" {
+                own
+            } else {
+                own.strip_prefix(root).unwrap_or(&own).to_string()
+            };
+            out.push(Hierarchy {
+                mountpoint: PathBuf::from(mnt),
+                own,
+            });
+        }
+    }
+    out
+}
+
+/// Every place where a relative cgroupsPath could show up on the host:
+/// nested under our own cgroup (what runc does) and at each hierarchy root.
+pub fn cgroup_dirs(cgroups_path: &str) -> Vec<PathBuf> {
+    let rel = cgroups_path.trim_start_matches('/');
+    let mut v = Vec::new();
+    for h in cgroup_hierarchies() {
+        let own = h.own.trim_start_matches('/');
+        v.push(h.mountpoint.join(own).join(rel));
+        v.push(h.mountpoint.join(rel));
+    }
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Remove a cgroup directory tree (rmdir only; cgroupfs has no real files).
+fn rmdir_cgroup_tree(p: &Path) {
+    if let Ok(rd) = fs::read_dir(p) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                rmdir_cgroup_tree(&e.path());
+            }
+        }
+    }
+    let _ = fs::remove_dir(p);
+}
+
+/// Mount points (field 5 of mountinfo) containing `needle`.
+pub fn mounts_mentioning(needle: &str) -> Vec<String> {
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(|l| l.to_string())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Containers
+// ---------------------------------------------------------------------------
+
+/// One container: a unique id, its own state root and bundle. Dropping it
+/// force-deletes the container and scrubs whatever is left.
+pub struct Container {
+    pub id: String,
+    pub root: PathBuf,
+    pub bundle: Bundle,
+    /// stdout/stderr handed to create/run: the container inherits them.
+    io: RefCell<Option<(File, File)>>,
+    /// Host pids (with start time) seen for this container.
+    pids: RefCell<Vec<(i32, u64)>>,
+}
+
+impl Container {
+    pub fn new(bundle: Bundle) -> Container {
+        let name = unique_name();
+        Self::with_id(bundle, &name)
+    }
+
+    /// A container with a chosen id (still with a unique state root).
+    pub fn with_id(bundle: Bundle, id: &str) -> Container {
+        let root = PathBuf::from(format!("/run/{}", unique_name()));
+        Container {
+            id: id.to_string(),
+            root,
+            bundle,
+            io: RefCell::new(None),
+            pids: RefCell::new(Vec::new()),
+        }
+    }
+
+    pub fn root_arg(&self) -> String {
+        self.root.to_string_lossy().into_owned()
+    }
+
+    /// `rrun --root ROOT ARGS...` (not run yet).
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(rrun_bin());
+        c.arg("--root").arg(&self.root).args(args);
+        c
+    }
+
+    /// Run `rrun --root ROOT ARGS...` with the default timeout.
+    #[track_caller]
+    pub fn rrun(&self, args: &[&str]) -> Output {
+        run_timeout(self.cmd(args), TIMEOUT)
+    }
+
+    fn new_io(&self) -> (File, File) {
+        let out = tempfile::tempfile().unwrap();
+        let err = tempfile::tempfile().unwrap();
+        *self.io.borrow_mut() = Some((out.try_clone().unwrap(), err.try_clone().unwrap()));
+        (out, err)
+    }
+
+    /// Run a command whose stdio the container inherits (create, run).
+    #[track_caller]
+    fn rrun_keep_io(&self, args: &[&str], timeout: Duration) -> Output {
+        self.bundle.write();
+        let (out, err) = self.new_io();
+        let mut c = self.cmd(args);
+        c.stdin(Stdio::null()).stdout(out).stderr(err);
+        let line = cmdline(&c);
+        let mut child = c
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {line}: {e}"));
+        let st = wait_child(&mut child, timeout, &line);
+        let mut io = self.io.borrow_mut();
+        let (o, e) = io.as_mut().unwrap();
+        status_output(line, st, o, e)
+    }
+
+    /// What the container (and the runtime invocation that created it)
+    /// wrote to stdout and stderr so far.
+    pub fn output(&self) -> (String, String) {
+        let mut io = self.io.borrow_mut();
+        match io.as_mut() {
+            Some((o, e)) => (read_all(o), read_all(e)),
+            None => (String::new(), String::new()),
+        }
+    }
+
+    pub fn bundle_arg(&self) -> String {
+        self.bundle.path().to_string_lossy().into_owned()
+    }
+
+    /// `create --bundle B ID` plus `extra` flags (before the id).
+    #[track_caller]
+    pub fn create_with(&self, extra: &[&str]) -> Output {
+        let b = self.bundle_arg();
+        let mut args = vec!["create", "--bundle", &b];
+        args.extend_from_slice(extra);
+        args.push(&self.id);
+        let o = self.rrun_keep_io(&args, TIMEOUT);
+        if o.success() {
+            self.remember_pid();
+        }
+        o
+    }
+
+    #[track_caller]
+    pub fn create(&self) -> Output {
+        self.create_with(&[])
+    }
+
+    /// Create and assert success.
+    #[track_caller]
+    pub fn created(self) -> Self {
+        self.create().ok();
+        self
+    }
+
+    #[track_caller]
+    pub fn start(&self) -> Output {
+        let o = self.rrun(&["start", &self.id]);
+        if o.success() {
+            self.remember_pid();
+        }
+        o
+    }
+
+    /// Foreground `run` (waits for the container); stdout/stderr of the
+    /// result include the container's output.
+    #[track_caller]
+    pub fn run(&self) -> Output {
+        self.run_with(&[])
+    }
+
+    #[track_caller]
+    pub fn run_with(&self, extra: &[&str]) -> Output {
+        let b = self.bundle_arg();
+        let mut args = vec!["run", "--bundle", &b];
+        args.extend_from_slice(extra);
+        args.push(&self.id);
+        self.rrun_keep_io(&args, TIMEOUT)
+    }
+
+    /// Foreground `run` started in the background (for signal tests).
+    pub fn run_background(&self) -> Background {
+        self.bundle.write();
+        let b = self.bundle_arg();
+        Background::spawn(self.cmd(&["run", "--bundle", &b, &self.id]))
+    }
+
+    /// Run and assert exit 0; returns the container's stdout.
+    #[track_caller]
+    pub fn run_ok(&self) -> String {
+        let o = self.run();
+        o.ok();
+        o.stdout
+    }
+
+    #[track_caller]
+    pub fn run_detached(&self) -> Output {
+        let o = self.run_with(&["--detach"]);
+        if o.success() {
+            self.remember_pid();
+        }
+        o
+    }
+
+    #[track_caller]
+    pub fn kill(&self, sig: &str) -> Output {
+        self.rrun(&["kill", &self.id, sig])
+    }
+
+    #[track_caller]
+    pub fn delete(&self) -> Output {
+        self.rrun(&["delete", &self.id])
+    }
+
+    #[track_caller]
+    pub fn delete_force(&self) -> Output {
+        self.rrun(&["delete", "--force", &self.id])
+    }
+
+    #[track_caller]
+    pub fn state_output(&self) -> Output {
+        self.rrun(&["state", &self.id])
+    }
+
+    /// Parsed `state ID` (asserts success and valid JSON).
+    #[track_caller]
+    pub fn state(&self) -> Value {
+        let o = self.state_output();
+        o.ok();
+        let v: Value = serde_json::from_str(&o.stdout)
+            .unwrap_or_else(|e| panic!("state is not JSON ({e}):\n{o}"));
+        if let Some(pid) = v["pid"].as_i64().filter(|p| *p > 0) {
+            self.remember(pid as i32);
+        }
+        v
+    }
+
+    #[track_caller]
+    pub fn status(&self) -> String {
+        self.state()["status"]
+            .as_str()
+            .expect("state has a status string")
+            .to_string()
+    }
+
+    #[track_caller]
+    pub fn pid(&self) -> i32 {
+        self.state()["pid"].as_i64().expect("state has a pid") as i32
+    }
+
+    /// Wait until `state` reports `want`.
+    #[track_caller]
+    pub fn wait_status(&self, want: &str) {
+        let mut last = String::new();
+        let got = poll(STATUS_TIMEOUT, || {
+            // The container may not exist yet (run in the background).
+            let o = self.state_output();
+            last = match serde_json::from_str::<Value>(&o.stdout) {
+                Ok(v) => {
+                    if let Some(pid) = v["pid"].as_i64().filter(|p| *p > 0) {
+                        self.remember(pid as i32);
+                    }
+                    v["status"].as_str().unwrap_or("").to_string()
+                }
+                Err(_) => format!("<state failed: {}>", o.stderr.trim()),
+            };
+            (last == want).then_some(())
+        });
+        assert!(
+            got.is_some(),
+            "container {} did not reach status {want:?} within {STATUS_TIMEOUT:?} (last {last:?})",
+            self.id
+        );
+    }
+
+    fn remember_pid(&self) {
+        let o = self.state_output();
+        if let Ok(v) = serde_json::from_str::<Value>(&o.stdout)
+            && let Some(pid) = v["pid"].as_i64().filter(|p| *p > 0)
+        {
+            self.remember(pid as i32);
+        }
+    }
+
+    /// Record a host pid belonging to the container (for leak checks).
+    pub fn remember(&self, pid: i32) {
+        if let Some(st) = proc_starttime(pid) {
+            let mut pids = self.pids.borrow_mut();
+            if !pids.iter().any(|(p, _)| *p == pid) {
+                pids.push((pid, st));
+            }
+        }
+    }
+
+    fn live_pids(&self) -> Vec<i32> {
+        self.pids
+            .borrow()
+            .iter()
+            .filter(|(p, st)| proc_starttime(*p) == Some(*st))
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
+    /// Assert the container left nothing behind: no state dir, no cgroup,
+    /// no mount mentioning the bundle, no live process, unknown to `state`.
+    #[track_caller]
+    pub fn assert_clean(&self) {
+        let state_dir = self.root.join(&self.id);
+        assert!(
+            !state_dir.exists(),
+            "state dir {} still exists",
+            state_dir.display()
+        );
+        let left = poll(Duration::from_secs(5), || {
+            let live = self.live_pids();
+            live.is_empty().then_some(())
+        });
+        assert!(
+            left.is_some(),
+            "container processes still alive: {:?}",
+            self.live_pids()
+        );
+        for d in cgroup_dirs(&self.bundle.cgroups_path) {
+            assert!(!d.exists(), "cgroup {} still exists", d.display());
+        }
+        let bundle = self.bundle.path().to_string_lossy().into_owned();
+        let m = mounts_mentioning(&bundle);
+        assert!(m.is_empty(), "mounts left mentioning the bundle: {m:#?}");
+        if !self.id.is_empty() && !self.id.contains('/') {
+            let o = self.state_output();
+            assert!(
+                !o.success(),
+                "state still knows container {}:\n{o}",
+                self.id
+            );
+        }
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        // Best effort, never panic in drop.
+        if !self.id.is_empty() && !self.id.contains("..") {
+            let mut c = self.cmd(&["delete", "--force", &self.id]);
+            c.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            if let Ok(mut child) = c.spawn() {
+                let deadline = Instant::now() + TIMEOUT;
+                while let Ok(None) = child.try_wait() {
+                    if Instant::now() > deadline {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+        // Kill anything of ours still running (a buggy runtime).
+        for pid in self.live_pids() {
+            let _ = Command::new("kill")
+                .arg("-9")
+                .arg(pid.to_string())
+                .stderr(Stdio::null())
+                .status();
+        }
+        if !self.live_pids().is_empty() {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // Leftover mounts under the bundle (deepest first).
+        let bundle = self.bundle.path().to_string_lossy().into_owned();
+        let mut mps: Vec<String> = mounts_mentioning(&bundle)
+            .iter()
+            .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
+            .filter(|mp| mp.starts_with(&bundle))
+            .collect();
+        mps.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for mp in mps {
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(&mp)
+                .stderr(Stdio::null())
+                .status();
+        }
+        for d in cgroup_dirs(&self.bundle.cgroups_path) {
+            if d.exists() {
+                rmdir_cgroup_tree(&d);
+            }
+        }
+        let _ = fs::remove_dir_all(&self.root);
+    }
+}
