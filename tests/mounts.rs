@@ -1,0 +1,407 @@
+//! Mounts, devices and the root filesystem.
+
+#[macro_use]
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A host directory for bind-mount sources (outside the bundle).
+fn host_dir() -> tempfile::TempDir {
+    let d = tempfile::Builder::new()
+        .prefix("rrun-test-src-")
+        .tempdir()
+        .unwrap();
+    set_mode(d.path(), 0o755);
+    d
+}
+
+/// The mountinfo line (as fields) for mount point `mp`, from container output.
+fn mountinfo_line<'a>(mountinfo: &'a str, mp: &str) -> Vec<&'a str> {
+    mountinfo
+        .lines()
+        .rev() // the last one is the visible one
+        .find(|l| l.split_whitespace().nth(4) == Some(mp))
+        .unwrap_or_else(|| panic!("no mount at {mp} in:\n{mountinfo}"))
+        .split_whitespace()
+        .collect()
+}
+
+/// Per-mount options (field 6) of mount point `mp`.
+fn mount_opts(mountinfo: &str, mp: &str) -> Vec<String> {
+    mountinfo_line(mountinfo, mp)[5]
+        .split(',')
+        .map(str::to_string)
+        .collect()
+}
+
+/// Filesystem type of mount point `mp`.
+fn mount_fstype(mountinfo: &str, mp: &str) -> String {
+    let f = mountinfo_line(mountinfo, mp);
+    let sep = f.iter().position(|x| *x == "-").unwrap();
+    f[sep + 1].to_string()
+}
+
+/// Super-block options of mount point `mp`.
+fn super_opts(mountinfo: &str, mp: &str) -> String {
+    let f = mountinfo_line(mountinfo, mp);
+    let sep = f.iter().position(|x| *x == "-").unwrap();
+    f[sep + 3].to_string()
+}
+
+#[test]
+fn bind_mount_rw() {
+    let src = host_dir();
+    fs::write(src.path().join("from-host"), "host data\n").unwrap();
+    let c = Container::new(
+        Bundle::new()
+            .bind_mount(src.path(), "/mnt", &["rbind", "rw"])
+            .sh("cat /mnt/from-host; echo container data > /mnt/from-container"),
+    );
+    assert_eq!(c.run_ok(), "host data\n");
+    assert_eq!(
+        fs::read_to_string(src.path().join("from-container")).unwrap(),
+        "container data\n"
+    );
+    c.assert_clean();
+    assert!(mounts_mentioning(&src.path().to_string_lossy()).is_empty());
+}
+
+#[test]
+fn bind_mount_ro_nosuid_nodev_noexec() {
+    let src = host_dir();
+    fs::write(src.path().join("f"), "x").unwrap();
+    let c = Container::new(
+        Bundle::new()
+            .bind_mount(src.path(), "/mnt", &["bind", "ro", "nosuid", "nodev", "noexec"])
+            .sh("touch /mnt/new 2>/dev/null && echo WROTE || echo refused; cat /proc/self/mountinfo"),
+    );
+    let out = c.run_ok();
+    assert!(out.starts_with("refused\n"), "{out}");
+    let opts = mount_opts(&out, "/mnt");
+    for o in ["ro", "nosuid", "nodev", "noexec"] {
+        assert!(opts.iter().any(|x| x == o), "{o} missing in {opts:?}");
+    }
+    assert!(!src.path().join("new").exists());
+    c.assert_clean();
+}
+
+#[test]
+fn bind_mount_file() {
+    let src = host_dir();
+    let f = src.path().join("motd");
+    fs::write(&f, "bound file\n").unwrap();
+    let c = Container::new(
+        Bundle::new()
+            .bind_mount(&f, "/etc/issue", &["bind", "ro"])
+            .sh("cat /etc/issue"),
+    );
+    assert_eq!(c.run_ok(), "bound file\n");
+    c.assert_clean();
+}
+
+/// A host tmpfs mounted inside `dir` for rbind tests; unmounted on drop.
+struct HostSubmount(PathBuf);
+
+impl Drop for HostSubmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fn host_submount(dir: &Path) -> HostSubmount {
+    let sub = dir.join("sub");
+    fs::create_dir(&sub).unwrap();
+    let mut c = Command::new("mount");
+    c.args(["-t", "tmpfs", "-o", "size=1m", "rrun-test-sub"])
+        .arg(&sub);
+    run_timeout(c, TIMEOUT).ok();
+    let guard = HostSubmount(sub.clone());
+    fs::write(sub.join("inner"), "submount\n").unwrap();
+    guard
+}
+
+#[test]
+fn rbind_includes_submounts_bind_does_not() {
+    let src = host_dir();
+    let _sub = host_submount(src.path());
+    let c = Container::new(
+        Bundle::new()
+            .bind_mount(src.path(), "/mnt", &["rbind", "ro"])
+            .bind_mount(src.path(), "/home", &["bind", "ro"])
+            .sh("cat /mnt/sub/inner; ls -A /home/sub | wc -l"),
+    );
+    let out = c.run_ok();
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_eq!(lines, ["submount", "0"], "{out}");
+    c.assert_clean();
+}
+
+#[test]
+fn tmpfs_with_size_and_mode() {
+    let c = Container::new(
+        Bundle::new()
+            .mount(json!({
+                "destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+                "options": ["nosuid", "nodev", "size=2m", "mode=1770"]
+            }))
+            .sh("stat -c %a /tmp; echo x > /tmp/f && echo written; cat /proc/self/mountinfo"),
+    );
+    let out = c.run_ok();
+    let lines: Vec<&str> = out.lines().collect();
+    // runc copies the mode of the existing mount point (/tmp is 1777 in the
+    // rootfs) onto the tmpfs; only the mount option is checked for it.
+    if !is_runc() {
+        assert_eq!(lines[0], "1770", "{out}");
+    }
+    assert_eq!(lines[1], "written", "{out}");
+    assert_eq!(mount_fstype(&out, "/tmp"), "tmpfs");
+    let sopts = super_opts(&out, "/tmp");
+    assert!(sopts.contains("size=2048k"), "{sopts}");
+    assert!(sopts.contains("mode=1770"), "{sopts}");
+    let opts = mount_opts(&out, "/tmp");
+    assert!(opts.iter().any(|o| o == "nosuid"), "{opts:?}");
+    assert!(opts.iter().any(|o| o == "nodev"), "{opts:?}");
+    c.assert_clean();
+}
+
+#[test]
+fn mounts_applied_in_order() {
+    // /mnt/inner only exists inside the first tmpfs: order matters.
+    let c = Container::new(
+        Bundle::new()
+            .mount(json!({
+                "destination": "/mnt", "type": "tmpfs", "source": "tmpfs",
+                "options": ["size=1m"]
+            }))
+            .mount(json!({
+                "destination": "/mnt/inner", "type": "tmpfs", "source": "tmpfs",
+                "options": ["size=1m", "mode=700"]
+            }))
+            .sh("stat -c %a /mnt/inner; cat /proc/self/mountinfo"),
+    );
+    let out = c.run_ok();
+    assert!(out.starts_with("700\n"), "{out}");
+    let mnt = mountinfo_line(&out, "/mnt");
+    let inner = mountinfo_line(&out, "/mnt/inner");
+    // inner's parent id is the /mnt mount.
+    assert_eq!(inner[1], mnt[0], "{out}");
+    c.assert_clean();
+}
+
+/// A path on the host that a symlink escape would create; removed on drop.
+struct HostPath(PathBuf);
+
+impl Drop for HostPath {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn symlink_destination_does_not_escape_rootfs() {
+    let b = Bundle::new().private_rootfs();
+    std::os::unix::fs::symlink("/", b.rootfs.join("evil")).unwrap();
+    std::os::unix::fs::symlink("../../../../../../../../..", b.rootfs.join("evil2")).unwrap();
+    let n1 = unique_name();
+    let n2 = unique_name();
+    let esc1 = HostPath(PathBuf::from("/").join(&n1));
+    let esc2 = HostPath(PathBuf::from("/").join(&n2));
+    let b = b
+        .mount(json!({
+            "destination": format!("/evil/{n1}"), "type": "tmpfs", "source": "tmpfs",
+            "options": ["size=1m"]
+        }))
+        .mount(json!({
+            "destination": format!("/evil2/{n2}"), "type": "tmpfs", "source": "tmpfs",
+            "options": ["size=1m"]
+        }))
+        .sh("cat /proc/self/mountinfo");
+    let c = Container::new(b);
+    let o = c.run();
+    assert!(
+        !esc1.0.exists(),
+        "mount destination escaped to host {:?}",
+        esc1.0
+    );
+    assert!(
+        !esc2.0.exists(),
+        "mount destination escaped to host {:?}",
+        esc2.0
+    );
+    if o.success() {
+        // Resolved inside the rootfs instead.
+        assert_eq!(mount_fstype(&o.stdout, &format!("/{n1}")), "tmpfs");
+        assert_eq!(mount_fstype(&o.stdout, &format!("/{n2}")), "tmpfs");
+        assert!(c.bundle.rootfs.join(&n1).is_dir());
+    } else {
+        // Refusing is acceptable too, with a clear message.
+        o.stderr_is_short_error();
+    }
+    c.assert_clean();
+}
+
+#[test]
+fn default_devices() {
+    let c = Container::new(
+        Bundle::new().sh("for d in null zero full random urandom tty; do \
+           stat -c \"%n %F %t:%T %a\" /dev/$d; done; \
+         for l in fd stdin stdout stderr; do readlink /dev/$l; done; \
+         ls -l /dev/ptmx | cut -c1; \
+         head -c 5 /dev/zero | wc -c; echo hi > /dev/null && echo null-ok"),
+    );
+    let out = c.run_ok();
+    let lines: Vec<&str> = out.lines().collect();
+    let want = [
+        "/dev/null character special file 1:3 666",
+        "/dev/zero character special file 1:5 666",
+        "/dev/full character special file 1:7 666",
+        "/dev/random character special file 1:8 666",
+        "/dev/urandom character special file 1:9 666",
+        "/dev/tty character special file 5:0 666",
+        "/proc/self/fd",
+        "/proc/self/fd/0",
+        "/proc/self/fd/1",
+        "/proc/self/fd/2",
+    ];
+    assert!(lines.len() >= want.len() + 3, "{out}");
+    assert_eq!(&lines[..want.len()], want, "{out}");
+    // ptmx: a symlink to pts/ptmx or a char device.
+    assert!(["l", "c"].contains(&lines[want.len()]), "{out}");
+    assert_eq!(lines[want.len() + 1].trim(), "5", "{out}");
+    assert_eq!(lines[want.len() + 2], "null-ok", "{out}");
+    c.assert_clean();
+}
+
+#[test]
+fn linux_devices_entry_creates_node() {
+    let b = Bundle::new()
+        .with(|c| {
+            c["linux"]["devices"] = json!([{
+                "path": "/dev/rrun-null", "type": "c", "major": 1, "minor": 3,
+                "fileMode": 0o646, "uid": 1000, "gid": 2000
+            }]);
+            // allow it in the device cgroup too
+            c["linux"]["resources"]["devices"]
+                .as_array_mut()
+                .unwrap()
+                .push(
+                    json!({ "allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm" }),
+                );
+        })
+        .sh("stat -c '%F %t:%T %a %u:%g' /dev/rrun-null; echo x > /dev/rrun-null && echo ok");
+    let c = Container::new(b);
+    let out = c.run_ok();
+    assert_eq!(out, "character special file 1:3 646 1000:2000\nok\n");
+    c.assert_clean();
+}
+
+#[test]
+fn device_cgroup_denies_unlisted_device() {
+    // 1:7 is /dev/full, allowed by default; 7:0 (loop0) is not.
+    let b = Bundle::new()
+        .with(|c| {
+            c["linux"]["devices"] = json!([{
+                "path": "/dev/rrun-loop", "type": "b", "major": 7, "minor": 0,
+                "fileMode": 0o600, "uid": 0, "gid": 0
+            }]);
+        })
+        .sh("head -c1 /dev/rrun-loop 2>&1 >/dev/null; true");
+    let c = Container::new(b);
+    let out = c.run_ok();
+    assert!(
+        out.contains("not permitted"),
+        "device access not denied: {out}"
+    );
+    c.assert_clean();
+}
+
+#[test]
+fn dev_pts_shm_mqueue_present() {
+    let c = Container::new(Bundle::new().sh("cat /proc/self/mountinfo"));
+    let out = c.run_ok();
+    assert_eq!(mount_fstype(&out, "/dev"), "tmpfs");
+    assert_eq!(mount_fstype(&out, "/dev/pts"), "devpts");
+    assert_eq!(mount_fstype(&out, "/dev/shm"), "tmpfs");
+    assert_eq!(mount_fstype(&out, "/dev/mqueue"), "mqueue");
+    assert_eq!(mount_fstype(&out, "/proc"), "proc");
+    assert_eq!(mount_fstype(&out, "/sys"), "sysfs");
+    assert!(mount_opts(&out, "/sys").iter().any(|o| o == "ro"));
+    let pts = super_opts(&out, "/dev/pts");
+    assert!(pts.contains("ptmxmode=666"), "{pts}");
+    assert!(pts.contains("mode=620"), "{pts}");
+    c.assert_clean();
+}
+
+#[test]
+fn no_host_mounts_visible() {
+    let c = Container::new(Bundle::new().sh("cut -d' ' -f5 /proc/self/mountinfo"));
+    let out = c.run_ok();
+    let host_only = ["/run", "/boot", "/home"];
+    for mp in out.lines() {
+        assert!(
+            !mp.starts_with("/sys/fs/cgroup/") && !host_only.contains(&mp),
+            "unexpected mount {mp} in:\n{out}"
+        );
+    }
+    assert!(!out.contains(&*target_dir().to_string_lossy()), "{out}");
+}
+
+fn root_optional_fields(propagation: &str) -> String {
+    let c = Container::new(
+        Bundle::new()
+            .with(|c| c["linux"]["rootfsPropagation"] = json!(propagation))
+            .sh("cat /proc/self/mountinfo"),
+    );
+    let out = c.run_ok();
+    c.assert_clean();
+    let f = mountinfo_line(&out, "/");
+    let sep = f.iter().position(|x| *x == "-").unwrap();
+    f[6..sep].join(" ")
+}
+
+#[test]
+fn rootfs_propagation_private() {
+    let opt = root_optional_fields("private");
+    assert!(!opt.contains("shared:"), "private root is shared: {opt:?}");
+}
+
+#[test]
+fn rootfs_propagation_shared() {
+    // runc 1.1 makes the rootfs' parent mount private before binding the
+    // rootfs, so "/" ends up private whatever rootfsPropagation says.
+    require!(
+        !is_runc(),
+        "runc 1.1 leaves the container root private with rootfsPropagation=shared"
+    );
+    let opt = root_optional_fields("shared");
+    assert!(
+        opt.contains("shared:"),
+        "shared root lacks a peer group: {opt:?}"
+    );
+}
+
+#[test]
+fn no_pivot_still_runs() {
+    let c = Container::new(Bundle::new().sh("echo no-pivot ok; cat /etc/hostname; ls /"));
+    let out = c.run_with(&["--no-pivot"]);
+    out.ok();
+    assert!(out.stdout.starts_with("no-pivot ok\nrrun\n"), "{out}");
+    assert!(out.stdout.lines().any(|l| l == "bin"), "{out}");
+    c.assert_clean();
+}
+
+#[test]
+fn relative_root_path() {
+    // root.path relative to the bundle directory.
+    let b = Bundle::new()
+        .private_rootfs()
+        .with(|c| c["root"] = json!({ "path": "rootfs", "readonly": true }));
+    let c = Container::new(b.sh("cat /etc/hostname"));
+    assert_eq!(c.run_ok(), "rrun\n");
+    c.assert_clean();
+}
