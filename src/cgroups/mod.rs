@@ -1,0 +1,423 @@
+//! Control groups: finding the hierarchies rrun itself lives in, placing the
+//! container in its own cgroup in each, the v1 device allowlist, listing and
+//! signalling its processes, and removing the cgroups on delete.
+//!
+//! Hybrid and legacy hosts use every v1 hierarchy rrun is in (plus the
+//! unified one in hybrid mode, as runc does); pure v2 hosts use the single
+//! unified hierarchy. Resource limits beyond devices live in the resources
+//! work (see ARCHITECTURE.md). Reading /proc and /sys is parameterised by a
+//! root so the pure parts are unit-tested on a temp dir.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("cgroups: reading {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("cgroups: writing {value:?} to {path}: {source}")]
+    Write {
+        path: PathBuf,
+        value: String,
+        source: std::io::Error,
+    },
+    #[error("cgroups: creating {0}: {1}")]
+    Create(PathBuf, std::io::Error),
+    #[error("cgroups: removing {0}: {1}")]
+    Remove(PathBuf, std::io::Error),
+    #[error("cgroups: no cgroup hierarchy found for this process")]
+    NoHierarchy,
+    #[error("cgroups: linux.cgroupsPath {0:?}: must not contain '..'")]
+    BadPath(PathBuf),
+    #[error("cgroups: the systemd cgroup driver is not supported by rrun yet (drop --systemd-cgroup)")]
+    Systemd,
+}
+
+pub type Result<T> = std::result::Result<T, CgroupError>;
+
+/// One mounted hierarchy rrun is a member of.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hierarchy {
+    /// Where the hierarchy is mounted, e.g. /sys/fs/cgroup/memory.
+    pub mount: PathBuf,
+    /// rrun's own cgroup, as a directory under `mount`.
+    pub own_dir: PathBuf,
+    /// v1 controllers (or `name=...`); empty for cgroup2.
+    pub controllers: Vec<String>,
+    pub unified: bool,
+}
+
+/// Finds the hierarchies from `<proc>/self/cgroup` and `<proc>/self/mountinfo`.
+pub fn discover(proc_root: &Path) -> Result<Vec<Hierarchy>> {
+    let cg_path = proc_root.join("self/cgroup");
+    let mi_path = proc_root.join("self/mountinfo");
+    let cgroup = fs::read_to_string(&cg_path).map_err(|e| CgroupError::Read(cg_path, e))?;
+    let mountinfo = fs::read_to_string(&mi_path).map_err(|e| CgroupError::Read(mi_path, e))?;
+    let found = parse_hierarchies(&cgroup, &mountinfo);
+    if found.is_empty() {
+        return Err(CgroupError::NoHierarchy);
+    }
+    Ok(found)
+}
+
+struct CgroupMount {
+    root: String,
+    point: String,
+    fstype: String,
+    opts: Vec<String>,
+}
+
+fn parse_mountinfo(mountinfo: &str) -> Vec<CgroupMount> {
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (pre, post) = line.split_once(" - ")?;
+            let pre: Vec<&str> = pre.split(' ').collect();
+            let post: Vec<&str> = post.split(' ').collect();
+            let fstype = *post.first()?;
+            if fstype != "cgroup" && fstype != "cgroup2" {
+                return None;
+            }
+            Some(CgroupMount {
+                root: unescape_mountinfo(pre.get(3)?),
+                point: unescape_mountinfo(pre.get(4)?),
+                fstype: fstype.to_string(),
+                opts: post.get(2)?.split(',').map(str::to_string).collect(),
+            })
+        })
+        .collect()
+}
+
+/// mountinfo escapes space, tab, newline and backslash as \ooo.
+pub fn unescape_mountinfo(s: &str) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() {
+            let digits = std::str::from_utf8(&b[i + 1..i + 4]).ok();
+            if let Some(Ok(v)) = digits.map(|d| u8::from_str_radix(d, 8)) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn parse_hierarchies(cgroup: &str, mountinfo: &str) -> Vec<Hierarchy> {
+    let mounts = parse_mountinfo(mountinfo);
+    let mut out = Vec::new();
+    for line in cgroup.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(ctrl), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let controllers: Vec<String> = if ctrl.is_empty() {
+            vec![]
+        } else {
+            ctrl.split(',').map(str::to_string).collect()
+        };
+        let mount = if controllers.is_empty() {
+            mounts.iter().find(|m| m.fstype == "cgroup2")
+        } else {
+            mounts.iter().find(|m| {
+                m.fstype == "cgroup" && controllers.iter().all(|c| m.opts.contains(c))
+            })
+        };
+        let Some(m) = mount else { continue };
+        // The mount may expose only part of the hierarchy (a cgroup
+        // namespace, or a bind of a subtree): our path is relative to it.
+        let rel = Path::new(path)
+            .strip_prefix(&m.root)
+            .unwrap_or(Path::new(path.trim_start_matches('/')));
+        let rel = rel.strip_prefix("/").unwrap_or(rel);
+        out.push(Hierarchy {
+            mount: PathBuf::from(&m.point),
+            own_dir: Path::new(&m.point).join(rel),
+            controllers,
+            unified: ctrl.is_empty(),
+        });
+    }
+    out
+}
+
+/// True when the host has only the unified hierarchy.
+pub fn is_pure_v2(h: &[Hierarchy]) -> bool {
+    h.iter().all(|h| h.unified)
+}
+
+/// The container's cgroup directory in each hierarchy, following runc:
+/// an absolute cgroupsPath is under the hierarchy's root, a relative one (and
+/// the default `<id>` when it is absent) under rrun's own cgroup.
+pub fn container_dirs(
+    hierarchies: &[Hierarchy],
+    cgroups_path: Option<&Path>,
+    id: &str,
+    systemd: bool,
+) -> Result<Vec<PathBuf>> {
+    if systemd {
+        return Err(CgroupError::Systemd);
+    }
+    let rel = cgroups_path
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new(id));
+    if rel.components().any(|c| c == Component::ParentDir) {
+        return Err(CgroupError::BadPath(rel.to_path_buf()));
+    }
+    Ok(hierarchies
+        .iter()
+        .map(|h| {
+            if rel.is_absolute() {
+                h.mount.join(rel.strip_prefix("/").unwrap_or(rel))
+            } else {
+                h.own_dir.join(rel)
+            }
+        })
+        .collect())
+}
+
+fn write(path: &Path, value: &str) -> Result<()> {
+    fs::write(path, value).map_err(|e| CgroupError::Write {
+        path: path.to_path_buf(),
+        value: value.to_string(),
+        source: e,
+    })
+}
+
+/// Creates the directories. Returns the ones that did not exist before, so a
+/// failed create removes only what it made.
+pub fn create(hierarchies: &[Hierarchy], dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut made = Vec::new();
+    for (h, dir) in hierarchies.iter().zip(dirs) {
+        let mut missing = Vec::new();
+        let mut p = dir.as_path();
+        while !p.exists() {
+            missing.push(p.to_path_buf());
+            match p.parent() {
+                Some(parent) => p = parent,
+                None => break,
+            }
+        }
+        for d in missing.iter().rev() {
+            match fs::create_dir(d) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(CgroupError::Create(d.clone(), e)),
+            }
+            if h.controllers.iter().any(|c| c == "cpuset") {
+                // A new v1 cpuset starts empty and refuses tasks until cpus
+                // and mems are filled in from its parent.
+                for f in ["cpuset.cpus", "cpuset.mems"] {
+                    let parent = d.parent().map(|p| p.join(f));
+                    if let Some(Ok(v)) = parent.map(fs::read_to_string) {
+                        write(&d.join(f), v.trim())?;
+                    }
+                }
+            }
+        }
+        if !missing.is_empty() {
+            made.push(dir.clone());
+        }
+    }
+    Ok(made)
+}
+
+/// Moves `pid` into the container's cgroup in every hierarchy.
+pub fn add_pid(dirs: &[PathBuf], pid: i32) -> Result<()> {
+    for dir in dirs {
+        write(&dir.join("cgroup.procs"), &pid.to_string())?;
+    }
+    Ok(())
+}
+
+/// Devices every container may use (runc's default allowlist), added after
+/// the config's own rules.
+const DEFAULT_ALLOWED: &[&str] = &[
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:8 rwm",
+    "c 1:7 rwm",
+    "c 5:0 rwm",
+    "c 1:5 rwm",
+    "c 1:9 rwm",
+    "c 5:1 rwm",
+    "c 136:* rwm",
+    "c 5:2 rwm",
+    "c 10:200 rwm",
+];
+
+/// The v1 `devices.allow` / `devices.deny` writes for a config, in order.
+pub fn device_rules(rules: &[LinuxDeviceCgroup]) -> Vec<(bool, String)> {
+    let mut out = Vec::new();
+    for r in rules {
+        let typ = match r.typ() {
+            None | Some(LinuxDeviceType::A) => "a",
+            Some(LinuxDeviceType::B) => "b",
+            Some(LinuxDeviceType::C) | Some(LinuxDeviceType::U) => "c",
+            Some(LinuxDeviceType::P) => continue,
+        };
+        let num = |n: Option<i64>| n.filter(|n| *n >= 0).map_or("*".to_string(), |n| n.to_string());
+        let access = r.access().clone().unwrap_or_else(|| "rwm".into());
+        let rule = if typ == "a" {
+            "a".to_string()
+        } else {
+            format!("{} {}:{} {}", typ, num(r.major()), num(r.minor()), access)
+        };
+        out.push((r.allow(), rule));
+    }
+    for d in DEFAULT_ALLOWED {
+        out.push((true, d.to_string()));
+    }
+    out
+}
+
+/// Applies the device allowlist in the v1 devices hierarchy (deny all first).
+/// On cgroup v2 the allowlist is a BPF program; that belongs to the resources
+/// work, and until then v2 hosts rely on the device nodes rrun creates.
+pub fn apply_devices(
+    hierarchies: &[Hierarchy],
+    dirs: &[PathBuf],
+    rules: &[LinuxDeviceCgroup],
+) -> Result<()> {
+    for (h, dir) in hierarchies.iter().zip(dirs) {
+        if !h.controllers.iter().any(|c| c == "devices") {
+            continue;
+        }
+        write(&dir.join("devices.deny"), "a")?;
+        for (allow, rule) in device_rules(rules) {
+            let file = if allow { "devices.allow" } else { "devices.deny" };
+            write(&dir.join(file), &rule)?;
+        }
+    }
+    Ok(())
+}
+
+/// Every pid in the container's cgroups (nested cgroups included).
+pub fn pids(dirs: &[PathBuf]) -> Vec<i32> {
+    fn walk(dir: &Path, out: &mut Vec<i32>) {
+        if let Ok(s) = fs::read_to_string(dir.join("cgroup.procs")) {
+            out.extend(s.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+        }
+        if let Ok(rd) = fs::read_dir(dir) {
+            for e in rd.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    walk(&e.path(), out);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for dir in dirs {
+        walk(dir, &mut out);
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Paused means frozen in the freezer (v1) or cgroup.freeze (v2).
+pub fn is_frozen(dirs: &[PathBuf]) -> bool {
+    dirs.iter().any(|d| {
+        fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
+            || fs::read_to_string(d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+    })
+}
+
+/// Removes the container's cgroups, nested ones first. A cgroup whose last
+/// process is still exiting reports EBUSY for a moment: retry briefly.
+pub fn remove(dirs: &[PathBuf]) -> Result<()> {
+    fn rm_tree(dir: &Path) -> std::io::Result<()> {
+        if let Ok(rd) = fs::read_dir(dir) {
+            for e in rd.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    rm_tree(&e.path())?;
+                }
+            }
+        }
+        match fs::remove_dir(dir) {
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for dir in dirs {
+        loop {
+            match rm_tree(dir) {
+                Ok(()) => break,
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => return Err(CgroupError::Remove(dir.clone(), e)),
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID_CG: &str = "9:name=systemd:/\n8:pids:/\n4:memory:/outer/inner\n2:cpu,cpuacct:/\n0::/\n";
+    const HYBRID_MI: &str = "\
+30 25 0:26 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw,nsdelegate
+31 25 0:27 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd
+32 25 0:28 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids
+33 25 0:29 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+34 25 0:30 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+";
+
+    #[test]
+    fn hybrid_layout() {
+        let h = parse_hierarchies(HYBRID_CG, HYBRID_MI);
+        assert_eq!(h.len(), 5);
+        let mem = h.iter().find(|h| h.controllers == ["memory"]).unwrap();
+        assert_eq!(mem.own_dir, Path::new("/sys/fs/cgroup/memory/outer/inner"));
+        let uni = h.iter().find(|h| h.unified).unwrap();
+        assert_eq!(uni.own_dir, Path::new("/sys/fs/cgroup/unified"));
+        assert!(!is_pure_v2(&h));
+        let dirs = container_dirs(&h, None, "c1", false).unwrap();
+        assert!(dirs.contains(&PathBuf::from("/sys/fs/cgroup/memory/outer/inner/c1")));
+        let dirs = container_dirs(&h, Some(Path::new("/abs/x")), "c1", false).unwrap();
+        assert!(dirs.contains(&PathBuf::from("/sys/fs/cgroup/memory/abs/x")));
+        assert!(container_dirs(&h, Some(Path::new("a/../../x")), "c1", false).is_err());
+        assert!(container_dirs(&h, None, "c1", true).is_err());
+    }
+
+    #[test]
+    fn pure_v2_and_namespaced_root() {
+        let cg = "0::/user.slice/x\n";
+        let mi = "40 1 0:26 /user.slice /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+        let h = parse_hierarchies(cg, mi);
+        assert!(is_pure_v2(&h));
+        assert_eq!(h[0].own_dir, Path::new("/sys/fs/cgroup/x"));
+    }
+
+    #[test]
+    fn device_rule_strings() {
+        let deny_all: LinuxDeviceCgroup =
+            serde_json::from_str(r#"{"allow": false, "access": "rwm"}"#).unwrap();
+        let allow_null: LinuxDeviceCgroup =
+            serde_json::from_str(r#"{"allow": true, "type": "c", "major": 1, "minor": 3, "access": "r"}"#)
+                .unwrap();
+        let rules = device_rules(&[deny_all, allow_null]);
+        assert_eq!(rules[0], (false, "a".to_string()));
+        assert_eq!(rules[1], (true, "c 1:3 r".to_string()));
+        assert_eq!(rules.len(), 2 + DEFAULT_ALLOWED.len());
+    }
+
+    #[test]
+    fn unescape() {
+        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
+    }
+}

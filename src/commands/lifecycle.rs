@@ -1,0 +1,42 @@
+//! create, start and state.
+
+use anyhow::{Context, Result};
+
+use crate::cli::{Cli, CreateArgs};
+use crate::process::{self, CreateOptions, Created};
+use crate::state::Store;
+
+pub fn create_options(cli: &Cli, a: &CreateArgs, foreground: bool) -> CreateOptions {
+    CreateOptions {
+        id: a.id.clone(),
+        bundle: a.bundle.clone(),
+        pid_file: a.pid_file.clone(),
+        console_socket: a.console_socket.clone(),
+        no_pivot: a.no_pivot,
+        no_new_keyring: a.no_new_keyring,
+        preserve_fds: a.preserve_fds,
+        systemd_cgroup: cli.systemd_cgroup,
+        foreground,
+    }
+}
+
+pub fn create(store: &Store, cli: &Cli, a: &CreateArgs) -> Result<Created> {
+    let created = process::create(store, &create_options(cli, a, false))?;
+    Ok(created)
+}
+
+pub fn start(store: &Store, id: &str) -> Result<()> {
+    let dir = store.open(id)?;
+    let mut state = dir.load()?;
+    process::start(&dir, &mut state)?;
+    Ok(())
+}
+
+pub fn state(store: &Store, id: &str) -> Result<()> {
+    let dir = store.open(id)?;
+    let state = dir.load()?;
+    let json = serde_json::to_string_pretty(&state.oci_state(state.status()))
+        .context("serialising state")?;
+    println!("{json}");
+    Ok(())
+}

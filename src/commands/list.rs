@@ -1,0 +1,86 @@
+//! list [--format table|json] [--quiet]
+
+use anyhow::{Result, bail};
+
+use crate::cli::ListArgs;
+use crate::state::Store;
+
+/// Go's tabwriter as runc configures it (minwidth 12, padding 3): every
+/// column but the last is padded to its widest cell.
+fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| rows.iter().map(|r| r[c].len() + 3).max().unwrap_or(0).max(12))
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        for (c, cell) in r.iter().enumerate() {
+            if c + 1 == cols {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{:<w$}", cell, w = widths[c]));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+pub fn list(store: &Store, a: &ListArgs) -> Result<()> {
+    let mut states = Vec::new();
+    for id in store.list()? {
+        // A container half-way through create or delete is skipped, not an error.
+        if let Ok(s) = store.peek(&id) {
+            states.push(s);
+        }
+    }
+    if a.quiet {
+        for s in &states {
+            println!("{}", s.id);
+        }
+        return Ok(());
+    }
+    match a.format.as_str() {
+        "table" => {
+            let mut rows = vec![
+                ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+                    .map(String::from)
+                    .to_vec(),
+            ];
+            for s in &states {
+                let status = s.status();
+                let o = s.oci_state(status);
+                rows.push(vec![
+                    s.id.clone(),
+                    o.pid.to_string(),
+                    status.to_string(),
+                    s.bundle.display().to_string(),
+                    s.created.clone(),
+                    s.owner.clone(),
+                ]);
+            }
+            print!("{}", table(&rows));
+        }
+        "json" => {
+            let v: Vec<_> = states.iter().map(|s| s.oci_state(s.status())).collect();
+            println!("{}", serde_json::to_string(&v)?);
+        }
+        other => bail!("invalid --format {other:?}: use table or json"),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn table_pads_like_tabwriter() {
+        let rows = vec![
+            vec!["ID".to_string(), "PID".into(), "OWNER".into()],
+            vec!["a-very-long-id".to_string(), "1".into(), "root".into()],
+        ];
+        let t = super::table(&rows);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], format!("{:<17}{:<12}OWNER", "ID", "PID"));
+        assert_eq!(lines[1], format!("{:<17}{:<12}root", "a-very-long-id", "1"));
+    }
+}

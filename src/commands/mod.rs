@@ -1,0 +1,40 @@
+//! One function per verb: load, call, print. Errors leave as anyhow with
+//! context; main.rs turns them into one stderr line and a log line.
+
+pub mod delete;
+pub mod kill;
+pub mod lifecycle;
+pub mod list;
+pub mod run;
+pub mod spec;
+
+use anyhow::{Result, bail};
+
+use crate::cli::{Cli, Command};
+use crate::state::Store;
+
+/// Runs the command; returns the process exit code.
+pub fn dispatch(cli: &Cli) -> Result<i32> {
+    let store = Store::new(&cli.root);
+    let Some(command) = &cli.command else {
+        bail!("no command given (see rrun --help)");
+    };
+    match command {
+        Command::Create(a) => lifecycle::create(&store, cli, a).map(|_| 0),
+        Command::Start(a) => lifecycle::start(&store, &a.id).map(|_| 0),
+        Command::State(a) => lifecycle::state(&store, &a.id).map(|_| 0),
+        Command::Kill(a) => kill::kill(&store, a).map(|_| 0),
+        Command::Delete(a) => delete::delete(&store, a).map(|_| 0),
+        Command::Run(a) => run::run(&store, cli, a),
+        Command::List(a) => list::list(&store, a).map(|_| 0),
+        Command::Spec(a) => spec::spec(a).map(|_| 0),
+        Command::Other(args) => {
+            let verb = args.first().map(String::as_str).unwrap_or("");
+            match verb {
+                "exec" | "ps" | "pause" | "resume" | "update" | "events" | "features" | "checkpoint"
+                | "restore" => bail!("rrun {verb}: not supported by this version of rrun"),
+                _ => bail!("unknown command {verb:?} (see rrun --help)"),
+            }
+        }
+    }
+}

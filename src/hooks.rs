@@ -1,0 +1,89 @@
+//! OCI hooks: each runs as `path` with `args` (argv[0] included) and `env`,
+//! the container's state JSON on stdin, and is killed when its `timeout`
+//! (seconds) passes. Which hooks run where, and what a failure means, is
+//! decided by the callers (process/ and commands/), following config.md.
+
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use oci_spec::runtime::Hook;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error("{kind} hook {path}: {msg}")]
+    Failed {
+        kind: &'static str,
+        path: String,
+        msg: String,
+    },
+}
+
+/// Runs `hooks` in order; the first failure stops the rest.
+pub fn run_all(kind: &'static str, hooks: &[Hook], state_json: &[u8]) -> Result<(), HookError> {
+    for h in hooks {
+        run_one(kind, h, state_json)?;
+    }
+    Ok(())
+}
+
+fn run_one(kind: &'static str, hook: &Hook, state_json: &[u8]) -> Result<(), HookError> {
+    let path = hook.path().display().to_string();
+    let fail = |msg: String| HookError::Failed {
+        kind,
+        path: path.clone(),
+        msg,
+    };
+    let mut cmd = Command::new(hook.path());
+    if let Some(args) = hook.args().as_deref() {
+        if let Some(a0) = args.first() {
+            cmd.arg0(a0);
+        }
+        cmd.args(args.iter().skip(1));
+    }
+    cmd.env_clear();
+    for kv in hook.env().as_deref().unwrap_or_default() {
+        if let Some((k, v)) = kv.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    // Hooks run outside the user's program: they get the runtime's stdout
+    // and stderr, like runc's, and the state on stdin.
+    cmd.stdin(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| fail(format!("cannot start: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook that never reads stdin must not block us: the state fits in
+        // the pipe buffer, and EPIPE from an early exit is not an error.
+        let _ = stdin.write_all(state_json);
+    }
+    let timeout = hook.timeout().map(|t| Duration::from_secs(t as u64));
+    let status = match timeout {
+        None => child.wait().map_err(|e| fail(format!("wait: {e}")))?,
+        Some(t) => {
+            let pidfd = crate::sys::pidfd_open(child.id() as i32)
+                .map_err(|e| fail(format!("pidfd_open: {e}")))?;
+            let mut fds = [PollFd::new(std::os::fd::AsFd::as_fd(&pidfd), PollFlags::POLLIN)];
+            let ms = PollTimeout::try_from(t.as_millis().min(i32::MAX as u128) as i32)
+                .unwrap_or(PollTimeout::MAX);
+            let ready = loop {
+                match poll(&mut fds, ms) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    other => break other.unwrap_or(0),
+                }
+            };
+            if ready == 0 {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(fail(format!("timed out after {}s", t.as_secs())));
+            }
+            child.wait().map_err(|e| fail(format!("wait: {e}")))?
+        }
+    };
+    if status.success() {
+        Ok(())
+    } else {
+        Err(fail(format!("exited with {status}")))
+    }
+}

@@ -1,0 +1,114 @@
+//! rrun's log, in the two formats engines read: logrus-style text
+//! (`time="..." level=error msg="..."`) and JSON lines with `level`, `msg`
+//! and `time`, which containerd's shim and podman parse to show the user the
+//! last error. Without --log the log goes to stderr.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::OnceLock;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+struct Logger {
+    file: Option<File>,
+    format: Format,
+    debug: bool,
+}
+
+static LOGGER: OnceLock<Mutex<Logger>> = OnceLock::new();
+
+/// Sets up the log. A log file that cannot be opened is reported on stderr
+/// and logging falls back to stderr, so the real error is not lost.
+pub fn init(path: Option<&Path>, format: Format, debug: bool) {
+    let file = path.and_then(|p| {
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o644)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(p)
+            .map_err(|e| eprintln!("rrun: cannot open log file {}: {e}", p.display()))
+            .ok()
+    });
+    let _ = LOGGER.set(Mutex::new(Logger {
+        file,
+        format,
+        debug,
+    }));
+}
+
+/// True when log lines go to a file (so the CLI also prints the plain error).
+pub fn to_file() -> bool {
+    LOGGER
+        .get()
+        .and_then(|l| l.lock().ok().map(|l| l.file.is_some()))
+        .unwrap_or(false)
+}
+
+pub fn format_line(format: Format, level: &str, msg: &str, time: &str) -> String {
+    match format {
+        Format::Json => serde_json::json!({"level": level, "msg": msg, "time": time}).to_string(),
+        Format::Text => format!(
+            "time=\"{}\" level={} msg={}",
+            time,
+            level,
+            serde_json::Value::String(msg.to_string())
+        ),
+    }
+}
+
+fn write(level: &str, msg: &str) {
+    let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    let Some(logger) = LOGGER.get() else {
+        eprintln!("{}", format_line(Format::Text, level, msg, &time));
+        return;
+    };
+    let Ok(mut l) = logger.lock() else { return };
+    if level == "debug" && !l.debug {
+        return;
+    }
+    let line = format_line(l.format, level, msg, &time);
+    match l.file.as_mut() {
+        Some(f) => {
+            let _ = writeln!(f, "{line}");
+        }
+        None => eprintln!("{line}"),
+    }
+}
+
+pub fn error(msg: &str) {
+    write("error", msg);
+}
+
+pub fn warn(msg: &str) {
+    write("warning", msg);
+}
+
+pub fn debug(msg: &str) {
+    write("debug", msg);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_and_text_lines() {
+        let j = format_line(Format::Json, "error", "bad \"x\"", "T");
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(v["level"], "error");
+        assert_eq!(v["msg"], "bad \"x\"");
+        assert_eq!(v["time"], "T");
+        assert_eq!(
+            format_line(Format::Text, "error", "no such \"id\"", "T"),
+            "time=\"T\" level=error msg=\"no such \\\"id\\\"\""
+        );
+    }
+}

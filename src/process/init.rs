@@ -1,0 +1,321 @@
+//! The child side of create: the intermediate process (when needed) and the
+//! container init, which sets up the container from inside its namespaces
+//! and blocks before exec until `start`. Both never return: they exec or
+//! _exit. Every failure is sent to the parent as one message naming the
+//! step, then the process exits.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::sched::{CloneFlags, unshare};
+use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
+use nix::sys::socket::accept4;
+use nix::unistd::{Gid, Uid, setgroups, setresgid, setresuid};
+use oci_spec::runtime::{LinuxNamespaceType, PosixRlimitType, Process};
+
+use super::InitPlan;
+use super::sync::{Channel, Msg};
+use crate::rootfs::{self, RootfsPlan};
+use crate::security::CapPlan;
+use crate::sys::{self, CloneResult};
+
+type StepResult<T> = Result<T, String>;
+
+fn step<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> String {
+    move |e| format!("{what}: {e}")
+}
+
+fn fail(chan: &Channel, msg: String) -> ! {
+    let _ = chan.send(&Msg::Error(msg));
+    sys::exit_now(1)
+}
+
+/// The intermediate process: joins namespaces by path, unshares the new
+/// ones (a user namespace first, with the parent writing its maps), sets
+/// time offsets, forks the init, reports its pid and exits.
+pub fn intermediate(plan: &InitPlan, chan: &Channel, listener: &OwnedFd) -> ! {
+    let result = (|| -> StepResult<()> {
+        plan.ns.join_all().map_err(|e| e.to_string())?;
+        if plan.ns.new_user() {
+            unshare(CloneFlags::CLONE_NEWUSER).map_err(step("unshare user namespace"))?;
+            chan.send(&Msg::MapRequest).map_err(|e| e.to_string())?;
+            chan.expect(Msg::MapsWritten)?;
+            become_root_in_userns();
+        }
+        let mut rest = plan.ns.new & !CloneFlags::CLONE_NEWUSER;
+        if plan.ns.new_time {
+            rest |= CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
+        }
+        unshare(rest).map_err(step("unshare namespaces"))?;
+        if plan.ns.new_time && !plan.ns.time_offsets.is_empty() {
+            std::fs::write(
+                "/proc/self/timens_offsets",
+                crate::namespaces::timens_text(&plan.ns.time_offsets),
+            )
+            .map_err(step("writing timens_offsets"))?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        fail(chan, e);
+    }
+    match sys::fork_process() {
+        Ok(CloneResult::Child) => run(plan, chan, listener),
+        Ok(CloneResult::Parent { child }) => {
+            let _ = chan.send(&Msg::ChildPid(child.as_raw()));
+            sys::exit_now(0)
+        }
+        Err(e) => fail(chan, format!("fork: {e}")),
+    }
+}
+
+/// setresuid/gid(0) inside a new user namespace, when 0 is mapped: files
+/// created from here on (mount points, device files) belong to the
+/// container's root rather than to the unmapped overflow id.
+fn become_root_in_userns() {
+    let _ = setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0));
+    let _ = setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0));
+}
+
+/// The container init. Steps a..j of the table in process/mod.rs.
+pub fn run(plan: &InitPlan, chan: &Channel, listener: &OwnedFd) -> ! {
+    // a. A clean signal state: rrun may have blocked or ignored signals
+    //    (Rust ignores SIGPIPE); the user's program must start with none.
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    sys::reset_signal_dispositions();
+    // Until exec, nothing in the container may ptrace us or open our
+    // /proc/<pid>/exe (the rrun binary) or fds (CVE-2019-5736 class).
+    let _ = sys::set_non_dumpable();
+    if let Err(e) = chan.expect(Msg::Go) {
+        // The parent died or failed: nobody will clean up a half-made init.
+        let _ = e;
+        sys::exit_now(1);
+    }
+    let exe = match setup(plan, chan) {
+        Ok(exe) => exe,
+        Err(e) => fail(chan, e),
+    };
+    if chan.send(&Msg::Ready).is_err() {
+        sys::exit_now(1);
+    }
+    // i. Wait for `start`. The connection fd is CLOEXEC: a successful
+    //    execve closes it, which is how `start` learns the exec happened.
+    let conn = loop {
+        match accept4(listener.as_fd(), nix::sys::socket::SockFlag::SOCK_CLOEXEC) {
+            Ok(c) => break c,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => sys::exit_now(1),
+        }
+    };
+    let report = |msg: String| -> ! {
+        let _ = nix::unistd::write(&conn, msg.as_bytes());
+        sys::exit_now(127)
+    };
+    // j. startContainer hooks run in the container, then the program.
+    if let Some(h) = plan.spec.hooks().as_ref().and_then(|h| h.start_container().as_deref()) {
+        let json = serde_json::json!({
+            "ociVersion": crate::spec::OCI_VERSION, "id": plan.id, "status": "created",
+            "pid": nix::unistd::getpid().as_raw(), "bundle": plan.bundle,
+        });
+        if let Err(e) = crate::hooks::run_all("startContainer", h, json.to_string().as_bytes()) {
+            report(e.to_string());
+        }
+    }
+    let err = nix::unistd::execve(&exe.path, &exe.args, &exe.env).unwrap_err();
+    report(format!("exec {}: {}", exe.path.to_string_lossy(), err))
+}
+
+struct Exec {
+    path: CString,
+    args: Vec<CString>,
+    env: Vec<CString>,
+}
+
+fn cstring(s: &str, what: &'static str) -> StepResult<CString> {
+    CString::new(s).map_err(|_| format!("{what} {s:?}: contains a NUL byte"))
+}
+
+/// Steps c..h. Returns what to exec.
+fn setup(plan: &InitPlan, chan: &Channel) -> StepResult<Exec> {
+    let spec = &plan.spec;
+    let process: &Process = spec.process().as_ref().expect("validated: process present");
+
+    // c.
+    if plan.ns.new_user() && !plan.ns.needs_intermediate() {
+        become_root_in_userns();
+    }
+    if plan.ns.new_cgroup {
+        unshare(CloneFlags::CLONE_NEWCGROUP).map_err(step("unshare cgroup namespace"))?;
+    }
+    nix::unistd::setsid().map_err(step("setsid"))?;
+
+    // d.
+    let new_uts = plan.ns.new.contains(CloneFlags::CLONE_NEWUTS);
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        if new_uts || plan.ns.joins_type(LinuxNamespaceType::Uts) {
+            nix::unistd::sethostname(h).map_err(step("sethostname"))?;
+        }
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        set_domainname(d)?;
+    }
+    let rplan = RootfsPlan {
+        spec,
+        rootfs: &plan.rootfs,
+        bundle: &plan.bundle,
+        userns: plan.ns.in_userns(),
+        cgroupns: plan.ns.new_cgroup,
+        no_pivot: plan.no_pivot,
+        hierarchies: &plan.hierarchies,
+        cgroup_dirs: &plan.cgroup_dirs,
+    };
+    rootfs::prepare(&rplan).map_err(|e| e.to_string())?;
+    // e. f.
+    if plan.has_runtime_hooks {
+        chan.send(&Msg::CreateRuntimeHooks).map_err(|e| e.to_string())?;
+        chan.expect(Msg::HooksDone)?;
+    }
+    if let Some(h) = spec.hooks().as_ref().and_then(|h| h.create_container().as_deref()) {
+        let json = serde_json::json!({
+            "ociVersion": crate::spec::OCI_VERSION, "id": plan.id, "status": "creating",
+            "pid": nix::unistd::getpid().as_raw(), "bundle": plan.bundle,
+        });
+        crate::hooks::run_all("createContainer", h, json.to_string().as_bytes()).map_err(|e| e.to_string())?;
+    }
+    rootfs::enter(&rplan).map_err(|e| e.to_string())?;
+    // g.
+    rootfs::finalize(&rplan).map_err(|e| e.to_string())?;
+
+    // h.
+    for r in process.rlimits().as_deref().unwrap_or_default() {
+        set_rlimit(r.typ(), r.soft(), r.hard())?;
+    }
+    if !plan.no_new_keyring {
+        match sys::join_session_keyring(&plan.id) {
+            Ok(()) | Err(nix::errno::Errno::ENOSYS) => {}
+            Err(e) => return Err(format!("joining a new session keyring: {e}")),
+        }
+    }
+    let env = build_env(process, plan.listen_fds);
+    let args = process.args().as_deref().expect("validated: args present");
+    let path = find_executable(&args[0], &env, process.cwd())?;
+    let caps = CapPlan::from_spec(process.capabilities().as_ref());
+    caps.drop_bounding().map_err(|e| e.to_string())?;
+    sys::set_keep_caps(true).map_err(step("PR_SET_KEEPCAPS"))?;
+    let user = process.user();
+    let setgroups_allowed = std::fs::read_to_string("/proc/self/setgroups")
+        .map(|s| s.trim() != "deny")
+        .unwrap_or(true);
+    if setgroups_allowed {
+        let gids: Vec<Gid> = user
+            .additional_gids()
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|g| Gid::from_raw(*g))
+            .collect();
+        setgroups(&gids).map_err(step("setgroups"))?;
+    }
+    let gid = Gid::from_raw(user.gid());
+    let uid = Uid::from_raw(user.uid());
+    setresgid(gid, gid, gid).map_err(|e| format!("setting gid {}: {e}", user.gid()))?;
+    setresuid(uid, uid, uid).map_err(|e| format!("setting uid {}: {e}", user.uid()))?;
+    sys::set_keep_caps(false).map_err(step("PR_SET_KEEPCAPS"))?;
+    nix::unistd::chdir(process.cwd()).map_err(|e| format!("chdir to cwd {:?}: {e}", process.cwd()))?;
+    caps.apply().map_err(|e| e.to_string())?;
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+        user.umask().unwrap_or(0o022) as libc::mode_t,
+    ));
+    if process.no_new_privileges().unwrap_or(false) {
+        sys::set_no_new_privs().map_err(step("PR_SET_NO_NEW_PRIVS"))?;
+    }
+    // Nothing rrun opened (or was handed) reaches the program, except the
+    // fds the caller asked to pass on (runc CVE-2024-21626 class).
+    let first_closed = 3 + plan.preserve_fds;
+    sys::cloexec_from(first_closed).map_err(step("close_range"))?;
+    for fd in 3..first_closed {
+        let _ = sys::clear_cloexec(fd as i32);
+    }
+    Ok(Exec {
+        path,
+        args: args.iter().map(|a| cstring(a, "process.args")).collect::<StepResult<_>>()?,
+        env: env.iter().map(|e| cstring(e, "process.env")).collect::<StepResult<_>>()?,
+    })
+}
+
+fn set_domainname(d: &str) -> StepResult<()> {
+    let c = cstring(d, "domainname")?;
+    // setdomainname is missing from nix; write through procfs instead, which
+    // is the UTS namespace's own value.
+    std::fs::write("/proc/sys/kernel/domainname", c.as_bytes()).map_err(step("setting domainname"))
+}
+
+fn set_rlimit(typ: PosixRlimitType, soft: u64, hard: u64) -> StepResult<()> {
+    use nix::sys::resource::{Resource, setrlimit};
+    let res = match typ {
+        PosixRlimitType::RlimitCpu => Resource::RLIMIT_CPU,
+        PosixRlimitType::RlimitFsize => Resource::RLIMIT_FSIZE,
+        PosixRlimitType::RlimitData => Resource::RLIMIT_DATA,
+        PosixRlimitType::RlimitStack => Resource::RLIMIT_STACK,
+        PosixRlimitType::RlimitCore => Resource::RLIMIT_CORE,
+        PosixRlimitType::RlimitRss => Resource::RLIMIT_RSS,
+        PosixRlimitType::RlimitNproc => Resource::RLIMIT_NPROC,
+        PosixRlimitType::RlimitNofile => Resource::RLIMIT_NOFILE,
+        PosixRlimitType::RlimitMemlock => Resource::RLIMIT_MEMLOCK,
+        PosixRlimitType::RlimitAs => Resource::RLIMIT_AS,
+        PosixRlimitType::RlimitLocks => Resource::RLIMIT_LOCKS,
+        PosixRlimitType::RlimitSigpending => Resource::RLIMIT_SIGPENDING,
+        PosixRlimitType::RlimitMsgqueue => Resource::RLIMIT_MSGQUEUE,
+        PosixRlimitType::RlimitNice => Resource::RLIMIT_NICE,
+        PosixRlimitType::RlimitRtprio => Resource::RLIMIT_RTPRIO,
+        PosixRlimitType::RlimitRttime => Resource::RLIMIT_RTTIME,
+    };
+    setrlimit(res, soft, hard).map_err(|e| format!("setrlimit {typ:?} soft={soft} hard={hard}: {e}"))
+}
+
+/// process.env, plus LISTEN_FDS/LISTEN_PID for socket activation, and a
+/// default PATH when the config has none (as runc does).
+fn build_env(process: &Process, listen_fds: u32) -> Vec<String> {
+    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    if listen_fds > 0 {
+        env.retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));
+        env.push(format!("LISTEN_FDS={listen_fds}"));
+        env.push("LISTEN_PID=1".into());
+    }
+    env
+}
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Resolves args[0] inside the container as execvp would, so a missing
+/// program fails `create` with a clear message instead of a dead `start`.
+fn find_executable(arg0: &str, env: &[String], cwd: &Path) -> StepResult<CString> {
+    use std::os::unix::fs::PermissionsExt;
+    let is_exec = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if arg0.contains('/') {
+        let p = if Path::new(arg0).is_absolute() {
+            PathBuf::from(arg0)
+        } else {
+            cwd.join(arg0)
+        };
+        if !is_exec(&p) {
+            return Err(format!("exec: {arg0:?}: no such executable file in the container"));
+        }
+        return cstring(arg0, "process.args[0]");
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let p = Path::new(dir).join(arg0);
+        let p = if p.is_absolute() { p } else { cwd.join(p) };
+        if is_exec(&p) {
+            return cstring(&p.to_string_lossy(), "process.args[0]");
+        }
+    }
+    Err(format!("exec: {arg0:?}: executable file not found in $PATH"))
+}

@@ -1,0 +1,470 @@
+//! The create sequence: how rrun turns a validated bundle into a container
+//! init blocked before the user's program, and how `start` releases it.
+//!
+//! Processes: rrun clones ONE process (the container init) with every new
+//! namespace in the clone flags. Only when namespaces are joined by path, or
+//! a time namespace is new, does rrun fork an intermediate process first,
+//! which joins/unshares and then forks the init (the kernel applies a joined
+//! pid namespace and a new time namespace to children only). rrun never
+//! re-executes itself: the init runs rrun's code, already in memory, until
+//! it execs the user's program.
+//!
+//! Parent (rrun create)                       Child (container init)
+//! 1. validate config, cgroup paths, id       -
+//! 2. claim state dir, exec socket, channel   -
+//! 3. clone(new namespaces)                   a. reset signals, non-dumpable
+//! 4. write id maps, cgroups, oom_score_adj   b. wait for Go
+//! 5. send Go                                 c. uid 0 in userns, cgroup ns, setsid
+//! -                                          d. hostname, mounts, devices
+//! 6. run prestart + createRuntime hooks  <-  e. ask for hooks (if any)
+//! -                                          f. createContainer hooks, pivot_root
+//! -                                          g. sysctl, ro/masked paths, ro root
+//! -                                          h. rlimits, keyring, user, caps, cwd,
+//! -                                             umask, no_new_privs, fds
+//! 7. on Ready: write state.json, pid file <- i. Ready; accept() on exec socket
+//! (rrun start) connect to exec socket     -> j. startContainer hooks, execve
+//! (rrun start) EOF = exec happened; save running state, poststart hooks.
+//!
+//! See sync.rs for the message table.
+
+pub mod init;
+pub mod sync;
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::{Signal, kill};
+use nix::sys::socket::{AddressFamily, Backlog, SockFlag, SockType, UnixAddr, bind, listen, socket};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use oci_spec::runtime::Spec;
+
+use crate::cgroups::{self, Hierarchy};
+use crate::hooks;
+use crate::namespaces::{self, NsPlan};
+use crate::spec::Bundle;
+use crate::state::{ContainerDir, ContainerState, Status, Store};
+use crate::sys::{self, CloneResult};
+use sync::Msg;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error(transparent)]
+    Spec(#[from] crate::spec::SpecError),
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    #[error(transparent)]
+    Cgroup(#[from] cgroups::CgroupError),
+    #[error(transparent)]
+    Ns(#[from] namespaces::NsError),
+    #[error(transparent)]
+    Hook(#[from] hooks::HookError),
+    #[error(transparent)]
+    Sync(#[from] sync::SyncError),
+    #[error("{0}: {1}")]
+    Sys(&'static str, nix::Error),
+    #[error("container init: {0}")]
+    Init(String),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+pub type Result<T> = std::result::Result<T, CreateError>;
+
+/// Options of `create` and `run` that shape the container process.
+#[derive(Debug, Default, Clone)]
+pub struct CreateOptions {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    pub systemd_cgroup: bool,
+    /// `run` in the foreground: rrun stays the parent and waits.
+    pub foreground: bool,
+}
+
+/// Everything the init needs, computed before clone so the child only acts.
+pub struct InitPlan {
+    pub id: String,
+    pub spec: Spec,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub ns: NsPlan,
+    pub hierarchies: Vec<Hierarchy>,
+    pub cgroup_dirs: Vec<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    /// fds 3.. that pass to the program: --preserve-fds plus LISTEN_FDS.
+    pub preserve_fds: u32,
+    pub listen_fds: u32,
+    pub has_runtime_hooks: bool,
+}
+
+/// A container that reached `created`, still locked by this process.
+pub struct Created {
+    pub dir: ContainerDir,
+    pub state: ContainerState,
+}
+
+/// Undoes a half-made container on drop unless committed: kills the init,
+/// removes the cgroups it made and the state dir (runc's destroy path, in one
+/// place for every failure).
+struct CleanupGuard<'a> {
+    dir: Option<ContainerDir>,
+    pid: Option<Pid>,
+    cgroups_made: Vec<PathBuf>,
+    poststop: Option<(&'a Spec, ContainerState)>,
+}
+
+impl CleanupGuard<'_> {
+    fn commit(mut self) -> ContainerDir {
+        self.dir.take().expect("guard holds the dir until commit")
+    }
+}
+
+impl Drop for CleanupGuard<'_> {
+    fn drop(&mut self) {
+        let Some(dir) = self.dir.take() else { return };
+        if let Some(pid) = self.pid {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+        if let Err(e) = cgroups::remove(&self.cgroups_made) {
+            crate::log::warn(&format!("cleanup after failed create: {e}"));
+        }
+        if let Some((spec, state)) = &self.poststop {
+            if let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststop().as_deref()) {
+                let json = oci_state_json(state, Status::Stopped);
+                if let Err(e) = hooks::run_all("poststop", h, &json) {
+                    crate::log::warn(&e.to_string());
+                }
+            }
+        }
+        if let Err(e) = dir.destroy() {
+            crate::log::warn(&format!("cleanup after failed create: {e}"));
+        }
+    }
+}
+
+pub fn oci_state_json(state: &ContainerState, status: Status) -> Vec<u8> {
+    serde_json::to_vec(&state.oci_state(status)).expect("state serialises: plain data")
+}
+
+/// LISTEN_FDS from socket activation, honoured as runc does: only when
+/// LISTEN_PID names us (or is absent).
+fn listen_fds() -> u32 {
+    let pid_ok = std::env::var("LISTEN_PID")
+        .map(|p| p == std::process::id().to_string())
+        .unwrap_or(true);
+    if !pid_ok {
+        return 0;
+    }
+    std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Validates everything, then builds the container up to `created`.
+pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
+    // Everything that can fail without side effects, first.
+    crate::state::validate_id(&opts.id)?;
+    let Bundle { path: bundle, spec, rootfs } = crate::spec::load_bundle(&opts.bundle)?;
+    let process = spec.process().as_ref().expect("validated: process present");
+    if process.terminal().unwrap_or(false) && opts.console_socket.is_none() {
+        return Err(CreateError::Unsupported(if opts.foreground {
+            "process.terminal is true: a terminal without --console-socket is not supported yet; set \"terminal\": false or pass --console-socket".into()
+        } else {
+            "cannot allocate a terminal for a detached container without --console-socket (set \"terminal\": false)".into()
+        }));
+    }
+    if opts.console_socket.is_some() {
+        return Err(CreateError::Unsupported("--console-socket is not supported yet".into()));
+    }
+    let ns = NsPlan::from_spec(&spec)?;
+    let hierarchies = cgroups::discover(Path::new("/proc"))?;
+    let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().as_deref());
+    let cgroup_dirs = cgroups::container_dirs(&hierarchies, cgroups_path, &opts.id, opts.systemd_cgroup)?;
+    let has_runtime_hooks = spec.hooks().as_ref().is_some_and(|h| {
+        h.prestart().as_ref().is_some_and(|v| !v.is_empty())
+            || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+    });
+    let listen = listen_fds();
+
+    let dir = store.create(&opts.id)?;
+    let annotations: BTreeMap<String, String> = spec
+        .annotations()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let mut state = ContainerState {
+        id: opts.id.clone(),
+        bundle: bundle.clone(),
+        rootfs: rootfs.clone(),
+        pid: 0,
+        pid_start: 0,
+        created: crate::state::now_rfc3339(),
+        owner: String::new(),
+        started: false,
+        annotations,
+        cgroup_paths: cgroup_dirs.clone(),
+        hooks: spec.hooks().clone(),
+    };
+    let mut guard = CleanupGuard {
+        dir: Some(dir),
+        pid: None,
+        cgroups_made: Vec::new(),
+        poststop: None,
+    };
+    let dir_ref = guard.dir.as_ref().expect("guard holds the dir");
+
+    let listener = exec_listener(dir_ref)?;
+    let (parent_end, child_end) = sync::pair()?;
+    let plan = InitPlan {
+        id: opts.id.clone(),
+        spec: spec.clone(),
+        bundle,
+        rootfs,
+        ns,
+        hierarchies,
+        cgroup_dirs: cgroup_dirs.clone(),
+        no_pivot: opts.no_pivot,
+        no_new_keyring: opts.no_new_keyring,
+        preserve_fds: opts.preserve_fds + listen,
+        listen_fds: listen,
+        has_runtime_hooks,
+    };
+
+    let intermediate = plan.ns.needs_intermediate();
+    let clone_flags = if intermediate { nix::sched::CloneFlags::empty() } else { plan.ns.new };
+    let first = match sys::clone_process(clone_flags).map_err(|e| CreateError::Sys("clone", e))? {
+        CloneResult::Child => {
+            drop(parent_end);
+            if intermediate {
+                init::intermediate(&plan, &child_end, &listener)
+            } else {
+                init::run(&plan, &child_end, &listener)
+            }
+        }
+        CloneResult::Parent { child } => child,
+    };
+    drop(child_end);
+    drop(listener);
+    guard.pid = Some(first);
+
+    let pid = if intermediate {
+        if plan.ns.new_user() {
+            parent_end.expect(Msg::MapRequest).map_err(CreateError::Init)?;
+            namespaces::write_id_maps(first.as_raw(), &plan.ns)?;
+            parent_end.send(&Msg::MapsWritten)?;
+        }
+        let pid = match parent_end.recv()? {
+            Msg::ChildPid(p) => Pid::from_raw(p),
+            Msg::Error(e) => return Err(CreateError::Init(e)),
+            other => return Err(CreateError::Init(format!("unexpected {other:?}"))),
+        };
+        let _ = waitpid(first, None);
+        guard.pid = Some(pid);
+        pid
+    } else {
+        if plan.ns.new_user() {
+            namespaces::write_id_maps(first.as_raw(), &plan.ns)?;
+        }
+        first
+    };
+
+    guard.cgroups_made = cgroups::create(&plan.hierarchies, &plan.cgroup_dirs)?;
+    let device_rules = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.devices().clone())
+        .unwrap_or_default();
+    cgroups::apply_devices(&plan.hierarchies, &plan.cgroup_dirs, &device_rules)?;
+    cgroups::add_pid(&plan.cgroup_dirs, pid.as_raw())?;
+    if let Some(adj) = process.oom_score_adj() {
+        std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
+            .map_err(|e| CreateError::Init(format!("writing oom_score_adj: {e}")))?;
+    }
+    state.pid = pid.as_raw();
+    state.pid_start = crate::state::proc_stat(pid.as_raw())
+        .map(|(_, s)| s)
+        .ok_or_else(|| CreateError::Init("container init exited during create".into()))?;
+    guard.poststop = Some((&spec, state.clone()));
+    parent_end.send(&Msg::Go)?;
+
+    loop {
+        match parent_end.recv() {
+            Ok(Msg::CreateRuntimeHooks) => {
+                let json = oci_state_json(&state, Status::Creating);
+                let h = spec.hooks().as_ref().expect("hooks requested only when present");
+                hooks::run_all("prestart", h.prestart().as_deref().unwrap_or_default(), &json)?;
+                hooks::run_all("createRuntime", h.create_runtime().as_deref().unwrap_or_default(), &json)?;
+                parent_end.send(&Msg::HooksDone)?;
+            }
+            Ok(Msg::Ready) => break,
+            Ok(Msg::Error(e)) => return Err(CreateError::Init(e)),
+            Ok(other) => return Err(CreateError::Init(format!("unexpected {other:?}"))),
+            Err(sync::SyncError::Eof) => {
+                return Err(CreateError::Init("container init exited during create".into()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+
+    let dir = guard.dir.as_ref().expect("guard holds the dir");
+    dir.save(&state)?;
+    if let Some(p) = &opts.pid_file {
+        write_pid_file(p, pid.as_raw()).map_err(|e| CreateError::Init(format!("pid file {}: {e}", p.display())))?;
+    }
+    let dir = guard.commit();
+    Ok(Created { dir, state })
+}
+
+/// The pid file is written atomically: engines poll for it and must never
+/// read a partial number.
+pub fn write_pid_file(path: &Path, pid: i32) -> std::io::Result<()> {
+    let path = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(path)
+    };
+    crate::state::write_atomic(&path, pid.to_string().as_bytes())
+}
+
+/// The socket the init blocks on until `start` connects. Listening before
+/// clone lets the init inherit it; bound through /proc/self/fd/<dir> so a
+/// long --root still fits sun_path.
+fn exec_listener(dir: &ContainerDir) -> Result<OwnedFd> {
+    let fd = socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
+        .map_err(|e| CreateError::Sys("socket", e))?;
+    let addr = UnixAddr::new(&dir.exec_socket_short()).map_err(|e| CreateError::Sys("exec socket address", e))?;
+    bind(fd.as_raw_fd(), &addr).map_err(|e| CreateError::Sys("binding exec socket", e))?;
+    listen(&fd, Backlog::new(1).expect("1 is a valid backlog")).map_err(|e| CreateError::Sys("listen", e))?;
+    Ok(fd)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot start a container that has stopped")]
+    Stopped,
+    #[error("cannot start an already running container")]
+    Running,
+    #[error("cannot start a container in the {0} state")]
+    Other(Status),
+    #[error("container init is gone: {0}")]
+    Gone(std::io::Error),
+    #[error("{0}")]
+    Exec(String),
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+}
+
+/// Releases a created container's init to exec the user program. Returns
+/// once the exec happened (the init's end of the connection closes on exec).
+pub fn start(dir: &ContainerDir, state: &mut ContainerState) -> std::result::Result<(), StartError> {
+    match state.status() {
+        Status::Created => {}
+        Status::Stopped => return Err(StartError::Stopped),
+        Status::Running => return Err(StartError::Running),
+        s => return Err(StartError::Other(s)),
+    }
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+    let mut conn = UnixStream::connect(dir.exec_socket_short()).map_err(StartError::Gone)?;
+    let mut reply = String::new();
+    let _ = conn.read_to_string(&mut reply);
+    let _ = std::fs::remove_file(dir.exec_socket());
+    if !reply.is_empty() {
+        return Err(StartError::Exec(reply));
+    }
+    state.started = true;
+    dir.save(state)?;
+    if let Some(h) = state.hooks.as_ref().and_then(|h| h.poststart().as_deref()) {
+        // A failing poststart hook is only a warning (config.md).
+        if let Err(e) = hooks::run_all("poststart", h, &oci_state_json(state, Status::Running)) {
+            crate::log::warn(&e.to_string());
+        }
+    }
+    Ok(())
+}
+
+/// Sends `sig` to the container's init, or with `all` to every process in
+/// its cgroups. The init is signalled through a pidfd whose process is
+/// checked to be the one recorded, so a recycled pid is never hit.
+pub fn signal(state: &ContainerState, sig: Signal, all: bool) -> std::result::Result<(), nix::Error> {
+    if all {
+        for pid in cgroups::pids(&state.cgroup_paths) {
+            match kill(Pid::from_raw(pid), sig) {
+                Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // The init may not be in the cgroup files (e.g. cgroups unreadable).
+    }
+    let pidfd = sys::pidfd_open(state.pid)?;
+    if !crate::state::process_alive(state.pid, state.pid_start) {
+        return Err(nix::errno::Errno::ESRCH);
+    }
+    match sys::pidfd_send_signal(&pidfd, sig as i32) {
+        Err(nix::errno::Errno::ESRCH) if all => Ok(()),
+        other => other,
+    }
+}
+
+/// Waits until the pidfd's process has exited (or the timeout passes).
+fn wait_exit(pidfd: &OwnedFd, timeout_ms: i32) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    let t = PollTimeout::try_from(timeout_ms).unwrap_or(PollTimeout::MAX);
+    loop {
+        match poll(&mut fds, t) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Ok(n) => return n > 0,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Kills whatever is left of the container (init first, then every process
+/// in its cgroups), removes its cgroups, runs poststop hooks and removes the
+/// state dir. Used by `delete` and by a foreground `run` that ends.
+pub fn destroy(dir: ContainerDir, state: &ContainerState) -> std::result::Result<(), cgroups::CgroupError> {
+    if crate::state::process_alive(state.pid, state.pid_start) {
+        if let Ok(pidfd) = sys::pidfd_open(state.pid) {
+            if crate::state::process_alive(state.pid, state.pid_start) {
+                let _ = sys::pidfd_send_signal(&pidfd, libc::SIGKILL);
+                wait_exit(&pidfd, 5000);
+            }
+        }
+    }
+    // Stragglers: processes that escaped the pid namespace teardown (none
+    // with a private pid namespace, but a shared one leaves them).
+    for _ in 0..100 {
+        let pids = cgroups::pids(&state.cgroup_paths);
+        if pids.is_empty() {
+            break;
+        }
+        for p in pids {
+            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let removed = cgroups::remove(&state.cgroup_paths);
+    if let Some(h) = state.hooks.as_ref().and_then(|h| h.poststop().as_deref()) {
+        // A failing poststop hook is only a warning (config.md).
+        if let Err(e) = hooks::run_all("poststop", h, &oci_state_json(state, Status::Stopped)) {
+            crate::log::warn(&e.to_string());
+        }
+    }
+    if let Err(e) = dir.destroy() {
+        crate::log::warn(&e.to_string());
+    }
+    removed
+}

@@ -1,0 +1,146 @@
+//! Device nodes in the container's /dev: the defaults every container gets
+//! (null, zero, full, random, urandom, tty) and `linux.devices`. Without a
+//! user namespace they are made with mknod; inside one, mknod is not
+//! allowed, so the host's node is bind-mounted onto an empty file.
+
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::mount::{MsFlags, mount};
+use nix::sys::stat::{Mode, SFlag, makedev, mknodat};
+use nix::unistd::{Gid, Uid, fchownat, symlinkat};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
+
+use super::RootfsError;
+use super::resolve::{Root, fd_path};
+
+/// A device to create: path inside the container, kind, numbers, mode, owner.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceNode {
+    pub path: PathBuf,
+    pub kind: SFlag,
+    pub major: u64,
+    pub minor: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+pub fn default_devices() -> Vec<DeviceNode> {
+    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
+        .iter()
+        .map(|(name, major, minor)| DeviceNode {
+            path: Path::new("/dev").join(name),
+            kind: SFlag::S_IFCHR,
+            major: *major,
+            minor: *minor,
+            mode: 0o666,
+            uid: 0,
+            gid: 0,
+        })
+        .collect()
+}
+
+pub fn from_config(d: &LinuxDevice) -> DeviceNode {
+    let kind = match d.typ() {
+        LinuxDeviceType::B => SFlag::S_IFBLK,
+        LinuxDeviceType::P => SFlag::S_IFIFO,
+        _ => SFlag::S_IFCHR,
+    };
+    DeviceNode {
+        path: d.path().clone(),
+        kind,
+        major: d.major().max(0) as u64,
+        minor: d.minor().max(0) as u64,
+        mode: d.file_mode().unwrap_or(0o666) & 0o7777,
+        uid: d.uid().unwrap_or(0),
+        gid: d.gid().unwrap_or(0),
+    }
+}
+
+/// Creates one node. `bind_from_host` is for user namespaces.
+pub fn create(root: &Root, dev: &DeviceNode, bind_from_host: bool) -> Result<(), RootfsError> {
+    let err = |op, e| RootfsError::Op {
+        op,
+        path: dev.path.clone(),
+        source: e,
+    };
+    let (dir, name) = root.parent_of(&dev.path).map_err(|e| err("resolving device parent", e))?;
+    if bind_from_host {
+        let target = root.create_file(&dev.path).map_err(|e| err("creating device file", e))?;
+        mount(
+            Some(&dev.path),
+            &fd_path(&target),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| err("bind-mounting host device", e))?;
+        return Ok(());
+    }
+    // An existing entry (the image shipped one) is replaced: its numbers
+    // and mode must be the config's.
+    let _ = nix::unistd::unlinkat(dir.as_fd(), &name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+    mknodat(
+        dir.as_fd(),
+        &name,
+        dev.kind,
+        Mode::from_bits_truncate(dev.mode),
+        makedev(dev.major, dev.minor),
+    )
+    .map_err(|e| err("mknod", e))?;
+    fchownat(
+        dir.as_fd(),
+        &name,
+        Some(Uid::from_raw(dev.uid)),
+        Some(Gid::from_raw(dev.gid)),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| err("chown", e))?;
+    nix::sys::stat::fchmodat(
+        dir.as_fd(),
+        &name,
+        Mode::from_bits_truncate(dev.mode),
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )
+    .map_err(|e| err("chmod", e))?;
+    Ok(())
+}
+
+/// The /dev symlinks every Linux program expects.
+pub fn create_symlinks(root: &Root, with_ptmx: bool) -> Result<(), RootfsError> {
+    let mut links = vec![
+        ("/proc/self/fd", "/dev/fd"),
+        ("/proc/self/fd/0", "/dev/stdin"),
+        ("/proc/self/fd/1", "/dev/stdout"),
+        ("/proc/self/fd/2", "/dev/stderr"),
+    ];
+    if Path::new("/proc/kcore").exists() {
+        links.push(("/proc/kcore", "/dev/core"));
+    }
+    if with_ptmx {
+        links.push(("pts/ptmx", "/dev/ptmx"));
+    }
+    for (target, link) in links {
+        let (dir, name) = root.parent_of(Path::new(link)).map_err(|e| RootfsError::Op {
+            op: "resolving /dev",
+            path: link.into(),
+            source: e,
+        })?;
+        if link == "/dev/ptmx" {
+            let _ = nix::unistd::unlinkat(dir.as_fd(), &name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+        }
+        match symlinkat(target, dir.as_fd(), &name) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => {
+                return Err(RootfsError::Op {
+                    op: "symlink",
+                    path: link.into(),
+                    source: e,
+                });
+            }
+        }
+    }
+    Ok(())
+}

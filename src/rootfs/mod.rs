@@ -1,0 +1,452 @@
+//! The container's filesystem view, set up by the container init inside its
+//! new mount namespace: propagation, the rootfs bind, every `mounts[]` entry
+//! in order, /dev, pivot_root, then sysctls, readonly and masked paths and a
+//! readonly root. rootfs never touches a path that has not been resolved
+//! inside the container root (see resolve.rs).
+
+pub mod devices;
+pub mod options;
+pub mod resolve;
+
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sys::stat::{SFlag, fstat};
+use nix::sys::statvfs::{FsFlags, statvfs};
+use oci_spec::runtime::{Mount, Spec};
+
+pub use options::propagation_flag;
+use resolve::{Root, fd_path};
+
+use crate::cgroups::Hierarchy;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RootfsError {
+    #[error("{op} {path}: {source}")]
+    Op {
+        op: &'static str,
+        path: PathBuf,
+        source: Errno,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+type Result<T> = std::result::Result<T, RootfsError>;
+
+fn op<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(Errno) -> RootfsError + 'a {
+    move |source| RootfsError::Op {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Everything rootfs setup needs, computed by the parent before clone.
+pub struct RootfsPlan<'a> {
+    pub spec: &'a Spec,
+    pub rootfs: &'a Path,
+    pub bundle: &'a Path,
+    /// Inside a new user namespace: no mknod, locked mount flags.
+    pub userns: bool,
+    pub cgroupns: bool,
+    pub no_pivot: bool,
+    pub hierarchies: &'a [Hierarchy],
+    pub cgroup_dirs: &'a [PathBuf],
+}
+
+/// /proc files a mount may cover (lxcfs and friends); anything else under
+/// /proc is refused, because a bind over e.g. /proc/self/attr or
+/// /proc/sys/kernel/core_pattern would let the container reach the host.
+const PROC_MOUNT_ALLOWED: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+];
+
+fn check_destination(dest: &Path, typ: Option<&str>) -> Result<()> {
+    let clean = Path::new("/").join(resolve::clean(dest));
+    if clean.starts_with("/proc") && clean != Path::new("/proc") {
+        let ok = PROC_MOUNT_ALLOWED.iter().any(|a| Path::new(a) == clean);
+        if !ok {
+            return Err(RootfsError::Invalid(format!(
+                "mount destination {}: mounts over /proc are not allowed",
+                dest.display()
+            )));
+        }
+    }
+    if clean == Path::new("/proc") && typ.is_some_and(|t| t != "proc") {
+        return Err(RootfsError::Invalid(format!(
+            "mount destination /proc: must be of type proc, not {}",
+            typ.unwrap_or_default()
+        )));
+    }
+    Ok(())
+}
+
+/// Steps before the hooks: propagation, rootfs bind, mounts, devices.
+pub fn prepare(plan: &RootfsPlan) -> Result<()> {
+    let linux = plan.spec.linux().as_ref();
+    let prop = linux
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .and_then(propagation_flag)
+        .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    // Shared modes are applied after pivot_root, which refuses shared mounts.
+    let before = if prop.contains(MsFlags::MS_SHARED) {
+        MsFlags::MS_SLAVE | MsFlags::MS_REC
+    } else {
+        prop
+    };
+    mount(None::<&str>, "/", None::<&str>, before, None::<&str>).map_err(op("making / non-shared", Path::new("/")))?;
+    mount(
+        Some(plan.rootfs),
+        plan.rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(op("bind-mounting rootfs", plan.rootfs))?;
+
+    let root = Root::open(plan.rootfs).map_err(op("opening rootfs", plan.rootfs))?;
+    let mounts = plan.spec.mounts().as_deref().unwrap_or_default();
+    for m in mounts {
+        mount_entry(&root, plan, m)?;
+    }
+
+    let dev_is_bind = mounts.iter().any(|m| {
+        resolve::clean(m.destination()) == Path::new("dev")
+            && options::parse(m.options().as_deref().unwrap_or_default(), m.typ().as_deref()).bind
+    });
+    let old_umask = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    let result = (|| {
+        if !dev_is_bind {
+            for d in devices::default_devices() {
+                devices::create(&root, &d, plan.userns)?;
+            }
+        }
+        for d in linux.and_then(|l| l.devices().as_deref()).unwrap_or_default() {
+            devices::create(&root, &devices::from_config(d), plan.userns)?;
+        }
+        if !dev_is_bind {
+            let pts = mounts.iter().any(|m| resolve::clean(m.destination()) == Path::new("dev/pts"));
+            devices::create_symlinks(&root, pts)?;
+        }
+        Ok(())
+    })();
+    nix::sys::stat::umask(old_umask);
+    result
+}
+
+fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
+    let dest = m.destination();
+    let typ = m.typ().as_deref().filter(|t| !t.is_empty());
+    check_destination(dest, typ)?;
+    let opts = options::parse(m.options().as_deref().unwrap_or_default(), typ);
+    if typ == Some("cgroup") || typ == Some("cgroup2") {
+        return mount_cgroup(root, plan, dest, &opts);
+    }
+    let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ.unwrap_or("none")));
+    if opts.bind {
+        let source = if source.is_absolute() {
+            source
+        } else {
+            plan.bundle.join(source)
+        };
+        let meta = std::fs::metadata(&source).map_err(|e| {
+            RootfsError::Invalid(format!(
+                "mount source {} for {}: {}",
+                source.display(),
+                dest.display(),
+                e
+            ))
+        })?;
+        let target = if meta.is_dir() {
+            root.mkdir_all(dest, 0o755)
+        } else {
+            root.create_file(dest)
+        }
+        .map_err(op("creating mount point", dest))?;
+        let mut flags = MsFlags::MS_BIND;
+        if opts.recursive {
+            flags |= MsFlags::MS_REC;
+        }
+        mount(Some(&source), &fd_path(&target), None::<&str>, flags, None::<&str>)
+            .map_err(op("bind-mounting", dest))?;
+        let extra = opts.flags & !MsFlags::MS_REMOUNT;
+        if !extra.is_empty() {
+            remount_bind(root, dest, extra, false)?;
+        }
+    } else {
+        let target = root.mkdir_all(dest, 0o755).map_err(op("creating mount point", dest))?;
+        let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
+        let res = mount(Some(&source), &fd_path(&target), typ, opts.flags, data);
+        match res {
+            Ok(()) => {}
+            // sysfs cannot be mounted by a user namespace that does not own
+            // the network namespace: show the host's, read-only, as runc does.
+            Err(Errno::EPERM) if typ == Some("sysfs") => {
+                mount(
+                    Some("/sys"),
+                    &fd_path(&target),
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None::<&str>,
+                )
+                .map_err(op("bind-mounting /sys", dest))?;
+                remount_bind(root, dest, opts.flags | MsFlags::MS_RDONLY, true)?;
+            }
+            Err(e) => return Err(op("mounting", dest)(e)),
+        }
+    }
+    for p in &opts.propagation {
+        let fd = root.resolve(dest).map_err(op("resolving mount point", dest))?;
+        mount(None::<&str>, &fd_path(&fd), None::<&str>, *p, None::<&str>)
+            .map_err(op("setting propagation of", dest))?;
+    }
+    Ok(())
+}
+
+/// Changes the flags of the bind mount now at `dest`. In a user namespace
+/// the kernel refuses to drop flags the mount inherited (nosuid, nodev,
+/// noexec, atime): keep them (always when `keep_locked`, else on EPERM).
+fn remount_bind(root: &Root, dest: &Path, flags: MsFlags, keep_locked: bool) -> Result<()> {
+    let fd = root.resolve(dest).map_err(op("resolving mount point", dest))?;
+    let target = fd_path(&fd);
+    let locked = || -> MsFlags {
+        let mut f = MsFlags::empty();
+        if let Ok(st) = statvfs(&target) {
+            let s = st.flags();
+            for (fs, ms) in [
+                (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+                (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+                (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+                (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+                (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+                (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+            ] {
+                if s.contains(fs) {
+                    f |= ms;
+                }
+            }
+        }
+        f
+    };
+    let base = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags;
+    let first = if keep_locked { base | locked() } else { base };
+    match mount(None::<&str>, &target, None::<&str>, first, None::<&str>) {
+        Ok(()) => Ok(()),
+        Err(Errno::EPERM) if !keep_locked => mount(None::<&str>, &target, None::<&str>, base | locked(), None::<&str>)
+            .map_err(op("remounting", dest)),
+        Err(e) => Err(op("remounting", dest)(e)),
+    }
+}
+
+/// /sys/fs/cgroup in the container shows only the container's own cgroups:
+/// on v1, a tmpfs with the container's directory of each hierarchy bound in;
+/// on pure v2, a cgroup2 mount inside the cgroup namespace, else a bind.
+fn mount_cgroup(root: &Root, plan: &RootfsPlan, dest: &Path, opts: &options::MountOptions) -> Result<()> {
+    let target = root.mkdir_all(dest, 0o755).map_err(op("creating mount point", dest))?;
+    let flags = opts.flags & !MsFlags::MS_RDONLY;
+    let ro = opts.flags.contains(MsFlags::MS_RDONLY);
+    if crate::cgroups::is_pure_v2(plan.hierarchies) {
+        if plan.cgroupns {
+            mount(Some("cgroup2"), &fd_path(&target), Some("cgroup2"), opts.flags, None::<&str>)
+                .map_err(op("mounting cgroup2", dest))?;
+        } else if let Some(dir) = plan.cgroup_dirs.first() {
+            mount(Some(dir), &fd_path(&target), None::<&str>, MsFlags::MS_BIND, None::<&str>)
+                .map_err(op("bind-mounting cgroup", dest))?;
+            remount_bind(root, dest, opts.flags, true)?;
+        }
+        return Ok(());
+    }
+    mount(
+        Some("tmpfs"),
+        &fd_path(&target),
+        Some("tmpfs"),
+        flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=755"),
+    )
+    .map_err(op("mounting tmpfs for", dest))?;
+    for (h, dir) in plan.hierarchies.iter().zip(plan.cgroup_dirs) {
+        let Some(name) = h.mount.file_name() else { continue };
+        let sub = dest.join(name);
+        let fd = root.mkdir_all(&sub, 0o755).map_err(op("creating mount point", &sub))?;
+        mount(Some(dir), &fd_path(&fd), None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            .map_err(op("bind-mounting cgroup", &sub))?;
+        let mut f = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        if ro {
+            f |= MsFlags::MS_RDONLY;
+        }
+        remount_bind(root, &sub, f, true)?;
+        // Co-mounted controllers (cpu,cpuacct) are also reachable by each name.
+        if h.controllers.len() > 1 {
+            let dir_fd = root.resolve(dest).map_err(op("resolving", dest))?;
+            for c in &h.controllers {
+                let _ = nix::unistd::symlinkat(name, dir_fd.as_fd(), c.as_str());
+            }
+        }
+    }
+    if ro {
+        let fd = root.resolve(dest).map_err(op("resolving", dest))?;
+        mount(
+            None::<&str>,
+            &fd_path(&fd),
+            None::<&str>,
+            MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some("mode=755"),
+        )
+        .map_err(op("remounting read-only", dest))?;
+    }
+    Ok(())
+}
+
+/// Makes the rootfs the container's `/`. pivot_root(".", ".") stacks the old
+/// root under the new one, which is then detached; --no-pivot moves the
+/// rootfs over / and chroots (for ramfs roots, where pivot_root fails).
+pub fn enter(plan: &RootfsPlan) -> Result<()> {
+    let rootfs = plan.rootfs;
+    if plan.no_pivot {
+        nix::unistd::chdir(rootfs).map_err(op("chdir", rootfs))?;
+        mount(Some(rootfs), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>).map_err(op("moving rootfs to /", rootfs))?;
+        nix::unistd::chroot(".").map_err(op("chroot", rootfs))?;
+        nix::unistd::chdir("/").map_err(op("chdir", Path::new("/")))?;
+        return Ok(());
+    }
+    let old = nix::fcntl::open("/", OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+        .map_err(op("opening old root", Path::new("/")))?;
+    let new = nix::fcntl::open(rootfs, OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+        .map_err(op("opening rootfs", rootfs))?;
+    nix::unistd::fchdir(new.as_fd()).map_err(op("fchdir", rootfs))?;
+    nix::unistd::pivot_root(".", ".").map_err(op("pivot_root", rootfs))?;
+    nix::unistd::fchdir(old.as_fd()).map_err(op("fchdir to old root", Path::new("/")))?;
+    // Make sure the detach below cannot propagate to the host's mounts.
+    mount(None::<&str>, ".", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
+        .map_err(op("making old root a slave", Path::new("/")))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(op("detaching old root", Path::new("/")))?;
+    nix::unistd::chdir("/").map_err(op("chdir", Path::new("/")))?;
+    drop(new);
+    drop(old);
+    Ok(())
+}
+
+/// After pivot_root: sysctls, readonly paths, masked paths, propagation of
+/// a shared root, and the readonly root.
+pub fn finalize(plan: &RootfsPlan) -> Result<()> {
+    let root = Root::open(Path::new("/")).map_err(op("opening /", Path::new("/")))?;
+    let linux = plan.spec.linux().as_ref();
+    if let Some(sysctl) = linux.and_then(|l| l.sysctl().as_ref()) {
+        let mut keys: Vec<_> = sysctl.iter().collect();
+        keys.sort();
+        for (k, v) in keys {
+            write_sysctl(&root, k, v)?;
+        }
+    }
+    for p in linux.and_then(|l| l.readonly_paths().as_deref()).unwrap_or_default() {
+        readonly_path(&root, Path::new(p))?;
+    }
+    for p in linux.and_then(|l| l.masked_paths().as_deref()).unwrap_or_default() {
+        mask_path(&root, Path::new(p))?;
+    }
+    if let Some(prop) = linux
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .and_then(propagation_flag)
+        .filter(|p| p.contains(MsFlags::MS_SHARED))
+    {
+        mount(None::<&str>, "/", None::<&str>, prop, None::<&str>).map_err(op("setting propagation of", Path::new("/")))?;
+    }
+    if plan.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+        remount_bind(&root, Path::new("/"), MsFlags::MS_RDONLY, true)?;
+    }
+    Ok(())
+}
+
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+/// Writes a sysctl, only ever into the container's real procfs: the file is
+/// opened inside the root and checked to be on procfs, so a symlink or a
+/// bind planted over /proc/sys cannot send the write to a host file
+/// (runc CVE-2025-52881 class).
+fn write_sysctl(root: &Root, key: &str, value: &str) -> Result<()> {
+    let path = Path::new("/proc/sys").join(key.replace('.', "/"));
+    let fd = root
+        .open_in(&path, OFlag::O_WRONLY | OFlag::O_NOFOLLOW)
+        .map_err(op("opening sysctl", &path))?;
+    let fs = nix::sys::statfs::fstatfs(fd.as_fd()).map_err(op("statfs", &path))?;
+    if fs.filesystem_type().0 as i64 != PROC_SUPER_MAGIC {
+        return Err(RootfsError::Invalid(format!(
+            "sysctl {key}: {} is not on procfs",
+            path.display()
+        )));
+    }
+    nix::unistd::write(&fd, value.as_bytes()).map_err(op("writing sysctl", &path))?;
+    Ok(())
+}
+
+fn readonly_path(root: &Root, p: &Path) -> Result<()> {
+    let fd = match root.resolve(p) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(op("resolving readonly path", p)(e)),
+    };
+    let path = fd_path(&fd);
+    mount(Some(&path), &path, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+        .map_err(op("bind-mounting readonly path", p))?;
+    remount_bind(root, p, MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, true)
+}
+
+/// Hides a path: an empty read-only tmpfs over a directory, /dev/null over
+/// anything else. The /dev/null used is checked to be the real null device,
+/// so a symlink or file planted at /dev/null cannot be bound over procfs
+/// files instead (runc CVE-2025-31133 class).
+fn mask_path(root: &Root, p: &Path) -> Result<()> {
+    let fd = match root.resolve(p) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(op("resolving masked path", p)(e)),
+    };
+    let st = fstat(fd.as_fd()).map_err(op("stat", p))?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
+        mount(Some("tmpfs"), &fd_path(&fd), Some("tmpfs"), MsFlags::MS_RDONLY, Some("size=0"))
+            .map_err(op("masking", p))?;
+        return Ok(());
+    }
+    let null = root
+        .open_in(Path::new("/dev/null"), OFlag::O_PATH | OFlag::O_NOFOLLOW)
+        .map_err(op("opening", Path::new("/dev/null")))?;
+    let nst = fstat(null.as_fd()).map_err(op("stat", Path::new("/dev/null")))?;
+    let is_chr = SFlag::from_bits_truncate(nst.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR;
+    if !is_chr || nst.st_rdev != nix::sys::stat::makedev(1, 3) {
+        return Err(RootfsError::Invalid(
+            "/dev/null in the container is not the null device; refusing to mask with it".into(),
+        ));
+    }
+    mount(Some(&fd_path(&null)), &fd_path(&fd), None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        .map_err(op("masking", p))?;
+    let _ = null.as_raw_fd();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_destinations() {
+        assert!(check_destination(Path::new("/proc"), Some("proc")).is_ok());
+        assert!(check_destination(Path::new("/proc/cpuinfo"), Some("bind")).is_ok());
+        assert!(check_destination(Path::new("/proc/self/attr"), Some("bind")).is_err());
+        assert!(check_destination(Path::new("/x/../proc/sys/kernel/core_pattern"), None).is_err());
+        assert!(check_destination(Path::new("/proc"), Some("tmpfs")).is_err());
+        assert!(check_destination(Path::new("/data"), Some("bind")).is_ok());
+    }
+}

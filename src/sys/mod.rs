@@ -1,0 +1,192 @@
+//! The only home of `unsafe` in rrun: small, safe wrappers around the syscalls
+//! that nix does not offer (raw clone with namespace flags, pidfds, keyrings,
+//! close_range, prctl bits). Each wrapper documents why it is sound; callers
+//! never see a raw pointer.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+use nix::unistd::Pid;
+
+/// Outcome of [`clone_process`], mirroring `fork`.
+pub enum CloneResult {
+    Parent { child: Pid },
+    Child,
+}
+
+/// `clone(2)` with fork semantics (no new stack, SIGCHLD on exit) plus
+/// namespace flags, so one syscall both forks and creates the new namespaces.
+///
+/// # Safety contract for callers
+/// Like `fork`, this must only be called while the process is single-threaded:
+/// rrun never starts threads before it creates a container.
+pub fn clone_process(flags: CloneFlags) -> Result<CloneResult, Errno> {
+    // SAFETY: with a NULL stack the kernel gives the child a copy-on-write
+    // copy of the parent's stack, exactly as fork(2) does; no Rust object is
+    // shared between the two processes afterwards. rrun is single-threaded
+    // here, so no lock can be held by a thread that does not exist in the
+    // child. The remaining arguments (ptid, ctid, tls) are unused without the
+    // matching CLONE_* flags.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags.bits() | libc::SIGCHLD) as libc::c_ulong,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        )
+    };
+    match ret {
+        -1 => Err(Errno::last()),
+        0 => Ok(CloneResult::Child),
+        pid => Ok(CloneResult::Parent {
+            child: Pid::from_raw(pid as i32),
+        }),
+    }
+}
+
+/// `fork(2)` without glibc's atfork handlers (same contract as [`clone_process`]).
+pub fn fork_process() -> Result<CloneResult, Errno> {
+    clone_process(CloneFlags::empty())
+}
+
+/// A pidfd for `pid`, so later signals cannot hit a recycled pid.
+pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
+    // SAFETY: pidfd_open takes two integers and returns a new fd or -1;
+    // the fd is owned by nobody else, so wrapping it in OwnedFd is sound.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0 as libc::c_uint) };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: ret is a freshly created, valid file descriptor (see above).
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as i32) })
+}
+
+/// Sends `sig` to the process behind a pidfd.
+pub fn pidfd_send_signal(pidfd: &impl AsFd, sig: i32) -> Result<(), Errno> {
+    // SAFETY: a NULL siginfo is explicitly allowed (the kernel fills one in as
+    // kill(2) would); the fd is borrowed and stays open for the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_fd().as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0 as libc::c_uint,
+        )
+    };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// Joins a fresh session keyring named `name` (what runc does unless
+/// --no-new-keyring), so the container does not share the host's keys.
+pub fn join_session_keyring(name: &str) -> Result<(), Errno> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
+    let cname = CString::new(name).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: cname is a valid NUL-terminated string that outlives the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            cname.as_ptr(),
+        )
+    };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// Marks every fd >= `first` close-on-exec, so nothing the caller leaked to
+/// rrun reaches the container (runc CVE-2024-21626 class).
+pub fn cloexec_from(first: u32) -> Result<(), Errno> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range only changes fd flags in this process's table;
+    // with CLOSE_RANGE_CLOEXEC it closes nothing, so no OwnedFd is invalidated.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// Clears FD_CLOEXEC on one fd the config asked to pass on (--preserve-fds).
+pub fn clear_cloexec(fd: i32) -> Result<(), Errno> {
+    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+    // SAFETY: the fd number comes from the caller's explicit request; F_SETFD
+    // on a closed fd fails with EBADF and touches nothing.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::empty())).map(|_| ())
+}
+
+/// PR_SET_KEEPCAPS: keep the permitted set across the uid change.
+pub fn set_keep_caps(on: bool) -> Result<(), Errno> {
+    // SAFETY: prctl with integer arguments only.
+    let ret = unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, on as libc::c_ulong, 0, 0, 0) };
+    Errno::result(ret).map(|_| ())
+}
+
+/// PR_SET_DUMPABLE 0: other processes of the container (even root in it)
+/// cannot ptrace us or open our /proc/<pid>/{exe,fd,cwd,root} while rrun's
+/// own code still runs inside the container (CVE-2019-5736 class).
+pub fn set_non_dumpable() -> Result<(), Errno> {
+    // SAFETY: prctl with integer arguments only.
+    let ret = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0 as libc::c_ulong, 0, 0, 0) };
+    Errno::result(ret).map(|_| ())
+}
+
+/// PR_SET_NO_NEW_PRIVS.
+pub fn set_no_new_privs() -> Result<(), Errno> {
+    // SAFETY: prctl with integer arguments only.
+    let ret = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0) };
+    Errno::result(ret).map(|_| ())
+}
+
+/// PR_SET_CHILD_SUBREAPER, so a foreground `run` inherits the container
+/// process when an intermediate process exits.
+pub fn set_child_subreaper() -> Result<(), Errno> {
+    // SAFETY: prctl with integer arguments only.
+    let ret = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
+    Errno::result(ret).map(|_| ())
+}
+
+/// PR_SET_PDEATHSIG, so a child in the middle of create dies with its parent.
+pub fn set_parent_death_signal(sig: i32) -> Result<(), Errno> {
+    // SAFETY: prctl with integer arguments only.
+    let ret = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) };
+    Errno::result(ret).map(|_| ())
+}
+
+/// Exits immediately without running atexit handlers or flushing stdio
+/// buffers shared with the parent (the correct exit for a forked child).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
+/// Resets every signal to its default action, as a freshly exec'd program
+/// expects (rrun itself ignores SIGPIPE, and ignored signals survive exec).
+pub fn reset_signal_dispositions() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    for sig in Signal::iterator() {
+        if sig == Signal::SIGKILL || sig == Signal::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL runs no code in signal context, which is
+        // the only reason signal() is unsafe.
+        let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+    }
+}
