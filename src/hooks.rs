@@ -52,7 +52,9 @@ fn run_one(kind: &'static str, hook: &Hook, state_json: &[u8]) -> Result<(), Hoo
     // Hooks run outside the user's program: they get the runtime's stdout
     // and stderr, like runc's, and the state on stdin.
     cmd.stdin(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| fail(format!("cannot start: {e}")))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| fail(format!("cannot start: {e}")))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that never reads stdin must not block us: the state fits in
         // the pipe buffer, and EPIPE from an early exit is not an error.
@@ -64,7 +66,10 @@ fn run_one(kind: &'static str, hook: &Hook, state_json: &[u8]) -> Result<(), Hoo
         Some(t) => {
             let pidfd = crate::sys::pidfd_open(child.id() as i32)
                 .map_err(|e| fail(format!("pidfd_open: {e}")))?;
-            let mut fds = [PollFd::new(std::os::fd::AsFd::as_fd(&pidfd), PollFlags::POLLIN)];
+            let mut fds = [PollFd::new(
+                std::os::fd::AsFd::as_fd(&pidfd),
+                PollFlags::POLLIN,
+            )];
             let ms = PollTimeout::try_from(t.as_millis().min(i32::MAX as u128) as i32)
                 .unwrap_or(PollTimeout::MAX);
             let ready = loop {

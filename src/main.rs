@@ -19,7 +19,10 @@ use clap::Parser;
 
 fn print_version() {
     println!("rrun version {}", env!("CARGO_PKG_VERSION"));
-    println!("commit: {}", option_env!("RRUN_COMMIT").unwrap_or("unknown"));
+    println!(
+        "commit: {}",
+        option_env!("RRUN_COMMIT").unwrap_or("unknown")
+    );
     println!("spec: {}", spec::OCI_VERSION);
     println!("rust: {}", option_env!("RRUN_RUSTC").unwrap_or("unknown"));
     println!("seccomp: none (not yet supported)");

@@ -77,11 +77,20 @@ impl NsPlan {
             new_cgroup: false,
             new_time: false,
             joins: Vec::new(),
-            uid_mappings: linux.and_then(|l| l.uid_mappings().clone()).unwrap_or_default(),
-            gid_mappings: linux.and_then(|l| l.gid_mappings().clone()).unwrap_or_default(),
-            time_offsets: linux.and_then(|l| l.time_offsets().clone()).unwrap_or_default(),
+            uid_mappings: linux
+                .and_then(|l| l.uid_mappings().clone())
+                .unwrap_or_default(),
+            gid_mappings: linux
+                .and_then(|l| l.gid_mappings().clone())
+                .unwrap_or_default(),
+            time_offsets: linux
+                .and_then(|l| l.time_offsets().clone())
+                .unwrap_or_default(),
         };
-        for ns in linux.and_then(|l| l.namespaces().as_deref()).unwrap_or_default() {
+        for ns in linux
+            .and_then(|l| l.namespaces().as_deref())
+            .unwrap_or_default()
+        {
             match ns.path() {
                 Some(path) => {
                     let file = File::open(path).map_err(|e| NsError::Open {
@@ -102,8 +111,13 @@ impl NsPlan {
                 },
             }
         }
-        plan.joins
-            .sort_by_key(|j| if j.typ == LinuxNamespaceType::User { 0 } else { 1 });
+        plan.joins.sort_by_key(|j| {
+            if j.typ == LinuxNamespaceType::User {
+                0
+            } else {
+                1
+            }
+        });
         Ok(plan)
     }
 
@@ -151,11 +165,16 @@ pub fn map_text(maps: &[LinuxIdMapping]) -> String {
 
 /// Written by the parent, which is privileged in the parent user namespace.
 pub fn write_id_maps(pid: i32, plan: &NsPlan) -> Result<(), NsError> {
-    for (file, maps) in [("uid_map", &plan.uid_mappings), ("gid_map", &plan.gid_mappings)] {
-        std::fs::write(format!("/proc/{pid}/{file}"), map_text(maps)).map_err(|e| NsError::Write {
-            file: file.into(),
-            pid,
-            source: e,
+    for (file, maps) in [
+        ("uid_map", &plan.uid_mappings),
+        ("gid_map", &plan.gid_mappings),
+    ] {
+        std::fs::write(format!("/proc/{pid}/{file}"), map_text(maps)).map_err(|e| {
+            NsError::Write {
+                file: file.into(),
+                pid,
+                source: e,
+            }
         })?;
     }
     Ok(())
@@ -168,7 +187,12 @@ pub fn timens_text(offsets: &HashMap<String, LinuxTimeOffset>) -> String {
     keys.iter()
         .map(|k| {
             let o = &offsets[*k];
-            format!("{} {} {}\n", k, o.secs().unwrap_or(0), o.nanosecs().unwrap_or(0))
+            format!(
+                "{} {} {}\n",
+                k,
+                o.secs().unwrap_or(0),
+                o.nanosecs().unwrap_or(0)
+            )
         })
         .collect()
 }
@@ -182,7 +206,10 @@ mod tests {
         let v = crate::spec::default_spec(false);
         let spec: Spec = serde_json::from_value(v).unwrap();
         let p = NsPlan::from_spec(&spec).unwrap();
-        assert!(p.new.contains(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS));
+        assert!(
+            p.new
+                .contains(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS)
+        );
         assert!(p.new_cgroup);
         assert!(!p.new.contains(CloneFlags::CLONE_NEWCGROUP));
         assert!(!p.needs_intermediate());

@@ -67,9 +67,8 @@ pub fn load_bundle(bundle: &Path) -> Result<Bundle> {
     } else {
         path.join(root.path())
     };
-    let rootfs = fs::canonicalize(&rootfs).map_err(|e| {
-        SpecError::Invalid(format!("root.path {}: {}", rootfs.display(), e))
-    })?;
+    let rootfs = fs::canonicalize(&rootfs)
+        .map_err(|e| SpecError::Invalid(format!("root.path {}: {}", rootfs.display(), e)))?;
     if !rootfs.is_dir() {
         return Err(SpecError::Invalid(format!(
             "root.path {}: not a directory",
@@ -77,11 +76,7 @@ pub fn load_bundle(bundle: &Path) -> Result<Bundle> {
         )));
     }
     validate(&spec)?;
-    Ok(Bundle {
-        path,
-        spec,
-        rootfs,
-    })
+    Ok(Bundle { path, spec, rootfs })
 }
 
 /// Parses config.json, naming the field (and line/column) of any error.
@@ -99,7 +94,11 @@ pub fn parse_config_bytes(config: &Path, data: &[u8]) -> Result<Spec> {
         let field = e.path().to_string();
         SpecError::Parse {
             path: config.to_path_buf(),
-            field: if field == "." { "top level".into() } else { field },
+            field: if field == "." {
+                "top level".into()
+            } else {
+                field
+            },
             msg: e.into_inner().to_string(),
         }
     })
@@ -174,8 +173,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
             "hostname: cannot set a hostname without a private UTS namespace".into(),
         ));
     }
-    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty())
-        && !has(LinuxNamespaceType::Uts)
+    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts)
     {
         return Err(SpecError::Invalid(
             "domainname: cannot set a domainname without a private UTS namespace".into(),
@@ -208,16 +206,24 @@ pub fn validate(spec: &Spec) -> Result<()> {
             check_sysctl(key, &new_ns)?;
         }
     }
-    if let Some(prop) = linux.rootfs_propagation() {
-        if crate::rootfs::propagation_flag(prop).is_none() {
-            return Err(SpecError::Invalid(format!(
-                "linux.rootfsPropagation {prop:?}: unknown propagation mode"
-            )));
-        }
+    if let Some(prop) = linux.rootfs_propagation()
+        && crate::rootfs::propagation_flag(prop).is_none()
+    {
+        return Err(SpecError::Invalid(format!(
+            "linux.rootfsPropagation {prop:?}: unknown propagation mode"
+        )));
     }
-    for (i, m) in spec.mounts().as_deref().unwrap_or_default().iter().enumerate() {
+    for (i, m) in spec
+        .mounts()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         if m.destination().as_os_str().is_empty() {
-            return Err(SpecError::Invalid(format!("mounts[{i}].destination: empty")));
+            return Err(SpecError::Invalid(format!(
+                "mounts[{i}].destination: empty"
+            )));
         }
         for o in m.options().as_deref().unwrap_or_default() {
             if matches!(o.as_str(), "idmap" | "ridmap") {
@@ -227,7 +233,13 @@ pub fn validate(spec: &Spec) -> Result<()> {
             }
         }
     }
-    for (i, d) in linux.devices().as_deref().unwrap_or_default().iter().enumerate() {
+    for (i, d) in linux
+        .devices()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         if !d.path().is_absolute() {
             return Err(SpecError::Invalid(format!(
                 "linux.devices[{i}].path {:?}: must be absolute",
@@ -376,13 +388,23 @@ pub fn default_spec(rootless: bool) -> serde_json::Value {
             {"type": "mount"}, {"type": "cgroup"}, {"type": "user"}
         ]);
         linux.as_object_mut().map(|l| l.remove("resources"));
-        let mounts = v["mounts"].as_array_mut().expect("default mounts are an array");
+        let mounts = v["mounts"]
+            .as_array_mut()
+            .expect("default mounts are an array");
         mounts.retain(|m| m["destination"] != "/sys/fs/cgroup" && m["destination"] != "/sys");
-        mounts.push(json!({"destination": "/sys", "type": "none", "source": "/sys",
-            "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}));
+        mounts.push(
+            json!({"destination": "/sys", "type": "none", "source": "/sys",
+            "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}),
+        );
         for m in mounts.iter_mut() {
             if m["destination"] == "/dev/pts" {
-                m["options"] = json!(["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]);
+                m["options"] = json!([
+                    "nosuid",
+                    "noexec",
+                    "newinstance",
+                    "ptmxmode=0666",
+                    "mode=0620"
+                ]);
             }
         }
     }
@@ -449,6 +471,11 @@ mod tests {
         let mut v = default_spec(false);
         v["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "pid"}, {"type": "uts"}]);
         let spec = spec_from(v).unwrap();
-        assert!(validate(&spec).unwrap_err().to_string().contains("duplicate"));
+        assert!(
+            validate(&spec)
+                .unwrap_err()
+                .to_string()
+                .contains("duplicate")
+        );
     }
 }

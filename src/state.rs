@@ -125,7 +125,11 @@ impl ContainerState {
         OciState {
             oci_version: crate::spec::OCI_VERSION,
             id: &self.id,
-            pid: if status == Status::Stopped { 0 } else { self.pid },
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.pid
+            },
             status,
             bundle: &self.bundle,
             rootfs: &self.rootfs,
@@ -282,7 +286,12 @@ fn lock_dir(id: &str, path: &Path) -> Result<ContainerDir> {
         .open(path)
         .map_err(|e| Store::io(id, "opening", path, e))?;
     let lock = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| {
-        Store::io(id, "locking", path, std::io::Error::from_raw_os_error(e as i32))
+        Store::io(
+            id,
+            "locking",
+            path,
+            std::io::Error::from_raw_os_error(e as i32),
+        )
     })?;
     Ok(ContainerDir {
         id: id.to_string(),
@@ -309,10 +318,6 @@ fn read_state(id: &str, dir: &Path) -> Result<ContainerState> {
 impl ContainerDir {
     pub fn load(&self) -> Result<ContainerState> {
         read_state(&self.id, &self.path)
-    }
-
-    pub fn has_state(&self) -> bool {
-        self.path.join(STATE_FILE).exists()
     }
 
     /// Writes state.json atomically: a reader sees the old or the new state,

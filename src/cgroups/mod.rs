@@ -33,7 +33,9 @@ pub enum CgroupError {
     NoHierarchy,
     #[error("cgroups: linux.cgroupsPath {0:?}: must not contain '..'")]
     BadPath(PathBuf),
-    #[error("cgroups: the systemd cgroup driver is not supported by rrun yet (drop --systemd-cgroup)")]
+    #[error(
+        "cgroups: the systemd cgroup driver is not supported by rrun yet (drop --systemd-cgroup)"
+    )]
     Systemd,
 }
 
@@ -128,9 +130,9 @@ fn parse_hierarchies(cgroup: &str, mountinfo: &str) -> Vec<Hierarchy> {
         let mount = if controllers.is_empty() {
             mounts.iter().find(|m| m.fstype == "cgroup2")
         } else {
-            mounts.iter().find(|m| {
-                m.fstype == "cgroup" && controllers.iter().all(|c| m.opts.contains(c))
-            })
+            mounts
+                .iter()
+                .find(|m| m.fstype == "cgroup" && controllers.iter().all(|c| m.opts.contains(c)))
         };
         let Some(m) = mount else { continue };
         // The mount may expose only part of the hierarchy (a cgroup
@@ -265,7 +267,10 @@ pub fn device_rules(rules: &[LinuxDeviceCgroup]) -> Vec<(bool, String)> {
             Some(LinuxDeviceType::C) | Some(LinuxDeviceType::U) => "c",
             Some(LinuxDeviceType::P) => continue,
         };
-        let num = |n: Option<i64>| n.filter(|n| *n >= 0).map_or("*".to_string(), |n| n.to_string());
+        let num = |n: Option<i64>| {
+            n.filter(|n| *n >= 0)
+                .map_or("*".to_string(), |n| n.to_string())
+        };
         let access = r.access().clone().unwrap_or_else(|| "rwm".into());
         let rule = if typ == "a" {
             "a".to_string()
@@ -294,7 +299,11 @@ pub fn apply_devices(
         }
         write(&dir.join("devices.deny"), "a")?;
         for (allow, rule) in device_rules(rules) {
-            let file = if allow { "devices.allow" } else { "devices.deny" };
+            let file = if allow {
+                "devices.allow"
+            } else {
+                "devices.deny"
+            };
             write(&dir.join(file), &rule)?;
         }
     }
@@ -367,7 +376,8 @@ pub fn remove(dirs: &[PathBuf]) -> Result<()> {
 mod tests {
     use super::*;
 
-    const HYBRID_CG: &str = "9:name=systemd:/\n8:pids:/\n4:memory:/outer/inner\n2:cpu,cpuacct:/\n0::/\n";
+    const HYBRID_CG: &str =
+        "9:name=systemd:/\n8:pids:/\n4:memory:/outer/inner\n2:cpu,cpuacct:/\n0::/\n";
     const HYBRID_MI: &str = "\
 30 25 0:26 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw,nsdelegate
 31 25 0:27 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd
@@ -406,9 +416,10 @@ mod tests {
     fn device_rule_strings() {
         let deny_all: LinuxDeviceCgroup =
             serde_json::from_str(r#"{"allow": false, "access": "rwm"}"#).unwrap();
-        let allow_null: LinuxDeviceCgroup =
-            serde_json::from_str(r#"{"allow": true, "type": "c", "major": 1, "minor": 3, "access": "r"}"#)
-                .unwrap();
+        let allow_null: LinuxDeviceCgroup = serde_json::from_str(
+            r#"{"allow": true, "type": "c", "major": 1, "minor": 3, "access": "r"}"#,
+        )
+        .unwrap();
         let rules = device_rules(&[deny_all, allow_null]);
         assert_eq!(rules[0], (false, "a".to_string()));
         assert_eq!(rules[1], (true, "c 1:3 r".to_string()));

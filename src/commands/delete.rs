@@ -29,7 +29,11 @@ pub fn delete(store: &Store, a: &DeleteArgs) -> Result<()> {
         s if a.force => {
             let _ = s;
         }
-        s => bail!("cannot delete container {} that is not stopped: {}", a.id, s),
+        s => bail!(
+            "cannot delete container {} that is not stopped: {}",
+            a.id,
+            s
+        ),
     }
     crate::process::destroy(dir, &state)?;
     Ok(())

@@ -10,7 +10,13 @@ use crate::state::Store;
 fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().map(|r| r[c].len() + 3).max().unwrap_or(0).max(12))
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].len() + 3)
+                .max()
+                .unwrap_or(0)
+                .max(12)
+        })
         .collect();
     let mut out = String::new();
     for r in rows {
@@ -24,6 +30,24 @@ fn table(rows: &[Vec<String>]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The user owning the container's state dir, by name as runc's list shows.
+fn owner_name(store: &Store, id: &str) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(store.root.join(id)) else {
+        return String::new();
+    };
+    let uid = meta.uid();
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_string())
+            })
+        })
+        .unwrap_or_else(|| format!("#{uid}"))
 }
 
 pub fn list(store: &Store, a: &ListArgs) -> Result<()> {
@@ -56,7 +80,7 @@ pub fn list(store: &Store, a: &ListArgs) -> Result<()> {
                     status.to_string(),
                     s.bundle.display().to_string(),
                     s.created.clone(),
-                    s.owner.clone(),
+                    owner_name(store, &s.id),
                 ]);
             }
             print!("{}", table(&rows));

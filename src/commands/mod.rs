@@ -31,8 +31,10 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Other(args) => {
             let verb = args.first().map(String::as_str).unwrap_or("");
             match verb {
-                "exec" | "ps" | "pause" | "resume" | "update" | "events" | "features" | "checkpoint"
-                | "restore" => bail!("rrun {verb}: not supported by this version of rrun"),
+                "exec" | "ps" | "pause" | "resume" | "update" | "events" | "features"
+                | "checkpoint" | "restore" => {
+                    bail!("rrun {verb}: not supported by this version of rrun")
+                }
                 _ => bail!("unknown command {verb:?} (see rrun --help)"),
             }
         }

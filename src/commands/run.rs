@@ -14,7 +14,8 @@ use crate::state::Store;
 
 pub fn run(store: &Store, cli: &Cli, a: &RunArgs) -> Result<i32> {
     if a.detach {
-        let Created { dir, mut state } = process::create(store, &create_options(cli, &a.create, false))?;
+        let Created { dir, mut state } =
+            process::create(store, &create_options(cli, &a.create, false))?;
         if let Err(e) = process::start(&dir, &mut state) {
             let _ = process::destroy(dir, &state);
             return Err(e.into());

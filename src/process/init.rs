@@ -113,7 +113,12 @@ pub fn run(plan: &InitPlan, chan: &Channel, listener: &OwnedFd) -> ! {
         sys::exit_now(127)
     };
     // j. startContainer hooks run in the container, then the program.
-    if let Some(h) = plan.spec.hooks().as_ref().and_then(|h| h.start_container().as_deref()) {
+    if let Some(h) = plan
+        .spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().as_deref())
+    {
         let json = serde_json::json!({
             "ociVersion": crate::spec::OCI_VERSION, "id": plan.id, "status": "created",
             "pid": nix::unistd::getpid().as_raw(), "bundle": plan.bundle,
@@ -152,10 +157,10 @@ fn setup(plan: &InitPlan, chan: &Channel) -> StepResult<Exec> {
 
     // d.
     let new_uts = plan.ns.new.contains(CloneFlags::CLONE_NEWUTS);
-    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
-        if new_uts || plan.ns.joins_type(LinuxNamespaceType::Uts) {
-            nix::unistd::sethostname(h).map_err(step("sethostname"))?;
-        }
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty())
+        && (new_uts || plan.ns.joins_type(LinuxNamespaceType::Uts))
+    {
+        nix::unistd::sethostname(h).map_err(step("sethostname"))?;
     }
     if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
         set_domainname(d)?;
@@ -173,15 +178,21 @@ fn setup(plan: &InitPlan, chan: &Channel) -> StepResult<Exec> {
     rootfs::prepare(&rplan).map_err(|e| e.to_string())?;
     // e. f.
     if plan.has_runtime_hooks {
-        chan.send(&Msg::CreateRuntimeHooks).map_err(|e| e.to_string())?;
+        chan.send(&Msg::CreateRuntimeHooks)
+            .map_err(|e| e.to_string())?;
         chan.expect(Msg::HooksDone)?;
     }
-    if let Some(h) = spec.hooks().as_ref().and_then(|h| h.create_container().as_deref()) {
+    if let Some(h) = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.create_container().as_deref())
+    {
         let json = serde_json::json!({
             "ociVersion": crate::spec::OCI_VERSION, "id": plan.id, "status": "creating",
             "pid": nix::unistd::getpid().as_raw(), "bundle": plan.bundle,
         });
-        crate::hooks::run_all("createContainer", h, json.to_string().as_bytes()).map_err(|e| e.to_string())?;
+        crate::hooks::run_all("createContainer", h, json.to_string().as_bytes())
+            .map_err(|e| e.to_string())?;
     }
     rootfs::enter(&rplan).map_err(|e| e.to_string())?;
     // g.
@@ -222,7 +233,8 @@ fn setup(plan: &InitPlan, chan: &Channel) -> StepResult<Exec> {
     setresgid(gid, gid, gid).map_err(|e| format!("setting gid {}: {e}", user.gid()))?;
     setresuid(uid, uid, uid).map_err(|e| format!("setting uid {}: {e}", user.uid()))?;
     sys::set_keep_caps(false).map_err(step("PR_SET_KEEPCAPS"))?;
-    nix::unistd::chdir(process.cwd()).map_err(|e| format!("chdir to cwd {:?}: {e}", process.cwd()))?;
+    nix::unistd::chdir(process.cwd())
+        .map_err(|e| format!("chdir to cwd {:?}: {e}", process.cwd()))?;
     caps.apply().map_err(|e| e.to_string())?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
         user.umask().unwrap_or(0o022) as libc::mode_t,
@@ -239,8 +251,14 @@ fn setup(plan: &InitPlan, chan: &Channel) -> StepResult<Exec> {
     }
     Ok(Exec {
         path,
-        args: args.iter().map(|a| cstring(a, "process.args")).collect::<StepResult<_>>()?,
-        env: env.iter().map(|e| cstring(e, "process.env")).collect::<StepResult<_>>()?,
+        args: args
+            .iter()
+            .map(|a| cstring(a, "process.args"))
+            .collect::<StepResult<_>>()?,
+        env: env
+            .iter()
+            .map(|e| cstring(e, "process.env"))
+            .collect::<StepResult<_>>()?,
     })
 }
 
@@ -271,7 +289,8 @@ fn set_rlimit(typ: PosixRlimitType, soft: u64, hard: u64) -> StepResult<()> {
         PosixRlimitType::RlimitRtprio => Resource::RLIMIT_RTPRIO,
         PosixRlimitType::RlimitRttime => Resource::RLIMIT_RTTIME,
     };
-    setrlimit(res, soft, hard).map_err(|e| format!("setrlimit {typ:?} soft={soft} hard={hard}: {e}"))
+    setrlimit(res, soft, hard)
+        .map_err(|e| format!("setrlimit {typ:?} soft={soft} hard={hard}: {e}"))
 }
 
 /// process.env, plus LISTEN_FDS/LISTEN_PID for socket activation, and a
@@ -283,7 +302,25 @@ fn build_env(process: &Process, listen_fds: u32) -> Vec<String> {
         env.push(format!("LISTEN_FDS={listen_fds}"));
         env.push("LISTEN_PID=1".into());
     }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", home_dir(process.user().uid())));
+    }
     env
+}
+
+/// HOME for a uid from the container's /etc/passwd, "/" when absent, as
+/// runc sets it when the config does not.
+fn home_dir(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() >= 6 && f[2].parse() == Ok(uid) && !f[5].is_empty())
+                    .then(|| f[5].to_string())
+            })
+        })
+        .unwrap_or_else(|| "/".into())
 }
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -302,7 +339,9 @@ fn find_executable(arg0: &str, env: &[String], cwd: &Path) -> StepResult<CString
             cwd.join(arg0)
         };
         if !is_exec(&p) {
-            return Err(format!("exec: {arg0:?}: no such executable file in the container"));
+            return Err(format!(
+                "exec: {arg0:?}: no such executable file in the container"
+            ));
         }
         return cstring(arg0, "process.args[0]");
     }
@@ -317,5 +356,7 @@ fn find_executable(arg0: &str, env: &[String], cwd: &Path) -> StepResult<CString
             return cstring(&p.to_string_lossy(), "process.args[0]");
         }
     }
-    Err(format!("exec: {arg0:?}: executable file not found in $PATH"))
+    Err(format!(
+        "exec: {arg0:?}: executable file not found in $PATH"
+    ))
 }

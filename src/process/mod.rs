@@ -22,8 +22,8 @@
 //! -                                          h. rlimits, keyring, user, caps, cwd,
 //! -                                             umask, no_new_privs, fds
 //! 7. on Ready: write state.json, pid file <- i. Ready; accept() on exec socket
-//! (rrun start) connect to exec socket     -> j. startContainer hooks, execve
-//! (rrun start) EOF = exec happened; save running state, poststart hooks.
+//! 8. (rrun start) connect to exec socket  -> j. startContainer hooks, execve
+//! 9. (rrun start) EOF = exec happened: save `running`, poststart hooks.
 //!
 //! See sync.rs for the message table.
 
@@ -35,7 +35,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::sys::signal::{Signal, kill};
-use nix::sys::socket::{AddressFamily, Backlog, SockFlag, SockType, UnixAddr, bind, listen, socket};
+use nix::sys::socket::{
+    AddressFamily, Backlog, SockFlag, SockType, UnixAddr, bind, listen, socket,
+};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
@@ -136,12 +138,12 @@ impl Drop for CleanupGuard<'_> {
         if let Err(e) = cgroups::remove(&self.cgroups_made) {
             crate::log::warn(&format!("cleanup after failed create: {e}"));
         }
-        if let Some((spec, state)) = &self.poststop {
-            if let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststop().as_deref()) {
-                let json = oci_state_json(state, Status::Stopped);
-                if let Err(e) = hooks::run_all("poststop", h, &json) {
-                    crate::log::warn(&e.to_string());
-                }
+        if let Some((spec, state)) = &self.poststop
+            && let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststop().as_deref())
+        {
+            let json = oci_state_json(state, Status::Stopped);
+            if let Err(e) = hooks::run_all("poststop", h, &json) {
+                crate::log::warn(&e.to_string());
             }
         }
         if let Err(e) = dir.destroy() {
@@ -173,7 +175,11 @@ fn listen_fds() -> u32 {
 pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
     // Everything that can fail without side effects, first.
     crate::state::validate_id(&opts.id)?;
-    let Bundle { path: bundle, spec, rootfs } = crate::spec::load_bundle(&opts.bundle)?;
+    let Bundle {
+        path: bundle,
+        spec,
+        rootfs,
+    } = crate::spec::load_bundle(&opts.bundle)?;
     let process = spec.process().as_ref().expect("validated: process present");
     if process.terminal().unwrap_or(false) && opts.console_socket.is_none() {
         return Err(CreateError::Unsupported(if opts.foreground {
@@ -183,12 +189,18 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         }));
     }
     if opts.console_socket.is_some() {
-        return Err(CreateError::Unsupported("--console-socket is not supported yet".into()));
+        return Err(CreateError::Unsupported(
+            "--console-socket is not supported yet".into(),
+        ));
     }
     let ns = NsPlan::from_spec(&spec)?;
     let hierarchies = cgroups::discover(Path::new("/proc"))?;
-    let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().as_deref());
-    let cgroup_dirs = cgroups::container_dirs(&hierarchies, cgroups_path, &opts.id, opts.systemd_cgroup)?;
+    let cgroups_path = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_deref());
+    let cgroup_dirs =
+        cgroups::container_dirs(&hierarchies, cgroups_path, &opts.id, opts.systemd_cgroup)?;
     let has_runtime_hooks = spec.hooks().as_ref().is_some_and(|h| {
         h.prestart().as_ref().is_some_and(|v| !v.is_empty())
             || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
@@ -241,7 +253,11 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
     };
 
     let intermediate = plan.ns.needs_intermediate();
-    let clone_flags = if intermediate { nix::sched::CloneFlags::empty() } else { plan.ns.new };
+    let clone_flags = if intermediate {
+        nix::sched::CloneFlags::empty()
+    } else {
+        plan.ns.new
+    };
     let first = match sys::clone_process(clone_flags).map_err(|e| CreateError::Sys("clone", e))? {
         CloneResult::Child => {
             drop(parent_end);
@@ -259,7 +275,9 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
 
     let pid = if intermediate {
         if plan.ns.new_user() {
-            parent_end.expect(Msg::MapRequest).map_err(CreateError::Init)?;
+            parent_end
+                .expect(Msg::MapRequest)
+                .map_err(CreateError::Init)?;
             namespaces::write_id_maps(first.as_raw(), &plan.ns)?;
             parent_end.send(&Msg::MapsWritten)?;
         }
@@ -296,22 +314,39 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         .map(|(_, s)| s)
         .ok_or_else(|| CreateError::Init("container init exited during create".into()))?;
     guard.poststop = Some((&spec, state.clone()));
+    crate::log::debug(&format!(
+        "container {}: init pid {pid} in its cgroups",
+        opts.id
+    ));
     parent_end.send(&Msg::Go)?;
 
     loop {
         match parent_end.recv() {
             Ok(Msg::CreateRuntimeHooks) => {
                 let json = oci_state_json(&state, Status::Creating);
-                let h = spec.hooks().as_ref().expect("hooks requested only when present");
-                hooks::run_all("prestart", h.prestart().as_deref().unwrap_or_default(), &json)?;
-                hooks::run_all("createRuntime", h.create_runtime().as_deref().unwrap_or_default(), &json)?;
+                let h = spec
+                    .hooks()
+                    .as_ref()
+                    .expect("hooks requested only when present");
+                hooks::run_all(
+                    "prestart",
+                    h.prestart().as_deref().unwrap_or_default(),
+                    &json,
+                )?;
+                hooks::run_all(
+                    "createRuntime",
+                    h.create_runtime().as_deref().unwrap_or_default(),
+                    &json,
+                )?;
                 parent_end.send(&Msg::HooksDone)?;
             }
             Ok(Msg::Ready) => break,
             Ok(Msg::Error(e)) => return Err(CreateError::Init(e)),
             Ok(other) => return Err(CreateError::Init(format!("unexpected {other:?}"))),
             Err(sync::SyncError::Eof) => {
-                return Err(CreateError::Init("container init exited during create".into()));
+                return Err(CreateError::Init(
+                    "container init exited during create".into(),
+                ));
             }
             Err(e) => return Err(e.into()),
         }
@@ -320,7 +355,8 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
     let dir = guard.dir.as_ref().expect("guard holds the dir");
     dir.save(&state)?;
     if let Some(p) = &opts.pid_file {
-        write_pid_file(p, pid.as_raw()).map_err(|e| CreateError::Init(format!("pid file {}: {e}", p.display())))?;
+        write_pid_file(p, pid.as_raw())
+            .map_err(|e| CreateError::Init(format!("pid file {}: {e}", p.display())))?;
     }
     let dir = guard.commit();
     Ok(Created { dir, state })
@@ -341,11 +377,18 @@ pub fn write_pid_file(path: &Path, pid: i32) -> std::io::Result<()> {
 /// clone lets the init inherit it; bound through /proc/self/fd/<dir> so a
 /// long --root still fits sun_path.
 fn exec_listener(dir: &ContainerDir) -> Result<OwnedFd> {
-    let fd = socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
-        .map_err(|e| CreateError::Sys("socket", e))?;
-    let addr = UnixAddr::new(&dir.exec_socket_short()).map_err(|e| CreateError::Sys("exec socket address", e))?;
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| CreateError::Sys("socket", e))?;
+    let addr = UnixAddr::new(&dir.exec_socket_short())
+        .map_err(|e| CreateError::Sys("exec socket address", e))?;
     bind(fd.as_raw_fd(), &addr).map_err(|e| CreateError::Sys("binding exec socket", e))?;
-    listen(&fd, Backlog::new(1).expect("1 is a valid backlog")).map_err(|e| CreateError::Sys("listen", e))?;
+    listen(&fd, Backlog::new(1).expect("1 is a valid backlog"))
+        .map_err(|e| CreateError::Sys("listen", e))?;
     Ok(fd)
 }
 
@@ -367,7 +410,10 @@ pub enum StartError {
 
 /// Releases a created container's init to exec the user program. Returns
 /// once the exec happened (the init's end of the connection closes on exec).
-pub fn start(dir: &ContainerDir, state: &mut ContainerState) -> std::result::Result<(), StartError> {
+pub fn start(
+    dir: &ContainerDir,
+    state: &mut ContainerState,
+) -> std::result::Result<(), StartError> {
     match state.status() {
         Status::Created => {}
         Status::Stopped => return Err(StartError::Stopped),
@@ -397,7 +443,11 @@ pub fn start(dir: &ContainerDir, state: &mut ContainerState) -> std::result::Res
 /// Sends `sig` to the container's init, or with `all` to every process in
 /// its cgroups. The init is signalled through a pidfd whose process is
 /// checked to be the one recorded, so a recycled pid is never hit.
-pub fn signal(state: &ContainerState, sig: Signal, all: bool) -> std::result::Result<(), nix::Error> {
+pub fn signal(
+    state: &ContainerState,
+    sig: Signal,
+    all: bool,
+) -> std::result::Result<(), nix::Error> {
     if all {
         for pid in cgroups::pids(&state.cgroup_paths) {
             match kill(Pid::from_raw(pid), sig) {
@@ -435,14 +485,17 @@ fn wait_exit(pidfd: &OwnedFd, timeout_ms: i32) -> bool {
 /// Kills whatever is left of the container (init first, then every process
 /// in its cgroups), removes its cgroups, runs poststop hooks and removes the
 /// state dir. Used by `delete` and by a foreground `run` that ends.
-pub fn destroy(dir: ContainerDir, state: &ContainerState) -> std::result::Result<(), cgroups::CgroupError> {
-    if crate::state::process_alive(state.pid, state.pid_start) {
-        if let Ok(pidfd) = sys::pidfd_open(state.pid) {
-            if crate::state::process_alive(state.pid, state.pid_start) {
-                let _ = sys::pidfd_send_signal(&pidfd, libc::SIGKILL);
-                wait_exit(&pidfd, 5000);
-            }
-        }
+pub fn destroy(
+    dir: ContainerDir,
+    state: &ContainerState,
+) -> std::result::Result<(), cgroups::CgroupError> {
+    // Open the pidfd first, then check the start time: the pidfd then
+    // surely refers to the container's init, not to a recycled pid.
+    if let Ok(pidfd) = sys::pidfd_open(state.pid)
+        && crate::state::process_alive(state.pid, state.pid_start)
+    {
+        let _ = sys::pidfd_send_signal(&pidfd, libc::SIGKILL);
+        wait_exit(&pidfd, 5000);
     }
     // Stragglers: processes that escaped the pid namespace teardown (none
     // with a private pid namespace, but a shared one leaves them).

@@ -28,18 +28,25 @@ pub struct DeviceNode {
 }
 
 pub fn default_devices() -> Vec<DeviceNode> {
-    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
-        .iter()
-        .map(|(name, major, minor)| DeviceNode {
-            path: Path::new("/dev").join(name),
-            kind: SFlag::S_IFCHR,
-            major: *major,
-            minor: *minor,
-            mode: 0o666,
-            uid: 0,
-            gid: 0,
-        })
-        .collect()
+    [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ]
+    .iter()
+    .map(|(name, major, minor)| DeviceNode {
+        path: Path::new("/dev").join(name),
+        kind: SFlag::S_IFCHR,
+        major: *major,
+        minor: *minor,
+        mode: 0o666,
+        uid: 0,
+        gid: 0,
+    })
+    .collect()
 }
 
 pub fn from_config(d: &LinuxDevice) -> DeviceNode {
@@ -66,9 +73,13 @@ pub fn create(root: &Root, dev: &DeviceNode, bind_from_host: bool) -> Result<(),
         path: dev.path.clone(),
         source: e,
     };
-    let (dir, name) = root.parent_of(&dev.path).map_err(|e| err("resolving device parent", e))?;
+    let (dir, name) = root
+        .parent_of(&dev.path)
+        .map_err(|e| err("resolving device parent", e))?;
     if bind_from_host {
-        let target = root.create_file(&dev.path).map_err(|e| err("creating device file", e))?;
+        let target = root
+            .create_file(&dev.path)
+            .map_err(|e| err("creating device file", e))?;
         mount(
             Some(&dev.path),
             &fd_path(&target),
@@ -123,13 +134,16 @@ pub fn create_symlinks(root: &Root, with_ptmx: bool) -> Result<(), RootfsError> 
         links.push(("pts/ptmx", "/dev/ptmx"));
     }
     for (target, link) in links {
-        let (dir, name) = root.parent_of(Path::new(link)).map_err(|e| RootfsError::Op {
-            op: "resolving /dev",
-            path: link.into(),
-            source: e,
-        })?;
+        let (dir, name) = root
+            .parent_of(Path::new(link))
+            .map_err(|e| RootfsError::Op {
+                op: "resolving /dev",
+                path: link.into(),
+                source: e,
+            })?;
         if link == "/dev/ptmx" {
-            let _ = nix::unistd::unlinkat(dir.as_fd(), &name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+            let _ =
+                nix::unistd::unlinkat(dir.as_fd(), &name, nix::unistd::UnlinkatFlags::NoRemoveDir);
         }
         match symlinkat(target, dir.as_fd(), &name) {
             Ok(()) | Err(Errno::EEXIST) => {}

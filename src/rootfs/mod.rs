@@ -107,7 +107,8 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
     } else {
         prop
     };
-    mount(None::<&str>, "/", None::<&str>, before, None::<&str>).map_err(op("making / non-shared", Path::new("/")))?;
+    mount(None::<&str>, "/", None::<&str>, before, None::<&str>)
+        .map_err(op("making / non-shared", Path::new("/")))?;
     mount(
         Some(plan.rootfs),
         plan.rootfs,
@@ -125,7 +126,11 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
 
     let dev_is_bind = mounts.iter().any(|m| {
         resolve::clean(m.destination()) == Path::new("dev")
-            && options::parse(m.options().as_deref().unwrap_or_default(), m.typ().as_deref()).bind
+            && options::parse(
+                m.options().as_deref().unwrap_or_default(),
+                m.typ().as_deref(),
+            )
+            .bind
     });
     let old_umask = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     let result = (|| {
@@ -134,11 +139,16 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
                 devices::create(&root, &d, plan.userns)?;
             }
         }
-        for d in linux.and_then(|l| l.devices().as_deref()).unwrap_or_default() {
+        for d in linux
+            .and_then(|l| l.devices().as_deref())
+            .unwrap_or_default()
+        {
             devices::create(&root, &devices::from_config(d), plan.userns)?;
         }
         if !dev_is_bind {
-            let pts = mounts.iter().any(|m| resolve::clean(m.destination()) == Path::new("dev/pts"));
+            let pts = mounts
+                .iter()
+                .any(|m| resolve::clean(m.destination()) == Path::new("dev/pts"));
             devices::create_symlinks(&root, pts)?;
         }
         Ok(())
@@ -155,7 +165,10 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
     if typ == Some("cgroup") || typ == Some("cgroup2") {
         return mount_cgroup(root, plan, dest, &opts);
     }
-    let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ.unwrap_or("none")));
+    let source = m
+        .source()
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(typ.unwrap_or("none")));
     if opts.bind {
         let source = if source.is_absolute() {
             source
@@ -180,14 +193,22 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
         if opts.recursive {
             flags |= MsFlags::MS_REC;
         }
-        mount(Some(&source), &fd_path(&target), None::<&str>, flags, None::<&str>)
-            .map_err(op("bind-mounting", dest))?;
+        mount(
+            Some(&source),
+            &fd_path(&target),
+            None::<&str>,
+            flags,
+            None::<&str>,
+        )
+        .map_err(op("bind-mounting", dest))?;
         let extra = opts.flags & !MsFlags::MS_REMOUNT;
         if !extra.is_empty() {
             remount_bind(root, dest, extra, false)?;
         }
     } else {
-        let target = root.mkdir_all(dest, 0o755).map_err(op("creating mount point", dest))?;
+        let target = root
+            .mkdir_all(dest, 0o755)
+            .map_err(op("creating mount point", dest))?;
         let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
         let res = mount(Some(&source), &fd_path(&target), typ, opts.flags, data);
         match res {
@@ -209,7 +230,9 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
         }
     }
     for p in &opts.propagation {
-        let fd = root.resolve(dest).map_err(op("resolving mount point", dest))?;
+        let fd = root
+            .resolve(dest)
+            .map_err(op("resolving mount point", dest))?;
         mount(None::<&str>, &fd_path(&fd), None::<&str>, *p, None::<&str>)
             .map_err(op("setting propagation of", dest))?;
     }
@@ -220,7 +243,9 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
 /// the kernel refuses to drop flags the mount inherited (nosuid, nodev,
 /// noexec, atime): keep them (always when `keep_locked`, else on EPERM).
 fn remount_bind(root: &Root, dest: &Path, flags: MsFlags, keep_locked: bool) -> Result<()> {
-    let fd = root.resolve(dest).map_err(op("resolving mount point", dest))?;
+    let fd = root
+        .resolve(dest)
+        .map_err(op("resolving mount point", dest))?;
     let target = fd_path(&fd);
     let locked = || -> MsFlags {
         let mut f = MsFlags::empty();
@@ -245,8 +270,14 @@ fn remount_bind(root: &Root, dest: &Path, flags: MsFlags, keep_locked: bool) -> 
     let first = if keep_locked { base | locked() } else { base };
     match mount(None::<&str>, &target, None::<&str>, first, None::<&str>) {
         Ok(()) => Ok(()),
-        Err(Errno::EPERM) if !keep_locked => mount(None::<&str>, &target, None::<&str>, base | locked(), None::<&str>)
-            .map_err(op("remounting", dest)),
+        Err(Errno::EPERM) if !keep_locked => mount(
+            None::<&str>,
+            &target,
+            None::<&str>,
+            base | locked(),
+            None::<&str>,
+        )
+        .map_err(op("remounting", dest)),
         Err(e) => Err(op("remounting", dest)(e)),
     }
 }
@@ -254,17 +285,36 @@ fn remount_bind(root: &Root, dest: &Path, flags: MsFlags, keep_locked: bool) -> 
 /// /sys/fs/cgroup in the container shows only the container's own cgroups:
 /// on v1, a tmpfs with the container's directory of each hierarchy bound in;
 /// on pure v2, a cgroup2 mount inside the cgroup namespace, else a bind.
-fn mount_cgroup(root: &Root, plan: &RootfsPlan, dest: &Path, opts: &options::MountOptions) -> Result<()> {
-    let target = root.mkdir_all(dest, 0o755).map_err(op("creating mount point", dest))?;
+fn mount_cgroup(
+    root: &Root,
+    plan: &RootfsPlan,
+    dest: &Path,
+    opts: &options::MountOptions,
+) -> Result<()> {
+    let target = root
+        .mkdir_all(dest, 0o755)
+        .map_err(op("creating mount point", dest))?;
     let flags = opts.flags & !MsFlags::MS_RDONLY;
     let ro = opts.flags.contains(MsFlags::MS_RDONLY);
     if crate::cgroups::is_pure_v2(plan.hierarchies) {
         if plan.cgroupns {
-            mount(Some("cgroup2"), &fd_path(&target), Some("cgroup2"), opts.flags, None::<&str>)
-                .map_err(op("mounting cgroup2", dest))?;
+            mount(
+                Some("cgroup2"),
+                &fd_path(&target),
+                Some("cgroup2"),
+                opts.flags,
+                None::<&str>,
+            )
+            .map_err(op("mounting cgroup2", dest))?;
         } else if let Some(dir) = plan.cgroup_dirs.first() {
-            mount(Some(dir), &fd_path(&target), None::<&str>, MsFlags::MS_BIND, None::<&str>)
-                .map_err(op("bind-mounting cgroup", dest))?;
+            mount(
+                Some(dir),
+                &fd_path(&target),
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(op("bind-mounting cgroup", dest))?;
             remount_bind(root, dest, opts.flags, true)?;
         }
         return Ok(());
@@ -278,11 +328,21 @@ fn mount_cgroup(root: &Root, plan: &RootfsPlan, dest: &Path, opts: &options::Mou
     )
     .map_err(op("mounting tmpfs for", dest))?;
     for (h, dir) in plan.hierarchies.iter().zip(plan.cgroup_dirs) {
-        let Some(name) = h.mount.file_name() else { continue };
+        let Some(name) = h.mount.file_name() else {
+            continue;
+        };
         let sub = dest.join(name);
-        let fd = root.mkdir_all(&sub, 0o755).map_err(op("creating mount point", &sub))?;
-        mount(Some(dir), &fd_path(&fd), None::<&str>, MsFlags::MS_BIND, None::<&str>)
-            .map_err(op("bind-mounting cgroup", &sub))?;
+        let fd = root
+            .mkdir_all(&sub, 0o755)
+            .map_err(op("creating mount point", &sub))?;
+        mount(
+            Some(dir),
+            &fd_path(&fd),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(op("bind-mounting cgroup", &sub))?;
         let mut f = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
         if ro {
             f |= MsFlags::MS_RDONLY;
@@ -302,7 +362,12 @@ fn mount_cgroup(root: &Root, plan: &RootfsPlan, dest: &Path, opts: &options::Mou
             None::<&str>,
             &fd_path(&fd),
             None::<&str>,
-            MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            MsFlags::MS_REMOUNT
+                | MsFlags::MS_RDONLY
+                | flags
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOEXEC,
             Some("mode=755"),
         )
         .map_err(op("remounting read-only", dest))?;
@@ -317,21 +382,42 @@ pub fn enter(plan: &RootfsPlan) -> Result<()> {
     let rootfs = plan.rootfs;
     if plan.no_pivot {
         nix::unistd::chdir(rootfs).map_err(op("chdir", rootfs))?;
-        mount(Some(rootfs), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>).map_err(op("moving rootfs to /", rootfs))?;
+        mount(
+            Some(rootfs),
+            "/",
+            None::<&str>,
+            MsFlags::MS_MOVE,
+            None::<&str>,
+        )
+        .map_err(op("moving rootfs to /", rootfs))?;
         nix::unistd::chroot(".").map_err(op("chroot", rootfs))?;
         nix::unistd::chdir("/").map_err(op("chdir", Path::new("/")))?;
         return Ok(());
     }
-    let old = nix::fcntl::open("/", OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .map_err(op("opening old root", Path::new("/")))?;
-    let new = nix::fcntl::open(rootfs, OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .map_err(op("opening rootfs", rootfs))?;
+    let old = nix::fcntl::open(
+        "/",
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(op("opening old root", Path::new("/")))?;
+    let new = nix::fcntl::open(
+        rootfs,
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(op("opening rootfs", rootfs))?;
     nix::unistd::fchdir(new.as_fd()).map_err(op("fchdir", rootfs))?;
     nix::unistd::pivot_root(".", ".").map_err(op("pivot_root", rootfs))?;
     nix::unistd::fchdir(old.as_fd()).map_err(op("fchdir to old root", Path::new("/")))?;
     // Make sure the detach below cannot propagate to the host's mounts.
-    mount(None::<&str>, ".", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
-        .map_err(op("making old root a slave", Path::new("/")))?;
+    mount(
+        None::<&str>,
+        ".",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(op("making old root a slave", Path::new("/")))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(op("detaching old root", Path::new("/")))?;
     nix::unistd::chdir("/").map_err(op("chdir", Path::new("/")))?;
     drop(new);
@@ -351,10 +437,16 @@ pub fn finalize(plan: &RootfsPlan) -> Result<()> {
             write_sysctl(&root, k, v)?;
         }
     }
-    for p in linux.and_then(|l| l.readonly_paths().as_deref()).unwrap_or_default() {
+    for p in linux
+        .and_then(|l| l.readonly_paths().as_deref())
+        .unwrap_or_default()
+    {
         readonly_path(&root, Path::new(p))?;
     }
-    for p in linux.and_then(|l| l.masked_paths().as_deref()).unwrap_or_default() {
+    for p in linux
+        .and_then(|l| l.masked_paths().as_deref())
+        .unwrap_or_default()
+    {
         mask_path(&root, Path::new(p))?;
     }
     if let Some(prop) = linux
@@ -362,9 +454,16 @@ pub fn finalize(plan: &RootfsPlan) -> Result<()> {
         .and_then(propagation_flag)
         .filter(|p| p.contains(MsFlags::MS_SHARED))
     {
-        mount(None::<&str>, "/", None::<&str>, prop, None::<&str>).map_err(op("setting propagation of", Path::new("/")))?;
+        mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
+            .map_err(op("setting propagation of", Path::new("/")))?;
     }
-    if plan.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+    if plan
+        .spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
         remount_bind(&root, Path::new("/"), MsFlags::MS_RDONLY, true)?;
     }
     Ok(())
@@ -399,9 +498,20 @@ fn readonly_path(root: &Root, p: &Path) -> Result<()> {
         Err(e) => return Err(op("resolving readonly path", p)(e)),
     };
     let path = fd_path(&fd);
-    mount(Some(&path), &path, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .map_err(op("bind-mounting readonly path", p))?;
-    remount_bind(root, p, MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, true)
+    mount(
+        Some(&path),
+        &path,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(op("bind-mounting readonly path", p))?;
+    remount_bind(
+        root,
+        p,
+        MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        true,
+    )
 }
 
 /// Hides a path: an empty read-only tmpfs over a directory, /dev/null over
@@ -416,8 +526,14 @@ fn mask_path(root: &Root, p: &Path) -> Result<()> {
     };
     let st = fstat(fd.as_fd()).map_err(op("stat", p))?;
     if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
-        mount(Some("tmpfs"), &fd_path(&fd), Some("tmpfs"), MsFlags::MS_RDONLY, Some("size=0"))
-            .map_err(op("masking", p))?;
+        mount(
+            Some("tmpfs"),
+            &fd_path(&fd),
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            Some("size=0"),
+        )
+        .map_err(op("masking", p))?;
         return Ok(());
     }
     let null = root
@@ -430,8 +546,14 @@ fn mask_path(root: &Root, p: &Path) -> Result<()> {
             "/dev/null in the container is not the null device; refusing to mask with it".into(),
         ));
     }
-    mount(Some(&fd_path(&null)), &fd_path(&fd), None::<&str>, MsFlags::MS_BIND, None::<&str>)
-        .map_err(op("masking", p))?;
+    mount(
+        Some(&fd_path(&null)),
+        &fd_path(&fd),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(op("masking", p))?;
     let _ = null.as_raw_fd();
     Ok(())
 }

@@ -116,7 +116,10 @@ mod tests {
 
     #[test]
     fn tmpfs_options() {
-        let m = parse(&s(&["nosuid", "strictatime", "mode=755", "size=65536k"]), Some("tmpfs"));
+        let m = parse(
+            &s(&["nosuid", "strictatime", "mode=755", "size=65536k"]),
+            Some("tmpfs"),
+        );
         assert_eq!(m.flags, MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME);
         assert_eq!(m.data, "mode=755,size=65536k");
         assert!(!m.bind);

@@ -142,7 +142,8 @@ mod tests {
         let root = Root::open(&root_dir).unwrap();
         // Creating through `evil -> /` must land in the root, not on the host.
         let marker = format!("rrun-resolve-test-{}", std::process::id());
-        root.mkdir_all(&Path::new("evil").join(&marker), 0o755).unwrap();
+        root.mkdir_all(&Path::new("evil").join(&marker), 0o755)
+            .unwrap();
         assert!(root_dir.join(&marker).is_dir());
         assert!(!Path::new("/").join(&marker).exists());
         root.create_file(Path::new("up/file")).unwrap();

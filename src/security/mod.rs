@@ -23,7 +23,6 @@ pub struct CapPlan {
     pub inheritable: CapsHashSet,
     pub permitted: CapsHashSet,
     pub ambient: CapsHashSet,
-    pub unknown: Vec<String>,
 }
 
 impl CapPlan {
@@ -35,7 +34,11 @@ impl CapPlan {
             let mut out = CapsHashSet::new();
             for cap in set.into_iter().flatten() {
                 let name = cap.to_string();
-                let name = if name.starts_with("CAP_") { name } else { format!("CAP_{name}") };
+                let name = if name.starts_with("CAP_") {
+                    name
+                } else {
+                    format!("CAP_{name}")
+                };
                 match Capability::from_str(&name) {
                     Ok(c) if known.contains(&c) => {
                         out.insert(c);
@@ -46,7 +49,9 @@ impl CapPlan {
             out
         };
         fn plan_unknown(name: &str) {
-            crate::log::warn(&format!("capability {name} is not known to this kernel; ignored"));
+            crate::log::warn(&format!(
+                "capability {name} is not known to this kernel; ignored"
+            ));
         }
         plan.bounding = conv(c.bounding().as_ref());
         plan.effective = conv(c.effective().as_ref());
@@ -92,10 +97,16 @@ impl CapPlan {
             set: "ambient",
             msg: e.to_string(),
         })?;
-        for cap in &self.ambient {
+        // The kernel keeps a capability ambient only while it is permitted
+        // and inheritable. runc's default spec lists ambient capabilities
+        // without inheritable ones, and runc skips those silently: so do we.
+        for cap in self.ambient.intersection(&self.inheritable) {
+            if !self.permitted.contains(cap) {
+                continue;
+            }
             caps::raise(None, CapSet::Ambient, *cap).map_err(|e| SecurityError::Caps {
                 set: "ambient",
-                msg: format!("raising {cap}: {e} (ambient capabilities must also be permitted and inheritable)"),
+                msg: format!("raising {cap}: {e}"),
             })?;
         }
         Ok(())

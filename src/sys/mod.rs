@@ -163,13 +163,6 @@ pub fn set_child_subreaper() -> Result<(), Errno> {
     Errno::result(ret).map(|_| ())
 }
 
-/// PR_SET_PDEATHSIG, so a child in the middle of create dies with its parent.
-pub fn set_parent_death_signal(sig: i32) -> Result<(), Errno> {
-    // SAFETY: prctl with integer arguments only.
-    let ret = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) };
-    Errno::result(ret).map(|_| ())
-}
-
 /// Exits immediately without running atexit handlers or flushing stdio
 /// buffers shared with the parent (the correct exit for a forked child).
 pub fn exit_now(code: i32) -> ! {
