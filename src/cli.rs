@@ -62,6 +62,8 @@ pub enum Command {
     List(ListArgs),
     /// Write a default config.json
     Spec(SpecArgs),
+    /// Run a new process in a running container
+    Exec(Box<ExecArgs>),
     /// Commands of runc that rrun does not offer yet
     #[command(external_subcommand)]
     Other(Vec<String>),
@@ -146,4 +148,60 @@ pub struct SpecArgs {
     /// A spec for a container run by an unprivileged user
     #[arg(long)]
     pub rootless: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// A process.json (the `process` object of config.json) to run
+    #[arg(short = 'p', long)]
+    pub process: Option<PathBuf>,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Unix socket to receive the pty master
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Working directory in the container
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// Extra environment variables (KEY=VALUE)
+    #[arg(short = 'e', long)]
+    pub env: Vec<String>,
+    /// UID[:GID] to run as
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Additional group ids
+    #[arg(short = 'g', long = "additional-gids")]
+    pub additional_gids: Vec<u32>,
+    /// Add a capability to the bounding, effective and permitted sets
+    #[arg(short = 'c', long = "cap")]
+    pub cap: Vec<String>,
+    /// Set no_new_privs on the process
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    /// AppArmor profile for the process
+    #[arg(long)]
+    pub apparmor: Option<String>,
+    /// SELinux label for the process
+    #[arg(long = "process-label")]
+    pub process_label: Option<String>,
+    /// Detach from the process
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// File to write the process's host pid to
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Pass this many extra fds (from 3 on) to the process
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Exec even if the container is paused
+    #[arg(long = "ignore-paused")]
+    pub ignore_paused: bool,
+    /// Sub-cgroup to join (PATH, or CONTROLLER:PATH on cgroup v1)
+    #[arg(long)]
+    pub cgroup: Vec<String>,
+    pub id: String,
+    /// The command and its arguments (unless --process)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }

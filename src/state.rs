@@ -84,10 +84,11 @@ pub struct ContainerState {
     /// Every cgroup directory the container owns, one per hierarchy.
     #[serde(default)]
     pub cgroup_paths: Vec<PathBuf>,
-    /// The hooks of config.json, kept for start (poststart) and delete
-    /// (poststop), which must not re-read a bundle that may have changed.
+    /// config.json as it was at create: start (poststart hooks), exec (the
+    /// process defaults) and delete (poststop hooks) must not re-read a
+    /// bundle that may have changed since.
     #[serde(default)]
-    pub hooks: Option<oci_spec::runtime::Hooks>,
+    pub spec: Option<oci_spec::runtime::Spec>,
 }
 
 /// The state JSON of runtime.md as runc prints it (same field order).
@@ -107,6 +108,10 @@ pub struct OciState<'a> {
 }
 
 impl ContainerState {
+    pub fn hooks(&self) -> Option<&oci_spec::runtime::Hooks> {
+        self.spec.as_ref().and_then(|s| s.hooks().as_ref())
+    }
+
     /// The status as seen now: the stored phase, checked against the process.
     pub fn status(&self) -> Status {
         if self.pid <= 0 || !process_alive(self.pid, self.pid_start) {

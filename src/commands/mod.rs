@@ -2,6 +2,7 @@
 //! context; main.rs turns them into one stderr line and a log line.
 
 pub mod delete;
+pub mod exec;
 pub mod kill;
 pub mod lifecycle;
 pub mod list;
@@ -28,11 +29,12 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Run(a) => run::run(&store, cli, a),
         Command::List(a) => list::list(&store, a).map(|_| 0),
         Command::Spec(a) => spec::spec(a).map(|_| 0),
+        Command::Exec(a) => exec::exec(&store, a),
         Command::Other(args) => {
             let verb = args.first().map(String::as_str).unwrap_or("");
             match verb {
-                "exec" | "ps" | "pause" | "resume" | "update" | "events" | "features"
-                | "checkpoint" | "restore" => {
+                "ps" | "pause" | "resume" | "update" | "events" | "features" | "checkpoint"
+                | "restore" => {
                     bail!("rrun {verb}: not supported by this version of rrun")
                 }
                 _ => bail!("unknown command {verb:?} (see rrun --help)"),

@@ -1,5 +1,8 @@
 //! run [--detach] ID: create + start; in the foreground, wait for the
-//! container, forward signals to it, clean up and exit with its status.
+//! container, forward signals to it (relaying its terminal if it has one),
+//! clean up and exit with its status.
+
+use std::os::fd::OwnedFd;
 
 use anyhow::{Context, Result};
 use nix::sys::signal::{SigSet, Signal, kill};
@@ -9,12 +12,12 @@ use nix::unistd::Pid;
 
 use super::lifecycle::create_options;
 use crate::cli::{Cli, RunArgs};
-use crate::process::{self, Created};
+use crate::process::{self, Created, tty};
 use crate::state::Store;
 
 pub fn run(store: &Store, cli: &Cli, a: &RunArgs) -> Result<i32> {
     if a.detach {
-        let Created { dir, mut state } =
+        let Created { dir, mut state, .. } =
             process::create(store, &create_options(cli, &a.create, false))?;
         if let Err(e) = process::start(&dir, &mut state) {
             let _ = process::destroy(dir, &state);
@@ -23,55 +26,88 @@ pub fn run(store: &Store, cli: &Cli, a: &RunArgs) -> Result<i32> {
         return Ok(0);
     }
 
-    // Block every signal we forward (and SIGCHLD) before the container
-    // exists, so none is lost between its start and our wait loop. The
-    // container init resets its own mask before it runs anything.
-    let mut mask = SigSet::all();
-    mask.remove(Signal::SIGKILL);
-    mask.remove(Signal::SIGSTOP);
-    mask.thread_block().context("blocking signals")?;
-    // With an intermediate process, the init is our grandchild: become its
-    // subreaper so we can wait for it.
-    crate::sys::set_child_subreaper().context("PR_SET_CHILD_SUBREAPER")?;
-
-    let Created { dir, mut state } = process::create(store, &create_options(cli, &a.create, true))?;
+    let mask = block_signals()?;
+    let Created {
+        dir,
+        mut state,
+        console,
+    } = process::create(store, &create_options(cli, &a.create, true))?;
+    let master = match console.as_ref().map(tty::recv_fd) {
+        Some(Ok((fd, _))) => Some(fd),
+        Some(Err(e)) => {
+            let _ = process::destroy(dir, &state);
+            return Err(e).context("receiving the container's terminal");
+        }
+        None => None,
+    };
     if let Err(e) = process::start(&dir, &mut state) {
         let _ = process::destroy(dir, &state);
         return Err(e.into());
     }
     let id = state.id.clone();
-    let pid = Pid::from_raw(state.pid);
     // Let `state`, `kill` and `list` work on the container while it runs.
     drop(dir);
-
-    let sfd = SignalFd::new(&mask).context("signalfd")?;
-    let code = 'outer: loop {
-        let info = match sfd.read_signal() {
-            Ok(Some(i)) => i,
-            Ok(None) => continue,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(e).context("reading signals"),
-        };
-        let signo = info.ssi_signo as i32;
-        if signo == libc::SIGCHLD {
-            // Signals coalesce: reap everything that exited.
-            loop {
-                match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::Exited(p, c)) if p == pid => break 'outer c,
-                    Ok(WaitStatus::Signaled(p, s, _)) if p == pid => break 'outer 128 + s as i32,
-                    Ok(WaitStatus::StillAlive) | Err(_) => break,
-                    Ok(_) => continue,
-                }
-            }
-        } else if let Ok(sig) = Signal::try_from(signo) {
-            let _ = kill(pid, sig);
-        }
-    };
-
+    let code = supervise(Pid::from_raw(state.pid), master, &mask)?;
     if !a.keep {
         let dir = store.open(&id)?;
         let state = dir.load()?;
         process::destroy(dir, &state)?;
     }
     Ok(code)
+}
+
+/// Blocks every signal we forward (and SIGCHLD) before the container
+/// exists, so none is lost between its start and our wait loop (the
+/// container's processes reset their own mask), and makes us the subreaper
+/// of what we fork, so a process forked by an intermediate is ours to wait.
+pub fn block_signals() -> Result<SigSet> {
+    let mut mask = SigSet::all();
+    mask.remove(Signal::SIGKILL);
+    mask.remove(Signal::SIGSTOP);
+    mask.thread_block().context("blocking signals")?;
+    crate::sys::set_child_subreaper().context("PR_SET_CHILD_SUBREAPER")?;
+    Ok(mask)
+}
+
+/// Waits for `pid` (our child), forwarding every signal we get to it, and
+/// relaying its terminal when `master` is given. Returns its exit status as
+/// a shell would: the code, or 128+N when killed by signal N.
+pub fn supervise(pid: Pid, master: Option<OwnedFd>, mask: &SigSet) -> Result<i32> {
+    let sfd = SignalFd::new(mask).context("signalfd")?;
+    let on_signal = |sig: Signal| -> tty::SignalAction {
+        if sig != Signal::SIGCHLD {
+            let _ = kill(pid, sig);
+            return tty::SignalAction::Continue;
+        }
+        // Signals coalesce: reap everything that exited.
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(p, c)) if p == pid => return tty::SignalAction::Exited(c),
+                Ok(WaitStatus::Signaled(p, s, _)) if p == pid => {
+                    return tty::SignalAction::Exited(128 + s as i32);
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => return tty::SignalAction::Continue,
+                Ok(_) => continue,
+            }
+        }
+    };
+    if let Some(master) = master {
+        return tty::relay(&master, &sfd, on_signal).context("relaying the terminal");
+    }
+    // SIGCHLD may have been consumed before the loop: check once up front.
+    if let tty::SignalAction::Exited(c) = on_signal(Signal::SIGCHLD) {
+        return Ok(c);
+    }
+    loop {
+        let info = match sfd.read_signal() {
+            Ok(Some(i)) => i,
+            Ok(None) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e).context("reading signals"),
+        };
+        if let Ok(sig) = Signal::try_from(info.ssi_signo as i32)
+            && let tty::SignalAction::Exited(c) = on_signal(sig)
+        {
+            return Ok(c);
+        }
+    }
 }

@@ -34,7 +34,12 @@ fn fail(chan: &Channel, msg: String) -> ! {
 /// The intermediate process: joins namespaces by path, unshares the new
 /// ones (a user namespace first, with the parent writing its maps), sets
 /// time offsets, forks the init, reports its pid and exits.
-pub fn intermediate(plan: &InitPlan, chan: &Channel, listener: &OwnedFd) -> ! {
+pub fn intermediate(
+    plan: &InitPlan,
+    chan: &Channel,
+    listener: &OwnedFd,
+    console: Option<&OwnedFd>,
+) -> ! {
     let result = (|| -> StepResult<()> {
         plan.ns.join_all().map_err(|e| e.to_string())?;
         if plan.ns.new_user() {
@@ -61,7 +66,7 @@ pub fn intermediate(plan: &InitPlan, chan: &Channel, listener: &OwnedFd) -> ! {
         fail(chan, e);
     }
     match sys::fork_process() {
-        Ok(CloneResult::Child) => run(plan, chan, listener),
+        Ok(CloneResult::Child) => run(plan, chan, listener, console),
         Ok(CloneResult::Parent { child }) => {
             let _ = chan.send(&Msg::ChildPid(child.as_raw()));
             sys::exit_now(0)
@@ -79,7 +84,7 @@ fn become_root_in_userns() {
 }
 
 /// The container init. Steps a..j of the table in process/mod.rs.
-pub fn run(plan: &InitPlan, chan: &Channel, listener: &OwnedFd) -> ! {
+pub fn run(plan: &InitPlan, chan: &Channel, listener: &OwnedFd, console: Option<&OwnedFd>) -> ! {
     // a. A clean signal state: rrun may have blocked or ignored signals
     //    (Rust ignores SIGPIPE); the user's program must start with none.
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
@@ -92,7 +97,7 @@ pub fn run(plan: &InitPlan, chan: &Channel, listener: &OwnedFd) -> ! {
         let _ = e;
         sys::exit_now(1);
     }
-    let exe = match setup(plan, chan) {
+    let exe = match setup(plan, chan, console) {
         Ok(exe) => exe,
         Err(e) => fail(chan, e),
     };
@@ -131,10 +136,10 @@ pub fn run(plan: &InitPlan, chan: &Channel, listener: &OwnedFd) -> ! {
     report(format!("exec {}: {}", exe.path.to_string_lossy(), err))
 }
 
-struct Exec {
-    path: CString,
-    args: Vec<CString>,
-    env: Vec<CString>,
+pub(super) struct Exec {
+    pub path: CString,
+    pub args: Vec<CString>,
+    pub env: Vec<CString>,
 }
 
 fn cstring(s: &str, what: &'static str) -> StepResult<CString> {
@@ -142,7 +147,7 @@ fn cstring(s: &str, what: &'static str) -> StepResult<CString> {
 }
 
 /// Steps c..h. Returns what to exec.
-fn setup(plan: &InitPlan, chan: &Channel) -> StepResult<Exec> {
+fn setup(plan: &InitPlan, chan: &Channel, console: Option<&OwnedFd>) -> StepResult<Exec> {
     let spec = &plan.spec;
     let process: &Process = spec.process().as_ref().expect("validated: process present");
 
@@ -154,6 +159,9 @@ fn setup(plan: &InitPlan, chan: &Channel) -> StepResult<Exec> {
         unshare(CloneFlags::CLONE_NEWCGROUP).map_err(step("unshare cgroup namespace"))?;
     }
     nix::unistd::setsid().map_err(step("setsid"))?;
+    if plan.ns.new.contains(CloneFlags::CLONE_NEWNET) {
+        sys::loopback_up().map_err(step("bringing up lo"))?;
+    }
 
     // d.
     let new_uts = plan.ns.new.contains(CloneFlags::CLONE_NEWUTS);
@@ -197,20 +205,51 @@ fn setup(plan: &InitPlan, chan: &Channel) -> StepResult<Exec> {
     rootfs::enter(&rplan).map_err(|e| e.to_string())?;
     // g.
     rootfs::finalize(&rplan).map_err(|e| e.to_string())?;
+    if let Some(console) = console {
+        setup_terminal(process, console)?;
+    }
 
     // h.
+    apply_process(
+        process,
+        &ProcessOptions {
+            keyring: (!plan.no_new_keyring).then_some(plan.id.as_str()),
+            preserve_fds: plan.preserve_fds,
+            listen_fds: plan.listen_fds,
+        },
+    )
+}
+
+/// What differs between the container's init and an exec'd process when
+/// the process config is applied.
+pub struct ProcessOptions<'a> {
+    /// Name of a new session keyring to join, if any.
+    pub keyring: Option<&'a str>,
+    pub preserve_fds: u32,
+    pub listen_fds: u32,
+}
+
+/// Step h, shared with exec: everything of `process` that is applied to the
+/// calling process itself, in the order the kernel needs: rlimits and the
+/// bounding set while still privileged, then the uid change with keepcaps,
+/// cwd as the user, the other capability sets, umask, no_new_privs, and
+/// finally every fd not passed on marked close-on-exec. Returns what to exec.
+pub(super) fn apply_process(process: &Process, opts: &ProcessOptions) -> StepResult<Exec> {
     for r in process.rlimits().as_deref().unwrap_or_default() {
         set_rlimit(r.typ(), r.soft(), r.hard())?;
     }
-    if !plan.no_new_keyring {
-        match sys::join_session_keyring(&plan.id) {
+    if let Some(name) = opts.keyring {
+        match sys::join_session_keyring(name) {
             Ok(()) | Err(nix::errno::Errno::ENOSYS) => {}
             Err(e) => return Err(format!("joining a new session keyring: {e}")),
         }
     }
-    let env = build_env(process, plan.listen_fds);
-    let args = process.args().as_deref().expect("validated: args present");
-    let path = find_executable(&args[0], &env, process.cwd())?;
+    let env = build_env(process, opts.listen_fds);
+    let args = process.args().as_deref().unwrap_or_default();
+    let Some(arg0) = args.first() else {
+        return Err("process.args: must not be empty".into());
+    };
+    let path = find_executable(arg0, &env, process.cwd())?;
     let caps = CapPlan::from_spec(process.capabilities().as_ref());
     caps.drop_bounding().map_err(|e| e.to_string())?;
     sys::set_keep_caps(true).map_err(step("PR_SET_KEEPCAPS"))?;
@@ -244,7 +283,7 @@ fn setup(plan: &InitPlan, chan: &Channel) -> StepResult<Exec> {
     }
     // Nothing rrun opened (or was handed) reaches the program, except the
     // fds the caller asked to pass on (runc CVE-2024-21626 class).
-    let first_closed = 3 + plan.preserve_fds;
+    let first_closed = 3 + opts.preserve_fds;
     sys::cloexec_from(first_closed).map_err(step("close_range"))?;
     for fd in 3..first_closed {
         let _ = sys::clear_cloexec(fd as i32);
@@ -260,6 +299,26 @@ fn setup(plan: &InitPlan, chan: &Channel) -> StepResult<Exec> {
             .map(|e| cstring(e, "process.env"))
             .collect::<StepResult<_>>()?,
     })
+}
+
+/// A pty from the container's devpts: the master goes to the console
+/// socket, the slave becomes /dev/console, stdio and the controlling tty.
+fn setup_terminal(process: &Process, console: &OwnedFd) -> StepResult<()> {
+    let pty = super::tty::open_pty()?;
+    if let Some(size) = super::tty::console_size(process) {
+        sys::set_winsize(&pty.master, size).map_err(step("setting the console size"))?;
+    }
+    // The program's user must own its terminal (for `tty`, mesg, ...); this
+    // is the pty just made in the container's devpts, never a host file.
+    let user = process.user();
+    // The group stays devpts' (gid=5, tty), as with runc.
+    nix::unistd::fchown(&pty.slave, Some(Uid::from_raw(user.uid())), None)
+        .map_err(step("chown of the pty"))?;
+    rootfs::bind_console(&pty.slave_path).map_err(|e| e.to_string())?;
+    super::tty::send_fd(console, &pty.master, "/dev/ptmx")
+        .map_err(step("sending the pty master to the console socket"))?;
+    drop(pty.master);
+    super::tty::attach_slave(&pty.slave)
 }
 
 fn set_domainname(d: &str) -> StepResult<()> {

@@ -27,8 +27,10 @@
 //!
 //! See sync.rs for the message table.
 
+pub mod exec;
 pub mod init;
 pub mod sync;
+pub mod tty;
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -36,7 +38,7 @@ use std::path::{Path, PathBuf};
 
 use nix::sys::signal::{Signal, kill};
 use nix::sys::socket::{
-    AddressFamily, Backlog, SockFlag, SockType, UnixAddr, bind, listen, socket,
+    AddressFamily, Backlog, SockFlag, SockType, UnixAddr, bind, listen, socket, socketpair,
 };
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
@@ -110,6 +112,8 @@ pub struct InitPlan {
 pub struct Created {
     pub dir: ContainerDir,
     pub state: ContainerState,
+    /// For a foreground terminal: where the init sent the pty master.
+    pub console: Option<OwnedFd>,
 }
 
 /// Undoes a half-made container on drop unless committed: kills the init,
@@ -181,17 +185,19 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         rootfs,
     } = crate::spec::load_bundle(&opts.bundle)?;
     let process = spec.process().as_ref().expect("validated: process present");
-    if process.terminal().unwrap_or(false) && opts.console_socket.is_none() {
-        return Err(CreateError::Unsupported(if opts.foreground {
-            "process.terminal is true: a terminal without --console-socket is not supported yet; set \"terminal\": false or pass --console-socket".into()
-        } else {
-            "cannot allocate a terminal for a detached container without --console-socket (set \"terminal\": false)".into()
-        }));
-    }
-    if opts.console_socket.is_some() {
-        return Err(CreateError::Unsupported(
-            "--console-socket is not supported yet".into(),
-        ));
+    let terminal = process.terminal().unwrap_or(false);
+    match (terminal, &opts.console_socket) {
+        (true, None) if !opts.foreground => {
+            return Err(CreateError::Unsupported(
+                "process.terminal is true: a detached container needs --console-socket to hand the terminal to".into(),
+            ));
+        }
+        (false, Some(_)) => {
+            return Err(CreateError::Unsupported(
+                "--console-socket given but process.terminal is false".into(),
+            ));
+        }
+        _ => {}
     }
     let ns = NsPlan::from_spec(&spec)?;
     let hierarchies = cgroups::discover(Path::new("/proc"))?;
@@ -225,7 +231,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         started: false,
         annotations,
         cgroup_paths: cgroup_dirs.clone(),
-        hooks: spec.hooks().clone(),
+        spec: Some(spec.clone()),
     };
     let mut guard = CleanupGuard {
         dir: Some(dir),
@@ -236,6 +242,22 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
     let dir_ref = guard.dir.as_ref().expect("guard holds the dir");
 
     let listener = exec_listener(dir_ref)?;
+    // Where the init sends the pty master: the caller's console socket, or
+    // our own socketpair when a foreground `run` relays the terminal itself.
+    let (console_child, console_parent) = match (&opts.console_socket, terminal) {
+        (Some(path), true) => (Some(connect_console(path)?), None),
+        (None, true) => {
+            let (a, b) = socketpair(
+                AddressFamily::Unix,
+                SockType::Stream,
+                None,
+                SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(|e| CreateError::Sys("socketpair", e))?;
+            (Some(a), Some(b))
+        }
+        _ => (None, None),
+    };
     let (parent_end, child_end) = sync::pair()?;
     let plan = InitPlan {
         id: opts.id.clone(),
@@ -261,16 +283,18 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
     let first = match sys::clone_process(clone_flags).map_err(|e| CreateError::Sys("clone", e))? {
         CloneResult::Child => {
             drop(parent_end);
+            drop(console_parent);
             if intermediate {
-                init::intermediate(&plan, &child_end, &listener)
+                init::intermediate(&plan, &child_end, &listener, console_child.as_ref())
             } else {
-                init::run(&plan, &child_end, &listener)
+                init::run(&plan, &child_end, &listener, console_child.as_ref())
             }
         }
         CloneResult::Parent { child } => child,
     };
     drop(child_end);
     drop(listener);
+    drop(console_child);
     guard.pid = Some(first);
 
     let pid = if intermediate {
@@ -359,7 +383,11 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
             .map_err(|e| CreateError::Init(format!("pid file {}: {e}", p.display())))?;
     }
     let dir = guard.commit();
-    Ok(Created { dir, state })
+    Ok(Created {
+        dir,
+        state,
+        console: console_parent,
+    })
 }
 
 /// The pid file is written atomically: engines poll for it and must never
@@ -371,6 +399,14 @@ pub fn write_pid_file(path: &Path, pid: i32) -> std::io::Result<()> {
         std::env::current_dir()?.join(path)
     };
     crate::state::write_atomic(&path, pid.to_string().as_bytes())
+}
+
+/// Connects to the caller's --console-socket (a unix stream socket).
+fn connect_console(path: &Path) -> Result<OwnedFd> {
+    let sock = std::os::unix::net::UnixStream::connect(path).map_err(|e| {
+        CreateError::Unsupported(format!("--console-socket {}: {e}", path.display()))
+    })?;
+    Ok(OwnedFd::from(sock))
 }
 
 /// The socket the init blocks on until `start` connects. Listening before
@@ -431,7 +467,7 @@ pub fn start(
     }
     state.started = true;
     dir.save(state)?;
-    if let Some(h) = state.hooks.as_ref().and_then(|h| h.poststart().as_deref()) {
+    if let Some(h) = state.hooks().and_then(|h| h.poststart().as_deref()) {
         // A failing poststart hook is only a warning (config.md).
         if let Err(e) = hooks::run_all("poststart", h, &oci_state_json(state, Status::Running)) {
             crate::log::warn(&e.to_string());
@@ -510,7 +546,7 @@ pub fn destroy(
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     let removed = cgroups::remove(&state.cgroup_paths);
-    if let Some(h) = state.hooks.as_ref().and_then(|h| h.poststop().as_deref()) {
+    if let Some(h) = state.hooks().and_then(|h| h.poststop().as_deref()) {
         // A failing poststop hook is only a warning (config.md).
         if let Err(e) = hooks::run_all("poststop", h, &oci_state_json(state, Status::Stopped)) {
             crate::log::warn(&e.to_string());

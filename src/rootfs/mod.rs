@@ -469,6 +469,34 @@ pub fn finalize(plan: &RootfsPlan) -> Result<()> {
     Ok(())
 }
 
+/// Binds the container's terminal over /dev/console (after pivot_root).
+/// The target is resolved inside the root, so a /dev/console symlink
+/// planted in a rootfs-provided /dev cannot redirect the bind
+/// (runc CVE-2025-52565 class).
+pub fn bind_console(slave: &str) -> Result<()> {
+    let root = Root::open(Path::new("/")).map_err(op("opening /", Path::new("/")))?;
+    let console = Path::new("/dev/console");
+    let target = match root.open_in(console, OFlag::O_PATH | OFlag::O_NOFOLLOW) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => root.create_file(console).map_err(op("creating", console))?,
+        Err(e) => return Err(op("resolving", console)(e)),
+    };
+    let st = fstat(target.as_fd()).map_err(op("stat", console))?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK {
+        return Err(RootfsError::Invalid(
+            "/dev/console is a symlink; refusing to bind the terminal over it".into(),
+        ));
+    }
+    mount(
+        Some(slave),
+        &fd_path(&target),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(op("bind-mounting the terminal on", console))
+}
+
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 
 /// Writes a sysctl, only ever into the container's real procfs: the file is

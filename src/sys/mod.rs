@@ -183,3 +183,79 @@ pub fn reset_signal_dispositions() {
         let _ = unsafe { signal(sig, SigHandler::SigDfl) };
     }
 }
+
+/// Terminal window size (TIOCGWINSZ/TIOCSWINSZ).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WinSize {
+    pub rows: u16,
+    pub cols: u16,
+}
+
+pub fn get_winsize(fd: &impl AsFd) -> Result<WinSize, Errno> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one struct winsize into the valid, properly
+    // aligned local `ws`; the fd is borrowed for the call.
+    let ret = unsafe { libc::ioctl(fd.as_fd().as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+    Errno::result(ret)?;
+    Ok(WinSize {
+        rows: ws.ws_row,
+        cols: ws.ws_col,
+    })
+}
+
+pub fn set_winsize(fd: &impl AsFd, size: WinSize) -> Result<(), Errno> {
+    let ws = libc::winsize {
+        ws_row: size.rows,
+        ws_col: size.cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ only reads the struct winsize we pass by pointer.
+    let ret = unsafe { libc::ioctl(fd.as_fd().as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    Errno::result(ret).map(|_| ())
+}
+
+/// TIOCSCTTY: make the terminal on `fd` our controlling terminal (we must
+/// be a session leader without one).
+pub fn set_controlling_tty(fd: &impl AsFd) -> Result<(), Errno> {
+    // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal).
+    let ret = unsafe { libc::ioctl(fd.as_fd().as_raw_fd(), libc::TIOCSCTTY, 0) };
+    Errno::result(ret).map(|_| ())
+}
+
+/// Brings the loopback interface up in the current network namespace, as
+/// runc does for a new one (a fresh namespace has `lo` down).
+pub fn loopback_up() -> Result<(), Errno> {
+    let sock = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Datagram,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    // SAFETY: ifreq is plain data; zeroed is a valid value for it.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we own; the
+    // flags member of the union is the one these requests use.
+    unsafe {
+        Errno::result(libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req))?;
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        Errno::result(libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req))?;
+    }
+    Ok(())
+}
+
+/// dup2 without CLOEXEC on the new fd (stdio of the program to exec).
+pub fn dup_onto(fd: &impl AsFd, target: i32) -> Result<(), Errno> {
+    // SAFETY: dup2 only manipulates this process's fd table. `target` is
+    // 0, 1 or 2, which no OwnedFd in rrun owns (rrun never wraps stdio).
+    let ret = unsafe { libc::dup2(fd.as_fd().as_raw_fd(), target) };
+    Errno::result(ret).map(|_| ())
+}

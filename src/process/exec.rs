@@ -1,0 +1,531 @@
+//! exec: a new process inside a running container. rrun forks a helper
+//! that joins the container's cgroups (the parent writes its pid before it
+//! moves) and, with one setns(pidfd) call, every namespace of the container
+//! that differs from ours; the helper forks the process itself, which is
+//! then a member of the container's pid namespace, applies the process
+//! config (the same code as the init's) and execs. The helper reports the
+//! pid and exits; a foreground `exec` is the subreaper that waits.
+//!
+//! | step | who     | what                                                    |
+//! |------|---------|---------------------------------------------------------|
+//! | 1    | parent  | fork helper                                             |
+//! | 2    | parent  | helper's pid into the container's cgroups; send Go      |
+//! | 3    | helper  | non-dumpable; setns(pidfd, all differing namespaces)    |
+//! | 4    | helper  | fork the process; send ChildPid; exit                   |
+//! | 5    | process | tty (if asked), process config, execve                  |
+//! | 6    | parent  | EOF on the channel = exec happened; Error(msg) = failed |
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use oci_spec::runtime::{Capability, LinuxCapabilities, Process, User};
+
+use super::init::{ProcessOptions, apply_process};
+use super::sync::{self, Channel, Msg};
+use super::tty;
+use crate::state::{ContainerState, Status};
+use crate::sys::{self, CloneResult};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("cannot exec in a stopped container")]
+    Stopped,
+    #[error("cannot exec in a paused container (use --ignore-paused)")]
+    Paused,
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}: {1}")]
+    Sys(&'static str, nix::Error),
+    #[error(transparent)]
+    Sync(#[from] sync::SyncError),
+    #[error("{0}")]
+    Process(String),
+}
+
+/// What `rrun exec` was asked to change in the container's process config.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub args: Vec<String>,
+    pub tty: bool,
+    pub cwd: Option<PathBuf>,
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub additional_gids: Vec<u32>,
+    pub caps: Vec<String>,
+    pub no_new_privs: bool,
+    pub apparmor: Option<String>,
+    pub process_label: Option<String>,
+}
+
+/// The process to run, as runc builds it. From a --process file: that
+/// process, with capabilities, rlimits, noNewPrivileges and the LSM labels
+/// taken from the container when unset. From flags: the container's process
+/// with args replaced, env appended and the flags applied.
+pub fn build_process(
+    container: &Process,
+    from_file: Option<Process>,
+    o: &Overrides,
+) -> Result<Process, ExecError> {
+    let mut p = match from_file {
+        Some(mut p) => {
+            if p.capabilities().is_none() {
+                p.set_capabilities(container.capabilities().clone());
+            }
+            if p.rlimits().as_ref().is_none_or(|r| r.is_empty()) {
+                p.set_rlimits(container.rlimits().clone());
+            }
+            if p.no_new_privileges().is_none() {
+                p.set_no_new_privileges(container.no_new_privileges());
+            }
+            if p.apparmor_profile().is_none() {
+                p.set_apparmor_profile(container.apparmor_profile().clone());
+            }
+            if p.selinux_label().is_none() {
+                p.set_selinux_label(container.selinux_label().clone());
+            }
+            p
+        }
+        None => {
+            if o.args.is_empty() {
+                return Err(ExecError::Invalid(
+                    "exec: no command given (pass COMMAND [ARGS...] or --process)".into(),
+                ));
+            }
+            let mut p = container.clone();
+            p.set_args(Some(o.args.clone()));
+            p.set_terminal(Some(o.tty));
+            p.set_console_size(None);
+            if let Some(cwd) = &o.cwd {
+                p.set_cwd(cwd.clone());
+            }
+            let mut env = p.env().clone().unwrap_or_default();
+            env.extend(o.env.iter().cloned());
+            p.set_env(Some(env));
+            if let Some(u) = &o.user {
+                p.set_user(parse_user(u, p.user())?);
+            }
+            if !o.additional_gids.is_empty() {
+                let mut user = p.user().clone();
+                user.set_additional_gids(Some(o.additional_gids.clone()));
+                p.set_user(user);
+            }
+            if !o.caps.is_empty() {
+                p.set_capabilities(Some(add_caps(p.capabilities().clone(), &o.caps)?));
+            }
+            if o.no_new_privs {
+                p.set_no_new_privileges(Some(true));
+            }
+            if o.apparmor.is_some() {
+                p.set_apparmor_profile(o.apparmor.clone());
+            }
+            if o.process_label.is_some() {
+                p.set_selinux_label(o.process_label.clone());
+            }
+            p
+        }
+    };
+    match p.args() {
+        Some(a) if !a.is_empty() && !a[0].is_empty() => {}
+        _ => return Err(ExecError::Invalid("process.args: must not be empty".into())),
+    }
+    if !p.cwd().is_absolute() {
+        return Err(ExecError::Invalid(format!(
+            "process.cwd {:?}: must be an absolute path",
+            p.cwd()
+        )));
+    }
+    if p.cwd().as_os_str().is_empty() {
+        p.set_cwd("/".into());
+    }
+    Ok(p)
+}
+
+/// `UID[:GID]`, numeric as runc takes it; the gid defaults to the
+/// container's when absent.
+fn parse_user(s: &str, base: &User) -> Result<User, ExecError> {
+    let bad = || ExecError::Invalid(format!("--user {s:?}: expected UID[:GID] (numbers)"));
+    let (u, g) = match s.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (s, None),
+    };
+    let mut user = base.clone();
+    user.set_uid(u.parse().map_err(|_| bad())?);
+    user.set_gid(match g {
+        Some(g) => g.parse().map_err(|_| bad())?,
+        None => base.gid(),
+    });
+    user.set_additional_gids(None);
+    Ok(user)
+}
+
+/// --cap: added to bounding, effective and permitted, and to ambient only
+/// when the config has an inheritable set (ambient needs it), like runc.
+fn add_caps(
+    base: Option<LinuxCapabilities>,
+    caps: &[String],
+) -> Result<LinuxCapabilities, ExecError> {
+    let mut c = base.unwrap_or_default();
+    for name in caps {
+        let full = if name.to_ascii_uppercase().starts_with("CAP_") {
+            name.to_ascii_uppercase()
+        } else {
+            format!("CAP_{}", name.to_ascii_uppercase())
+        };
+        let cap: Capability = serde_json::from_value(serde_json::Value::String(full.clone()))
+            .map_err(|_| ExecError::Invalid(format!("--cap {name:?}: unknown capability")))?;
+        let add = |set: &Option<std::collections::HashSet<Capability>>| {
+            let mut s = set.clone().unwrap_or_default();
+            s.insert(cap);
+            Some(s)
+        };
+        c.set_bounding(add(c.bounding()));
+        c.set_effective(add(c.effective()));
+        c.set_permitted(add(c.permitted()));
+        if c.inheritable().is_some() {
+            c.set_ambient(add(c.ambient()));
+        }
+    }
+    Ok(c)
+}
+
+pub struct ExecOptions {
+    pub process: Process,
+    pub console_socket: Option<PathBuf>,
+    pub detach: bool,
+    pub preserve_fds: u32,
+    pub ignore_paused: bool,
+    /// --cgroup: PATH (every hierarchy) or CONTROLLER:PATH (v1).
+    pub sub_cgroups: Vec<String>,
+}
+
+/// A started exec'd process.
+pub struct Execed {
+    pub pid: Pid,
+    /// For a foreground terminal without --console-socket: where the
+    /// process sent its pty master.
+    pub console: Option<OwnedFd>,
+}
+
+/// The namespaces of `pid` that differ from ours, as setns flags.
+fn differing_namespaces(pid: i32) -> CloneFlags {
+    use std::os::unix::fs::MetadataExt;
+    let kinds = [
+        ("user", CloneFlags::CLONE_NEWUSER),
+        ("mnt", CloneFlags::CLONE_NEWNS),
+        ("pid", CloneFlags::CLONE_NEWPID),
+        ("net", CloneFlags::CLONE_NEWNET),
+        ("ipc", CloneFlags::CLONE_NEWIPC),
+        ("uts", CloneFlags::CLONE_NEWUTS),
+        ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+        ("time", CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)),
+    ];
+    let mut flags = CloneFlags::empty();
+    for (name, flag) in kinds {
+        let theirs = std::fs::metadata(format!("/proc/{pid}/ns/{name}"));
+        let ours = std::fs::metadata(format!("/proc/self/ns/{name}"));
+        if let (Ok(t), Ok(o)) = (theirs, ours)
+            && (t.ino(), t.dev()) != (o.ino(), o.dev())
+        {
+            flags |= flag;
+        }
+    }
+    flags
+}
+
+fn exec_cgroup_dirs(state: &ContainerState, subs: &[String]) -> Result<Vec<PathBuf>, ExecError> {
+    if subs.is_empty() {
+        return Ok(state.cgroup_paths.clone());
+    }
+    let mut dirs = state.cgroup_paths.clone();
+    for sub in subs {
+        let (controller, path) = match sub.split_once(':') {
+            Some((c, p)) => (Some(c), p),
+            None => (None, sub.as_str()),
+        };
+        let rel = crate::rootfs::resolve::clean(Path::new(path));
+        for d in dirs.iter_mut() {
+            let matches = controller.is_none_or(|c| {
+                d.ancestors()
+                    .filter_map(|a| a.file_name())
+                    .any(|n| n.to_string_lossy().split(',').any(|x| x == c))
+            });
+            if matches {
+                *d = d.join(&rel);
+            }
+        }
+    }
+    for d in &dirs {
+        if !d.is_dir() {
+            return Err(ExecError::Invalid(format!(
+                "--cgroup: {} does not exist",
+                d.display()
+            )));
+        }
+    }
+    Ok(dirs)
+}
+
+/// Starts `opts.process` in the container. Returns once it exec'd (or
+/// failed to, with the reason).
+pub fn exec(state: &ContainerState, opts: &ExecOptions) -> Result<Execed, ExecError> {
+    match state.status() {
+        Status::Stopped => return Err(ExecError::Stopped),
+        Status::Paused if !opts.ignore_paused => return Err(ExecError::Paused),
+        _ => {}
+    }
+    let process = &opts.process;
+    let terminal = process.terminal().unwrap_or(false);
+    let console_socket = opts.console_socket.as_ref().filter(|_| terminal);
+    if terminal && console_socket.is_none() && opts.detach {
+        return Err(ExecError::Invalid(
+            "cannot allocate a terminal for a detached process without --console-socket".into(),
+        ));
+    }
+    for (what, label) in [
+        ("apparmor", process.apparmor_profile()),
+        ("selinux", process.selinux_label()),
+    ] {
+        if label.as_ref().is_some_and(|l| !l.is_empty()) {
+            crate::log::warn(&format!(
+                "{what} label requested but {what} is not enabled on this host; ignored"
+            ));
+        }
+    }
+    let dirs = exec_cgroup_dirs(state, &opts.sub_cgroups)?;
+    let pidfd = sys::pidfd_open(state.pid).map_err(|e| ExecError::Sys("pidfd_open", e))?;
+    if !crate::state::process_alive(state.pid, state.pid_start) {
+        return Err(ExecError::Stopped);
+    }
+    let ns = differing_namespaces(state.pid);
+    let (console_child, console_parent) = match (console_socket, terminal) {
+        (Some(path), true) => {
+            let s = std::os::unix::net::UnixStream::connect(path).map_err(|e| {
+                ExecError::Invalid(format!("--console-socket {}: {e}", path.display()))
+            })?;
+            (Some(OwnedFd::from(s)), None)
+        }
+        (None, true) => {
+            let (a, b) = socketpair(
+                AddressFamily::Unix,
+                SockType::Stream,
+                None,
+                SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(|e| ExecError::Sys("socketpair", e))?;
+            (Some(a), Some(b))
+        }
+        _ => (None, None),
+    };
+    let (parent_end, child_end) = sync::pair()?;
+    let keyring = format!("_ses.{}", state.id);
+
+    let helper = match sys::fork_process().map_err(|e| ExecError::Sys("fork", e))? {
+        CloneResult::Child => {
+            drop(parent_end);
+            drop(console_parent);
+            helper(
+                &pidfd,
+                ns,
+                &child_end,
+                process,
+                console_child.as_ref(),
+                &keyring,
+                opts.preserve_fds,
+            )
+        }
+        CloneResult::Parent { child } => child,
+    };
+    drop(child_end);
+    drop(console_child);
+    let fail = |e: ExecError| -> ExecError {
+        let _ = kill(helper, Signal::SIGKILL);
+        let _ = waitpid(helper, None);
+        e
+    };
+    if let Err(e) = crate::cgroups::add_pid(&dirs, helper.as_raw()) {
+        return Err(fail(ExecError::Process(e.to_string())));
+    }
+    parent_end.send(&Msg::Go).map_err(|e| fail(e.into()))?;
+    let pid = match parent_end.recv() {
+        Ok(Msg::ChildPid(p)) => Pid::from_raw(p),
+        Ok(Msg::Error(e)) => return Err(fail(ExecError::Process(e))),
+        Ok(other) => return Err(fail(ExecError::Process(format!("unexpected {other:?}")))),
+        Err(e) => return Err(fail(e.into())),
+    };
+    let _ = waitpid(helper, None);
+    match parent_end.recv() {
+        Err(sync::SyncError::Eof) => Ok(Execed {
+            pid,
+            console: console_parent,
+        }),
+        Ok(Msg::Error(e)) => {
+            let _ = kill(pid, Signal::SIGKILL);
+            Err(ExecError::Process(e))
+        }
+        Ok(other) => Err(ExecError::Process(format!("unexpected {other:?}"))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Steps 3-4 (helper) and 5 (process). Never returns.
+fn helper(
+    pidfd: &OwnedFd,
+    ns: CloneFlags,
+    chan: &Channel,
+    process: &Process,
+    console: Option<&OwnedFd>,
+    keyring: &str,
+    preserve_fds: u32,
+) -> ! {
+    // Until exec, nothing in the container may ptrace us or open our
+    // /proc/<pid>/exe, cwd or fds (CVE-2019-5736 class).
+    let _ = sys::set_non_dumpable();
+    if chan.expect(Msg::Go).is_err() {
+        sys::exit_now(1);
+    }
+    if let Err(e) = nix::sched::setns(pidfd.as_fd(), ns) {
+        let _ = chan.send(&Msg::Error(format!(
+            "joining the container's namespaces: {e}"
+        )));
+        sys::exit_now(1);
+    }
+    match sys::fork_process() {
+        Ok(CloneResult::Child) => {}
+        Ok(CloneResult::Parent { child }) => {
+            let _ = chan.send(&Msg::ChildPid(child.as_raw()));
+            sys::exit_now(0);
+        }
+        Err(e) => {
+            let _ = chan.send(&Msg::Error(format!("fork: {e}")));
+            sys::exit_now(1);
+        }
+    }
+    let result = (|| -> Result<super::init::Exec, String> {
+        let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+        sys::reset_signal_dispositions();
+        if let Some(console) = console {
+            nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
+            let pty = tty::open_pty()?;
+            if let Some(size) = tty::console_size(process) {
+                let _ = sys::set_winsize(&pty.master, size);
+            }
+            let uid = nix::unistd::Uid::from_raw(process.user().uid());
+            nix::unistd::fchown(&pty.slave, Some(uid), None)
+                .map_err(|e| format!("chown of the pty: {e}"))?;
+            tty::send_fd(console, &pty.master, "/dev/ptmx")
+                .map_err(|e| format!("sending the pty master: {e}"))?;
+            drop(pty.master);
+            tty::attach_slave(&pty.slave)?;
+        }
+        apply_process(
+            process,
+            &ProcessOptions {
+                keyring: Some(keyring),
+                preserve_fds,
+                listen_fds: 0,
+            },
+        )
+    })();
+    let exe = match result {
+        Ok(exe) => exe,
+        Err(e) => {
+            let _ = chan.send(&Msg::Error(e));
+            sys::exit_now(1);
+        }
+    };
+    let err = nix::unistd::execve(&exe.path, &exe.args, &exe.env).unwrap_err();
+    let _ = chan.send(&Msg::Error(format!(
+        "exec {}: {err}",
+        exe.path.to_string_lossy()
+    )));
+    sys::exit_now(127)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container() -> Process {
+        let spec: oci_spec::runtime::Spec =
+            serde_json::from_value(crate::spec::default_spec(false)).unwrap();
+        spec.process().clone().unwrap()
+    }
+
+    #[test]
+    fn flags_override_the_container_process() {
+        let o = Overrides {
+            args: vec!["id".into()],
+            cwd: Some("/tmp".into()),
+            env: vec!["A=1".into()],
+            user: Some("1000:1000".into()),
+            additional_gids: vec![2000],
+            caps: vec!["net_admin".into()],
+            no_new_privs: true,
+            ..Default::default()
+        };
+        let p = build_process(&container(), None, &o).unwrap();
+        assert_eq!(p.args().as_ref().unwrap(), &vec!["id".to_string()]);
+        assert_eq!(p.cwd(), Path::new("/tmp"));
+        assert!(p.env().as_ref().unwrap().contains(&"A=1".to_string()));
+        assert!(
+            p.env()
+                .as_ref()
+                .unwrap()
+                .iter()
+                .any(|e| e.starts_with("PATH="))
+        );
+        assert_eq!((p.user().uid(), p.user().gid()), (1000, 1000));
+        assert_eq!(p.user().additional_gids().as_ref().unwrap(), &vec![2000]);
+        assert!(
+            p.capabilities()
+                .as_ref()
+                .unwrap()
+                .bounding()
+                .as_ref()
+                .unwrap()
+                .contains(&Capability::NetAdmin)
+        );
+        assert!(p.capabilities().as_ref().unwrap().ambient().is_none());
+        assert_eq!(p.no_new_privileges(), Some(true));
+    }
+
+    #[test]
+    fn process_file_inherits_unset_fields() {
+        let file: Process =
+            serde_json::from_str(r#"{"user":{"uid":5,"gid":5},"args":["true"],"cwd":"/"}"#)
+                .unwrap();
+        let p = build_process(&container(), Some(file), &Overrides::default()).unwrap();
+        assert_eq!(p.user().uid(), 5);
+        assert_eq!(p.capabilities(), container().capabilities());
+        assert_eq!(p.rlimits(), container().rlimits());
+        assert_eq!(p.no_new_privileges(), Some(true));
+    }
+
+    #[test]
+    fn bad_inputs() {
+        assert!(build_process(&container(), None, &Overrides::default()).is_err());
+        let o = Overrides {
+            args: vec!["x".into()],
+            user: Some("root".into()),
+            ..Default::default()
+        };
+        assert!(build_process(&container(), None, &o).is_err());
+        let o = Overrides {
+            args: vec!["x".into()],
+            caps: vec!["CAP_NOPE".into()],
+            ..Default::default()
+        };
+        assert!(build_process(&container(), None, &o).is_err());
+        let o = Overrides {
+            args: vec!["x".into()],
+            cwd: Some("rel".into()),
+            ..Default::default()
+        };
+        assert!(build_process(&container(), None, &o).is_err());
+    }
+}
