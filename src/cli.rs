@@ -64,6 +64,8 @@ pub enum Command {
     Spec(SpecArgs),
     /// Run a new process in a running container
     Exec(Box<ExecArgs>),
+    /// Print the features this build supports (runtime-spec features.md)
+    Features,
     /// Commands of runc that rrun does not offer yet
     #[command(external_subcommand)]
     Other(Vec<String>),

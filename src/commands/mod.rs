@@ -3,6 +3,7 @@
 
 pub mod delete;
 pub mod exec;
+pub mod features;
 pub mod kill;
 pub mod lifecycle;
 pub mod list;
@@ -30,11 +31,11 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::List(a) => list::list(&store, a).map(|_| 0),
         Command::Spec(a) => spec::spec(a).map(|_| 0),
         Command::Exec(a) => exec::exec(&store, a),
+        Command::Features => features::features().map(|_| 0),
         Command::Other(args) => {
             let verb = args.first().map(String::as_str).unwrap_or("");
             match verb {
-                "ps" | "pause" | "resume" | "update" | "events" | "features" | "checkpoint"
-                | "restore" => {
+                "ps" | "pause" | "resume" | "update" | "events" | "checkpoint" | "restore" => {
                     bail!("rrun {verb}: not supported by this version of rrun")
                 }
                 _ => bail!("unknown command {verb:?} (see rrun --help)"),

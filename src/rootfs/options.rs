@@ -16,6 +16,51 @@ pub struct MountOptions {
     pub recursive: bool,
 }
 
+/// Every option keyword rrun understands (for `rrun features`); anything
+/// else is passed to the filesystem as data.
+pub const KNOWN: &[&str] = &[
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "iversion",
+    "lazytime",
+    "loud",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "noiversion",
+    "nolazytime",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "private",
+    "rbind",
+    "relatime",
+    "remount",
+    "rprivate",
+    "rshared",
+    "rslave",
+    "runbindable",
+    "ro",
+    "rw",
+    "shared",
+    "silent",
+    "slave",
+    "strictatime",
+    "suid",
+    "sync",
+    "tmpcopyup",
+    "unbindable",
+];
+
 /// MS_* flag for a propagation keyword (also used for rootfsPropagation).
 pub fn propagation_flag(opt: &str) -> Option<MsFlags> {
     Some(match opt {
@@ -132,6 +177,14 @@ mod tests {
         assert_eq!(m.flags, MsFlags::MS_RDONLY | MsFlags::MS_NODEV);
         assert_eq!(m.propagation, vec![MsFlags::MS_PRIVATE | MsFlags::MS_REC]);
         assert!(m.data.is_empty());
+    }
+
+    #[test]
+    fn every_known_option_is_understood() {
+        for o in KNOWN {
+            let m = parse(&[o.to_string()], None);
+            assert!(m.data.is_empty(), "{o} fell through to data");
+        }
     }
 
     #[test]
