@@ -66,6 +66,16 @@ pub enum Command {
     Exec(Box<ExecArgs>),
     /// Print the features this build supports (runtime-spec features.md)
     Features,
+    /// Suspend every process of a container (cgroup freezer)
+    Pause(IdArg),
+    /// Resume a paused container
+    Resume(IdArg),
+    /// List the processes of a container
+    Ps(PsArgs),
+    /// Print container events: resource stats and OOM kills
+    Events(EventsArgs),
+    /// Change a running container's resource limits
+    Update(Box<UpdateArgs>),
     /// Commands of runc that rrun does not offer yet
     #[command(external_subcommand)]
     Other(Vec<String>),
@@ -206,4 +216,64 @@ pub struct ExecArgs {
     /// The command and its arguments (unless --process)
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    /// table or json
+    #[arg(short = 'f', long, default_value = "table")]
+    pub format: String,
+    pub id: String,
+    /// Arguments for ps(1) (table format), default -ef
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// Print one stats event and exit
+    #[arg(long)]
+    pub stats: bool,
+    /// Interval between stats events
+    #[arg(long, default_value = "5s")]
+    pub interval: String,
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    /// A linux.resources JSON file ("-" for stdin)
+    #[arg(short = 'r', long)]
+    pub resources: Option<PathBuf>,
+    /// Memory limit (bytes, or with k/m/g suffix)
+    #[arg(long)]
+    pub memory: Option<String>,
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
+    /// Memory plus swap limit (-1: unlimited)
+    #[arg(long = "memory-swap")]
+    pub memory_swap: Option<String>,
+    #[arg(long = "kernel-memory")]
+    pub kernel_memory: Option<String>,
+    #[arg(long = "kernel-memory-tcp")]
+    pub kernel_memory_tcp: Option<String>,
+    #[arg(long = "cpu-shares")]
+    pub cpu_shares: Option<u64>,
+    #[arg(long = "cpu-quota", allow_negative_numbers = true)]
+    pub cpu_quota: Option<i64>,
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<u64>,
+    #[arg(long = "cpu-rt-period")]
+    pub cpu_rt_period: Option<u64>,
+    #[arg(long = "cpu-rt-runtime", allow_negative_numbers = true)]
+    pub cpu_rt_runtime: Option<i64>,
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    #[arg(long = "pids-limit", allow_negative_numbers = true)]
+    pub pids_limit: Option<i64>,
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
+    pub id: String,
 }

@@ -8,12 +8,16 @@
 //! work (see ARCHITECTURE.md). Reading /proc and /sys is parameterised by a
 //! root so the pure parts are unit-tested on a temp dir.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
+
+pub mod bpf;
+pub mod resources;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
@@ -33,6 +37,22 @@ pub enum CgroupError {
     NoHierarchy,
     #[error("cgroups: linux.cgroupsPath {0:?}: must not contain '..'")]
     BadPath(PathBuf),
+    #[error("cgroups: {0}")]
+    Resource(#[from] resources::ResourceError),
+    #[error(
+        "cgroups: linux.resources needs the {0} controller, which is not available to this container"
+    )]
+    NoController(String),
+    #[error("cgroups: enabling {controller} in {path}: {source}")]
+    Enable {
+        controller: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cgroups: loading the device filter into {0}: {1}")]
+    Bpf(PathBuf, nix::Error),
+    #[error("cgroups: {0} did not freeze or thaw in time")]
+    Freeze(PathBuf),
     #[error(
         "cgroups: the systemd cgroup driver is not supported by rrun yet (drop --systemd-cgroup)"
     )]
@@ -240,9 +260,396 @@ pub fn add_pid(dirs: &[PathBuf], pid: i32) -> Result<()> {
     Ok(())
 }
 
+/// One container cgroup directory and what its hierarchy offers, found
+/// from the cgroup mounts (so it is right whichever process asks).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dir {
+    pub path: PathBuf,
+    pub controllers: Vec<String>,
+    pub unified: bool,
+}
+
+/// Classifies the container's directories by the mount they live under.
+pub fn classify(dirs: &[PathBuf]) -> Vec<Dir> {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    classify_with(dirs, &mountinfo)
+}
+
+fn classify_with(dirs: &[PathBuf], mountinfo: &str) -> Vec<Dir> {
+    let mounts = parse_mountinfo(mountinfo);
+    dirs.iter()
+        .filter_map(|d| {
+            let m = mounts
+                .iter()
+                .filter(|m| d.starts_with(&m.point))
+                .max_by_key(|m| m.point.len())?;
+            let unified = m.fstype == "cgroup2";
+            let controllers = if unified {
+                fs::read_to_string(d.join("cgroup.controllers"))
+                    .map(|s| s.split_whitespace().map(str::to_string).collect())
+                    .unwrap_or_default()
+            } else {
+                m.opts
+                    .iter()
+                    .filter(|o| {
+                        !matches!(
+                            o.as_str(),
+                            "rw" | "ro" | "xattr" | "noprefix" | "clone_children"
+                        )
+                    })
+                    .filter(|o| !o.starts_with("release_agent"))
+                    .cloned()
+                    .collect()
+            };
+            Some(Dir {
+                path: d.clone(),
+                controllers,
+                unified,
+            })
+        })
+        .collect()
+}
+
+/// v1 (legacy or hybrid: any v1 hierarchy) or pure v2 rules apply.
+fn is_v1(dirs: &[Dir]) -> bool {
+    dirs.iter().any(|d| !d.unified)
+}
+
+/// cgroup v2 only delegates a controller to a child when every ancestor
+/// enables it in cgroup.subtree_control: enable what the plan needs, from
+/// the hierarchy root down to the container's parent.
+fn enable_controllers(mount: &Path, dir: &Path, needed: &[&str]) -> Result<()> {
+    let Ok(rel) = dir.strip_prefix(mount) else {
+        return Ok(());
+    };
+    let mut cur = mount.to_path_buf();
+    let parts: Vec<_> = rel.components().collect();
+    for comp in &parts {
+        let enabled = fs::read_to_string(cur.join("cgroup.subtree_control")).unwrap_or_default();
+        for c in needed {
+            if enabled.split_whitespace().any(|e| e == *c) {
+                continue;
+            }
+            fs::write(cur.join("cgroup.subtree_control"), format!("+{c}")).map_err(|e| {
+                CgroupError::Enable {
+                    controller: c.to_string(),
+                    path: cur.clone(),
+                    source: e,
+                }
+            })?;
+        }
+        cur.push(comp);
+    }
+    Ok(())
+}
+
+/// Applies `linux.resources` (devices included) to the container's cgroups.
+/// Used by create (before the init is in them) and by update.
+pub fn apply_resources(dirs: &[PathBuf], r: &LinuxResources, with_devices: bool) -> Result<()> {
+    let dirs = classify(dirs);
+    if is_v1(&dirs) {
+        for wr in resources::plan_v1(r)? {
+            let Some(d) = dirs
+                .iter()
+                .find(|d| !d.unified && d.controllers.iter().any(|c| c == wr.controller))
+            else {
+                if wr.optional {
+                    crate::log::warn(&format!(
+                        "cgroups: no {} controller for {}; ignored",
+                        wr.controller, wr.file
+                    ));
+                    continue;
+                }
+                return Err(CgroupError::NoController(wr.controller.to_string()));
+            };
+            write_knob(&d.path.join(&wr.file), &wr.value, wr.optional)?;
+        }
+        if with_devices {
+            let rules = r.devices().clone().unwrap_or_default();
+            for d in dirs
+                .iter()
+                .filter(|d| d.controllers.iter().any(|c| c == "devices"))
+            {
+                write(&d.path.join("devices.deny"), "a")?;
+                for (allow, rule) in device_rules(&rules) {
+                    let file = if allow {
+                        "devices.allow"
+                    } else {
+                        "devices.deny"
+                    };
+                    write(&d.path.join(file), &rule)?;
+                }
+            }
+        }
+        return Ok(());
+    }
+    let plan = resources::plan_v2(r)?;
+    for d in &dirs {
+        let mount = mount_of(&d.path);
+        enable_controllers(&mount, &d.path, &resources::controllers_needed(&plan))?;
+        for wr in &plan {
+            write_knob(&d.path.join(&wr.file), &wr.value, wr.optional)?;
+        }
+        if with_devices {
+            let prog = bpf::program(&bpf::rules(r.devices().as_deref().unwrap_or_default()));
+            let dirfd =
+                fs::File::open(&d.path).map_err(|e| CgroupError::Read(d.path.clone(), e))?;
+            crate::sys::attach_device_filter(&dirfd, &prog)
+                .map_err(|e| CgroupError::Bpf(d.path.clone(), e))?;
+        }
+    }
+    Ok(())
+}
+
+fn mount_of(dir: &Path) -> PathBuf {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    parse_mountinfo(&mountinfo)
+        .into_iter()
+        .filter(|m| dir.starts_with(&m.point))
+        .max_by_key(|m| m.point.len())
+        .map(|m| PathBuf::from(m.point))
+        .unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup"))
+}
+
+fn write_knob(path: &Path, value: &str, optional: bool) -> Result<()> {
+    match fs::write(path, value) {
+        Err(e) if optional && e.kind() == ErrorKind::NotFound => {
+            crate::log::warn(&format!(
+                "cgroups: {} is not available on this kernel; ignored",
+                path.display()
+            ));
+            Ok(())
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => Err(CgroupError::NoController(format!(
+            "{} file ({})",
+            path.file_name().unwrap_or_default().to_string_lossy(),
+            path.display()
+        ))),
+        other => other.map_err(|e| CgroupError::Write {
+            path: path.to_path_buf(),
+            value: value.to_string(),
+            source: e,
+        }),
+    }
+}
+
+/// Freezes (pause) or thaws (resume) the container and waits until the
+/// kernel reports it done.
+pub fn set_frozen(dirs: &[PathBuf], frozen: bool) -> Result<()> {
+    let dirs = classify(dirs);
+    // On hybrid hosts the v1 freezer is the one in charge: freezing the
+    // unified hierarchy as well would wait forever on tasks v1 already froze.
+    let v1 = is_v1(&dirs);
+    for d in dirs.iter().filter(|d| d.unified != v1) {
+        let (file, value, check, want) = if d.unified {
+            (
+                "cgroup.freeze",
+                if frozen { "1" } else { "0" },
+                "cgroup.events",
+                if frozen { "frozen 1" } else { "frozen 0" },
+            )
+        } else if d.controllers.iter().any(|c| c == "freezer") {
+            (
+                "freezer.state",
+                if frozen { "FROZEN" } else { "THAWED" },
+                "freezer.state",
+                if frozen { "FROZEN" } else { "THAWED" },
+            )
+        } else {
+            continue;
+        };
+        if d.unified && !d.path.join(file).exists() {
+            continue;
+        }
+        write(&d.path.join(file), value)?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let s = fs::read_to_string(d.path.join(check)).unwrap_or_default();
+            if s.lines().any(|l| l.trim() == want) {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(CgroupError::Freeze(d.path.clone()));
+            }
+            // v1 can stay FREZING while a task is in uninterruptible sleep:
+            // writing again retries the freeze.
+            if !d.unified && frozen {
+                let _ = fs::write(d.path.join(file), value);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    Ok(())
+}
+
+fn read_u64(path: &Path) -> Option<u64> {
+    let s = fs::read_to_string(path).ok()?;
+    let t = s.trim();
+    if t == "max" {
+        Some(u64::MAX)
+    } else {
+        t.parse().ok()
+    }
+}
+
+fn read_kv(path: &Path) -> BTreeMap<String, u64> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            Some((k.to_string(), v.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// How many times the kernel's OOM killer acted in the container.
+pub fn oom_kills(dirs: &[PathBuf]) -> u64 {
+    classify(dirs)
+        .iter()
+        .filter_map(|d| {
+            let file = if d.unified {
+                "memory.events"
+            } else {
+                "memory.oom_control"
+            };
+            if !d.unified && !d.controllers.iter().any(|c| c == "memory") {
+                return None;
+            }
+            read_kv(&d.path.join(file)).get("oom_kill").copied()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// The `data` object of runc's stats event (events --stats).
+pub fn stats(dirs: &[PathBuf]) -> serde_json::Value {
+    use serde_json::json;
+    let dirs = classify(dirs);
+    let find = |c: &str| {
+        dirs.iter()
+            .find(|d| d.controllers.iter().any(|x| x == c))
+            .map(|d| d.path.clone())
+    };
+    let mut data = serde_json::Map::new();
+    if is_v1(&dirs) {
+        if let Some(p) = find("cpuacct") {
+            let percpu: Vec<u64> = fs::read_to_string(p.join("cpuacct.usage_percpu"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            let st = read_kv(&p.join("cpuacct.stat"));
+            // cpuacct.stat is in USER_HZ ticks; runc reports nanoseconds.
+            let tick = 10_000_000u64;
+            let thr = find("cpu")
+                .map(|c| read_kv(&c.join("cpu.stat")))
+                .unwrap_or_default();
+            data.insert("cpu".into(), json!({
+                "usage": {"total": read_u64(&p.join("cpuacct.usage")).unwrap_or(0), "percpu_usage": percpu,
+                          "kernel": st.get("system").unwrap_or(&0) * tick, "user": st.get("user").unwrap_or(&0) * tick},
+                "throttling": {"periods": thr.get("nr_periods").unwrap_or(&0), "throttled_periods": thr.get("nr_throttled").unwrap_or(&0),
+                               "throttled_time": thr.get("throttled_time").unwrap_or(&0)}
+            }));
+        }
+        if let Some(p) = find("memory") {
+            let entry = |pre: &str| {
+                json!({
+                    "usage": read_u64(&p.join(format!("{pre}usage_in_bytes"))).unwrap_or(0),
+                    "max_usage": read_u64(&p.join(format!("{pre}max_usage_in_bytes"))).unwrap_or(0),
+                    "failcnt": read_u64(&p.join(format!("{pre}failcnt"))).unwrap_or(0),
+                    "limit": read_u64(&p.join(format!("{pre}limit_in_bytes"))).unwrap_or(0),
+                })
+            };
+            let raw = read_kv(&p.join("memory.stat"));
+            data.insert(
+                "memory".into(),
+                json!({
+                    "cache": raw.get("cache").unwrap_or(&0),
+                    "usage": entry("memory."), "swap": entry("memory.memsw."),
+                    "kernel": entry("memory.kmem."), "kernel_tcp": entry("memory.kmem.tcp."),
+                    "raw": raw,
+                }),
+            );
+        }
+        if let Some(p) = find("pids") {
+            data.insert("pids".into(), json!({"current": read_u64(&p.join("pids.current")).unwrap_or(0),
+                                               "limit": read_u64(&p.join("pids.max")).filter(|m| *m != u64::MAX).unwrap_or(0)}));
+        }
+        if let Some(p) = find("blkio") {
+            let entries = |f: &str| -> Vec<serde_json::Value> {
+                fs::read_to_string(p.join(f)).unwrap_or_default().lines().filter_map(|l| {
+                    let v: Vec<&str> = l.split_whitespace().collect();
+                    if v.len() != 3 { return None; }
+                    let (maj, min) = v[0].split_once(':')?;
+                    Some(json!({"major": maj.parse::<u64>().ok()?, "minor": min.parse::<u64>().ok()?, "op": v[1], "value": v[2].parse::<u64>().ok()?}))
+                }).collect()
+            };
+            data.insert("blkio".into(), json!({
+                "io_service_bytes_recursive": entries("blkio.throttle.io_service_bytes_recursive"),
+                "io_serviced_recursive": entries("blkio.throttle.io_serviced_recursive"),
+            }));
+        }
+        if let Some(p) = find("hugetlb") {
+            data.insert(
+                "hugetlb".into(),
+                hugetlb_stats(&p, "limit_in_bytes", "usage_in_bytes", "max_usage_in_bytes"),
+            );
+        }
+    } else if let Some(d) = dirs.first() {
+        let p = &d.path;
+        let cpu = read_kv(&p.join("cpu.stat"));
+        data.insert("cpu".into(), json!({
+            "usage": {"total": cpu.get("usage_usec").unwrap_or(&0) * 1000, "kernel": cpu.get("system_usec").unwrap_or(&0) * 1000,
+                      "user": cpu.get("user_usec").unwrap_or(&0) * 1000},
+            "throttling": {"periods": cpu.get("nr_periods").unwrap_or(&0), "throttled_periods": cpu.get("nr_throttled").unwrap_or(&0),
+                           "throttled_time": cpu.get("throttled_usec").unwrap_or(&0) * 1000}
+        }));
+        let raw = read_kv(&p.join("memory.stat"));
+        let lim = |f: &str| read_u64(&p.join(f)).unwrap_or(0);
+        data.insert("memory".into(), json!({
+            "cache": raw.get("file").unwrap_or(&0),
+            "usage": {"usage": lim("memory.current"), "limit": lim("memory.max"), "max_usage": lim("memory.peak"),
+                      "failcnt": read_kv(&p.join("memory.events")).get("max").unwrap_or(&0)},
+            "swap": {"usage": lim("memory.swap.current"), "limit": lim("memory.swap.max")},
+            "raw": raw,
+        }));
+        data.insert("pids".into(), json!({"current": lim("pids.current"),
+                                           "limit": read_u64(&p.join("pids.max")).filter(|m| *m != u64::MAX).unwrap_or(0)}));
+        data.insert("hugetlb".into(), hugetlb_stats(p, "max", "current", "max"));
+    }
+    serde_json::Value::Object(data)
+}
+
+fn hugetlb_stats(p: &Path, limit: &str, usage: &str, max: &str) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for e in fs::read_dir(p).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(size) = name
+            .strip_prefix("hugetlb.")
+            .and_then(|s| s.strip_suffix(&format!(".{limit}")))
+        else {
+            continue;
+        };
+        if size.contains('.') {
+            continue;
+        }
+        out.insert(
+            size.to_string(),
+            serde_json::json!({
+                "usage": read_u64(&p.join(format!("hugetlb.{size}.{usage}"))).unwrap_or(0),
+                "max": read_u64(&p.join(format!("hugetlb.{size}.{max}"))).unwrap_or(0),
+                "failcnt": read_kv(&p.join(format!("hugetlb.{size}.events"))).get("max").copied()
+                    .or_else(|| read_u64(&p.join(format!("hugetlb.{size}.failcnt")))).unwrap_or(0),
+            }),
+        );
+    }
+    serde_json::Value::Object(out)
+}
+
 /// Devices every container may use (runc's default allowlist), added after
 /// the config's own rules.
-const DEFAULT_ALLOWED: &[&str] = &[
+pub(crate) const DEFAULT_ALLOWED: &[&str] = &[
     "c *:* m",
     "b *:* m",
     "c 1:3 rwm",
@@ -283,31 +690,6 @@ pub fn device_rules(rules: &[LinuxDeviceCgroup]) -> Vec<(bool, String)> {
         out.push((true, d.to_string()));
     }
     out
-}
-
-/// Applies the device allowlist in the v1 devices hierarchy (deny all first).
-/// On cgroup v2 the allowlist is a BPF program; that belongs to the resources
-/// work, and until then v2 hosts rely on the device nodes rrun creates.
-pub fn apply_devices(
-    hierarchies: &[Hierarchy],
-    dirs: &[PathBuf],
-    rules: &[LinuxDeviceCgroup],
-) -> Result<()> {
-    for (h, dir) in hierarchies.iter().zip(dirs) {
-        if !h.controllers.iter().any(|c| c == "devices") {
-            continue;
-        }
-        write(&dir.join("devices.deny"), "a")?;
-        for (allow, rule) in device_rules(rules) {
-            let file = if allow {
-                "devices.allow"
-            } else {
-                "devices.deny"
-            };
-            write(&dir.join(file), &rule)?;
-        }
-    }
-    Ok(())
 }
 
 /// Every pid in the container's cgroups (nested cgroups included).

@@ -1,6 +1,7 @@
 //! One function per verb: load, call, print. Errors leave as anyhow with
 //! context; main.rs turns them into one stderr line and a log line.
 
+pub mod cgroup_cmds;
 pub mod delete;
 pub mod exec;
 pub mod features;
@@ -32,10 +33,15 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Spec(a) => spec::spec(a).map(|_| 0),
         Command::Exec(a) => exec::exec(&store, a),
         Command::Features => features::features().map(|_| 0),
+        Command::Pause(a) => cgroup_cmds::pause(&store, &a.id).map(|_| 0),
+        Command::Resume(a) => cgroup_cmds::resume(&store, &a.id).map(|_| 0),
+        Command::Ps(a) => cgroup_cmds::ps(&store, a).map(|_| 0),
+        Command::Events(a) => cgroup_cmds::events(&store, a).map(|_| 0),
+        Command::Update(a) => cgroup_cmds::update(&store, a).map(|_| 0),
         Command::Other(args) => {
             let verb = args.first().map(String::as_str).unwrap_or("");
             match verb {
-                "ps" | "pause" | "resume" | "update" | "events" | "checkpoint" | "restore" => {
+                "checkpoint" | "restore" => {
                     bail!("rrun {verb}: not supported by this version of rrun")
                 }
                 _ => bail!("unknown command {verb:?} (see rrun --help)"),

@@ -273,11 +273,16 @@ fn exec_cgroup_dirs(state: &ContainerState, subs: &[String]) -> Result<Vec<PathB
 /// Starts `opts.process` in the container. Returns once it exec'd (or
 /// failed to, with the reason).
 pub fn exec(state: &ContainerState, opts: &ExecOptions) -> Result<Execed, ExecError> {
-    match state.status() {
+    let status = state.status();
+    match status {
         Status::Stopped => return Err(ExecError::Stopped),
         Status::Paused if !opts.ignore_paused => return Err(ExecError::Paused),
         _ => {}
     }
+    // A process that joins a frozen cgroup freezes before it can exec. In a
+    // paused container it joins right after its exec instead (and then
+    // stays frozen until resume, as the user asked with --ignore-paused).
+    let join_late = status == Status::Paused;
     let process = &opts.process;
     let terminal = process.terminal().unwrap_or(false);
     let console_socket = opts.console_socket.as_ref().filter(|_| terminal);
@@ -347,7 +352,7 @@ pub fn exec(state: &ContainerState, opts: &ExecOptions) -> Result<Execed, ExecEr
         let _ = waitpid(helper, None);
         e
     };
-    if let Err(e) = crate::cgroups::add_pid(&dirs, helper.as_raw()) {
+    if !join_late && let Err(e) = crate::cgroups::add_pid(&dirs, helper.as_raw()) {
         return Err(fail(ExecError::Process(e.to_string())));
     }
     parent_end.send(&Msg::Go).map_err(|e| fail(e.into()))?;
@@ -359,10 +364,16 @@ pub fn exec(state: &ContainerState, opts: &ExecOptions) -> Result<Execed, ExecEr
     };
     let _ = waitpid(helper, None);
     match parent_end.recv() {
-        Err(sync::SyncError::Eof) => Ok(Execed {
-            pid,
-            console: console_parent,
-        }),
+        Err(sync::SyncError::Eof) => {
+            if join_late && let Err(e) = crate::cgroups::add_pid(&dirs, pid.as_raw()) {
+                let _ = kill(pid, Signal::SIGKILL);
+                return Err(ExecError::Process(e.to_string()));
+            }
+            Ok(Execed {
+                pid,
+                console: console_parent,
+            })
+        }
         Ok(Msg::Error(e)) => {
             let _ = kill(pid, Signal::SIGKILL);
             Err(ExecError::Process(e))

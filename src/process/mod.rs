@@ -321,13 +321,12 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
     };
 
     guard.cgroups_made = cgroups::create(&plan.hierarchies, &plan.cgroup_dirs)?;
-    let device_rules = spec
+    let resources = spec
         .linux()
         .as_ref()
-        .and_then(|l| l.resources().as_ref())
-        .and_then(|r| r.devices().clone())
+        .and_then(|l| l.resources().clone())
         .unwrap_or_default();
-    cgroups::apply_devices(&plan.hierarchies, &plan.cgroup_dirs, &device_rules)?;
+    cgroups::apply_resources(&plan.cgroup_dirs, &resources, true)?;
     cgroups::add_pid(&plan.cgroup_dirs, pid.as_raw())?;
     if let Some(adj) = process.oom_score_adj() {
         std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
@@ -531,6 +530,10 @@ pub fn destroy(
         && crate::state::process_alive(state.pid, state.pid_start)
     {
         let _ = sys::pidfd_send_signal(&pidfd, libc::SIGKILL);
+        // A frozen (paused) process dies only once thawed.
+        if cgroups::is_frozen(&state.cgroup_paths) {
+            let _ = cgroups::set_frozen(&state.cgroup_paths, false);
+        }
         wait_exit(&pidfd, 5000);
     }
     // Stragglers: processes that escaped the pid namespace teardown (none

@@ -259,3 +259,82 @@ pub fn dup_onto(fd: &impl AsFd, target: i32) -> Result<(), Errno> {
     let ret = unsafe { libc::dup2(fd.as_fd().as_raw_fd(), target) };
     Errno::result(ret).map(|_| ())
 }
+
+/// Loads a BPF_PROG_TYPE_CGROUP_DEVICE program and attaches it to the
+/// cgroup directory `cgroup` (BPF_F_ALLOW_MULTI, as systemd and runc do so
+/// that other programs keep working). Returns the program fd: the program
+/// stays attached after it is closed.
+pub fn attach_device_filter(
+    cgroup: &impl AsFd,
+    insns: &[crate::cgroups::bpf::Insn],
+) -> Result<OwnedFd, Errno> {
+    const BPF_PROG_LOAD: libc::c_int = 5;
+    const BPF_PROG_ATTACH: libc::c_int = 8;
+    const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
+    const BPF_CGROUP_DEVICE: u32 = 6;
+    const BPF_F_ALLOW_MULTI: u32 = 2;
+    #[repr(C)]
+    #[derive(Default)]
+    struct ProgLoad {
+        prog_type: u32,
+        insn_cnt: u32,
+        insns: u64,
+        license: u64,
+        log_level: u32,
+        log_size: u32,
+        log_buf: u64,
+        kern_version: u32,
+        prog_flags: u32,
+    }
+    #[repr(C)]
+    #[derive(Default)]
+    struct ProgAttach {
+        target_fd: u32,
+        attach_bpf_fd: u32,
+        attach_type: u32,
+        attach_flags: u32,
+    }
+    let license = b"GPL\0";
+    let load = ProgLoad {
+        prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
+        insn_cnt: insns.len() as u32,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        ..Default::default()
+    };
+    // SAFETY: `load` is a fully initialised bpf_attr prefix; the pointers
+    // in it (instructions, license) stay valid for the call; the kernel
+    // accepts a shorter attr than its own and zero-fills the rest.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_LOAD,
+            &load as *const ProgLoad,
+            std::mem::size_of::<ProgLoad>() as u32,
+        )
+    };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: fd is a new program fd owned by nobody else.
+    let prog = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let attach = ProgAttach {
+        target_fd: cgroup.as_fd().as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        attach_flags: BPF_F_ALLOW_MULTI,
+    };
+    // SAFETY: as above; both fds are open for the duration of the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_ATTACH,
+            &attach as *const ProgAttach,
+            std::mem::size_of::<ProgAttach>() as u32,
+        )
+    };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    Ok(prog)
+}

@@ -1,0 +1,278 @@
+//! pause, resume, ps, events and update: the commands that work on a
+//! container's cgroups.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
+
+use crate::cgroups;
+use crate::cli::{EventsArgs, PsArgs, UpdateArgs};
+use crate::state::{Status, Store};
+
+pub fn pause(store: &Store, id: &str) -> Result<()> {
+    let dir = store.open(id)?;
+    let state = dir.load()?;
+    match state.status() {
+        Status::Running => {}
+        s => bail!("container {id} is not running: {s}"),
+    }
+    cgroups::set_frozen(&state.cgroup_paths, true)?;
+    Ok(())
+}
+
+pub fn resume(store: &Store, id: &str) -> Result<()> {
+    let dir = store.open(id)?;
+    let state = dir.load()?;
+    if state.status() != Status::Paused {
+        bail!("container {id} is not paused");
+    }
+    cgroups::set_frozen(&state.cgroup_paths, false)?;
+    Ok(())
+}
+
+pub fn ps(store: &Store, a: &PsArgs) -> Result<()> {
+    let state = store.open(&a.id)?.load()?;
+    let pids = cgroups::pids(&state.cgroup_paths);
+    match a.format.as_str() {
+        "json" => {
+            println!("{}", serde_json::to_string(&pids)?);
+            Ok(())
+        }
+        "table" => {
+            let args = if a.ps_args.is_empty() {
+                vec!["-ef".to_string()]
+            } else {
+                a.ps_args.clone()
+            };
+            let out = std::process::Command::new("ps")
+                .args(&args)
+                .output()
+                .context("running ps")?;
+            if !out.status.success() {
+                bail!(
+                    "ps {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            let text = String::from_utf8_lossy(&out.stdout);
+            let mut lines = text.lines();
+            let header = lines.next().unwrap_or_default();
+            let col = header
+                .split_whitespace()
+                .position(|h| h == "PID")
+                .ok_or_else(|| anyhow!("ps output has no PID column"))?;
+            println!("{header}");
+            for l in lines {
+                let pid = l
+                    .split_whitespace()
+                    .nth(col)
+                    .and_then(|p| p.parse::<i32>().ok());
+                if pid.is_some_and(|p| pids.contains(&p)) {
+                    println!("{l}");
+                }
+            }
+            Ok(())
+        }
+        f => bail!("invalid --format {f:?}: use table or json"),
+    }
+}
+
+/// A Go-style duration: 100ms, 5s, 1m, 1h (or plain seconds).
+pub fn parse_duration(s: &str) -> Result<Duration> {
+    let bad = || anyhow!("invalid duration {s:?} (e.g. 500ms, 5s, 1m)");
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(bad()),
+    };
+    if !(secs > 0.0 && secs.is_finite()) {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+pub fn events(store: &Store, a: &EventsArgs) -> Result<()> {
+    let interval = parse_duration(&a.interval)?;
+    let state = store.open(&a.id)?.load()?;
+    if state.status() == Status::Stopped {
+        bail!("container {} is not running", a.id);
+    }
+    let stats = |s: &crate::state::ContainerState| serde_json::json!({"type": "stats", "id": s.id, "data": cgroups::stats(&s.cgroup_paths)});
+    if a.stats {
+        println!("{}", stats(&state));
+        return Ok(());
+    }
+    // OOM kills are checked every 100ms; stats every interval.
+    let tick = Duration::from_millis(100).min(interval);
+    let mut ooms = cgroups::oom_kills(&state.cgroup_paths);
+    let mut next_stats = std::time::Instant::now();
+    while state.status() != Status::Stopped {
+        let now_ooms = cgroups::oom_kills(&state.cgroup_paths);
+        if now_ooms > ooms {
+            ooms = now_ooms;
+            println!("{}", serde_json::json!({"type": "oom", "id": state.id}));
+        }
+        if std::time::Instant::now() >= next_stats {
+            println!("{}", stats(&state));
+            next_stats += interval;
+        }
+        std::thread::sleep(tick);
+    }
+    Ok(())
+}
+
+/// Bytes with an optional k/m/g/t suffix (binary, as runc's units); -1 is
+/// unlimited.
+pub fn parse_bytes(s: &str) -> Result<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    if t == "-1" {
+        return Ok(-1);
+    }
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: f64 = num.parse().map_err(|_| anyhow!("invalid size {s:?}"))?;
+    if n < 0.0 {
+        bail!("invalid size {s:?}");
+    }
+    Ok((n * mult as f64) as i64)
+}
+
+pub fn update(store: &Store, a: &UpdateArgs) -> Result<()> {
+    let dir = store.open(&a.id)?;
+    let mut state = dir.load()?;
+    if state.status() == Status::Stopped {
+        bail!("container {} is not running", a.id);
+    }
+    let mut r: LinuxResources = match &a.resources {
+        Some(p) if p == Path::new("-") => {
+            serde_json::from_reader(std::io::stdin()).context("--resources -: invalid JSON")?
+        }
+        Some(p) => {
+            let data = std::fs::read(p).with_context(|| format!("--resources {}", p.display()))?;
+            serde_json::from_slice(&data)
+                .with_context(|| format!("--resources {}: invalid JSON", p.display()))?
+        }
+        None => LinuxResources::default(),
+    };
+    let mut mem = (*r.memory()).unwrap_or_default();
+    let mut mem_set = r.memory().is_some();
+    for (flag, setter) in [
+        (
+            &a.memory,
+            LinuxMemory::set_limit as fn(&mut LinuxMemory, Option<i64>) -> &mut LinuxMemory,
+        ),
+        (&a.memory_reservation, LinuxMemory::set_reservation),
+        (&a.memory_swap, LinuxMemory::set_swap),
+        (&a.kernel_memory, LinuxMemory::set_kernel),
+        (&a.kernel_memory_tcp, LinuxMemory::set_kernel_tcp),
+    ] {
+        if let Some(v) = flag {
+            setter(&mut mem, Some(parse_bytes(v)?));
+            mem_set = true;
+        }
+    }
+    if mem_set {
+        r.set_memory(Some(mem));
+    }
+    let mut cpu = r.cpu().clone().unwrap_or_default();
+    let before = cpu.clone();
+    if a.cpu_shares.is_some() {
+        cpu.set_shares(a.cpu_shares);
+    }
+    if a.cpu_quota.is_some() {
+        cpu.set_quota(a.cpu_quota);
+    }
+    if a.cpu_period.is_some() {
+        cpu.set_period(a.cpu_period);
+    }
+    if a.cpu_rt_period.is_some() {
+        cpu.set_realtime_period(a.cpu_rt_period);
+    }
+    if a.cpu_rt_runtime.is_some() {
+        cpu.set_realtime_runtime(a.cpu_rt_runtime);
+    }
+    if a.cpuset_cpus.is_some() {
+        cpu.set_cpus(a.cpuset_cpus.clone());
+    }
+    if a.cpuset_mems.is_some() {
+        cpu.set_mems(a.cpuset_mems.clone());
+    }
+    if r.cpu().is_some() || cpu != before || cpu != LinuxCpu::default() {
+        r.set_cpu(Some(cpu));
+    }
+    if let Some(p) = a.pids_limit {
+        let mut pids = LinuxPids::default();
+        pids.set_limit(p);
+        r.set_pids(Some(pids));
+    }
+    if let Some(w) = a.blkio_weight {
+        let mut b = r.block_io().clone().unwrap_or_default();
+        b.set_weight(Some(w));
+        r.set_block_io(Some(b));
+    }
+    // Device rules are not changed by update (as runc).
+    r.set_devices(None);
+    cgroups::apply_resources(&state.cgroup_paths, &r, false)?;
+    // Remember the new limits, so `exec` and later updates see them.
+    if let Some(spec) = state.spec.as_mut()
+        && let Some(linux) = spec.linux_mut()
+    {
+        let mut cur = linux.resources().clone().unwrap_or_default();
+        if r.memory().is_some() {
+            cur.set_memory(*r.memory());
+        }
+        if r.cpu().is_some() {
+            cur.set_cpu(r.cpu().clone());
+        }
+        if r.pids().is_some() {
+            cur.set_pids(*r.pids());
+        }
+        if r.block_io().is_some() {
+            cur.set_block_io(r.block_io().clone());
+        }
+        linux.set_resources(Some(cur));
+    }
+    dir.save(&state)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("100ms").unwrap(), Duration::from_millis(100));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("x").is_err());
+        assert!(parse_duration("5y").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("1024").unwrap(), 1024);
+        assert_eq!(parse_bytes("512m").unwrap(), 512 << 20);
+        assert_eq!(parse_bytes("1G").unwrap(), 1 << 30);
+        assert_eq!(parse_bytes("-1").unwrap(), -1);
+        assert!(parse_bytes("abc").is_err());
+        assert!(parse_bytes("-5").is_err());
+    }
+}
