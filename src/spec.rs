@@ -139,13 +139,6 @@ pub fn validate(spec: &Spec) -> Result<()> {
         .as_ref()
         .ok_or_else(|| SpecError::Invalid("linux: missing".into()))?;
 
-    // Running without a filter the config asks for would silently drop a
-    // security boundary: refuse until seccomp support lands.
-    if linux.seccomp().is_some() {
-        return Err(SpecError::Invalid(
-            "linux.seccomp: seccomp filters are not supported by this build of rrun (see `rrun features`)".into(),
-        ));
-    }
     let mut seen = HashSet::new();
     let mut new_ns = HashSet::new();
     for ns in linux.namespaces().as_deref().unwrap_or_default() {

@@ -302,6 +302,15 @@ pub fn exec(state: &ContainerState, opts: &ExecOptions) -> Result<Execed, ExecEr
         }
     }
     let dirs = exec_cgroup_dirs(state, &opts.sub_cgroups)?;
+    // The exec'd process gets the container's filter, as runc does.
+    let seccomp = state
+        .spec
+        .as_ref()
+        .and_then(|s| s.linux().as_ref())
+        .and_then(|l| l.seccomp().as_ref())
+        .map(crate::security::seccomp::compile)
+        .transpose()
+        .map_err(|e| ExecError::Invalid(e.to_string()))?;
     let pidfd = sys::pidfd_open(state.pid).map_err(|e| ExecError::Sys("pidfd_open", e))?;
     if !crate::state::process_alive(state.pid, state.pid_start) {
         return Err(ExecError::Stopped);
@@ -339,8 +348,7 @@ pub fn exec(state: &ContainerState, opts: &ExecOptions) -> Result<Execed, ExecEr
                 &child_end,
                 process,
                 console_child.as_ref(),
-                &keyring,
-                opts.preserve_fds,
+                (&keyring, opts.preserve_fds, seccomp.as_ref()),
             )
         }
         CloneResult::Parent { child } => child,
@@ -390,8 +398,7 @@ fn helper(
     chan: &Channel,
     process: &Process,
     console: Option<&OwnedFd>,
-    keyring: &str,
-    preserve_fds: u32,
+    (keyring, preserve_fds, seccomp): (&str, u32, Option<&crate::security::seccomp::Compiled>),
 ) -> ! {
     // Until exec, nothing in the container may ptrace us or open our
     // /proc/<pid>/exe, cwd or fds (CVE-2019-5736 class).
@@ -439,6 +446,7 @@ fn helper(
                 keyring: Some(keyring),
                 preserve_fds,
                 listen_fds: 0,
+                seccomp,
             },
         )
     })();
@@ -449,6 +457,12 @@ fn helper(
             sys::exit_now(1);
         }
     };
+    if let Some(f) = &exe.late_seccomp
+        && let Err(e) = crate::security::seccomp::load(f)
+    {
+        let _ = chan.send(&Msg::Error(format!("loading the seccomp filter: {e}")));
+        sys::exit_now(1);
+    }
     let err = nix::unistd::execve(&exe.path, &exe.args, &exe.env).unwrap_err();
     let _ = chan.send(&Msg::Error(format!(
         "exec {}: {err}",

@@ -132,11 +132,18 @@ pub fn run(plan: &InitPlan, chan: &Channel, listener: &OwnedFd, console: Option<
             report(e.to_string());
         }
     }
+    if let Some(f) = &exe.late_seccomp
+        && let Err(e) = crate::security::seccomp::load(f)
+    {
+        report(format!("loading the seccomp filter: {e}"));
+    }
     let err = nix::unistd::execve(&exe.path, &exe.args, &exe.env).unwrap_err();
     report(format!("exec {}: {}", exe.path.to_string_lossy(), err))
 }
 
 pub(super) struct Exec {
+    /// The filter to load right before execve (no_new_privs case).
+    pub late_seccomp: Option<crate::security::seccomp::Compiled>,
     pub path: CString,
     pub args: Vec<CString>,
     pub env: Vec<CString>,
@@ -216,6 +223,7 @@ fn setup(plan: &InitPlan, chan: &Channel, console: Option<&OwnedFd>) -> StepResu
             keyring: (!plan.no_new_keyring).then_some(plan.id.as_str()),
             preserve_fds: plan.preserve_fds,
             listen_fds: plan.listen_fds,
+            seccomp: plan.seccomp.as_ref(),
         },
     )
 }
@@ -227,6 +235,7 @@ pub struct ProcessOptions<'a> {
     pub keyring: Option<&'a str>,
     pub preserve_fds: u32,
     pub listen_fds: u32,
+    pub seccomp: Option<&'a crate::security::seccomp::Compiled>,
 }
 
 /// Step h, shared with exec: everything of `process` that is applied to the
@@ -252,6 +261,14 @@ pub(super) fn apply_process(process: &Process, opts: &ProcessOptions) -> StepRes
     let path = find_executable(arg0, &env, process.cwd())?;
     let caps = CapPlan::from_spec(process.capabilities().as_ref());
     caps.drop_bounding().map_err(|e| e.to_string())?;
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
+    // now, while we have it. With no_new_privs it is loaded by the caller
+    // right before execve, so the filter sees as few of rrun's own
+    // syscalls as possible (as runc does).
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    if let Some(f) = opts.seccomp.filter(|_| !nnp) {
+        crate::security::seccomp::load(f).map_err(step("loading the seccomp filter"))?;
+    }
     sys::set_keep_caps(true).map_err(step("PR_SET_KEEPCAPS"))?;
     let user = process.user();
     let setgroups_allowed = std::fs::read_to_string("/proc/self/setgroups")
@@ -289,6 +306,7 @@ pub(super) fn apply_process(process: &Process, opts: &ProcessOptions) -> StepRes
         let _ = sys::clear_cloexec(fd as i32);
     }
     Ok(Exec {
+        late_seccomp: opts.seccomp.filter(|_| nnp).cloned(),
         path,
         args: args
             .iter()

@@ -65,6 +65,8 @@ pub enum CreateError {
     #[error(transparent)]
     Hook(#[from] hooks::HookError),
     #[error(transparent)]
+    Seccomp(#[from] crate::security::seccomp::SeccompError),
+    #[error(transparent)]
     Sync(#[from] sync::SyncError),
     #[error("{0}: {1}")]
     Sys(&'static str, nix::Error),
@@ -106,6 +108,7 @@ pub struct InitPlan {
     pub preserve_fds: u32,
     pub listen_fds: u32,
     pub has_runtime_hooks: bool,
+    pub seccomp: Option<crate::security::seccomp::Compiled>,
 }
 
 /// A container that reached `created`, still locked by this process.
@@ -212,6 +215,12 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
             || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
     });
     let listen = listen_fds();
+    let seccomp = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .map(crate::security::seccomp::compile)
+        .transpose()?;
 
     let dir = store.create(&opts.id)?;
     let annotations: BTreeMap<String, String> = spec
@@ -272,6 +281,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         preserve_fds: opts.preserve_fds + listen,
         listen_fds: listen,
         has_runtime_hooks,
+        seccomp,
     };
 
     let intermediate = plan.ns.needs_intermediate();

@@ -1,6 +1,8 @@
 //! Process security: the five capability sets (caps crate) applied across
-//! the uid change, and no_new_privs. Seccomp and LSM labels join this module
-//! with the security work (see ARCHITECTURE.md).
+//! the uid change, no_new_privs, and seccomp (seccomp.rs). LSM labels join
+//! this module with the security work (see ARCHITECTURE.md).
+
+pub mod seccomp;
 
 use std::collections::HashSet;
 use std::str::FromStr;

@@ -338,3 +338,28 @@ pub fn attach_device_filter(
     }
     Ok(prog)
 }
+
+/// seccomp(SECCOMP_SET_MODE_FILTER, flags, prog).
+pub fn seccomp_load(prog: &[seccompiler::sock_filter], flags: u32) -> Result<(), Errno> {
+    #[repr(C)]
+    struct SockFprog {
+        len: libc::c_ushort,
+        filter: *const seccompiler::sock_filter,
+    }
+    const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
+    let fprog = SockFprog {
+        len: prog.len() as libc::c_ushort,
+        filter: prog.as_ptr(),
+    };
+    // SAFETY: fprog points to `prog`, a valid array of sock_filter (repr C,
+    // from seccompiler) that outlives the call; the kernel copies it.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            flags as libc::c_uint,
+            &fprog as *const SockFprog,
+        )
+    };
+    Errno::result(ret).map(|_| ())
+}
