@@ -502,14 +502,16 @@ pub fn signal(
         }
         // The init may not be in the cgroup files (e.g. cgroups unreadable).
     }
-    let pidfd = sys::pidfd_open(state.pid)?;
+    // With --all the init may already be gone (it was in the cgroup too).
+    let gone = |e: nix::Error| if all && e == nix::errno::Errno::ESRCH { Ok(()) } else { Err(e) };
+    let pidfd = match sys::pidfd_open(state.pid) {
+        Ok(fd) => fd,
+        Err(e) => return gone(e),
+    };
     if !crate::state::process_alive(state.pid, state.pid_start) {
-        return Err(nix::errno::Errno::ESRCH);
+        return gone(nix::errno::Errno::ESRCH);
     }
-    match sys::pidfd_send_signal(&pidfd, sig as i32) {
-        Err(nix::errno::Errno::ESRCH) if all => Ok(()),
-        other => other,
-    }
+    sys::pidfd_send_signal(&pidfd, sig as i32).or_else(gone)
 }
 
 /// Waits until the pidfd's process has exited (or the timeout passes).

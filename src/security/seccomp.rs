@@ -5,8 +5,8 @@
 //! non-default action (its rules -> that action, anything else -> allow)
 //! plus one default filter (every rule's syscall -> allow, anything else ->
 //! defaultAction) and loads them all. The kernel runs every loaded filter
-//! and takes the most restrictive answer (kill > trap > errno > trace > log
-//! > allow), which is the profile's meaning for the profiles engines ship.
+//! and takes the most restrictive answer (kill, then trap, errno, trace,
+//! log, allow), which is the profile's meaning for the profiles engines ship.
 //! Unknown syscall names are skipped with a warning, as runc does. The
 //! filters accept only the native architecture (x86_64): others, e.g. the
 //! 32-bit int 0x80 entry, are killed rather than let through.
