@@ -11,8 +11,12 @@ TEST_THREADS ?= 4
 
 all: build
 
+# Binaries are static and land in target/x86_64-unknown-linux-gnu/ (see
+# .cargo/config.toml); target/debug/ gets links for the familiar paths.
 build:
 	$(CARGO) build
+	mkdir -p target/debug
+	for b in rrun rrun-init; do ln -sfn ../x86_64-unknown-linux-gnu/debug/$$b target/debug/$$b; done
 
 rootfs: $(ROOTFS)/.done
 

@@ -257,7 +257,8 @@ pub struct UpdateArgs {
     pub kernel_memory: Option<String>,
     #[arg(long = "kernel-memory-tcp")]
     pub kernel_memory_tcp: Option<String>,
-    #[arg(long = "cpu-shares")]
+    /// CPU shares (runc's spelling is --cpu-share)
+    #[arg(long = "cpu-share", alias = "cpu-shares")]
     pub cpu_shares: Option<u64>,
     #[arg(long = "cpu-quota", allow_negative_numbers = true)]
     pub cpu_quota: Option<i64>,

@@ -105,9 +105,32 @@ pub struct OciState<'a> {
     pub owner: &'a str,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: &'a BTreeMap<String, String>,
+    /// The built-in init's status, when the container has the init.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init: Option<serde_json::Value>,
 }
 
 impl ContainerState {
+    /// Whether the container runs rrun's built-in init.
+    pub fn has_init(&self) -> bool {
+        crate::init::policy::enabled(&self.annotations)
+    }
+
+    /// The OCI state plus the init's status (read from the container).
+    pub fn full_state(&self) -> OciState<'_> {
+        let status = self.status();
+        let mut s = self.oci_state(status);
+        if self.has_init() {
+            s.init = Some(match status {
+                Status::Stopped | Status::Created => serde_json::json!({
+                    "restarts": 0, "pid": null, "lastExit": null, "health": "none", "gaveUp": false
+                }),
+                _ => crate::init::status(self.pid).unwrap_or(serde_json::Value::Null),
+            });
+        }
+        s
+    }
+
     pub fn hooks(&self) -> Option<&oci_spec::runtime::Hooks> {
         self.spec.as_ref().and_then(|s| s.hooks().as_ref())
     }
@@ -141,6 +164,7 @@ impl ContainerState {
             created: &self.created,
             owner: &self.owner,
             annotations: &self.annotations,
+            init: None,
         }
     }
 }

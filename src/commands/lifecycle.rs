@@ -35,8 +35,7 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
 pub fn state(store: &Store, id: &str) -> Result<()> {
     let dir = store.open(id)?;
     let state = dir.load()?;
-    let json = serde_json::to_string_pretty(&state.oci_state(state.status()))
-        .context("serialising state")?;
+    let json = serde_json::to_string_pretty(&state.full_state()).context("serialising state")?;
     println!("{json}");
     Ok(())
 }

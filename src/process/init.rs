@@ -97,7 +97,7 @@ pub fn run(plan: &InitPlan, chan: &Channel, listener: &OwnedFd, console: Option<
         let _ = e;
         sys::exit_now(1);
     }
-    let exe = match setup(plan, chan, console) {
+    let target = match setup(plan, chan, console) {
         Ok(exe) => exe,
         Err(e) => fail(chan, e),
     };
@@ -132,6 +132,23 @@ pub fn run(plan: &InitPlan, chan: &Channel, listener: &OwnedFd, console: Option<
             report(e.to_string());
         }
     }
+    let exe = match target {
+        Target::Program(exe) => exe,
+        Target::Init(plan_fd) => {
+            let init_bin = plan
+                .init_binary
+                .as_ref()
+                .expect("init target only with the init binary");
+            let args = [
+                CString::new("rrun-init").expect("no NUL"),
+                CString::new(std::os::fd::AsRawFd::as_raw_fd(&plan_fd).to_string())
+                    .expect("no NUL"),
+            ];
+            let env: [CString; 0] = [];
+            let err = nix::unistd::fexecve(init_bin, &args, &env).unwrap_err();
+            report(format!("exec of the built-in init: {err}"))
+        }
+    };
     if let Some(f) = &exe.late_seccomp
         && let Err(e) = crate::security::seccomp::load(f)
     {
@@ -154,7 +171,13 @@ fn cstring(s: &str, what: &'static str) -> StepResult<CString> {
 }
 
 /// Steps c..h. Returns what to exec.
-fn setup(plan: &InitPlan, chan: &Channel, console: Option<&OwnedFd>) -> StepResult<Exec> {
+/// What the init execs once started: the program, or the built-in init.
+enum Target {
+    Program(Exec),
+    Init(OwnedFd),
+}
+
+fn setup(plan: &InitPlan, chan: &Channel, console: Option<&OwnedFd>) -> StepResult<Target> {
     let spec = &plan.spec;
     let process: &Process = spec.process().as_ref().expect("validated: process present");
 
@@ -213,7 +236,14 @@ fn setup(plan: &InitPlan, chan: &Channel, console: Option<&OwnedFd>) -> StepResu
     // g.
     rootfs::finalize(&rplan).map_err(|e| e.to_string())?;
     if let Some(console) = console {
-        setup_terminal(process, console)?;
+        // With the built-in init, each run of the program takes the
+        // terminal as its controlling tty; the init must not hold it.
+        setup_terminal(process, console, plan.init_binary.is_none())?;
+    }
+    if plan.init_binary.is_some() {
+        let launch = build_launch(plan, process)?;
+        sys::cloexec_from(3 + plan.preserve_fds).map_err(step("close_range"))?;
+        return Ok(Target::Init(plan_fd(&launch, 3 + plan.preserve_fds)?));
     }
 
     // h.
@@ -226,6 +256,7 @@ fn setup(plan: &InitPlan, chan: &Channel, console: Option<&OwnedFd>) -> StepResu
             seccomp: plan.seccomp.as_ref(),
         },
     )
+    .map(Target::Program)
 }
 
 /// What differs between the container's init and an exec'd process when
@@ -321,7 +352,7 @@ pub(super) fn apply_process(process: &Process, opts: &ProcessOptions) -> StepRes
 
 /// A pty from the container's devpts: the master goes to the console
 /// socket, the slave becomes /dev/console, stdio and the controlling tty.
-fn setup_terminal(process: &Process, console: &OwnedFd) -> StepResult<()> {
+fn setup_terminal(process: &Process, console: &OwnedFd, ctty: bool) -> StepResult<()> {
     let pty = super::tty::open_pty()?;
     if let Some(size) = super::tty::console_size(process) {
         sys::set_winsize(&pty.master, size).map_err(step("setting the console size"))?;
@@ -336,7 +367,14 @@ fn setup_terminal(process: &Process, console: &OwnedFd) -> StepResult<()> {
     super::tty::send_fd(console, &pty.master, "/dev/ptmx")
         .map_err(step("sending the pty master to the console socket"))?;
     drop(pty.master);
-    super::tty::attach_slave(&pty.slave)
+    if ctty {
+        super::tty::attach_slave(&pty.slave)
+    } else {
+        for target in 0..3 {
+            sys::dup_onto(&pty.slave, target).map_err(step("dup2 pty slave"))?;
+        }
+        Ok(())
+    }
 }
 
 fn set_domainname(d: &str) -> StepResult<()> {
@@ -346,28 +384,106 @@ fn set_domainname(d: &str) -> StepResult<()> {
     std::fs::write("/proc/sys/kernel/domainname", c.as_bytes()).map_err(step("setting domainname"))
 }
 
+/// The RLIMIT_* number of an OCI rlimit type.
+fn rlimit_number(typ: PosixRlimitType) -> u32 {
+    use PosixRlimitType as T;
+    match typ {
+        T::RlimitCpu => libc::RLIMIT_CPU,
+        T::RlimitFsize => libc::RLIMIT_FSIZE,
+        T::RlimitData => libc::RLIMIT_DATA,
+        T::RlimitStack => libc::RLIMIT_STACK,
+        T::RlimitCore => libc::RLIMIT_CORE,
+        T::RlimitRss => libc::RLIMIT_RSS,
+        T::RlimitNproc => libc::RLIMIT_NPROC,
+        T::RlimitNofile => libc::RLIMIT_NOFILE,
+        T::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        T::RlimitAs => libc::RLIMIT_AS,
+        T::RlimitLocks => libc::RLIMIT_LOCKS,
+        T::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        T::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        T::RlimitNice => libc::RLIMIT_NICE,
+        T::RlimitRtprio => libc::RLIMIT_RTPRIO,
+        T::RlimitRttime => libc::RLIMIT_RTTIME,
+    }
+}
+
 fn set_rlimit(typ: PosixRlimitType, soft: u64, hard: u64) -> StepResult<()> {
-    use nix::sys::resource::{Resource, setrlimit};
-    let res = match typ {
-        PosixRlimitType::RlimitCpu => Resource::RLIMIT_CPU,
-        PosixRlimitType::RlimitFsize => Resource::RLIMIT_FSIZE,
-        PosixRlimitType::RlimitData => Resource::RLIMIT_DATA,
-        PosixRlimitType::RlimitStack => Resource::RLIMIT_STACK,
-        PosixRlimitType::RlimitCore => Resource::RLIMIT_CORE,
-        PosixRlimitType::RlimitRss => Resource::RLIMIT_RSS,
-        PosixRlimitType::RlimitNproc => Resource::RLIMIT_NPROC,
-        PosixRlimitType::RlimitNofile => Resource::RLIMIT_NOFILE,
-        PosixRlimitType::RlimitMemlock => Resource::RLIMIT_MEMLOCK,
-        PosixRlimitType::RlimitAs => Resource::RLIMIT_AS,
-        PosixRlimitType::RlimitLocks => Resource::RLIMIT_LOCKS,
-        PosixRlimitType::RlimitSigpending => Resource::RLIMIT_SIGPENDING,
-        PosixRlimitType::RlimitMsgqueue => Resource::RLIMIT_MSGQUEUE,
-        PosixRlimitType::RlimitNice => Resource::RLIMIT_NICE,
-        PosixRlimitType::RlimitRtprio => Resource::RLIMIT_RTPRIO,
-        PosixRlimitType::RlimitRttime => Resource::RLIMIT_RTTIME,
-    };
-    setrlimit(res, soft, hard)
+    sys::setrlimit(rlimit_number(typ), soft, hard)
         .map_err(|e| format!("setrlimit {typ:?} soft={soft} hard={hard}: {e}"))
+}
+
+/// The launch plan for the built-in init: the same decisions as
+/// apply_process, as numbers, for the init to apply in each child.
+fn build_launch(plan: &InitPlan, process: &Process) -> StepResult<crate::init::plan::Launch> {
+    use crate::init::plan::{Caps, Launch};
+    let env = build_env(process, plan.listen_fds);
+    let args = process.args().clone().unwrap_or_default();
+    let path = find_executable(&args[0], &env, process.cwd())?;
+    let caps = CapPlan::from_spec(process.capabilities().as_ref());
+    let mask = |s: &caps::CapsHashSet| s.iter().fold(0u64, |m, c| m | c.bitmask());
+    let user = process.user();
+    let setgroups_allowed = std::fs::read_to_string("/proc/self/setgroups")
+        .map(|s| s.trim() != "deny")
+        .unwrap_or(true);
+    Ok(Launch {
+        path: path.to_string_lossy().into_owned(),
+        args,
+        env,
+        cwd: process.cwd().to_string_lossy().into_owned(),
+        uid: user.uid(),
+        gid: user.gid(),
+        groups: setgroups_allowed.then(|| user.additional_gids().clone().unwrap_or_default()),
+        umask: user.umask().unwrap_or(0o022),
+        rlimits: process
+            .rlimits()
+            .iter()
+            .flatten()
+            .map(|r| (rlimit_number(r.typ()), r.soft(), r.hard()))
+            .collect(),
+        caps: Caps {
+            bounding: mask(&caps.bounding),
+            effective: mask(&caps.effective),
+            inheritable: mask(&caps.inheritable),
+            permitted: mask(&caps.permitted),
+            ambient: mask(&caps.ambient),
+        },
+        no_new_privs: process.no_new_privileges().unwrap_or(false),
+        seccomp: plan
+            .seccomp
+            .iter()
+            .flat_map(|c| c.programs.iter())
+            .map(|p| p.iter().map(|f| (f.code, f.jt, f.jf, f.k)).collect())
+            .collect(),
+        seccomp_flags: plan.seccomp.as_ref().map_or(0, |c| c.flags),
+        terminal: process.terminal().unwrap_or(false),
+        preserve_fds: plan.preserve_fds,
+        annotations: plan
+            .spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+    })
+}
+
+/// The plan in a sealed memfd the init can read but nobody can change,
+/// at an fd number above the ones passed on to the program.
+fn plan_fd(launch: &crate::init::plan::Launch, min_fd: u32) -> StepResult<OwnedFd> {
+    use nix::sys::memfd::{MFdFlags, memfd_create};
+    let json = serde_json::to_vec(launch).map_err(step("serialising the launch plan"))?;
+    let fd = memfd_create(
+        "rrun-init-plan",
+        MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+    )
+    .map_err(step("memfd_create"))?;
+    let mut f = std::fs::File::from(fd);
+    std::io::Write::write_all(&mut f, &json).map_err(step("writing the launch plan"))?;
+    std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0)).map_err(step("seek"))?;
+    let fd = OwnedFd::from(f);
+    sys::seal(&fd).map_err(step("sealing the launch plan"))?;
+    // Not CLOEXEC: it must survive the exec of the init.
+    sys::dup_above(&fd, min_fd as i32).map_err(step("placing the launch plan fd"))
 }
 
 /// process.env, plus LISTEN_FDS/LISTEN_PID for socket activation, and a

@@ -109,6 +109,8 @@ pub struct InitPlan {
     pub listen_fds: u32,
     pub has_runtime_hooks: bool,
     pub seccomp: Option<crate::security::seccomp::Compiled>,
+    /// The built-in init (a sealed memfd copy of rrun-init), when asked for.
+    pub init_binary: Option<OwnedFd>,
 }
 
 /// A container that reached `created`, still locked by this process.
@@ -221,6 +223,20 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         .and_then(|l| l.seccomp().as_ref())
         .map(crate::security::seccomp::compile)
         .transpose()?;
+    let ann_map: BTreeMap<String, String> = spec
+        .annotations()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let init_binary = if crate::init::policy::enabled(&ann_map) {
+        crate::init::policy::parse(&ann_map).map_err(CreateError::Unsupported)?;
+        Some(crate::init::init_binary().map_err(CreateError::Unsupported)?)
+    } else {
+        // Misspelt or invalid rrun.* keys must not pass silently either.
+        crate::init::policy::parse(&ann_map).map_err(CreateError::Unsupported)?;
+        None
+    };
 
     let dir = store.create(&opts.id)?;
     let annotations: BTreeMap<String, String> = spec
@@ -282,6 +298,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         listen_fds: listen,
         has_runtime_hooks,
         seccomp,
+        init_binary,
     };
 
     let intermediate = plan.ns.needs_intermediate();
@@ -503,7 +520,13 @@ pub fn signal(
         // The init may not be in the cgroup files (e.g. cgroups unreadable).
     }
     // With --all the init may already be gone (it was in the cgroup too).
-    let gone = |e: nix::Error| if all && e == nix::errno::Errno::ESRCH { Ok(()) } else { Err(e) };
+    let gone = |e: nix::Error| {
+        if all && e == nix::errno::Errno::ESRCH {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    };
     let pidfd = match sys::pidfd_open(state.pid) {
         Ok(fd) => fd,
         Err(e) => return gone(e),

@@ -264,10 +264,11 @@ pub fn dup_onto(fd: &impl AsFd, target: i32) -> Result<(), Errno> {
 /// cgroup directory `cgroup` (BPF_F_ALLOW_MULTI, as systemd and runc do so
 /// that other programs keep working). Returns the program fd: the program
 /// stays attached after it is closed.
-pub fn attach_device_filter(
-    cgroup: &impl AsFd,
-    insns: &[crate::cgroups::bpf::Insn],
-) -> Result<OwnedFd, Errno> {
+///
+/// `T` is the 8-byte `struct bpf_insn` (cgroups::bpf::Insn); it is generic
+/// only so that this module does not depend on the rest of the crate.
+pub fn attach_device_filter<T>(cgroup: &impl AsFd, insns: &[T]) -> Result<OwnedFd, Errno> {
+    assert_eq!(std::mem::size_of::<T>(), 8, "bpf instructions are 8 bytes");
     const BPF_PROG_LOAD: libc::c_int = 5;
     const BPF_PROG_ATTACH: libc::c_int = 8;
     const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
@@ -362,4 +363,34 @@ pub fn seccomp_load(prog: &[seccompiler::sock_filter], flags: u32) -> Result<(),
         )
     };
     Errno::result(ret).map(|_| ())
+}
+
+/// setrlimit by raw resource number (the launch plan carries numbers).
+pub fn setrlimit(resource: u32, soft: u64, hard: u64) -> Result<(), Errno> {
+    let lim = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: setrlimit reads the struct we pass; an unknown resource
+    // number fails with EINVAL.
+    let ret = unsafe { libc::setrlimit(resource as libc::__rlimit_resource_t, &lim) };
+    Errno::result(ret).map(|_| ())
+}
+
+/// Seals a memfd against every change (write, grow, shrink, more seals).
+pub fn seal(fd: &impl AsFd) -> Result<(), Errno> {
+    use nix::fcntl::{FcntlArg, SealFlag, fcntl};
+    let all = SealFlag::F_SEAL_SEAL
+        | SealFlag::F_SEAL_SHRINK
+        | SealFlag::F_SEAL_GROW
+        | SealFlag::F_SEAL_WRITE;
+    fcntl(fd.as_fd(), FcntlArg::F_ADD_SEALS(all)).map(|_| ())
+}
+
+/// A duplicate of `fd` at a number >= `min`, without CLOEXEC.
+pub fn dup_above(fd: &impl AsFd, min: i32) -> Result<OwnedFd, Errno> {
+    use nix::fcntl::{FcntlArg, fcntl};
+    let n = fcntl(fd.as_fd(), FcntlArg::F_DUPFD(min))?;
+    // SAFETY: F_DUPFD returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(n) })
 }

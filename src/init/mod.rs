@@ -1,0 +1,95 @@
+//! The built-in init: the policy (pure, shared with the rrun-init binary),
+//! the launch plan handed to it, finding and sealing its binary, and
+//! reading its published status from the host.
+
+// Shared with the rrun-init binary, which uses the parts rrun does not.
+#[allow(dead_code)]
+pub mod plan;
+#[allow(dead_code)]
+pub mod policy;
+
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use nix::fcntl::OFlag;
+
+/// A sealed memfd copy of the rrun-init binary installed beside rrun. The
+/// container's PID 1 runs from this copy: nothing in the container can
+/// reach, let alone rewrite, a host binary through /proc/1/exe
+/// (runc CVE-2019-5736 class).
+pub fn init_binary() -> Result<OwnedFd, String> {
+    use nix::sys::memfd::{MFdFlags, memfd_create};
+    let exe = std::env::current_exe().map_err(|e| format!("locating rrun: {e}"))?;
+    let path = exe.with_file_name("rrun-init");
+    let mut src = std::fs::File::open(&path).map_err(|e| {
+        format!(
+            "the built-in init {} (installed beside rrun): {e}",
+            path.display()
+        )
+    })?;
+    let fd = memfd_create(
+        "rrun-init",
+        MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+    )
+    .map_err(|e| format!("memfd_create: {e}"))?;
+    let mut dst = std::fs::File::from(fd);
+    std::io::copy(&mut src, &mut dst).map_err(|e| format!("copying the built-in init: {e}"))?;
+    let fd = OwnedFd::from(dst);
+    crate::sys::seal(&fd).map_err(|e| format!("sealing the built-in init: {e}"))?;
+    Ok(fd)
+}
+
+/// The init's status as `rrun state` shows it, read from inside the
+/// container through /proc/<pid>/root with RESOLVE_IN_ROOT (the container
+/// controls the file, so it is size-limited and parsed defensively), with
+/// the program's pid translated to the host's pid namespace.
+pub fn status(init_pid: i32) -> Option<serde_json::Value> {
+    use std::io::Read;
+    let root =
+        crate::rootfs::resolve::Root::open(Path::new(&format!("/proc/{init_pid}/root"))).ok()?;
+    let fd = root
+        .open_in(
+            Path::new(plan::STATUS_PATH),
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK,
+        )
+        .ok()?;
+    let mut data = Vec::new();
+    std::fs::File::from(fd)
+        .take(64 * 1024)
+        .read_to_end(&mut data)
+        .ok()?;
+    let s: plan::Status = serde_json::from_slice(&data).ok()?;
+    let host_pid = s.pid.and_then(|p| host_pid_of_child(init_pid, p));
+    Some(serde_json::json!({
+        "restarts": s.restarts,
+        "pid": host_pid,
+        "lastExit": s.last_exit,
+        "health": s.health,
+        "gaveUp": s.gave_up,
+        "starts": s.starts,
+    }))
+}
+
+/// The host pid of the init's child whose pid in the container is `ns_pid`.
+fn host_pid_of_child(init_pid: i32, ns_pid: i32) -> Option<i32> {
+    let children =
+        std::fs::read_to_string(format!("/proc/{init_pid}/task/{init_pid}/children")).ok()?;
+    children
+        .split_whitespace()
+        .filter_map(|c| c.parse::<i32>().ok())
+        .find(|c| {
+            std::fs::read_to_string(format!("/proc/{c}/status"))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find(|l| l.starts_with("NSpid:"))
+                        .map(str::to_string)
+                })
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .last()
+                        .and_then(|x| x.parse::<i32>().ok())
+                })
+                == Some(ns_pid)
+        })
+}
