@@ -116,7 +116,17 @@ pub fn events(store: &Store, a: &EventsArgs) -> Result<()> {
     let tick = Duration::from_millis(100).min(interval);
     let mut ooms = cgroups::oom_kills(&state.cgroup_paths);
     let mut next_stats = std::time::Instant::now();
+    let mut last_init: Option<serde_json::Value> = None;
     while state.status() != Status::Stopped {
+        // The built-in init's exits, restarts and health changes.
+        if state.has_init()
+            && let Some(init) = crate::init::status(state.pid)
+        {
+            for e in init_events(&state.id, last_init.as_ref(), &init) {
+                println!("{e}");
+            }
+            last_init = Some(init);
+        }
         let now_ooms = cgroups::oom_kills(&state.cgroup_paths);
         if now_ooms > ooms {
             ooms = now_ooms;
@@ -129,6 +139,28 @@ pub fn events(store: &Store, a: &EventsArgs) -> Result<()> {
         std::thread::sleep(tick);
     }
     Ok(())
+}
+
+/// Events for what changed in the init's status between two readings.
+fn init_events(id: &str, before: Option<&serde_json::Value>, now: &serde_json::Value) -> Vec<serde_json::Value> {
+    use serde_json::json;
+    let mut out = Vec::new();
+    let Some(before) = before else { return out };
+    let restarts = |v: &serde_json::Value| v["restarts"].as_u64().unwrap_or(0);
+    let exits = |v: &serde_json::Value| v["exits"].as_u64().unwrap_or(0);
+    if exits(now) > exits(before) {
+        out.push(json!({"type": "exit", "id": id, "data": {"lastExit": now["lastExit"], "restarts": now["restarts"]}}));
+    }
+    if restarts(now) > restarts(before) {
+        out.push(json!({"type": "restart", "id": id, "data": {"restarts": now["restarts"], "pid": now["pid"]}}));
+    }
+    if now["health"] != before["health"] {
+        out.push(json!({"type": "health", "id": id, "data": {"health": now["health"]}}));
+    }
+    if now["gaveUp"] == true && before["gaveUp"] != true {
+        out.push(json!({"type": "gave-up", "id": id, "data": {"lastExit": now["lastExit"]}}));
+    }
+    out
 }
 
 /// Bytes with an optional k/m/g/t suffix (binary, as runc's units); -1 is

@@ -66,27 +66,46 @@ pub fn list(store: &Store, a: &ListArgs) -> Result<()> {
     }
     match a.format.as_str() {
         "table" => {
-            let mut rows = vec![
-                ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
-                    .map(String::from)
-                    .to_vec(),
-            ];
+            // runc's columns; containers with the built-in init add
+            // RESTARTS and HEALTH (only then, so runc-format parsers of
+            // plain containers see exactly runc's table).
+            let with_init = states.iter().any(|s| s.has_init());
+            let mut header: Vec<String> = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+                .map(String::from)
+                .to_vec();
+            if with_init {
+                header.insert(5, "RESTARTS".into());
+                header.insert(6, "HEALTH".into());
+            }
+            let mut rows = vec![header];
             for s in &states {
                 let status = s.status();
                 let o = s.oci_state(status);
-                rows.push(vec![
+                let mut row = vec![
                     s.id.clone(),
                     o.pid.to_string(),
                     status.to_string(),
                     s.bundle.display().to_string(),
                     s.created.clone(),
                     owner_name(store, &s.id),
-                ]);
+                ];
+                if with_init {
+                    let init = s.full_state().init.unwrap_or_default();
+                    let get = |k: &str| match &init[k] {
+                        serde_json::Value::Null => "-".to_string(),
+                        serde_json::Value::String(v) => v.clone(),
+                        v => v.to_string(),
+                    };
+                    let (r, h) = if s.has_init() { (get("restarts"), get("health")) } else { ("-".into(), "-".into()) };
+                    row.insert(5, r);
+                    row.insert(6, h);
+                }
+                rows.push(row);
             }
             print!("{}", table(&rows));
         }
         "json" => {
-            let v: Vec<_> = states.iter().map(|s| s.oci_state(s.status())).collect();
+            let v: Vec<_> = states.iter().map(|s| s.full_state()).collect();
             println!("{}", serde_json::to_string(&v)?);
         }
         other => bail!("invalid --format {other:?}: use table or json"),

@@ -66,6 +66,7 @@ pub fn status(init_pid: i32) -> Option<serde_json::Value> {
         "lastExit": s.last_exit,
         "health": s.health,
         "gaveUp": s.gave_up,
+        "exits": s.exits,
         "starts": s.starts,
     }))
 }

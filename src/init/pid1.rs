@@ -238,6 +238,7 @@ impl Init {
     fn program_exited(&mut self, e: Exit) {
         self.child = None;
         self.status.pid = None;
+        self.status.exits += 1;
         self.status.last_exit = Some(match e {
             Exit::Code(c) => LastExit::Code(c),
             Exit::Signal(s) => LastExit::Signal(s),

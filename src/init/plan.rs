@@ -58,6 +58,9 @@ pub struct Status {
     pub last_exit: Option<LastExit>,
     pub health: String,
     pub gave_up: bool,
+    /// How many times the program has exited.
+    #[serde(default)]
+    pub exits: u32,
     /// Unix time (ms) of each start, newest last (at most 64 kept).
     pub starts: Vec<u64>,
 }
