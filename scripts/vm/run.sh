@@ -58,6 +58,7 @@ TMP=$(mktemp -d "$(dirname "$INITRAMFS")/run.XXXXXX")
 QPID=
 WPID=
 cleanup() {
+    set +e # kill of an already gone pid must not end the cleanup early
     [ -n "$WPID" ] && kill "$WPID" 2>/dev/null
     if [ -n "$QPID" ] && kill -0 "$QPID" 2>/dev/null; then
         kill -TERM "$QPID" 2>/dev/null
