@@ -18,8 +18,9 @@
 # Environment:
 #   RRUN_BIN     rrun binary to pack (default target/debug/rrun). A dynamic
 #                binary gets its ldd libraries packed; a static one
-#                (RUSTFLAGS='-C target-feature=+crt-static' cargo build
-#                --release --target x86_64-unknown-linux-gnu) needs none.
+#                (-C target-feature=+crt-static) needs none.
+#   RRUN_INIT_BIN  the built-in init, packed beside rrun when it exists
+#                (default: rrun-init next to RRUN_BIN).
 #   VM_KERNEL    kernel image to use (default: newest /boot/vmlinuz-*)
 #   VM_MODULES   kernel modules to pack and load at boot, e.g. "overlay veth
 #                bridge" (default none: everything the cgroup tests need is
@@ -114,9 +115,16 @@ mkdir -p "$STAGE"/{newroot,usr/local/bin,etc/vm,bundles/busybox}
 # The container rootfs the tests run on.
 scripts/mkrootfs.sh "$STAGE/bundles/busybox/rootfs" 2>/dev/null
 
+# rrun-init (the built-in init) must sit beside rrun: pack it when present.
+RRUN_INIT_BIN=${RRUN_INIT_BIN:-$(dirname "$RRUN_BIN")/rrun-init}
+BINS=(rrun)
 install -m 0755 "$RRUN_BIN" "$STAGE/usr/local/bin/rrun"
+if [ -x "$RRUN_INIT_BIN" ]; then
+    install -m 0755 "$RRUN_INIT_BIN" "$STAGE/usr/local/bin/rrun-init"
+    BINS+=(rrun-init)
+fi
 if [ "${VM_STRIP:-1}" = 1 ] && command -v strip >/dev/null; then
-    strip --strip-debug "$STAGE/usr/local/bin/rrun"
+    for b in "${BINS[@]}"; do strip --strip-debug "$STAGE/usr/local/bin/$b"; done
 fi
 
 # Shared libraries (and the ELF interpreter), at the paths ldd reports.
@@ -130,7 +138,7 @@ copy_libs() {
         cp -L "$lib" "$STAGE$lib"
     done
 }
-copy_libs "$RRUN_BIN"
+for b in "${BINS[@]}"; do copy_libs "$STAGE/usr/local/bin/$b"; done
 
 # --- kernel modules ----------------------------------------------------------------
 # modules.dep lines: "kernel/fs/overlayfs/overlay.ko: dep.ko ..." (deps are

@@ -2,11 +2,13 @@
 # Boot the pure-cgroup-v2 test VM under QEMU (TCG, no KVM needed), run SCRIPT
 # inside it as /test.sh, stream the console and exit with SCRIPT's code.
 #
-#   scripts/vm/run.sh [--initramfs FILE] [--kernel FILE] [--timeout SECS] SCRIPT
+#   scripts/vm/run.sh [--initramfs FILE] [--kernel FILE] [--timeout SECS]
+#                     [--env NAME=VALUE]... SCRIPT
 #
 # Defaults: --initramfs target/vm/initramfs.cpio.gz, --kernel the vmlinux
 # (PVH) or else the vmlinuz next to it (both from scripts/vm/build-initramfs.sh target/vm), --timeout
-# 300 (then qemu is killed and the exit code is 124). VM_MEM (MiB, default
+# 300 (then qemu is killed and the exit code is 124). --env exports a
+# variable to SCRIPT (repeatable). VM_MEM (MiB, default
 # 1024), VM_SMP (default 2) and VM_APPEND (extra kernel arguments) tune it.
 #
 # SCRIPT is appended to the initramfs as a second cpio archive, so trying
@@ -18,18 +20,24 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 usage() {
-    echo "usage: $0 [--initramfs FILE] [--kernel FILE] [--timeout SECS] SCRIPT" >&2
+    echo "usage: $0 [--initramfs FILE] [--kernel FILE] [--timeout SECS] [--env NAME=VALUE]... SCRIPT" >&2
     exit 2
 }
 
 INITRAMFS=
 KERNEL=
 TIMEOUT=300
+ENVS=()
 while [ $# -gt 0 ]; do
     case $1 in
         --initramfs) [ $# -ge 2 ] || usage; INITRAMFS=$2; shift 2 ;;
         --kernel) [ $# -ge 2 ] || usage; KERNEL=$2; shift 2 ;;
         --timeout) [ $# -ge 2 ] || usage; TIMEOUT=$2; shift 2 ;;
+        --env)
+            [ $# -ge 2 ] || usage
+            case $2 in [A-Za-z_]*=*) ;; *) usage ;; esac
+            case ${2%%=*} in *[!A-Za-z0-9_]*) usage ;; esac
+            ENVS+=("$2"); shift 2 ;;
         -h | --help) usage ;;
         --) shift; break ;;
         -*) usage ;;
@@ -71,10 +79,16 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-mkdir "$TMP/tree"
+mkdir -p "$TMP/tree/etc/vm"
 cp "$SCRIPT" "$TMP/tree/test.sh"
 chmod 0755 "$TMP/tree/test.sh"
-(cd "$TMP/tree" && echo test.sh | cpio --quiet -o -H newc -R 0:0) | gzip -1 > "$TMP/test.cpio.gz"
+# /etc/vm/test.env, sourced by /init: export NAME='VALUE' (quotes escaped).
+for kv in "${ENVS[@]}"; do
+    v=${kv#*=}
+    printf "export %s='%s'\n" "${kv%%=*}" "${v//\'/\'\\\'\'}"
+done > "$TMP/tree/etc/vm/test.env"
+(cd "$TMP/tree" && printf '%s\n' test.sh etc/vm/test.env | cpio --quiet -o -H newc -R 0:0) |
+    gzip -1 > "$TMP/test.cpio.gz"
 cat "$INITRAMFS" "$TMP/test.cpio.gz" > "$TMP/initrd.img"
 
 # qboot (qemu-system-data) starts the kernel ~1 s sooner than SeaBIOS.

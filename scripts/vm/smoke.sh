@@ -15,7 +15,8 @@
 #   4. the same relative path with linux.resources.pids.limit 64: must exit
 #      0 and show pids.max 64.
 # 2-4 use no devices rule, so that they test the cgroup placement alone.
-# SMOKE_STRICT_RELATIVE=0 (edit below) turns 3-4 into KNOWN-ISSUE lines.
+# scripts/vm/run.sh --env SMOKE_STRICT_RELATIVE=0 turns 3-4 failures into
+# KNOWN-ISSUE lines.
 set -u
 SMOKE_STRICT_RELATIVE=${SMOKE_STRICT_RELATIVE:-1}
 
