@@ -45,3 +45,15 @@ test-runc:
 clean:
 	$(CARGO) clean
 	rm -rf $(ROOTFS) $(DEMO_ROOT)
+
+# Pure cgroup v2 smoke test in a QEMU VM (TCG: no KVM needed; as root, for
+# apt-get and /boot). scripts/vm/build-initramfs.sh packs the host kernel,
+# busybox, rrun and a test rootfs into $(VM_DIR); scripts/vm/run.sh boots it
+# (~4-8 s under TCG) and runs scripts/vm/smoke.sh inside. Any other script:
+#   scripts/vm/run.sh --initramfs $(VM_DIR)/initramfs.cpio.gz SCRIPT
+VM_DIR ?= target/vm
+
+.PHONY: vm-test
+vm-test: build
+	RRUN_BIN=$(RRUN) scripts/vm/build-initramfs.sh $(VM_DIR)
+	scripts/vm/run.sh --initramfs $(VM_DIR)/initramfs.cpio.gz scripts/vm/smoke.sh
