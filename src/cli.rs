@@ -76,6 +76,8 @@ pub enum Command {
     Events(EventsArgs),
     /// Change a running container's resource limits
     Update(Box<UpdateArgs>),
+    /// Make a bundle (rootfs/ + config.json) from an image or rootfs tarball
+    Unpack(Box<UnpackArgs>),
     /// Commands of runc that rrun does not offer yet
     #[command(external_subcommand)]
     Other(Vec<String>),
@@ -277,4 +279,63 @@ pub struct UpdateArgs {
     #[arg(long = "blkio-weight")]
     pub blkio_weight: Option<u16>,
     pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct UnpackArgs {
+    /// oci:PATH[:REF], oci-archive:PATH[:REF], docker-archive:PATH[:REF], or a rootfs tarball
+    pub source: String,
+    /// The bundle directory to create (or an existing empty one)
+    pub dir: PathBuf,
+    /// Replaces the image's Cmd
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+    /// Replaces the image's Entrypoint (and drops its Cmd): JSON array or one program
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// KEY=VALUE added to the environment (repeatable)
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Working directory of the process
+    #[arg(long, short = 'w')]
+    pub workdir: Option<String>,
+    /// USER[:GROUP] (names resolved in the image's /etc/passwd and /etc/group)
+    #[arg(long, short = 'u')]
+    pub user: Option<String>,
+    /// A bundle for an unprivileged user (user namespace, ids mapped)
+    #[arg(long)]
+    pub rootless: bool,
+    /// Do not run rrun's built-in init as PID 1
+    #[arg(long = "no-init")]
+    pub no_init: bool,
+    /// Restart policy: no, always, on-success, on-failure[:N], on-abnormal, on-abort
+    #[arg(long)]
+    pub restart: Option<String>,
+    #[arg(long = "restart-delay", value_name = "DURATION")]
+    pub restart_delay: Option<String>,
+    #[arg(long = "restart-max-delay", value_name = "DURATION")]
+    pub restart_max_delay: Option<String>,
+    #[arg(long = "restart-reset-after", value_name = "DURATION")]
+    pub restart_reset_after: Option<String>,
+    #[arg(long = "restart-multiplier")]
+    pub restart_multiplier: Option<String>,
+    #[arg(long = "restart-limit", value_name = "BURST/INTERVAL")]
+    pub restart_limit: Option<String>,
+    #[arg(long = "restart-success-exit", value_name = "CODES")]
+    pub restart_success_exit: Option<String>,
+    #[arg(long = "restart-prevent-exit", value_name = "CODES")]
+    pub restart_prevent_exit: Option<String>,
+    #[arg(long = "stop-timeout", value_name = "DURATION")]
+    pub stop_timeout: Option<String>,
+    /// Health check command (JSON array)
+    #[arg(long = "health-cmd")]
+    pub health_cmd: Option<String>,
+    #[arg(long = "health-interval", value_name = "DURATION")]
+    pub health_interval: Option<String>,
+    #[arg(long = "health-timeout", value_name = "DURATION")]
+    pub health_timeout: Option<String>,
+    #[arg(long = "health-retries")]
+    pub health_retries: Option<String>,
+    #[arg(long = "health-start-period", value_name = "DURATION")]
+    pub health_start_period: Option<String>,
 }

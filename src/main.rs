@@ -6,6 +6,7 @@ mod cgroups;
 mod cli;
 mod commands;
 mod hooks;
+mod image;
 mod init;
 mod log;
 mod namespaces;

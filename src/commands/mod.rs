@@ -10,6 +10,7 @@ pub mod lifecycle;
 pub mod list;
 pub mod run;
 pub mod spec;
+pub mod unpack;
 
 use anyhow::{Result, bail};
 
@@ -38,6 +39,7 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Ps(a) => cgroup_cmds::ps(&store, a).map(|_| 0),
         Command::Events(a) => cgroup_cmds::events(&store, a).map(|_| 0),
         Command::Update(a) => cgroup_cmds::update(&store, a).map(|_| 0),
+        Command::Unpack(a) => unpack::unpack(a).map(|_| 0),
         Command::Other(args) => {
             let verb = args.first().map(String::as_str).unwrap_or("");
             match verb {
