@@ -128,6 +128,7 @@ pub fn program(rules: &[Rule]) -> Vec<Insn> {
         if let Some(m) = r.minor {
             checks.push(vec![insn(JNE_K, 5, 0, 0, m as i32)]);
         }
+        let catch_all = checks.is_empty();
         let body: Vec<Insn> = checks.into_iter().flatten().collect();
         let len = body.len() + 2;
         // Each conditional jump skips to the end of this rule's block.
@@ -139,6 +140,11 @@ pub fn program(rules: &[Rule]) -> Vec<Insn> {
         }
         p.push(insn(MOV_K, 0, 0, 0, r.allow as i32));
         p.push(insn(EXIT, 0, 0, 0, 0));
+        // A rule that matches everything decides for all that is left: the
+        // kernel's verifier rejects the unreachable code after it.
+        if catch_all {
+            return p;
+        }
     }
     p.push(insn(MOV_K, 0, 0, 0, 0));
     p.push(insn(EXIT, 0, 0, 0, 0));
@@ -192,6 +198,42 @@ mod tests {
         assert_eq!(run(&p, DEV_BLOCK, ACC_READ, 8, 0), 0, "sda read");
         assert_eq!(run(&p, DEV_BLOCK, ACC_MKNOD, 8, 0), 1, "mknod allowed");
         assert_eq!(run(&p, DEV_CHAR, ACC_READ, 1, 1), 0, "/dev/mem");
+    }
+
+    /// The kernel verifier rejects unreachable instructions: every
+    /// instruction must be reachable by some jump or fall-through.
+    fn all_reachable(p: &[Insn]) -> bool {
+        let mut seen = vec![false; p.len()];
+        let mut stack = vec![0usize];
+        while let Some(pc) = stack.pop() {
+            if pc >= p.len() || seen[pc] {
+                continue;
+            }
+            seen[pc] = true;
+            match p[pc].code {
+                EXIT => {}
+                JNE_K => {
+                    stack.push(pc + 1);
+                    stack.push(pc + 1 + p[pc].off as usize);
+                }
+                _ => stack.push(pc + 1),
+            }
+        }
+        seen.iter().all(|s| *s)
+    }
+
+    #[test]
+    fn catch_all_rules_leave_no_dead_code() {
+        for cfg_json in [
+            r#"[{"allow":false,"access":"rwm"}]"#,
+            r#"[{"allow":true,"type":"c","major":1,"minor":3,"access":"rwm"},{"allow":true,"access":"rwm"}]"#,
+            r#"[]"#,
+        ] {
+            let p = program(&rules(&cfg(cfg_json)));
+            assert!(all_reachable(&p), "unreachable code for {cfg_json}");
+        }
+        let p = program(&rules(&cfg(r#"[{"allow":false,"type":"c","major":1,"minor":3,"access":"rwm"},{"allow":true,"access":"rwm"}]"#)));
+        assert_eq!(run(&p, DEV_BLOCK, ACC_READ, 8, 0), 1, "allow-all after a deny");
     }
 
     #[test]

@@ -194,11 +194,17 @@ pub fn container_dirs(
     if rel.components().any(|c| c == Component::ParentDir) {
         return Err(CgroupError::BadPath(rel.to_path_buf()));
     }
+    let pure_v2 = is_pure_v2(hierarchies);
     Ok(hierarchies
         .iter()
         .map(|h| {
             if rel.is_absolute() {
                 h.mount.join(rel.strip_prefix("/").unwrap_or(rel))
+            } else if pure_v2 && h.own_dir != h.mount {
+                // cgroup v2 lets a cgroup hand controllers to children only
+                // while it has no processes, and rrun's own cgroup has rrun:
+                // like runc, nest beside it, under its parent.
+                h.own_dir.parent().unwrap_or(&h.mount).join(rel)
             } else {
                 h.own_dir.join(rel)
             }
@@ -792,6 +798,8 @@ mod tests {
         let h = parse_hierarchies(cg, mi);
         assert!(is_pure_v2(&h));
         assert_eq!(h[0].own_dir, Path::new("/sys/fs/cgroup/x"));
+        let dirs = container_dirs(&h, Some(Path::new("c1")), "c1", false).unwrap();
+        assert_eq!(dirs, vec![PathBuf::from("/sys/fs/cgroup/c1")], "v2 nests beside rrun's cgroup");
     }
 
     #[test]
