@@ -142,7 +142,11 @@ pub fn events(store: &Store, a: &EventsArgs) -> Result<()> {
 }
 
 /// Events for what changed in the init's status between two readings.
-fn init_events(id: &str, before: Option<&serde_json::Value>, now: &serde_json::Value) -> Vec<serde_json::Value> {
+fn init_events(
+    id: &str,
+    before: Option<&serde_json::Value>,
+    now: &serde_json::Value,
+) -> Vec<serde_json::Value> {
     use serde_json::json;
     let mut out = Vec::new();
     let Some(before) = before else { return out };

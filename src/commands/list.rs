@@ -96,7 +96,11 @@ pub fn list(store: &Store, a: &ListArgs) -> Result<()> {
                         serde_json::Value::String(v) => v.clone(),
                         v => v.to_string(),
                     };
-                    let (r, h) = if s.has_init() { (get("restarts"), get("health")) } else { ("-".into(), "-".into()) };
+                    let (r, h) = if s.has_init() {
+                        (get("restarts"), get("health"))
+                    } else {
+                        ("-".into(), "-".into())
+                    };
                     row.insert(5, r);
                     row.insert(6, h);
                 }
