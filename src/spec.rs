@@ -139,6 +139,27 @@ pub fn validate(spec: &Spec) -> Result<()> {
         .as_ref()
         .ok_or_else(|| SpecError::Invalid("linux: missing".into()))?;
 
+    for (what, set) in [
+        ("process.scheduler", process.scheduler().is_some()),
+        ("process.ioPriority", process.io_priority().is_some()),
+        (
+            "process.execCPUAffinity",
+            process.exec_cpu_affinity().is_some(),
+        ),
+        ("linux.personality", linux.personality().is_some()),
+        ("linux.intelRdt", linux.intel_rdt().is_some()),
+        ("linux.memoryPolicy", linux.memory_policy().is_some()),
+        (
+            "linux.netDevices",
+            linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()),
+        ),
+    ] {
+        if set {
+            return Err(SpecError::Invalid(format!(
+                "{what}: not supported by this build of rrun"
+            )));
+        }
+    }
     let mut seen = HashSet::new();
     let mut new_ns = HashSet::new();
     for ns in linux.namespaces().as_deref().unwrap_or_default() {

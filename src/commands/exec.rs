@@ -46,7 +46,19 @@ pub fn exec(store: &Store, a: &ExecArgs) -> Result<i32> {
         apparmor: a.apparmor.clone(),
         process_label: a.process_label.clone(),
     };
-    let process = exec::build_process(&container, from_file, &overrides)?;
+    let mut process = exec::build_process(&container, from_file, &overrides)?;
+    // A relayed terminal starts with our terminal's size, so the program
+    // never sees another one.
+    if !a.detach
+        && a.console_socket.is_none()
+        && process.terminal().unwrap_or(false)
+        && let Ok(size) = crate::sys::get_winsize(&std::io::stdin())
+    {
+        let b =
+            serde_json::from_value(serde_json::json!({"height": size.rows, "width": size.cols}))
+                .context("console size")?;
+        process.set_console_size(Some(b));
+    }
     let opts = ExecOptions {
         process,
         console_socket: a.console_socket.clone(),

@@ -40,6 +40,12 @@ pub fn run(store: &Store, cli: &Cli, a: &RunArgs) -> Result<i32> {
         }
         None => None,
     };
+    // The program must see our terminal's size from its first instruction.
+    if let Some(m) = &master
+        && let Ok(size) = crate::sys::get_winsize(&std::io::stdin())
+    {
+        let _ = crate::sys::set_winsize(m, size);
+    }
     if let Err(e) = process::start(&dir, &mut state) {
         let _ = process::destroy(dir, &state);
         return Err(e.into());

@@ -204,6 +204,28 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         }
         _ => {}
     }
+    // No LSM is enabled on hosts without /sys/kernel/security/lsm listing
+    // it: like runc, ignore the labels there, with a warning.
+    let lsms = std::fs::read_to_string("/sys/kernel/security/lsm").unwrap_or_default();
+    for (lsm, label) in [
+        ("apparmor", process.apparmor_profile().as_deref()),
+        ("selinux", process.selinux_label().as_deref()),
+        (
+            "selinux",
+            spec.linux()
+                .as_ref()
+                .and_then(|l| l.mount_label().as_deref()),
+        ),
+    ] {
+        if label.is_some_and(|l| !l.is_empty()) {
+            if lsms.split(',').any(|l| l == lsm) {
+                return Err(CreateError::Unsupported(format!(
+                    "{lsm} labels are not supported by this build of rrun"
+                )));
+            }
+            crate::log::warn(&format!("{lsm} is not enabled on this host; label ignored"));
+        }
+    }
     let ns = NsPlan::from_spec(&spec)?;
     let hierarchies = cgroups::discover(Path::new("/proc"))?;
     let cgroups_path = spec
