@@ -197,15 +197,9 @@ pub fn resolve_user(
     })
 }
 
-/// Builds config.json from rrun's default spec (`base`), the image config
-/// and the overrides. `annotations` are rrun's own (init options).
-pub fn runtime_config(
-    mut base: Value,
-    image: &ImageConfig,
-    o: &Overrides,
-    user: &ResolvedUser,
-    annotations: &BTreeMap<String, String>,
-) -> Result<Value, ConfigError> {
+/// The process's argv: Entrypoint + Cmd, with Docker's override rules.
+/// Checked before anything is unpacked, so a missing command fails early.
+pub fn process_args(image: &ImageConfig, o: &Overrides) -> Result<Vec<String>, ConfigError> {
     let mut args = match &o.entrypoint {
         Some(ep) => ep.clone(),
         None => image.entrypoint.clone(),
@@ -218,6 +212,19 @@ pub fn runtime_config(
     if args.first().is_none_or(|a| a.is_empty()) {
         return Err(ConfigError::NoCommand);
     }
+    Ok(args)
+}
+
+/// Builds config.json from rrun's default spec (`base`), the image config
+/// and the overrides. `annotations` are rrun's own (init options).
+pub fn runtime_config(
+    mut base: Value,
+    image: &ImageConfig,
+    o: &Overrides,
+    user: &ResolvedUser,
+    annotations: &BTreeMap<String, String>,
+) -> Result<Value, ConfigError> {
+    let args = process_args(image, o)?;
 
     let mut env = Vec::new();
     for e in &image.env {

@@ -64,7 +64,7 @@ pub enum LayoutError {
     },
     #[error("digest {0:?}: only sha256 digests are supported")]
     DigestAlgorithm(String),
-    #[error("no image named {wanted:?} in the layout (has: {have})")]
+    #[error("no image named {wanted:?} (has: {have})")]
     NoSuchRef { wanted: String, have: String },
     #[error("the layout holds several images ({have}): name one as PATH:REF")]
     Ambiguous { have: String },
@@ -588,15 +588,38 @@ fn select_docker<'a>(
                     have: format!("{} images", images.len()),
                 });
             }
+            let want = normalize_docker_ref(r);
             images
                 .iter()
-                .find(|i| i.repo_tags.iter().flatten().any(|t| t == r))
+                .find(|i| {
+                    i.repo_tags
+                        .iter()
+                        .flatten()
+                        .any(|t| normalize_docker_ref(t) == want)
+                })
                 .ok_or_else(|| LayoutError::NoSuchRef {
                     wanted: r.to_string(),
                     have: tags(),
                 })
         }
     }
+}
+
+/// A Docker image name in full, as `docker save` and skopeo store it:
+/// `busybox` is `docker.io/library/busybox:latest`.
+pub fn normalize_docker_ref(r: &str) -> String {
+    let (first, _) = r.split_once('/').unwrap_or(("", r));
+    let has_domain = first.contains('.') || first.contains(':') || first == "localhost";
+    let mut full = match (r.contains('/'), has_domain) {
+        (false, _) => format!("docker.io/library/{r}"),
+        (true, false) => format!("docker.io/{r}"),
+        (true, true) => r.to_string(),
+    };
+    let last = full.rsplit('/').next().unwrap_or("");
+    if !last.contains(':') && !last.contains('@') {
+        full.push_str(":latest");
+    }
+    full
 }
 
 fn open_docker(store: Store, reference: Option<&str>) -> Result<Image, LayoutError> {
@@ -835,6 +858,20 @@ mod tests {
         assert!(select_docker(&images, None).is_err());
         assert!(select_docker(&images, Some("nope")).is_err());
         assert_eq!(select_docker(&images[..1], None).unwrap().config, "a.json");
+    }
+
+    #[test]
+    fn docker_names() {
+        let n = normalize_docker_ref;
+        assert_eq!(n("busybox"), "docker.io/library/busybox:latest");
+        assert_eq!(n("busybox:1.36"), "docker.io/library/busybox:1.36");
+        assert_eq!(n("me/app"), "docker.io/me/app:latest");
+        assert_eq!(n("quay.io/me/app:v1"), "quay.io/me/app:v1");
+        assert_eq!(n("localhost:5000/app"), "localhost:5000/app:latest");
+        assert_eq!(
+            n("docker.io/library/busybox:test"),
+            "docker.io/library/busybox:test"
+        );
     }
 
     #[test]

@@ -373,6 +373,21 @@ pub fn unpack(o: &UnpackOptions) -> Result<Summary, ImageError> {
         .map(ImageConfig::from)
         .unwrap_or_default();
     let base = crate::spec::default_spec(o.rootless);
+    let mut image_config = image_config;
+    if image.config.is_none() {
+        // A bare rootfs tarball has no config: its command is the default
+        // spec's, as `rrun spec` would write it.
+        image_config.cmd = base["process"]["args"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+    }
+
+    config::process_args(&image_config, &o.overrides)?;
 
     // 3. The bundle, removed again unless everything below succeeds.
     let mut guard = claim_dir(&o.dir)?;
