@@ -79,6 +79,9 @@ pub struct ContainerState {
     pub owner: String,
     /// Set by `start` once the user program was released.
     pub started: bool,
+    /// True from the claim of the id until create succeeded.
+    #[serde(default)]
+    pub creating: bool,
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
     /// Every cgroup directory the container owns, one per hierarchy.
@@ -137,6 +140,15 @@ impl ContainerState {
 
     /// The status as seen now: the stored phase, checked against the process.
     pub fn status(&self) -> Status {
+        if self.creating {
+            // A create in progress, or one that died half-way (rrun killed):
+            // only `delete --force` acts on it.
+            return if self.pid > 0 && !process_alive(self.pid, self.pid_start) {
+                Status::Stopped
+            } else {
+                Status::Creating
+            };
+        }
         if self.pid <= 0 || !process_alive(self.pid, self.pid_start) {
             return Status::Stopped;
         }

@@ -26,6 +26,12 @@ pub fn delete(store: &Store, a: &DeleteArgs) -> Result<()> {
         // runc deletes a created container without --force: nothing of the
         // user's program has run yet.
         Status::Stopped | Status::Created => {}
+        Status::Creating if !a.force => {
+            bail!(
+                "container {} is being created (or its create was interrupted): use --force",
+                a.id
+            )
+        }
         s if a.force => {
             let _ = s;
         }

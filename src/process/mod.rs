@@ -276,6 +276,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         created: crate::state::now_rfc3339(),
         owner: String::new(),
         started: false,
+        creating: true,
         annotations,
         cgroup_paths: cgroup_dirs.clone(),
         spec: Some(spec.clone()),
@@ -287,6 +288,9 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         poststop: None,
     };
     let dir_ref = guard.dir.as_ref().expect("guard holds the dir");
+    // Recorded before anything exists, and again once the init has a pid:
+    // if rrun is killed mid-create, `delete --force` finds what to clean.
+    dir_ref.save(&state)?;
 
     let listener = exec_listener(dir_ref)?;
     // Where the init sends the pty master: the caller's console socket, or
@@ -385,6 +389,11 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
     state.pid_start = crate::state::proc_stat(pid.as_raw())
         .map(|(_, s)| s)
         .ok_or_else(|| CreateError::Init("container init exited during create".into()))?;
+    guard
+        .dir
+        .as_ref()
+        .expect("guard holds the dir")
+        .save(&state)?;
     guard.poststop = Some((&spec, state.clone()));
     crate::log::debug(&format!(
         "container {}: init pid {pid} in its cgroups",
@@ -425,6 +434,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
     }
 
     let dir = guard.dir.as_ref().expect("guard holds the dir");
+    state.creating = false;
     dir.save(&state)?;
     if let Some(p) = &opts.pid_file {
         write_pid_file(p, pid.as_raw())
