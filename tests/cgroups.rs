@@ -1249,7 +1249,10 @@ fn events_stream_stats_and_report_an_oom_kill() {
         &c,
         &["sh", "-c", "head -c 64m /dev/zero | tail; echo rc=$?"],
     );
-    assert!(o.stdout.contains("rc=137"), "hog not OOM-killed:\n{o}");
+    // The OOM killer picks the biggest process: usually `tail` (rc=137),
+    // but under load it may be `head` (then tail sees EOF): the event below
+    // is what this test is about.
+    assert!(o.stdout.contains("rc="), "hog did not finish:\n{o}");
     let oom = poll(Duration::from_secs(10), || {
         ev.stdout()
             .lines()
