@@ -15,9 +15,10 @@ use crate::log::Format;
     args_conflicts_with_subcommands = false
 )]
 pub struct Cli {
-    /// Root directory for container state (use a tmpfs)
-    #[arg(long, global = true, default_value = "/run/rrun")]
-    pub root: PathBuf,
+    /// Root directory for container state (use a tmpfs) [default:
+    /// /run/rrun, or $XDG_RUNTIME_DIR/rrun for an unprivileged user]
+    #[arg(long, global = true)]
+    pub root: Option<PathBuf>,
     /// Log file (default: stderr)
     #[arg(long, global = true)]
     pub log: Option<PathBuf>,

@@ -165,6 +165,15 @@ pub fn map_text(maps: &[LinuxIdMapping]) -> String {
 
 /// Written by the parent, which is privileged in the parent user namespace.
 pub fn write_id_maps(pid: i32, plan: &NsPlan) -> Result<(), NsError> {
+    if !nix::unistd::geteuid().is_root() {
+        // An unprivileged writer may map only its own ids, and only after
+        // giving up setgroups in the namespace (user_namespaces(7)).
+        std::fs::write(format!("/proc/{pid}/setgroups"), "deny").map_err(|e| NsError::Write {
+            file: "setgroups".into(),
+            pid,
+            source: e,
+        })?;
+    }
     for (file, maps) in [
         ("uid_map", &plan.uid_mappings),
         ("gid_map", &plan.gid_mappings),

@@ -258,6 +258,15 @@ pub fn create(hierarchies: &[Hierarchy], dirs: &[PathBuf]) -> Result<Vec<PathBuf
     Ok(made)
 }
 
+/// Whether we may create every one of `dirs` (for rootless use: only a
+/// delegated subtree is writable).
+pub fn writable(dirs: &[PathBuf]) -> bool {
+    dirs.iter().all(|d| {
+        let existing = d.ancestors().find(|a| a.exists()).unwrap_or(Path::new("/"));
+        nix::unistd::access(existing, nix::unistd::AccessFlags::W_OK).is_ok()
+    })
+}
+
 /// Moves `pid` into the container's cgroup in every hierarchy.
 pub fn add_pid(dirs: &[PathBuf], pid: i32) -> Result<()> {
     for dir in dirs {
@@ -799,7 +808,11 @@ mod tests {
         assert!(is_pure_v2(&h));
         assert_eq!(h[0].own_dir, Path::new("/sys/fs/cgroup/x"));
         let dirs = container_dirs(&h, Some(Path::new("c1")), "c1", false).unwrap();
-        assert_eq!(dirs, vec![PathBuf::from("/sys/fs/cgroup/c1")], "v2 nests beside rrun's cgroup");
+        assert_eq!(
+            dirs,
+            vec![PathBuf::from("/sys/fs/cgroup/c1")],
+            "v2 nests beside rrun's cgroup"
+        );
     }
 
     #[test]

@@ -17,9 +17,22 @@ use anyhow::{Result, bail};
 use crate::cli::{Cli, Command};
 use crate::state::Store;
 
+/// /run/rrun for root; an unprivileged user gets a directory of its own,
+/// as runc does ($XDG_RUNTIME_DIR/runc).
+fn default_root() -> std::path::PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        return "/run/rrun".into();
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(d) => std::path::PathBuf::from(d).join("rrun"),
+        None => std::path::PathBuf::from(format!("/tmp/rrun-{}", nix::unistd::geteuid())),
+    }
+}
+
 /// Runs the command; returns the process exit code.
 pub fn dispatch(cli: &Cli) -> Result<i32> {
-    let store = Store::new(&cli.root);
+    let root = cli.root.clone().unwrap_or_else(default_root);
+    let store = Store::new(&root);
     let Some(command) = &cli.command else {
         bail!("no command given (see rrun --help)");
     };

@@ -232,8 +232,29 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         .linux()
         .as_ref()
         .and_then(|l| l.cgroups_path().as_deref());
-    let cgroup_dirs =
+    let mut cgroup_dirs =
         cgroups::container_dirs(&hierarchies, cgroups_path, &opts.id, opts.systemd_cgroup)?;
+    // Rootless: cgroups only where they were delegated to us (writable);
+    // otherwise the container runs without its own cgroups, as runc's
+    // rootless mode does, and resource limits cannot be honoured.
+    if !nix::unistd::geteuid().is_root() && !cgroups::writable(&cgroup_dirs) {
+        let wants_limits = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref())
+            .is_some_and(|r| {
+                r.memory().is_some()
+                    || r.cpu().is_some()
+                    || r.pids().is_some()
+                    || r.block_io().is_some()
+            });
+        if wants_limits {
+            return Err(CreateError::Unsupported(
+                "linux.resources: cgroups are not delegated to this user; drop the limits or delegate a cgroup".into(),
+            ));
+        }
+        cgroup_dirs.clear();
+    }
     let has_runtime_hooks = spec.hooks().as_ref().is_some_and(|h| {
         h.prestart().as_ref().is_some_and(|v| !v.is_empty())
             || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
