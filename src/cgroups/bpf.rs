@@ -232,8 +232,14 @@ mod tests {
             let p = program(&rules(&cfg(cfg_json)));
             assert!(all_reachable(&p), "unreachable code for {cfg_json}");
         }
-        let p = program(&rules(&cfg(r#"[{"allow":false,"type":"c","major":1,"minor":3,"access":"rwm"},{"allow":true,"access":"rwm"}]"#)));
-        assert_eq!(run(&p, DEV_BLOCK, ACC_READ, 8, 0), 1, "allow-all after a deny");
+        let p = program(&rules(&cfg(
+            r#"[{"allow":false,"type":"c","major":1,"minor":3,"access":"rwm"},{"allow":true,"access":"rwm"}]"#,
+        )));
+        assert_eq!(
+            run(&p, DEV_BLOCK, ACC_READ, 8, 0),
+            1,
+            "allow-all after a deny"
+        );
     }
 
     #[test]
