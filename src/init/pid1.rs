@@ -384,6 +384,11 @@ impl Init {
 }
 
 pub fn main(plan: Launch) -> ! {
+    // Nothing in the container (even its root, without CAP_SYS_PTRACE) may
+    // ptrace PID 1 or open its /proc/1/{fd,cwd,root,environ,mem}.
+    if let Err(e) = sys::set_non_dumpable() {
+        log(&format!("PR_SET_DUMPABLE: {e}"));
+    }
     let ann: BTreeMap<String, String> = plan.annotations.clone();
     let cfg = match policy::parse(&ann) {
         Ok(c) => c,
