@@ -48,6 +48,9 @@ fn error_line(e: &anyhow::Error) -> String {
 }
 
 fn main() {
+    // Like any command-line tool (and runc), die quietly when stdout is a
+    // closed pipe (`rrun state x | head -1`) instead of panicking in println.
+    sys::default_sigpipe();
     let cli = cli::Cli::parse();
     if cli.version {
         print_version();

@@ -92,6 +92,10 @@ pub struct ContainerState {
     /// bundle that may have changed since.
     #[serde(default)]
     pub spec: Option<oci_spec::runtime::Spec>,
+    /// The built-in init's last status seen from the host (kept for
+    /// `state` after the container stopped).
+    #[serde(default)]
+    pub init_status: Option<serde_json::Value>,
 }
 
 /// The state JSON of runtime.md as runc prints it (same field order).
@@ -124,11 +128,17 @@ impl ContainerState {
         let status = self.status();
         let mut s = self.oci_state(status);
         if self.has_init() {
+            let saved = || {
+                let mut v = self
+                    .init_status
+                    .clone()
+                    .unwrap_or_else(crate::init::empty_status);
+                v["pid"] = serde_json::Value::Null;
+                v
+            };
             s.init = Some(match status {
-                Status::Stopped | Status::Created => serde_json::json!({
-                    "restarts": 0, "pid": null, "lastExit": null, "health": "none", "gaveUp": false
-                }),
-                _ => crate::init::status(self.pid).unwrap_or(serde_json::Value::Null),
+                Status::Stopped | Status::Created | Status::Creating => saved(),
+                _ => crate::init::status(self.pid).unwrap_or_else(saved),
             });
         }
         s

@@ -117,16 +117,24 @@ pub fn events(store: &Store, a: &EventsArgs) -> Result<()> {
     let mut ooms = cgroups::oom_kills(&state.cgroup_paths);
     let mut next_stats = std::time::Instant::now();
     let mut last_init: Option<serde_json::Value> = None;
-    while state.status() != Status::Stopped {
-        // The built-in init's exits, restarts and health changes.
-        if state.has_init()
-            && let Some(init) = crate::init::status(state.pid)
+    // Held open so the init's final status is still readable after the
+    // container stopped (see init::status_dir).
+    let init_dir = state
+        .has_init()
+        .then(|| crate::init::status_dir(state.pid))
+        .flatten();
+    let watch_init = |last: &mut Option<serde_json::Value>| {
+        if let Some(dir) = &init_dir
+            && let Some(init) = crate::init::status_in(dir, state.pid)
         {
-            for e in init_events(&state.id, last_init.as_ref(), &init) {
+            for e in init_events(&state.id, last.as_ref(), &init) {
                 println!("{e}");
             }
-            last_init = Some(init);
+            *last = Some(init);
         }
+    };
+    while state.status() != Status::Stopped {
+        watch_init(&mut last_init);
         let now_ooms = cgroups::oom_kills(&state.cgroup_paths);
         if now_ooms > ooms {
             ooms = now_ooms;
@@ -137,6 +145,15 @@ pub fn events(store: &Store, a: &EventsArgs) -> Result<()> {
             next_stats += interval;
         }
         std::thread::sleep(tick);
+    }
+    // The last run's exit (and a give-up) happen as the container stops.
+    watch_init(&mut last_init);
+    if let Some(init) = last_init
+        && let Ok(dir) = store.open(&a.id)
+        && let Ok(mut s) = dir.load()
+    {
+        s.init_status = Some(init);
+        let _ = dir.save(&s);
     }
     Ok(())
 }
@@ -149,7 +166,14 @@ fn init_events(
 ) -> Vec<serde_json::Value> {
     use serde_json::json;
     let mut out = Vec::new();
-    let Some(before) = before else { return out };
+    let Some(before) = before else {
+        // Health starts as "starting": a change from it that happened before
+        // we began watching is still news.
+        if now["health"] != "starting" && now["health"] != "none" {
+            out.push(json!({"type": "health", "id": id, "data": {"health": now["health"]}}));
+        }
+        return out;
+    };
     let restarts = |v: &serde_json::Value| v["restarts"].as_u64().unwrap_or(0);
     let exits = |v: &serde_json::Value| v["exits"].as_u64().unwrap_or(0);
     if exits(now) > exits(before) {

@@ -34,7 +34,19 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
 
 pub fn state(store: &Store, id: &str) -> Result<()> {
     let dir = store.open(id)?;
-    let state = dir.load()?;
+    let mut state = dir.load()?;
+    let full = state.full_state();
+    // Remember the init's status while it can be read, for after it stops.
+    if let Some(init) = full
+        .init
+        .clone()
+        .filter(|_| full.status == crate::state::Status::Running)
+        && state.init_status.as_ref() != Some(&init)
+    {
+        drop(full);
+        state.init_status = Some(init);
+        dir.save(&state)?;
+    }
     let json = serde_json::to_string_pretty(&state.full_state()).context("serialising state")?;
     println!("{json}");
     Ok(())

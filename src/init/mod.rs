@@ -39,17 +39,28 @@ pub fn init_binary() -> Result<OwnedFd, String> {
     Ok(fd)
 }
 
-/// The init's status as `rrun state` shows it, read from inside the
-/// container through /proc/<pid>/root with RESOLVE_IN_ROOT (the container
-/// controls the file, so it is size-limited and parsed defensively), with
-/// the program's pid translated to the host's pid namespace.
-pub fn status(init_pid: i32) -> Option<serde_json::Value> {
-    use std::io::Read;
+/// The directory (the container's /dev tmpfs) where the init publishes its
+/// status, opened from the host through /proc/<pid>/root with
+/// RESOLVE_IN_ROOT. Holding this fd keeps the tmpfs readable after the
+/// container is gone, so a watcher (`events`, a foreground `run`) still
+/// reads the final status. The container never gets a host fd or path.
+pub fn status_dir(init_pid: i32) -> Option<crate::rootfs::resolve::Root> {
     let root =
         crate::rootfs::resolve::Root::open(Path::new(&format!("/proc/{init_pid}/root"))).ok()?;
-    let fd = root
+    let dev = Path::new(plan::STATUS_PATH).parent()?;
+    let fd = root.open_in(dev, OFlag::O_PATH | OFlag::O_DIRECTORY).ok()?;
+    Some(crate::rootfs::resolve::Root::from_fd(fd))
+}
+
+/// The init's status as `rrun state` shows it. The container controls the
+/// file, so it is size-limited and parsed defensively; the program's pid
+/// is translated to the host's pid namespace while the init lives.
+pub fn status_in(dir: &crate::rootfs::resolve::Root, init_pid: i32) -> Option<serde_json::Value> {
+    use std::io::Read;
+    let name = Path::new(plan::STATUS_PATH).file_name()?;
+    let fd = dir
         .open_in(
-            Path::new(plan::STATUS_PATH),
+            Path::new(name),
             OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK,
         )
         .ok()?;
@@ -69,6 +80,20 @@ pub fn status(init_pid: i32) -> Option<serde_json::Value> {
         "exits": s.exits,
         "starts": s.starts,
     }))
+}
+
+/// The status of a running container's init.
+pub fn status(init_pid: i32) -> Option<serde_json::Value> {
+    status_in(&status_dir(init_pid)?, init_pid)
+}
+
+/// What `state` shows for an init container that has not run (or whose
+/// last status nobody saw): every key, nothing known.
+pub fn empty_status() -> serde_json::Value {
+    serde_json::json!({
+        "restarts": 0, "pid": null, "lastExit": null, "health": "none",
+        "gaveUp": false, "exits": 0, "starts": []
+    })
 }
 
 /// The host pid of the init's child whose pid in the container is `ns_pid`.

@@ -229,9 +229,9 @@ impl Init {
     }
 
     fn finish(&mut self, e: Exit) -> ! {
-        self.kill_leftovers(Duration::from_millis(500).min(self.cfg.stop_timeout));
         self.status.pid = None;
         self.publish();
+        self.kill_leftovers(Duration::from_millis(500).min(self.cfg.stop_timeout));
         std::process::exit(e.status())
     }
 
@@ -383,12 +383,44 @@ impl Init {
     }
 }
 
+/// PID 1 keeps only what the program is allowed plus what starting it
+/// needs (changing ids and capabilities, rlimits, signalling, loading
+/// seccomp without no_new_privs, reaching the program's cwd and files).
+fn drop_init_capabilities(plan: &Launch) {
+    use caps::Capability as C;
+    let needed = [
+        C::CAP_SETUID,
+        C::CAP_SETGID,
+        C::CAP_SETPCAP,
+        C::CAP_KILL,
+        C::CAP_SYS_RESOURCE,
+        C::CAP_SYS_ADMIN,
+        C::CAP_DAC_OVERRIDE,
+        C::CAP_DAC_READ_SEARCH,
+    ];
+    let keep: caps::CapsHashSet = caps::all()
+        .into_iter()
+        .filter(|c| plan.caps.bounding & c.bitmask() != 0 || needed.contains(c))
+        .collect();
+    for c in caps::read(None, caps::CapSet::Bounding).unwrap_or_default() {
+        if !keep.contains(&c) {
+            let _ = caps::drop(None, caps::CapSet::Bounding, c);
+        }
+    }
+    let _ = caps::set(None, caps::CapSet::Inheritable, &caps::CapsHashSet::new());
+    let current = caps::read(None, caps::CapSet::Permitted).unwrap_or_default();
+    let keep: caps::CapsHashSet = current.intersection(&keep).copied().collect();
+    let _ = caps::set(None, caps::CapSet::Effective, &keep);
+    let _ = caps::set(None, caps::CapSet::Permitted, &keep);
+}
+
 pub fn main(plan: Launch) -> ! {
     // Nothing in the container (even its root, without CAP_SYS_PTRACE) may
     // ptrace PID 1 or open its /proc/1/{fd,cwd,root,environ,mem}.
     if let Err(e) = sys::set_non_dumpable() {
         log(&format!("PR_SET_DUMPABLE: {e}"));
     }
+    drop_init_capabilities(&plan);
     let ann: BTreeMap<String, String> = plan.annotations.clone();
     let cfg = match policy::parse(&ann) {
         Ok(c) => c,

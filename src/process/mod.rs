@@ -301,6 +301,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         annotations,
         cgroup_paths: cgroup_dirs.clone(),
         spec: Some(spec.clone()),
+        init_status: None,
     };
     let mut guard = CleanupGuard {
         dir: Some(dir),

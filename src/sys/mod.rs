@@ -394,3 +394,10 @@ pub fn dup_above(fd: &impl AsFd, min: i32) -> Result<OwnedFd, Errno> {
     // SAFETY: F_DUPFD returned a new fd that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(n) })
 }
+
+/// SIGPIPE back to its default action (Rust starts with it ignored).
+pub fn default_sigpipe() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: SIG_DFL runs no code in signal context.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+}
