@@ -313,6 +313,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
     // Recorded before anything exists, and again once the init has a pid:
     // if rrun is killed mid-create, `delete --force` finds what to clean.
     dir_ref.save(&state)?;
+    sys::failpoint("create-claimed");
 
     let listener = exec_listener(dir_ref)?;
     // Where the init sends the pty master: the caller's console socket, or
@@ -371,6 +372,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
     drop(listener);
     drop(console_child);
     guard.pid = Some(first);
+    sys::failpoint("create-cloned");
 
     let pid = if intermediate {
         if plan.ns.new_user() {
@@ -396,6 +398,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
     };
 
     guard.cgroups_made = cgroups::create(&plan.hierarchies, &plan.cgroup_dirs)?;
+    sys::failpoint("create-cgroups");
     let resources = spec
         .linux()
         .as_ref()
@@ -416,6 +419,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         .as_ref()
         .expect("guard holds the dir")
         .save(&state)?;
+    sys::failpoint("create-pid-saved");
     guard.poststop = Some((&spec, state.clone()));
     crate::log::debug(&format!(
         "container {}: init pid {pid} in its cgroups",
@@ -456,8 +460,10 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
     }
 
     let dir = guard.dir.as_ref().expect("guard holds the dir");
+    sys::failpoint("create-ready");
     state.creating = false;
     dir.save(&state)?;
+    sys::failpoint("create-saved");
     if let Some(p) = &opts.pid_file {
         write_pid_file(p, pid.as_raw())
             .map_err(|e| CreateError::Init(format!("pid file {}: {e}", p.display())))?;
@@ -545,6 +551,7 @@ pub fn start(
     if !reply.is_empty() {
         return Err(StartError::Exec(reply));
     }
+    sys::failpoint("start-exec-done");
     state.started = true;
     dir.save(state)?;
     if let Some(h) = state.hooks().and_then(|h| h.poststart().as_deref()) {
@@ -637,13 +644,16 @@ pub fn destroy(
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+    sys::failpoint("delete-killed");
     let removed = cgroups::remove(&state.cgroup_paths);
+    sys::failpoint("delete-cgroups-removed");
     if let Some(h) = state.hooks().and_then(|h| h.poststop().as_deref()) {
         // A failing poststop hook is only a warning (config.md).
         if let Err(e) = hooks::run_all("poststop", h, &oci_state_json(state, Status::Stopped)) {
             crate::log::warn(&e.to_string());
         }
     }
+    sys::failpoint("delete-hooks-run");
     if let Err(e) = dir.destroy() {
         crate::log::warn(&e.to_string());
     }

@@ -401,3 +401,12 @@ pub fn default_sigpipe() {
     // SAFETY: SIG_DFL runs no code in signal context.
     let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }
+
+/// Crash-consistency testing: in debug builds (the ones tests run), when
+/// RRUN_FAILPOINT names this point, rrun kills itself with SIGKILL right
+/// here, as a crash or an OOM kill would. Release builds compile it out.
+pub fn failpoint(name: &str) {
+    if cfg!(debug_assertions) && std::env::var("RRUN_FAILPOINT").is_ok_and(|f| f == name) {
+        let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGKILL);
+    }
+}
