@@ -3,12 +3,15 @@
 //! (seconds) passes. Which hooks run where, and what a failure means, is
 //! decided by the callers (process/ and commands/), following config.md.
 
-use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{
+    AddressFamily, MsgFlags, Shutdown, SockFlag, SockType, send, shutdown, socketpair,
+};
 use oci_spec::runtime::Hook;
 
 #[derive(Debug, thiserror::Error)]
@@ -50,16 +53,36 @@ fn run_one(kind: &'static str, hook: &Hook, state_json: &[u8]) -> Result<(), Hoo
         }
     }
     // Hooks run outside the user's program: they get the runtime's stdout
-    // and stderr, like runc's, and the state on stdin.
-    cmd.stdin(Stdio::piped());
+    // and stderr, like runc's, and the state on stdin. stdin is a socket,
+    // not a pipe, so that a hook exiting without reading it costs us an
+    // EPIPE (sent with MSG_NOSIGNAL), never a SIGPIPE.
+    let (ours, theirs) = socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| fail(format!("socketpair: {e}")))?;
+    let _ = shutdown(theirs.as_raw_fd(), Shutdown::Write);
+    cmd.stdin(Stdio::from(theirs));
     let mut child = cmd
         .spawn()
         .map_err(|e| fail(format!("cannot start: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook that never reads stdin must not block us: the state fits in
-        // the pipe buffer, and EPIPE from an early exit is not an error.
-        let _ = stdin.write_all(state_json);
+    // The state fits in the socket buffer: a hook that never reads stdin
+    // does not block us.
+    let mut sent = 0;
+    while sent < state_json.len() {
+        match send(
+            ours.as_raw_fd(),
+            &state_json[sent..],
+            MsgFlags::MSG_NOSIGNAL,
+        ) {
+            Ok(n) => sent += n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break,
+        }
     }
+    drop(ours);
     let timeout = hook.timeout().map(|t| Duration::from_secs(t as u64));
     let status = match timeout {
         None => child.wait().map_err(|e| fail(format!("wait: {e}")))?,

@@ -27,7 +27,7 @@ fn print_version() {
     );
     println!("spec: {}", spec::OCI_VERSION);
     println!("rust: {}", option_env!("RRUN_RUSTC").unwrap_or("unknown"));
-    println!("seccomp: none (not yet supported)");
+    println!("seccomp: seccompiler (x86_64)");
 }
 
 /// One line for the whole error chain; a cause already spelled out by the
