@@ -140,13 +140,10 @@ pub fn validate(spec: &Spec) -> Result<()> {
         .ok_or_else(|| SpecError::Invalid("linux: missing".into()))?;
 
     for (what, set) in [
-        ("process.scheduler", process.scheduler().is_some()),
-        ("process.ioPriority", process.io_priority().is_some()),
         (
             "process.execCPUAffinity",
             process.exec_cpu_affinity().is_some(),
         ),
-        ("linux.personality", linux.personality().is_some()),
         ("linux.intelRdt", linux.intel_rdt().is_some()),
         ("linux.memoryPolicy", linux.memory_policy().is_some()),
         (
@@ -159,6 +156,21 @@ pub fn validate(spec: &Spec) -> Result<()> {
                 "{what}: not supported by this build of rrun"
             )));
         }
+    }
+    if let Some(p) = linux.personality()
+        && p.flags().as_ref().is_some_and(|f| !f.is_empty())
+    {
+        return Err(SpecError::Invalid(
+            "linux.personality.flags: no flags are supported (the spec defines none)".into(),
+        ));
+    }
+    if let Some(io) = process.io_priority()
+        && !(0..=7).contains(&io.priority())
+    {
+        return Err(SpecError::Invalid(format!(
+            "process.ioPriority.priority {}: must be 0-7",
+            io.priority()
+        )));
     }
     let mut seen = HashSet::new();
     let mut new_ns = HashSet::new();

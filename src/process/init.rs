@@ -240,7 +240,20 @@ fn setup(plan: &InitPlan, chan: &Channel, console: Option<&OwnedFd>) -> StepResu
         // terminal as its controlling tty; the init must not hold it.
         setup_terminal(process, console, plan.init_binary.is_none())?;
     }
+    // Personality (and, for the built-in init, scheduling and I/O
+    // priority) are inherited across fork and exec: set here, they hold for
+    // the program and the init's children alike.
+    if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
+        use oci_spec::runtime::LinuxPersonalityDomain as D;
+        const PER_LINUX32: libc::c_ulong = 0x0008;
+        let persona = match p.domain() {
+            D::PerLinux => 0,
+            D::PerLinux32 => PER_LINUX32,
+        };
+        sys::set_personality(persona).map_err(step("linux.personality"))?;
+    }
     if plan.init_binary.is_some() {
+        apply_scheduling(process)?;
         let launch = build_launch(plan, process)?;
         sys::cloexec_from(3 + plan.preserve_fds).map_err(step("close_range"))?;
         return Ok(Target::Init(plan_fd(&launch, 3 + plan.preserve_fds)?));
@@ -278,6 +291,7 @@ pub(super) fn apply_process(process: &Process, opts: &ProcessOptions) -> StepRes
     for r in process.rlimits().as_deref().unwrap_or_default() {
         set_rlimit(r.typ(), r.soft(), r.hard())?;
     }
+    apply_scheduling(process)?;
     if let Some(name) = opts.keyring {
         match sys::join_session_keyring(name) {
             Ok(()) | Err(nix::errno::Errno::ENOSYS) => {}
@@ -382,6 +396,54 @@ fn set_domainname(d: &str) -> StepResult<()> {
     // setdomainname is missing from nix; write through procfs instead, which
     // is the UTS namespace's own value.
     std::fs::write("/proc/sys/kernel/domainname", c.as_bytes()).map_err(step("setting domainname"))
+}
+
+/// process.scheduler and process.ioPriority: set while still privileged
+/// (raising priority needs CAP_SYS_NICE); both survive execve.
+fn apply_scheduling(process: &Process) -> StepResult<()> {
+    use oci_spec::runtime::{IOPriorityClass, LinuxSchedulerFlag as F, LinuxSchedulerPolicy as P};
+    if let Some(s) = process.scheduler() {
+        let policy = match s.policy() {
+            P::SchedOther => libc::SCHED_OTHER,
+            P::SchedFifo => libc::SCHED_FIFO,
+            P::SchedRr => libc::SCHED_RR,
+            P::SchedBatch => libc::SCHED_BATCH,
+            P::SchedIso => 4,
+            P::SchedIdle => libc::SCHED_IDLE,
+            P::SchedDeadline => 6,
+        } as u32;
+        let flags = s.flags().iter().flatten().fold(0u64, |acc, f| {
+            acc | match f {
+                F::SchedResetOnFork => 0x01,
+                F::SchedFlagReclaim => 0x02,
+                F::SchedFlagDLOverrun => 0x04,
+                F::SchedFlagKeepPolicy => 0x08,
+                F::SchedFlagKeepParams => 0x10,
+                F::SchedFlagUtilClampMin => 0x20,
+                F::SchedFlagUtilClampMax => 0x40,
+            }
+        });
+        sys::sched_setattr(
+            policy,
+            flags,
+            s.nice().unwrap_or(0),
+            s.priority().unwrap_or(0).max(0) as u32,
+            s.runtime().unwrap_or(0),
+            s.deadline().unwrap_or(0),
+            s.period().unwrap_or(0),
+        )
+        .map_err(step("process.scheduler: sched_setattr"))?;
+    }
+    if let Some(io) = process.io_priority() {
+        let class = match io.class() {
+            IOPriorityClass::IoprioClassRt => 1,
+            IOPriorityClass::IoprioClassBe => 2,
+            IOPriorityClass::IoprioClassIdle => 3,
+        };
+        sys::ioprio_set(class, io.priority() as u32)
+            .map_err(step("process.ioPriority: ioprio_set"))?;
+    }
+    Ok(())
 }
 
 /// The RLIMIT_* number of an OCI rlimit type.

@@ -410,3 +410,56 @@ pub fn failpoint(name: &str) {
         let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGKILL);
     }
 }
+
+/// personality(2).
+pub fn set_personality(persona: libc::c_ulong) -> Result<(), Errno> {
+    // SAFETY: personality takes an integer and changes only this process.
+    let ret = unsafe { libc::personality(persona) };
+    Errno::result(ret).map(|_| ())
+}
+
+/// sched_setattr(2) for the calling thread (struct sched_attr, version 1).
+#[allow(clippy::too_many_arguments)]
+pub fn sched_setattr(
+    policy: u32,
+    flags: u64,
+    nice: i32,
+    priority: u32,
+    runtime: u64,
+    deadline: u64,
+    period: u64,
+) -> Result<(), Errno> {
+    #[repr(C)]
+    struct SchedAttr {
+        size: u32,
+        policy: u32,
+        flags: u64,
+        nice: i32,
+        priority: u32,
+        runtime: u64,
+        deadline: u64,
+        period: u64,
+    }
+    let attr = SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        policy,
+        flags,
+        nice,
+        priority,
+        runtime,
+        deadline,
+        period,
+    };
+    // SAFETY: the kernel reads `size` bytes of the fully initialised struct.
+    let ret = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0u32) };
+    Errno::result(ret).map(|_| ())
+}
+
+/// ioprio_set(IOPRIO_WHO_PROCESS, self, class << 13 | level).
+pub fn ioprio_set(class: u32, level: u32) -> Result<(), Errno> {
+    const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+    let prio = (class << 13) | (level & 0x1fff);
+    // SAFETY: integer arguments only.
+    let ret = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, prio) };
+    Errno::result(ret).map(|_| ())
+}
