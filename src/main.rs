@@ -47,7 +47,59 @@ fn error_line(e: &anyhow::Error) -> String {
     msg.replace('\n', " ")
 }
 
+/// Commands whose processes enter containers run from a read-only clone of
+/// the rrun binary: /proc/<pid>/exe of any rrun process inside a container
+/// then leads to a read-only mount, so even a container with
+/// CAP_SYS_PTRACE cannot reopen the host binary for writing
+/// (runc CVE-2019-5736). One extra execve, only for these commands; skipped
+/// when not privileged (rootless), where open_tree is not allowed.
+fn reexec_from_readonly_clone() {
+    const MARK: &str = "_RRUN_RO_EXEC";
+    if let Some(original) = std::env::var_os(MARK) {
+        sys::set_original_exe(original.into());
+        sys::remove_env(MARK);
+        return;
+    }
+    let args: Vec<String> = std::env::args().collect();
+    let enters = args
+        .iter()
+        .skip(1)
+        .any(|a| matches!(a.as_str(), "create" | "run" | "exec"));
+    if !enters || !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let Ok(fd) = sys::readonly_clone(std::path::Path::new("/proc/self/exe")) else {
+        return;
+    };
+    let cargs: Vec<std::ffi::CString> = std::env::args_os()
+        .filter_map(|a| std::ffi::CString::new(a.into_encoded_bytes()).ok())
+        .collect();
+    let mut cenv: Vec<std::ffi::CString> = std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let mut kv = k.into_encoded_bytes();
+            kv.push(b'=');
+            kv.extend(v.into_encoded_bytes());
+            std::ffi::CString::new(kv).ok()
+        })
+        .collect();
+    // The clone's path means nothing outside its detached mount: pass the
+    // real one on, for finding rrun-init beside it.
+    let Ok(original) = std::env::current_exe() else {
+        return;
+    };
+    let mut mark = format!("{MARK}=").into_bytes();
+    mark.extend(original.into_os_string().into_encoded_bytes());
+    let Ok(mark) = std::ffi::CString::new(mark) else {
+        return;
+    };
+    cenv.push(mark);
+    let err = sys::exec_fd(&fd, &cargs, &cenv);
+    // Going on from the host binary is still correct, only less hardened.
+    eprintln!("rrun: warning: cannot re-exec from a read-only clone: {err}");
+}
+
 fn main() {
+    reexec_from_readonly_clone();
     // Like any command-line tool (and runc), die quietly when stdout is a
     // closed pipe (`rrun state x | head -1`) instead of panicking in println.
     sys::default_sigpipe();

@@ -19,7 +19,7 @@ use nix::fcntl::OFlag;
 /// (runc CVE-2019-5736 class).
 pub fn init_binary() -> Result<OwnedFd, String> {
     use nix::sys::memfd::{MFdFlags, memfd_create};
-    let exe = std::env::current_exe().map_err(|e| format!("locating rrun: {e}"))?;
+    let exe = crate::sys::original_exe().map_err(|e| format!("locating rrun: {e}"))?;
     let path = exe.with_file_name("rrun-init");
     let mut src = std::fs::File::open(&path).map_err(|e| {
         format!(

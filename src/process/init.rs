@@ -334,8 +334,7 @@ pub(super) fn apply_process(process: &Process, opts: &ProcessOptions) -> StepRes
     setresgid(gid, gid, gid).map_err(|e| format!("setting gid {}: {e}", user.gid()))?;
     setresuid(uid, uid, uid).map_err(|e| format!("setting uid {}: {e}", user.uid()))?;
     sys::set_keep_caps(false).map_err(step("PR_SET_KEEPCAPS"))?;
-    nix::unistd::chdir(process.cwd())
-        .map_err(|e| format!("chdir to cwd {:?}: {e}", process.cwd()))?;
+    enter_cwd(process.cwd())?;
     caps.apply().map_err(|e| e.to_string())?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
         user.umask().unwrap_or(0o022) as libc::mode_t,
@@ -444,6 +443,21 @@ fn apply_scheduling(process: &Process) -> StepResult<()> {
             .map_err(step("process.ioPriority: ioprio_set"))?;
     }
     Ok(())
+}
+
+/// chdir to process.cwd, resolved inside the container's root without
+/// magic links: `/proc/self/fd/N` naming one of rrun's (or the caller's)
+/// fds can never make the program start in a host directory
+/// (runc CVE-2024-21626). Run as the target user, so permissions apply.
+fn enter_cwd(cwd: &Path) -> StepResult<()> {
+    let root = crate::rootfs::resolve::Root::open(Path::new("/")).map_err(step("opening /"))?;
+    let fd = root
+        .open_in(
+            cwd,
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY,
+        )
+        .map_err(|e| format!("chdir to cwd {cwd:?}: {e}"))?;
+    nix::unistd::fchdir(&fd).map_err(|e| format!("chdir to cwd {cwd:?}: {e}"))
 }
 
 /// The RLIMIT_* number of an OCI rlimit type.

@@ -463,3 +463,90 @@ pub fn ioprio_set(class: u32, level: u32) -> Result<(), Errno> {
     let ret = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, prio) };
     Errno::result(ret).map(|_| ())
 }
+
+/// A read-only, detached bind mount of the file at `path` (open_tree with
+/// OPEN_TREE_CLONE, then mount_setattr MOUNT_ATTR_RDONLY): an fd through
+/// which the file can be exec'd but never opened for writing.
+pub fn readonly_clone(path: &std::path::Path) -> Result<OwnedFd, Errno> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    const OPEN_TREE_CLOEXEC: libc::c_uint = libc::O_CLOEXEC as libc::c_uint;
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let cpath = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: cpath is a valid C string for the duration of the call; the
+    // returned fd is new and owned by nobody else.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            cpath.as_ptr(),
+            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: see above.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let empty = c"";
+    // SAFETY: attr is fully initialised and its size passed; the path is
+    // the empty string with AT_EMPTY_PATH, naming the fd itself.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(ret)?;
+    Ok(fd)
+}
+
+/// execveat(fd, "", argv, envp, AT_EMPTY_PATH): runs the file behind `fd`.
+pub fn exec_fd(fd: &impl AsFd, args: &[CString], env: &[CString]) -> Errno {
+    nix::unistd::execveat(
+        fd.as_fd(),
+        c"",
+        args,
+        env,
+        nix::fcntl::AtFlags::AT_EMPTY_PATH,
+    )
+    .unwrap_err()
+}
+
+/// Removes an environment variable. Called only at the start of main, while
+/// rrun is single-threaded.
+pub fn remove_env(key: &str) {
+    // SAFETY: no other thread exists yet that could read the environment.
+    unsafe { std::env::remove_var(key) };
+}
+
+static ORIGINAL_EXE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Records the path rrun was started from (before a re-exec from a clone).
+pub fn set_original_exe(p: std::path::PathBuf) {
+    let _ = ORIGINAL_EXE.set(p);
+}
+
+/// The path of the rrun binary on the host.
+pub fn original_exe() -> std::io::Result<std::path::PathBuf> {
+    match ORIGINAL_EXE.get() {
+        Some(p) => Ok(p.clone()),
+        None => std::env::current_exe(),
+    }
+}
