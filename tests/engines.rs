@@ -329,15 +329,17 @@ fn shape(line: &str) -> String {
     line.split_whitespace()
         .map(|w| {
             if w.starts_with('/') {
-                "PATH"
+                "PATH".to_string()
+            } else if let Some((flag, _)) = w.split_once("=/") {
+                format!("{flag}=PATH")
             } else if w.starts_with("e2e-")
                 || (w.len() >= 12
                     && !w.starts_with('-')
                     && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
             {
-                "ID"
+                "ID".to_string()
             } else {
-                w
+                w.to_string()
             }
         })
         .collect::<Vec<_>>()
@@ -722,8 +724,17 @@ rrun = ["{}"]
                 (!pid_alive(pid.parse().unwrap())).then_some(())
             });
         }
-        // podman notices the dead process, cleans up and creates the
-        // container anew (as with runc): start succeeds and the program runs.
+        // podman notices the dead process (conmon reports the exit: the
+        // state goes back to "created"), then `start` creates the container
+        // anew: it succeeds and the program runs.
+        let noticed = poll(Duration::from_secs(15), || {
+            (pm.inspect("e2e-dies", "{{.State.Status}}") == "created").then_some(())
+        });
+        ck.check(
+            noticed.is_some(),
+            "podman notices the process died before start (status created)",
+            pm.inspect("e2e-dies", "{{.State.Status}}"),
+        );
         let o = pm.run(&["start", "e2e-dies"]);
         ck.out("podman start after the process died", &o, 0, "");
         let st = poll(Duration::from_secs(15), || {
@@ -781,13 +792,22 @@ rrun = ["{}"]
             "podman --cpus 0.5 in the cgroup",
             format!("{quota:?}"),
         );
+        // podman update: the runtime's `update --resources=FILE`.
+        let o = pm.run(&["update", "--memory", "128m", "e2e-res"]);
+        ck.out("podman update --memory", &o, 0, "");
+        let mem = Engine::cgroup_value(&pid, "memory", "memory.limit_in_bytes", "memory.max");
+        ck.check(
+            mem.as_deref() == Some("134217728"),
+            "podman update --memory 128m in the cgroup",
+            format!("{mem:?}"),
+        );
         pm.run(&["rm", "--force", "--time", "0", "e2e-res"]);
     }
 
     e.check_calls(
         &mut ck,
         &[
-            "create", "start", "exec", "kill", "pause", "resume", "delete",
+            "create", "start", "exec", "kill", "pause", "resume", "update", "delete",
         ],
     );
     drop(pm);
@@ -1329,13 +1349,36 @@ fn docker() {
             "docker without --cpu-shares: default cpu weight",
             format!("{shares:?}"),
         );
+        // docker update: the runtime's `update --resources -`, where Docker
+        // sends 0 for every field not given (runc's "unset").
+        let o = dk.run(&[
+            "update",
+            "--memory",
+            "128m",
+            "--memory-swap",
+            "256m",
+            "e2e-mem",
+        ]);
+        ck.out("docker update --memory", &o, 0, "");
+        let mem = Engine::cgroup_value(&pid, "memory", "memory.limit_in_bytes", "memory.max");
+        ck.check(
+            mem.as_deref() == Some("134217728"),
+            "docker update --memory 128m in the cgroup",
+            format!("{mem:?}"),
+        );
+        let shares = Engine::cgroup_value(&pid, "cpu", "cpu.shares", "cpu.weight");
+        ck.check(
+            matches!(shares.as_deref(), Some("1024") | Some("100")),
+            "docker update without --cpu-shares: cpu weight unchanged",
+            format!("{shares:?}"),
+        );
         dk.run(&["rm", "--force", "e2e-mem"]);
     }
 
     e.check_calls(
         &mut ck,
         &[
-            "create", "start", "exec", "ps", "pause", "resume", "kill", "delete",
+            "create", "start", "exec", "ps", "pause", "resume", "kill", "update", "delete",
         ],
     );
     drop(e);
