@@ -633,6 +633,15 @@ rrun = ["{}"]
         ck.check(started.is_some(), "podman logs of a detached container", "");
         let o = pm.run(&["exec", "e2e-loop", "sh", "-c", "echo in-exec; exit 3"]);
         ck.out("podman exec: output and exit code", &o, 3, "in-exec");
+        let o = pm.run(&["exec", "e2e-loop", "/nonexistent"]);
+        ck.out("podman exec /nonexistent: exit 127", &o, 127, "");
+        let o = pm.run(&["exec", "e2e-loop", "/etc/passwd"]);
+        ck.out(
+            "podman exec /etc/passwd (not executable): exit 126",
+            &o,
+            126,
+            "",
+        );
         let o = with_tty(&pm.line(&["exec", "-t", "e2e-loop", "tty"]));
         ck.out("podman exec -t (a real terminal)", &o, 0, "/dev/pts/");
         let o = pm.run(&["ps", "--format", "{{.Names}} {{.Status}}"]);
@@ -1374,6 +1383,29 @@ fn docker() {
         );
         dk.run(&["rm", "--force", "e2e-mem"]);
     }
+
+    // Without its own pid namespace, the shim runs `kill --all ID 9` after
+    // the init exits, on a stopped container, and logs when that fails.
+    let o = run(&[
+        "--rm",
+        "--pid",
+        "host",
+        IMAGE,
+        "sh",
+        "-c",
+        "sleep 1000 & echo host-pid",
+    ]);
+    ck.out("docker run --pid host", &o, 0, "host-pid");
+    let log = fs::read_to_string(e.path("containerd.log")).unwrap_or_default();
+    let bad: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("failed to kill init's children"))
+        .collect();
+    ck.check(
+        bad.is_empty(),
+        "containerd: `kill --all` after the init exited succeeds (no \"failed to kill init's children\")",
+        bad.join("\n"),
+    );
 
     e.check_calls(
         &mut ck,
