@@ -109,6 +109,13 @@ fn main() {
         return;
     }
     log::init(cli.log.as_deref(), cli.log_format, cli.debug);
+    // runc's exec exits 255 when the process could not be started; engines
+    // tell that apart from the process's own exit status.
+    let fail_code = if matches!(cli.command, Some(cli::Command::Exec(_))) {
+        255
+    } else {
+        1
+    };
     let code = match commands::dispatch(&cli) {
         Ok(code) => code,
         Err(e) => {
@@ -121,7 +128,7 @@ fn main() {
             } else {
                 eprintln!("rrun: {msg}");
             }
-            1
+            fail_code
         }
     };
     std::process::exit(code);

@@ -52,7 +52,43 @@ fn throttle(list: &Option<Vec<LinuxThrottleDevice>>) -> Vec<(i64, i64, u64)> {
         .collect()
 }
 
+/// runc's reading of the values engines send: 0 means "not set" for every
+/// limit, weight, share and period (Docker always sends `"shares": 0` and
+/// `"weight": 0`; `update` sends zeros for everything it does not change).
+pub fn normalized(r: &LinuxResources) -> LinuxResources {
+    let nz_i = |v: Option<i64>| v.filter(|x| *x != 0);
+    let nz_u = |v: Option<u64>| v.filter(|x| *x != 0);
+    let mut r = r.clone();
+    if let Some(mut m) = *r.memory() {
+        m.set_limit(nz_i(m.limit()));
+        m.set_reservation(nz_i(m.reservation()));
+        m.set_swap(nz_i(m.swap()));
+        m.set_kernel(nz_i(m.kernel()));
+        m.set_kernel_tcp(nz_i(m.kernel_tcp()));
+        r.set_memory(Some(m));
+    }
+    if let Some(mut c) = r.cpu().clone() {
+        c.set_shares(nz_u(c.shares()));
+        c.set_quota(nz_i(c.quota()));
+        c.set_period(nz_u(c.period()));
+        c.set_burst(nz_u(c.burst()));
+        c.set_realtime_runtime(nz_i(c.realtime_runtime()));
+        c.set_realtime_period(nz_u(c.realtime_period()));
+        r.set_cpu(Some(c));
+    }
+    if let Some(mut b) = r.block_io().clone() {
+        b.set_weight(b.weight().filter(|w| *w != 0));
+        b.set_leaf_weight(b.leaf_weight().filter(|w| *w != 0));
+        r.set_block_io(Some(b));
+    }
+    if r.pids().is_some_and(|p| p.limit() == 0) {
+        r.set_pids(None);
+    }
+    r
+}
+
 pub fn plan_v1(r: &LinuxResources) -> Result<Vec<Write>, ResourceError> {
+    let r = &normalized(r);
     let mut out = Vec::new();
     if let Some(m) = r.memory() {
         // memsw must never be below the memory limit: when raising, write
@@ -118,11 +154,7 @@ pub fn plan_v1(r: &LinuxResources) -> Result<Vec<Write>, ResourceError> {
         }
     }
     if let Some(p) = r.pids() {
-        out.push(w(
-            "pids",
-            "pids.max",
-            limit_v2(if p.limit() <= 0 { -1 } else { p.limit() }),
-        ));
+        out.push(w("pids", "pids.max", limit_v2(p.limit())));
     }
     if let Some(b) = r.block_io() {
         if let Some(wt) = b.weight() {
@@ -225,6 +257,7 @@ pub fn blkio_to_io_weight(w: u16) -> u64 {
 }
 
 pub fn plan_v2(r: &LinuxResources) -> Result<Vec<Write>, ResourceError> {
+    let r = &normalized(r);
     let mut out = Vec::new();
     if let Some(m) = r.memory() {
         if let Some(res) = m.reservation() {
@@ -293,11 +326,7 @@ pub fn plan_v2(r: &LinuxResources) -> Result<Vec<Write>, ResourceError> {
         }
     }
     if let Some(p) = r.pids() {
-        out.push(w(
-            "pids",
-            "pids.max",
-            limit_v2(if p.limit() <= 0 { -1 } else { p.limit() }),
-        ));
+        out.push(w("pids", "pids.max", limit_v2(p.limit())));
     }
     if let Some(b) = r.block_io() {
         if let Some(wt) = b.weight() {
@@ -395,7 +424,7 @@ mod tests {
     fn v2_memory_and_cpu() {
         let r = res(
             r#"{"memory":{"limit":1048576,"swap":2097152,"reservation":524288},
-                        "cpu":{"shares":1024,"quota":50000,"period":100000},"pids":{"limit":0}}"#,
+                        "cpu":{"shares":1024,"quota":50000,"period":100000},"pids":{"limit":-1}}"#,
         );
         let p = plan_v2(&r).unwrap();
         let get = |f: &str| p.iter().find(|w| w.file == f).map(|w| w.value.clone());
@@ -406,6 +435,20 @@ mod tests {
         assert_eq!(get("cpu.max").unwrap(), "50000 100000");
         assert_eq!(get("pids.max").unwrap(), "max");
         assert_eq!(controllers_needed(&p), vec!["cpu", "memory", "pids"]);
+    }
+
+    #[test]
+    fn zeros_mean_unset_as_engines_send_them() {
+        let r = res(
+            r#"{"memory":{"limit":134217728,"reservation":0,"swap":0,"kernel":0},
+                        "cpu":{"shares":0,"quota":0,"period":0},"blockIO":{"weight":0},"pids":{"limit":0}}"#,
+        );
+        let p = plan_v1(&r).unwrap();
+        let files: Vec<&str> = p.iter().map(|w| w.file.as_str()).collect();
+        assert_eq!(files, vec!["memory.limit_in_bytes"]);
+        let p = plan_v2(&r).unwrap();
+        let files: Vec<&str> = p.iter().map(|w| w.file.as_str()).collect();
+        assert_eq!(files, vec!["memory.max"]);
     }
 
     #[test]

@@ -607,10 +607,17 @@ fn find_executable(arg0: &str, env: &[String], cwd: &Path) -> StepResult<CString
         } else {
             cwd.join(arg0)
         };
-        if !is_exec(&p) {
-            return Err(format!(
-                "exec: {arg0:?}: no such executable file in the container"
-            ));
+        // runc's (Go's) wording: engines map "no such file or directory"
+        // to exit 127 and "permission denied" to 126.
+        match std::fs::metadata(&p) {
+            Err(e) => {
+                let e = e.raw_os_error().map_or(e.to_string(), |n| {
+                    nix::errno::Errno::from_raw(n).desc().to_lowercase()
+                });
+                return Err(format!("exec: {arg0:?}: stat {arg0}: {e}"));
+            }
+            Ok(_) if !is_exec(&p) => return Err(format!("exec: {arg0:?}: permission denied")),
+            Ok(_) => {}
         }
         return cstring(arg0, "process.args[0]");
     }

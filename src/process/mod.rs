@@ -566,14 +566,12 @@ pub fn start(
 /// Sends `sig` to the container's init, or with `all` to every process in
 /// its cgroups. The init is signalled through a pidfd whose process is
 /// checked to be the one recorded, so a recycled pid is never hit.
-pub fn signal(
-    state: &ContainerState,
-    sig: Signal,
-    all: bool,
-) -> std::result::Result<(), nix::Error> {
+pub fn signal(state: &ContainerState, sig: i32, all: bool) -> std::result::Result<(), nix::Error> {
     if all {
+        // Signal 0 (an existence check) has no nix Signal: None sends it.
+        let nsig = Signal::try_from(sig).ok();
         for pid in cgroups::pids(&state.cgroup_paths) {
-            match kill(Pid::from_raw(pid), sig) {
+            match kill(Pid::from_raw(pid), nsig) {
                 Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
                 Err(e) => return Err(e),
             }
@@ -595,7 +593,7 @@ pub fn signal(
     if !crate::state::process_alive(state.pid, state.pid_start) {
         return gone(nix::errno::Errno::ESRCH);
     }
-    sys::pidfd_send_signal(&pidfd, sig as i32).or_else(gone)
+    sys::pidfd_send_signal(&pidfd, sig).or_else(gone)
 }
 
 /// Waits until the pidfd's process has exited (or the timeout passes).
