@@ -57,3 +57,11 @@ VM_DIR ?= target/vm
 vm-test: build
 	RRUN_BIN=$(RRUN) scripts/vm/build-initramfs.sh $(VM_DIR)
 	scripts/vm/run.sh --initramfs $(VM_DIR)/initramfs.cpio.gz scripts/vm/smoke.sh
+
+# Long soak of tests/robustness.rs (create/start/kill/delete and run cycles
+# over a mix of configs, then a leak check): docs/robustness.md.
+SOAK_CYCLES ?= 10000
+
+.PHONY: soak
+soak: build
+	RRUN_SOAK_CYCLES=$(SOAK_CYCLES) $(CARGO) test --test robustness -- --nocapture soak_
