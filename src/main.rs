@@ -60,11 +60,9 @@ fn reexec_from_readonly_clone() {
         sys::remove_env(MARK);
         return;
     }
-    let args: Vec<String> = std::env::args().collect();
-    let enters = args
-        .iter()
+    let enters = std::env::args_os()
         .skip(1)
-        .any(|a| matches!(a.as_str(), "create" | "run" | "exec"));
+        .any(|a| a == "create" || a == "run" || a == "exec");
     if !enters || !nix::unistd::geteuid().is_root() {
         return;
     }

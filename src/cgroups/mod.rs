@@ -537,7 +537,60 @@ pub fn oom_kills(dirs: &[PathBuf]) -> u64 {
         .unwrap_or(0)
 }
 
-/// The `data` object of runc's stats event (events --stats).
+/// Drops zero and empty members, as Go's `omitempty` does in runc's
+/// event types (so consumers see exactly runc's shape).
+fn omit_empty(v: serde_json::Value, keep: &[&str]) -> serde_json::Value {
+    let serde_json::Value::Object(m) = v else {
+        return v;
+    };
+    serde_json::Value::Object(
+        m.into_iter()
+            .filter(|(k, v)| {
+                keep.contains(&k.as_str())
+                    || !(v == &serde_json::json!(0) || v.is_null() || v == &serde_json::json!([]))
+            })
+            .collect(),
+    )
+}
+
+/// "0-2,4" -> [0, 1, 2, 4]
+fn cpu_list(s: &str) -> Vec<u64> {
+    let mut out = Vec::new();
+    for part in s.trim().split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                if let (Ok(a), Ok(b)) = (a.parse::<u64>(), b.parse::<u64>()) {
+                    out.extend(a..=b);
+                }
+            }
+            None => out.extend(part.parse::<u64>().ok()),
+        }
+    }
+    out
+}
+
+/// runc's blkio entries from a v1 `<maj>:<min> <Op> <value>` file.
+fn blkio_entries(path: &Path) -> Vec<serde_json::Value> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let v: Vec<&str> = l.split_whitespace().collect();
+            if v.len() != 3 {
+                return None;
+            }
+            let (maj, min) = v[0].split_once(':')?;
+            Some(omit_empty(
+                serde_json::json!({"major": maj.parse::<u64>().ok()?, "minor": min.parse::<u64>().ok()?,
+                                   "op": v[1], "value": v[2].parse::<u64>().ok()?}),
+                &["op"],
+            ))
+        })
+        .collect()
+}
+
+/// The `data` object of runc's stats event (events --stats), in runc's
+/// field names and shape.
 pub fn stats(dirs: &[PathBuf]) -> serde_json::Value {
     use serde_json::json;
     let dirs = classify(dirs);
@@ -546,93 +599,171 @@ pub fn stats(dirs: &[PathBuf]) -> serde_json::Value {
             .find(|d| d.controllers.iter().any(|x| x == c))
             .map(|d| d.path.clone())
     };
+    let num = |p: &Path| read_u64(p).unwrap_or(0);
     let mut data = serde_json::Map::new();
     if is_v1(&dirs) {
-        if let Some(p) = find("cpuacct") {
-            let percpu: Vec<u64> = fs::read_to_string(p.join("cpuacct.usage_percpu"))
+        let percpu = |p: &Path| -> Vec<u64> {
+            fs::read_to_string(p)
                 .unwrap_or_default()
                 .split_whitespace()
                 .filter_map(|x| x.parse().ok())
-                .collect();
-            let st = read_kv(&p.join("cpuacct.stat"));
+                .collect()
+        };
+        let thr = find("cpu")
+            .map(|c| read_kv(&c.join("cpu.stat")))
+            .unwrap_or_default();
+        let throttling = omit_empty(
+            json!({"periods": thr.get("nr_periods").copied().unwrap_or(0),
+                   "throttledPeriods": thr.get("nr_throttled").copied().unwrap_or(0),
+                   "throttledTime": thr.get("throttled_time").copied().unwrap_or(0)}),
+            &[],
+        );
+        if let Some(p) = find("cpuacct") {
             // cpuacct.stat is in USER_HZ ticks; runc reports nanoseconds.
+            let st = read_kv(&p.join("cpuacct.stat"));
             let tick = 10_000_000u64;
-            let thr = find("cpu")
-                .map(|c| read_kv(&c.join("cpu.stat")))
-                .unwrap_or_default();
-            data.insert("cpu".into(), json!({
-                "usage": {"total": read_u64(&p.join("cpuacct.usage")).unwrap_or(0), "percpu_usage": percpu,
-                          "kernel": st.get("system").unwrap_or(&0) * tick, "user": st.get("user").unwrap_or(&0) * tick},
-                "throttling": {"periods": thr.get("nr_periods").unwrap_or(&0), "throttled_periods": thr.get("nr_throttled").unwrap_or(&0),
-                               "throttled_time": thr.get("throttled_time").unwrap_or(&0)}
+            data.insert(
+                "cpu".into(),
+                json!({
+                    "usage": {"total": num(&p.join("cpuacct.usage")),
+                              "percpu": percpu(&p.join("cpuacct.usage_percpu")),
+                              "percpu_kernel": percpu(&p.join("cpuacct.usage_percpu_sys")),
+                              "percpu_user": percpu(&p.join("cpuacct.usage_percpu_user")),
+                              "kernel": st.get("system").copied().unwrap_or(0) * tick,
+                              "user": st.get("user").copied().unwrap_or(0) * tick},
+                    "throttling": throttling,
+                }),
+            );
+        }
+        if let Some(p) = find("cpuset") {
+            let f = |n: &str| fs::read_to_string(p.join(n)).unwrap_or_default();
+            let n = |n: &str| f(n).trim().parse::<i64>().unwrap_or(0);
+            data.insert("cpuset".into(), json!({
+                "cpus": cpu_list(&f("cpuset.cpus")), "cpu_exclusive": n("cpuset.cpu_exclusive"),
+                "mems": cpu_list(&f("cpuset.mems")), "mem_hardwall": n("cpuset.mem_hardwall"),
+                "mem_exclusive": n("cpuset.mem_exclusive"), "memory_migrate": n("cpuset.memory_migrate"),
+                "memory_spread_page": n("cpuset.memory_spread_page"), "memory_spread_slab": n("cpuset.memory_spread_slab"),
+                "memory_pressure": n("cpuset.memory_pressure"), "sched_load_balance": n("cpuset.sched_load_balance"),
+                "sched_relax_domain_level": n("cpuset.sched_relax_domain_level"),
             }));
         }
         if let Some(p) = find("memory") {
             let entry = |pre: &str| {
-                json!({
-                    "usage": read_u64(&p.join(format!("{pre}usage_in_bytes"))).unwrap_or(0),
-                    "max_usage": read_u64(&p.join(format!("{pre}max_usage_in_bytes"))).unwrap_or(0),
-                    "failcnt": read_u64(&p.join(format!("{pre}failcnt"))).unwrap_or(0),
-                    "limit": read_u64(&p.join(format!("{pre}limit_in_bytes"))).unwrap_or(0),
-                })
+                omit_empty(
+                    json!({"limit": num(&p.join(format!("{pre}limit_in_bytes"))),
+                           "usage": num(&p.join(format!("{pre}usage_in_bytes"))),
+                           "max": num(&p.join(format!("{pre}max_usage_in_bytes"))),
+                           "failcnt": num(&p.join(format!("{pre}failcnt")))}),
+                    &["limit", "failcnt"],
+                )
             };
             let raw = read_kv(&p.join("memory.stat"));
-            data.insert(
-                "memory".into(),
-                json!({
-                    "cache": raw.get("cache").unwrap_or(&0),
-                    "usage": entry("memory."), "swap": entry("memory.memsw."),
-                    "kernel": entry("memory.kmem."), "kernel_tcp": entry("memory.kmem.tcp."),
-                    "raw": raw,
-                }),
-            );
+            let mut m = json!({
+                "cache": raw.get("cache").copied().unwrap_or(0),
+                "usage": entry("memory."), "swap": entry("memory.memsw."),
+                "kernel": entry("memory.kmem."), "kernelTCP": entry("memory.kmem.tcp."),
+                "raw": raw,
+            });
+            m = omit_empty(m, &["usage", "swap", "kernel", "kernelTCP", "raw"]);
+            data.insert("memory".into(), m);
         }
         if let Some(p) = find("pids") {
-            data.insert("pids".into(), json!({"current": read_u64(&p.join("pids.current")).unwrap_or(0),
-                                               "limit": read_u64(&p.join("pids.max")).filter(|m| *m != u64::MAX).unwrap_or(0)}));
-        }
-        if let Some(p) = find("blkio") {
-            let entries = |f: &str| -> Vec<serde_json::Value> {
-                fs::read_to_string(p.join(f)).unwrap_or_default().lines().filter_map(|l| {
-                    let v: Vec<&str> = l.split_whitespace().collect();
-                    if v.len() != 3 { return None; }
-                    let (maj, min) = v[0].split_once(':')?;
-                    Some(json!({"major": maj.parse::<u64>().ok()?, "minor": min.parse::<u64>().ok()?, "op": v[1], "value": v[2].parse::<u64>().ok()?}))
-                }).collect()
-            };
-            data.insert("blkio".into(), json!({
-                "io_service_bytes_recursive": entries("blkio.throttle.io_service_bytes_recursive"),
-                "io_serviced_recursive": entries("blkio.throttle.io_serviced_recursive"),
-            }));
-        }
-        if let Some(p) = find("hugetlb") {
+            let limit = read_u64(&p.join("pids.max"))
+                .filter(|m| *m != u64::MAX)
+                .unwrap_or(0);
             data.insert(
-                "hugetlb".into(),
-                hugetlb_stats(&p, "limit_in_bytes", "usage_in_bytes", "max_usage_in_bytes"),
+                "pids".into(),
+                omit_empty(
+                    json!({"current": num(&p.join("pids.current")), "limit": limit}),
+                    &["current"],
+                ),
             );
         }
+        if let Some(p) = find("blkio") {
+            data.insert("blkio".into(), omit_empty(json!({
+                "ioServiceBytesRecursive": blkio_entries(&p.join("blkio.throttle.io_service_bytes_recursive")),
+                "ioServicedRecursive": blkio_entries(&p.join("blkio.throttle.io_serviced_recursive")),
+            }), &[]));
+        }
+        data.insert(
+            "hugetlb".into(),
+            find("hugetlb").map_or(json!({}), |p| {
+                hugetlb_stats(&p, "limit_in_bytes", "usage_in_bytes", "max_usage_in_bytes")
+            }),
+        );
     } else if let Some(d) = dirs.first() {
         let p = &d.path;
         let cpu = read_kv(&p.join("cpu.stat"));
+        let g = |k: &str| cpu.get(k).copied().unwrap_or(0);
         data.insert("cpu".into(), json!({
-            "usage": {"total": cpu.get("usage_usec").unwrap_or(&0) * 1000, "kernel": cpu.get("system_usec").unwrap_or(&0) * 1000,
-                      "user": cpu.get("user_usec").unwrap_or(&0) * 1000},
-            "throttling": {"periods": cpu.get("nr_periods").unwrap_or(&0), "throttled_periods": cpu.get("nr_throttled").unwrap_or(&0),
-                           "throttled_time": cpu.get("throttled_usec").unwrap_or(&0) * 1000}
+            "usage": {"total": g("usage_usec") * 1000, "kernel": g("system_usec") * 1000, "user": g("user_usec") * 1000},
+            "throttling": omit_empty(json!({"periods": g("nr_periods"), "throttledPeriods": g("nr_throttled"),
+                                            "throttledTime": g("throttled_usec") * 1000}), &[]),
         }));
         let raw = read_kv(&p.join("memory.stat"));
         let lim = |f: &str| read_u64(&p.join(f)).unwrap_or(0);
-        data.insert("memory".into(), json!({
-            "cache": raw.get("file").unwrap_or(&0),
-            "usage": {"usage": lim("memory.current"), "limit": lim("memory.max"), "max_usage": lim("memory.peak"),
-                      "failcnt": read_kv(&p.join("memory.events")).get("max").unwrap_or(&0)},
-            "swap": {"usage": lim("memory.swap.current"), "limit": lim("memory.swap.max")},
+        data.insert("memory".into(), omit_empty(json!({
+            "cache": raw.get("file").copied().unwrap_or(0),
+            "usage": omit_empty(json!({"limit": lim("memory.max"), "usage": lim("memory.current"), "max": lim("memory.peak"),
+                      "failcnt": read_kv(&p.join("memory.events")).get("max").copied().unwrap_or(0)}), &["limit", "failcnt"]),
+            "swap": omit_empty(json!({"limit": lim("memory.swap.max"), "usage": lim("memory.swap.current"), "failcnt": 0}), &["limit", "failcnt"]),
             "raw": raw,
-        }));
-        data.insert("pids".into(), json!({"current": lim("pids.current"),
-                                           "limit": read_u64(&p.join("pids.max")).filter(|m| *m != u64::MAX).unwrap_or(0)}));
+        }), &["usage", "swap", "raw"]));
+        let limit = read_u64(&p.join("pids.max"))
+            .filter(|m| *m != u64::MAX)
+            .unwrap_or(0);
+        data.insert(
+            "pids".into(),
+            omit_empty(
+                json!({"current": lim("pids.current"), "limit": limit}),
+                &["current"],
+            ),
+        );
+        // io.stat: "<maj>:<min> rbytes=.. wbytes=.. rios=.. wios=.."
+        let mut bytes = Vec::new();
+        let mut ios = Vec::new();
+        for l in fs::read_to_string(p.join("io.stat"))
+            .unwrap_or_default()
+            .lines()
+        {
+            let mut it = l.split_whitespace();
+            let Some((maj, min)) = it.next().and_then(|d| d.split_once(':')) else {
+                continue;
+            };
+            let (Ok(maj), Ok(min)) = (maj.parse::<u64>(), min.parse::<u64>()) else {
+                continue;
+            };
+            for kv in it {
+                let Some((k, v)) = kv.split_once('=') else {
+                    continue;
+                };
+                let v: u64 = v.parse().unwrap_or(0);
+                let e = |op: &str| {
+                    omit_empty(
+                        json!({"major": maj, "minor": min, "op": op, "value": v}),
+                        &["op"],
+                    )
+                };
+                match k {
+                    "rbytes" => bytes.push(e("Read")),
+                    "wbytes" => bytes.push(e("Write")),
+                    "rios" => ios.push(e("Read")),
+                    "wios" => ios.push(e("Write")),
+                    _ => {}
+                }
+            }
+        }
+        data.insert(
+            "blkio".into(),
+            omit_empty(
+                json!({"ioServiceBytesRecursive": bytes, "ioServicedRecursive": ios}),
+                &[],
+            ),
+        );
         data.insert("hugetlb".into(), hugetlb_stats(p, "max", "current", "max"));
     }
+    data.insert("intel_rdt".into(), json!({}));
+    data.insert("network_interfaces".into(), serde_json::Value::Null);
     serde_json::Value::Object(data)
 }
 
@@ -649,15 +780,12 @@ fn hugetlb_stats(p: &Path, limit: &str, usage: &str, max: &str) -> serde_json::V
         if size.contains('.') {
             continue;
         }
-        out.insert(
-            size.to_string(),
-            serde_json::json!({
-                "usage": read_u64(&p.join(format!("hugetlb.{size}.{usage}"))).unwrap_or(0),
-                "max": read_u64(&p.join(format!("hugetlb.{size}.{max}"))).unwrap_or(0),
-                "failcnt": read_kv(&p.join(format!("hugetlb.{size}.events"))).get("max").copied()
-                    .or_else(|| read_u64(&p.join(format!("hugetlb.{size}.failcnt")))).unwrap_or(0),
-            }),
-        );
+        out.insert(size.to_string(), omit_empty(serde_json::json!({
+            "usage": read_u64(&p.join(format!("hugetlb.{size}.{usage}"))).unwrap_or(0),
+            "max": read_u64(&p.join(format!("hugetlb.{size}.{max}"))).unwrap_or(0),
+            "failcnt": read_kv(&p.join(format!("hugetlb.{size}.events"))).get("max").copied()
+                .or_else(|| read_u64(&p.join(format!("hugetlb.{size}.failcnt")))).unwrap_or(0),
+        }), &["failcnt"]));
     }
     serde_json::Value::Object(out)
 }

@@ -350,6 +350,11 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         init_binary,
     };
 
+    let lock_fd = guard
+        .dir
+        .as_ref()
+        .expect("guard holds the dir")
+        .lock_raw_fd();
     let intermediate = plan.ns.needs_intermediate();
     let clone_flags = if intermediate {
         nix::sched::CloneFlags::empty()
@@ -360,6 +365,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         CloneResult::Child => {
             drop(parent_end);
             drop(console_parent);
+            let _ = nix::unistd::close(lock_fd);
             if intermediate {
                 init::intermediate(&plan, &child_end, &listener, console_child.as_ref())
             } else {
