@@ -37,6 +37,7 @@ fmt:
 
 test: lint build
 	$(CARGO) test -- --test-threads=$(TEST_THREADS)
+	$(MAKE) bench-smoke
 
 # The same suite against runc, the reference implementation.
 test-runc:
@@ -57,6 +58,38 @@ VM_DIR ?= target/vm
 vm-test: build
 	RRUN_BIN=$(RRUN) scripts/vm/build-initramfs.sh $(VM_DIR)
 	scripts/vm/run.sh --initramfs $(VM_DIR)/initramfs.cpio.gz scripts/vm/smoke.sh
+
+# ---- benchmark: rrun against runc, crun and youki (docs/bench.md) ----
+# Peers: apt-get install runc crun tini catatonit umoci golang-github-containers-common
+BENCH_OUT   ?= target/bench
+BENCH_BIN   := target/x86_64-unknown-linux-gnu
+YOUKI       ?= $(BENCH_OUT)/youki/bin/youki
+BENCH_ARGS  ?=
+
+.PHONY: bench bench-smoke bench-youki rootfs-script-check
+
+# youki's default build lacks cgroup v1; build it once with v1 (slow: many
+# minutes), tolerate failure: the bench then skips youki with a note.
+bench-youki:
+	@if [ ! -x $(YOUKI) ]; then \
+	    echo "bench: building youki (cargo install youki --features v1, 40 min timeout)"; \
+	    timeout 2400 $(CARGO) install youki --features v1 --root $(BENCH_OUT)/youki \
+	        >$(BENCH_OUT)/youki-install.log 2>&1 \
+	    || echo "bench: youki did not build (see $(BENCH_OUT)/youki-install.log); it will be skipped"; \
+	fi
+
+bench: rootfs-script-check
+	mkdir -p $(BENCH_OUT)
+	$(MAKE) bench-youki
+	$(CARGO) build --release --bin rrun --bin rrun-init --bin rrun-bench
+	$(BENCH_BIN)/release/rrun-bench --rrun $(BENCH_BIN)/release/rrun --youki $(YOUKI) --out $(BENCH_OUT) $(BENCH_ARGS)
+
+# CI: a few repetitions, 10 parallel containers, tiny image, no youki build.
+bench-smoke: build
+	$(BENCH_BIN)/debug/rrun-bench --smoke --rrun $(BENCH_BIN)/debug/rrun --youki $(YOUKI) --out $(BENCH_OUT) $(BENCH_ARGS)
+
+rootfs-script-check:
+	@test -x scripts/mkrootfs.sh
 
 # Long soak of tests/robustness.rs (create/start/kill/delete and run cycles
 # over a mix of configs, then a leak check): docs/robustness.md.

@@ -24,7 +24,12 @@ fn stopped() -> bool {
     STOP.load(Ordering::Relaxed)
 }
 
-pub const CMD_TIMEOUT: Duration = Duration::from_secs(60);
+/// One runtime command on an idle machine takes milliseconds; a command
+/// that takes this long hangs (youki 0.7's foreground `run` sometimes loses
+/// its child's SIGCHLD and waits forever).
+pub const CMD_TIMEOUT: Duration = Duration::from_secs(15);
+/// The same in a parallel batch, where N commands share the cores.
+pub const PAR_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -47,6 +52,7 @@ pub struct Bench {
     pub runtimes: Vec<Runtime>,
     pub cg_parent: String,
     seq: AtomicU64,
+    in_batch: AtomicBool,
 }
 
 pub struct Container {
@@ -60,7 +66,11 @@ impl Container {
     }
 
     pub fn pid(&self) -> Option<i32> {
-        fs::read_to_string(self.pid_file()).ok()?.trim().parse().ok()
+        fs::read_to_string(self.pid_file())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 }
 
@@ -134,6 +144,7 @@ impl Bench {
             runtimes: Vec::new(),
             cg_parent,
             seq: AtomicU64::new(0),
+            in_batch: AtomicBool::new(false),
         }
     }
 
@@ -156,7 +167,12 @@ impl Bench {
     }
 
     pub fn exec(&self, rt: &Runtime, args: &[&str]) -> Result<Outcome, String> {
-        proc::run(rt.cmd().args(args), CMD_TIMEOUT).map_err(|e| format!("{}: {e}", rt.name))
+        let t = if self.in_batch.load(Ordering::Relaxed) {
+            PAR_TIMEOUT
+        } else {
+            CMD_TIMEOUT
+        };
+        proc::run(rt.cmd().args(args), t).map_err(|e| format!("{}: {e}", rt.name))
     }
 
     fn create(&self, rt: &Runtime, c: &Container) -> Result<Outcome, String> {
@@ -223,17 +239,30 @@ impl Bench {
         let v = Variant::args(&["/bin/true"]);
         let mut kept = Vec::new();
         for rt in std::mem::take(&mut self.runtimes) {
-            let outcome = self.container(&rt, "probe", &v).map_err(|e| e.to_string()).and_then(|c| {
-                let o = self.exec(&rt, &["run", "--bundle", &c.dir.to_string_lossy(), &c.id]);
-                self.finish(&rt, &c);
-                o.and_then(|o| if o.ok() { Ok(()) } else { Err(o.reason()) })
-            });
+            // Twice: youki's foreground run hangs now and then.
+            let mut outcome = Err(String::new());
+            for _ in 0..2 {
+                outcome = self.probe_one(&rt, &v);
+                if outcome.is_ok() {
+                    break;
+                }
+            }
             match outcome {
                 Ok(()) => kept.push(rt),
-                Err(e) => res.notes.push(format!("{}: dropped, a trial run failed ({e})", rt.name)),
+                Err(e) => res
+                    .notes
+                    .push(format!("{}: dropped, a trial run failed ({e})", rt.name)),
             }
         }
         self.runtimes = kept;
+    }
+
+    fn probe_one(&self, rt: &Runtime, v: &Variant) -> Result<(), String> {
+        let c = self.container(rt, "probe", v).map_err(|e| e.to_string())?;
+        let o = self.exec(rt, &["run", "--bundle", &c.dir.to_string_lossy(), &c.id]);
+        self.finish(rt, &c);
+        let o = o?;
+        if o.ok() { Ok(()) } else { Err(o.reason()) }
     }
 
     /// Lifecycle latency: foreground `run`, then create/start/delete apart.
@@ -320,8 +349,14 @@ impl Bench {
             }
         }
         for (rt, c) in running {
-            if let Err(e) = self.verb(rt, "kill", &c).and_then(|_| {
-                let _ = c.pid().map(|p| proc::wait_exited(p, Duration::from_secs(10)));
+            // SIGKILL: a `sleep` as PID 1 of its pid namespace ignores SIGTERM.
+            if let Err(e) = self.exec(rt, &["kill", &c.id, "KILL"]).and_then(|o| {
+                if !o.ok() {
+                    return Err(o.reason());
+                }
+                let _ = c
+                    .pid()
+                    .map(|p| proc::wait_exited(p, Duration::from_secs(10)));
                 self.verb(rt, "delete", &c)
             }) {
                 res.fail(&rt.name, "kill/delete after exec", &e);
@@ -338,7 +373,12 @@ impl Bench {
     /// before exec, after start); create with and without shows rrun's part.
     pub fn seccomp(&self, res: &mut Results) {
         let profile = match fs::read_to_string(seccomp::PODMAN_PROFILE)
-            .map_err(|e| format!("{}: {e} (install containers-common)", seccomp::PODMAN_PROFILE))
+            .map_err(|e| {
+                format!(
+                    "{}: {e} (install containers-common)",
+                    seccomp::PODMAN_PROFILE
+                )
+            })
             .and_then(|s| serde_json::from_str::<Value>(&s).map_err(|e| e.to_string()))
             .and_then(|p| seccomp::to_oci(&p, &runtime::DEFAULT_CAPS, kernel_version()))
         {
@@ -360,7 +400,8 @@ impl Bench {
         };
         for rt in &self.runtimes {
             if let Ok(c) = self.container(rt, "seccheck", &check) {
-                if let Ok(o) = self.exec(rt, &["run", "--bundle", &c.dir.to_string_lossy(), &c.id]) {
+                if let Ok(o) = self.exec(rt, &["run", "--bundle", &c.dir.to_string_lossy(), &c.id])
+                {
                     let mode = o.stdout.split_whitespace().nth(1).unwrap_or("?").to_owned();
                     if mode != "2" {
                         res.notes.push(format!(
@@ -380,7 +421,11 @@ impl Bench {
                     return;
                 }
                 let record = rep >= p.warmup;
-                let order = if rep % 2 == 0 { [false, true] } else { [true, false] };
+                let order = if rep % 2 == 0 {
+                    [false, true]
+                } else {
+                    [true, false]
+                };
                 let mut run_ms = [None, None];
                 let mut create_ms = [None, None];
                 for with in order {
@@ -423,9 +468,12 @@ impl Bench {
 
     /// `n` containers created, started and deleted at once (one thread
     /// each): wall time, failures, leftovers.
-    fn batch(&self, rt: &Runtime, v: &Variant, tag: &str, res: &mut Results) -> Option<Duration> {
+    fn batch(&self, rt: &Runtime, v: &Variant, tag: &str, res: &mut Results) -> Duration {
         let n = self.params.parallel;
-        let containers: Vec<Container> = (0..n).filter_map(|_| self.container(rt, tag, v).ok()).collect();
+        let containers: Vec<Container> = (0..n)
+            .filter_map(|_| self.container(rt, tag, v).ok())
+            .collect();
+        self.in_batch.store(true, Ordering::Relaxed);
         let start = Instant::now();
         let outcomes: Vec<Result<[Outcome; 3], String>> = thread::scope(|s| {
             let handles: Vec<_> = containers
@@ -438,6 +486,7 @@ impl Bench {
                 .collect()
         });
         let wall = start.elapsed();
+        self.in_batch.store(false, Ordering::Relaxed);
         let mut failures = 0;
         for o in &outcomes {
             if let Err(e) = o {
@@ -445,14 +494,17 @@ impl Bench {
                 res.fail(&rt.name, &format!("parallel {tag}"), e);
             }
         }
-        let left = containers.iter().filter(|c| self.residue(rt, c) > 0).count();
+        let left = containers
+            .iter()
+            .filter(|c| self.residue(rt, c) > 0)
+            .count();
         res.add(leak_key(tag, "failures"), &rt.name, failures as f64);
         res.add(leak_key(tag, "leftovers"), &rt.name, left as f64);
         res.leftover(&rt.name, left);
         for c in &containers {
             self.finish(rt, c);
         }
-        Some(wall)
+        wall
     }
 
     pub fn parallel(&self, res: &mut Results) {
@@ -467,9 +519,13 @@ impl Bench {
                     if stopped() {
                         return;
                     }
-                    if let Some(w) = self.batch(rt, v, tag, res) {
-                        res.add(if tag == "par" { "par_wall" } else { "parlim_wall" }, &rt.name, w.as_secs_f64());
-                    }
+                    let w = self.batch(rt, v, tag, res);
+                    let key = if tag == "par" {
+                        "par_wall"
+                    } else {
+                        "parlim_wall"
+                    };
+                    res.add(key, &rt.name, w.as_secs_f64());
                 }
             }
         }
@@ -479,7 +535,8 @@ impl Bench {
     /// it exists) supervising the same `sleep`, run by rrun.
     pub fn init_idle(&self, res: &mut Results) {
         let Some(rt) = self.runtimes.iter().find(|r| r.name == "rrun") else {
-            res.notes.push("init: skipped (rrun could not run containers)".into());
+            res.notes
+                .push("init: skipped (rrun could not run containers)".into());
             return;
         };
         let mut cases: Vec<(&str, Variant)> = Vec::new();
@@ -487,7 +544,8 @@ impl Bench {
             if self.rootfs.join(bin.trim_start_matches('/')).exists() {
                 cases.push((name, Variant::args(&[bin, "--", "sleep", "3600"])));
             } else {
-                res.notes.push(format!("init: {name} skipped (not installed on the host)"));
+                res.notes
+                    .push(format!("init: {name} skipped (not installed on the host)"));
             }
         }
         cases.push((
@@ -523,19 +581,24 @@ impl Bench {
                 .map(|f| f.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let implemented = match *name {
-                "rrun init" => exe_name.starts_with("rrun"),
+                // rrun's init runs from a sealed memfd: "memfd:rrun-init".
+                "rrun init" => exe_name.contains("rrun"),
                 other => exe_name.starts_with(other),
             };
             let (pss, rss) = smaps_rollup(pid);
-            rows.push((pid, proc::cpu_ticks(pid), InitRow {
-                name: name.to_string(),
-                implemented,
-                pid1_exe: exe_name,
-                pss_kib: pss,
-                rss_kib: rss,
-                idle_cpu_ticks: None,
-                idle_secs: self.params.idle_secs,
-            }));
+            rows.push((
+                pid,
+                proc::cpu_ticks(pid),
+                InitRow {
+                    name: name.to_string(),
+                    implemented,
+                    pid1_exe: exe_name,
+                    pss_kib: pss,
+                    rss_kib: rss,
+                    idle_cpu_ticks: None,
+                    idle_secs: self.params.idle_secs,
+                },
+            ));
         }
         thread::sleep(Duration::from_secs(self.params.idle_secs));
         for (pid, before, mut row) in rows {
@@ -560,20 +623,30 @@ impl Bench {
     /// `rrun unpack` against `umoci unpack` on one locally built image.
     pub fn unpack(&self, rrun: &Path, res: &mut Results) {
         let Some(umoci) = runtime::which("umoci") else {
-            res.notes.push("unpack: skipped (umoci not installed)".into());
+            res.notes
+                .push("unpack: skipped (umoci not installed)".into());
             return;
         };
-        let rrun_supported = proc::run(std::process::Command::new(rrun).args(["unpack", "--help"]), CMD_TIMEOUT)
-            .map(|o| o.ok())
-            .unwrap_or(false);
+        let rrun_supported = proc::run(
+            std::process::Command::new(rrun).args(["unpack", "--help"]),
+            CMD_TIMEOUT,
+        )
+        .map(|o| o.ok())
+        .unwrap_or(false);
         let layout = self.work.join("image");
         let src_desc = if self.params.image_src.is_empty() {
             "the bench busybox rootfs".to_owned()
         } else {
-            self.params.image_src.iter().map(|s| format!("/{s}")).collect::<Vec<_>>().join(" + ")
+            self.params
+                .image_src
+                .iter()
+                .map(|s| format!("/{s}"))
+                .collect::<Vec<_>>()
+                .join(" + ")
         };
         if let Err(e) = self.build_image(&umoci, &layout) {
-            res.notes.push(format!("unpack: skipped, could not build the image ({e})"));
+            res.notes
+                .push(format!("unpack: skipped, could not build the image ({e})"));
             return;
         }
         let image_bytes = dir_bytes(&layout.join("blobs"));
@@ -589,7 +662,11 @@ impl Bench {
         let layout_s = layout.to_string_lossy().into_owned();
         let dest = self.work.join("unpacked");
         for rep in 0..self.params.unpack_reps {
-            let order: &[bool] = if rep % 2 == 0 { &[false, true] } else { &[true, false] };
+            let order: &[bool] = if rep % 2 == 0 {
+                &[false, true]
+            } else {
+                &[true, false]
+            };
             for &is_rrun in order {
                 if stopped() {
                     return;
@@ -600,14 +677,21 @@ impl Bench {
                 let _ = fs::remove_dir_all(&dest);
                 let mut cmd = if is_rrun {
                     let mut c = std::process::Command::new(rrun);
-                    c.arg("unpack").arg(format!("oci:{layout_s}:bench")).arg(&dest);
+                    c.arg("unpack")
+                        .arg(format!("oci:{layout_s}:bench"))
+                        .arg(&dest);
                     c
                 } else {
                     let mut c = std::process::Command::new(&umoci);
-                    c.args(["unpack", "--image", &format!("{layout_s}:bench")]).arg(&dest);
+                    c.args(["unpack", "--image", &format!("{layout_s}:bench")])
+                        .arg(&dest);
                     c
                 };
-                let who = if is_rrun { "rrun unpack" } else { "umoci unpack" };
+                let who = if is_rrun {
+                    "rrun unpack"
+                } else {
+                    "umoci unpack"
+                };
                 match proc::run(&mut cmd, Duration::from_secs(600)) {
                     Ok(o) if o.ok() => {
                         let (t, r) = if is_rrun {
@@ -648,7 +732,10 @@ impl Bench {
             new.args(["new", "--image", &img]);
             let mut add = std::process::Command::new(umoci);
             add.args(["raw", "add-layer", "--image", &img]).arg(&layer);
-            vec![tar, init, new, add]
+            // A command, so that unpackers that write config.json have one.
+            let mut cfg = std::process::Command::new(umoci);
+            cfg.args(["config", "--image", &img, "--config.cmd", "sh"]);
+            vec![tar, init, new, add, cfg]
         };
         for mut s in steps {
             // tar exits 1 for files that changed while read: still a layer.

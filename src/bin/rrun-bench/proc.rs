@@ -122,7 +122,7 @@ fn reap_forever() {
             }
             Err(Errno::EINTR) => {}
             Err(e) => {
-                eprintln!("rrun-bench: wait4: {e}");
+                say(&format!("wait4: {e}"));
                 thread::sleep(Duration::from_millis(10));
             }
         }
@@ -219,6 +219,12 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> io::Result<Outcome> {
         code = 124;
         stderr.push_str(&format!("\ntimed out after {timeout:?}"));
     }
+    if std::env::var_os("RRUN_BENCH_TRACE").is_some() {
+        say(&format!(
+            "{:.1} ms exit {code}: {cmd:?}",
+            reaped.at.duration_since(start).as_secs_f64() * 1e3
+        ));
+    }
     Ok(Outcome {
         code,
         wall: reaped.at.duration_since(start),
@@ -227,6 +233,22 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> io::Result<Outcome> {
         stdout,
         stderr,
     })
+}
+
+/// One progress line on stderr. Never panics (eprintln! would when stderr
+/// is a closed pipe, and skip the cleanup).
+pub fn say(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(io::stderr(), "rrun-bench: {msg}");
+}
+
+/// SIGKILL every command still running (on interrupt: a hung runtime must
+/// not outlive the bench).
+pub fn kill_all() {
+    let t = lock(reaper());
+    for pid in t.waiting.keys() {
+        let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+    }
 }
 
 /// Run and require exit 0; the error names the command and its reason.

@@ -38,10 +38,10 @@ fn applies(rule: &Value, caps: &[&str], kernel: (u32, u32)) -> bool {
     {
         return false;
     }
-    if let Some(min) = inc.and_then(|i| i.get("minKernel")).and_then(Value::as_str) {
-        if version(min) > kernel {
-            return false;
-        }
+    if let Some(min) = inc.and_then(|i| i.get("minKernel")).and_then(Value::as_str)
+        && version(min) > kernel
+    {
+        return false;
     }
     if strings(exc.and_then(|e| e.get("arches")))
         .iter()
@@ -69,7 +69,11 @@ pub fn to_oci(profile: &Value, caps: &[&str], kernel: (u32, u32)) -> Result<Valu
         .flatten()
     {
         if m.get("architecture").and_then(Value::as_str) == Some(NATIVE_ARCH) {
-            architectures.extend(strings(m.get("subArchitectures")).into_iter().map(Value::from));
+            architectures.extend(
+                strings(m.get("subArchitectures"))
+                    .into_iter()
+                    .map(Value::from),
+            );
         }
     }
     let mut syscalls = Vec::new();
