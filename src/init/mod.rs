@@ -39,11 +39,14 @@ pub fn init_binary() -> Result<OwnedFd, String> {
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         use std::io::{Read, Write};
-        let n = src.read(&mut buf).map_err(|e| format!("reading the built-in init: {e}"))?;
+        let n = src
+            .read(&mut buf)
+            .map_err(|e| format!("reading the built-in init: {e}"))?;
         if n == 0 {
             break;
         }
-        dst.write_all(&buf[..n]).map_err(|e| format!("copying the built-in init: {e}"))?;
+        dst.write_all(&buf[..n])
+            .map_err(|e| format!("copying the built-in init: {e}"))?;
     }
     let fd = OwnedFd::from(dst);
     crate::sys::seal(&fd).map_err(|e| format!("sealing the built-in init: {e}"))?;

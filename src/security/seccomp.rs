@@ -229,6 +229,47 @@ pub fn load(c: &Compiled) -> Result<(), nix::Error> {
     Ok(())
 }
 
+/// [`compile`] through a cache of compiled filters in `dir` (under the
+/// state root, root-only like the rest of it), keyed by the SHA-256 of the
+/// profile: engines pass the same profile on every create and exec, and
+/// compiling podman's takes tens of milliseconds. A missing, unreadable or
+/// corrupt entry is simply compiled again.
+pub fn compile_cached(s: &LinuxSeccomp, dir: &std::path::Path) -> Result<Compiled, SeccompError> {
+    use sha2::{Digest, Sha256};
+    let key = serde_json::to_vec(s).map_err(|e| SeccompError::Compile(e.to_string()))?;
+    let hash: String = Sha256::digest(&key)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let path = dir.join(format!("{hash}.json"));
+    if let Ok(data) = std::fs::read(&path)
+        && let Ok((programs, flags)) =
+            serde_json::from_slice::<(Vec<Vec<(u16, u8, u8, u32)>>, u32)>(&data)
+    {
+        let programs = programs
+            .into_iter()
+            .map(|p| {
+                p.into_iter()
+                    .map(|(code, jt, jf, k)| seccompiler::sock_filter { code, jt, jf, k })
+                    .collect()
+            })
+            .collect();
+        return Ok(Compiled { programs, flags });
+    }
+    let c = compile(s)?;
+    let raw: Vec<Vec<(u16, u8, u8, u32)>> = c
+        .programs
+        .iter()
+        .map(|p| p.iter().map(|f| (f.code, f.jt, f.jf, f.k)).collect())
+        .collect();
+    if std::fs::create_dir_all(dir).is_ok()
+        && let Ok(data) = serde_json::to_vec(&(raw, c.flags))
+    {
+        let _ = crate::state::write_atomic(&path, &data);
+    }
+    Ok(c)
+}
+
 /// What `rrun features` reports.
 pub fn features() -> Value {
     json!({
@@ -288,6 +329,28 @@ mod tests {
         );
         let c = compile(&p).unwrap();
         assert_eq!((c.programs.len(), c.flags), (1, 2));
+    }
+
+    #[test]
+    fn cache_returns_the_same_programs() {
+        let p = profile(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read","write"],"action":"SCMP_ACT_ALLOW"}]}"#,
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let a = compile_cached(&p, tmp.path()).unwrap();
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
+        let b = compile_cached(&p, tmp.path()).unwrap();
+        assert_eq!(a.programs, b.programs);
+        assert_eq!(a.flags, b.flags);
+        // A corrupt entry is recompiled, not trusted.
+        let entry = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        std::fs::write(&entry, b"garbage").unwrap();
+        assert_eq!(compile_cached(&p, tmp.path()).unwrap().programs, a.programs);
     }
 
     #[test]
