@@ -66,7 +66,6 @@ pub fn exec(store: &Store, a: &ExecArgs) -> Result<i32> {
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
         sub_cgroups: a.cgroup.clone(),
-        state_root: store.root.clone(),
     };
     let mask = if a.detach {
         None

@@ -201,8 +201,6 @@ pub struct ExecOptions {
     pub ignore_paused: bool,
     /// --cgroup: PATH (every hierarchy) or CONTROLLER:PATH (v1).
     pub sub_cgroups: Vec<String>,
-    /// The state root (for the compiled seccomp cache).
-    pub state_root: PathBuf,
 }
 
 /// A started exec'd process.
@@ -310,9 +308,7 @@ pub fn exec(state: &ContainerState, opts: &ExecOptions) -> Result<Execed, ExecEr
         .as_ref()
         .and_then(|s| s.linux().as_ref())
         .and_then(|l| l.seccomp().as_ref())
-        .map(|s| {
-            crate::security::seccomp::compile_cached(s, &opts.state_root.join(super::SECCOMP_CACHE))
-        })
+        .map(crate::security::seccomp::compile_with_cache)
         .transpose()
         .map_err(|e| ExecError::Invalid(e.to_string()))?;
     let pidfd = sys::pidfd_open(state.pid).map_err(|e| ExecError::Sys("pidfd_open", e))?;

@@ -78,11 +78,6 @@ pub enum CreateError {
 
 pub type Result<T> = std::result::Result<T, CreateError>;
 
-/// Compiled seccomp filters, under the state root (see
-/// seccomp::compile_cached). '@' cannot appear in a container id, so the
-/// name never collides with a container's directory.
-pub const SECCOMP_CACHE: &str = "@seccomp-cache";
-
 /// Options of `create` and `run` that shape the container process.
 #[derive(Debug, Default, Clone)]
 pub struct CreateOptions {
@@ -269,7 +264,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         .linux()
         .as_ref()
         .and_then(|l| l.seccomp().as_ref())
-        .map(|s| crate::security::seccomp::compile_cached(s, &store.root.join(SECCOMP_CACHE)))
+        .map(crate::security::seccomp::compile_with_cache)
         .transpose()?;
     let ann_map: BTreeMap<String, String> = spec
         .annotations()

@@ -12,6 +12,7 @@
 //! 32-bit int 0x80 entry, are killed rather than let through.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::DirBuilderExt;
 
 use oci_spec::runtime::{
     LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
@@ -229,11 +230,27 @@ pub fn load(c: &Compiled) -> Result<(), nix::Error> {
     Ok(())
 }
 
-/// [`compile`] through a cache of compiled filters in `dir` (under the
-/// state root, root-only like the rest of it), keyed by the SHA-256 of the
-/// profile: engines pass the same profile on every create and exec, and
-/// compiling podman's takes tens of milliseconds. A missing, unreadable or
-/// corrupt entry is simply compiled again.
+/// Where compiled filters are cached: a root-only system cache (FHS
+/// /var/cache), shared by every state root. None for unprivileged users,
+/// who compile every time.
+pub fn cache_dir() -> Option<std::path::PathBuf> {
+    nix::unistd::geteuid()
+        .is_root()
+        .then(|| std::path::PathBuf::from("/var/cache/rrun/seccomp"))
+}
+
+/// [`compile`] through the cache, when there is one.
+pub fn compile_with_cache(s: &LinuxSeccomp) -> Result<Compiled, SeccompError> {
+    match cache_dir() {
+        Some(dir) => compile_cached(s, &dir),
+        None => compile(s),
+    }
+}
+
+/// [`compile`] through a cache of compiled filters in `dir`, keyed by the
+/// SHA-256 of the profile: engines pass the same profile on every create
+/// and exec, and compiling podman's takes tens of milliseconds. A missing,
+/// unreadable or corrupt entry is simply compiled again.
 pub fn compile_cached(s: &LinuxSeccomp, dir: &std::path::Path) -> Result<Compiled, SeccompError> {
     use sha2::{Digest, Sha256};
     let key = serde_json::to_vec(s).map_err(|e| SeccompError::Compile(e.to_string()))?;
@@ -262,7 +279,11 @@ pub fn compile_cached(s: &LinuxSeccomp, dir: &std::path::Path) -> Result<Compile
         .iter()
         .map(|p| p.iter().map(|f| (f.code, f.jt, f.jf, f.k)).collect())
         .collect();
-    if std::fs::create_dir_all(dir).is_ok()
+    if std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .is_ok()
         && let Ok(data) = serde_json::to_vec(&(raw, c.flags))
     {
         let _ = crate::state::write_atomic(&path, &data);
