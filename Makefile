@@ -7,7 +7,10 @@ ROOTFS  := bundles/busybox/rootfs
 DEMO_ROOT ?= /tmp/rrun-demo
 TEST_THREADS ?= 4
 
-.PHONY: all build rootfs demo lint fmt test test-runc clean
+# rustup installs cargo in ~/.cargo/bin, which a fresh shell may not have.
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+.PHONY: all deps build rootfs demo lint fmt test test-runc clean
 
 all: build
 
@@ -24,8 +27,15 @@ $(ROOTFS)/.done: scripts/mkrootfs.sh
 	scripts/mkrootfs.sh $(ROOTFS)
 	touch $@
 
+# What building and the demo need on a fresh Debian 12 machine: a C
+# toolchain for the Rust build and busybox-static for the rootfs.
+deps:
+	@command -v busybox >/dev/null 2>&1 && command -v cc >/dev/null 2>&1 || { \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q busybox-static build-essential </dev/null; }
+	@command -v cargo >/dev/null 2>&1 || { echo "make: cargo not found (install Rust, e.g. with rustup)" >&2; exit 1; }
+
 # Run the example busybox bundle in the foreground, then clean up.
-demo: build rootfs
+demo: deps build rootfs
 	$(RRUN) --root $(DEMO_ROOT) run -b bundles/busybox demo-$$$$
 
 lint:
