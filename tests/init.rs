@@ -13,8 +13,8 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 use std::fs::{self, File};
-use std::io::{IoSliceMut, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
@@ -1059,49 +1059,7 @@ impl ConsoleSocket {
 }
 
 fn receive_master(listener: UnixListener) -> Result<OwnedFd, String> {
-    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
-    let deadline = Instant::now() + STATUS_TIMEOUT;
-    let stream = loop {
-        match listener.accept() {
-            Ok((s, _)) => break s,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if Instant::now() > deadline {
-                    return Err("nobody connected".into());
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => return Err(format!("accept: {e}")),
-        }
-    };
-    stream.set_nonblocking(false).unwrap();
-    stream
-        .set_read_timeout(Some(STATUS_TIMEOUT))
-        .map_err(|e| e.to_string())?;
-    let mut buf = [0u8; 4096];
-    let mut cmsg = nix::cmsg_space!([RawFd; 4]);
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let msg = recvmsg::<()>(
-        stream.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .map_err(|e| format!("recvmsg: {e}"))?;
-    let mut fds = Vec::new();
-    for c in msg.cmsgs().map_err(|e| format!("cmsgs: {e}"))? {
-        if let ControlMessageOwned::ScmRights(v) = c {
-            fds.extend(v);
-        }
-    }
-    // SAFETY: the fds were just received and are owned by nobody else.
-    let mut owned: Vec<OwnedFd> = fds
-        .into_iter()
-        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
-        .collect();
-    if owned.len() != 1 {
-        return Err(format!("expected one fd, got {}", owned.len()));
-    }
-    Ok(owned.pop().unwrap())
+    receive_console_master(listener).map(|(fd, _)| fd)
 }
 
 /// Read the pty master until the (CRLF-normalised) output contains

@@ -1154,3 +1154,61 @@ impl Drop for Container {
         let _ = fs::remove_dir_all(&self.root);
     }
 }
+
+/// Accepts one connection on a console socket and receives the pty master
+/// sent with SCM_RIGHTS (runc's console-socket protocol), with its payload.
+pub fn receive_console_master(
+    listener: std::os::unix::net::UnixListener,
+) -> Result<(std::os::fd::OwnedFd, String), String> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    use std::io::IoSliceMut;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+    use std::time::Instant;
+    let deadline = Instant::now() + STATUS_TIMEOUT;
+    let stream = loop {
+        match listener.accept() {
+            Ok((s, _)) => break s,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if Instant::now() > deadline {
+                    return Err("nobody connected".into());
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(format!("accept: {e}")),
+        }
+    };
+    stream.set_nonblocking(false).unwrap();
+    stream
+        .set_read_timeout(Some(STATUS_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 4096];
+    let mut cmsg = nix::cmsg_space!([RawFd; 4]);
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let msg = recvmsg::<()>(
+        stream.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|e| format!("recvmsg: {e}"))?;
+    let mut fds = Vec::new();
+    for c in msg.cmsgs().map_err(|e| format!("cmsgs: {e}"))? {
+        if let ControlMessageOwned::ScmRights(v) = c {
+            fds.extend(v);
+        }
+    }
+    let n = msg.bytes;
+    let name = String::from_utf8_lossy(&buf[..n]).into_owned();
+    // SAFETY: the fds were just received and are owned by nobody else.
+    let mut owned: Vec<OwnedFd> = fds
+        .into_iter()
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        .collect();
+    if owned.len() != 1 {
+        return Err(format!(
+            "expected exactly one fd in SCM_RIGHTS, got {} (payload {name:?})",
+            owned.len()
+        ));
+    }
+    Ok((owned.pop().unwrap(), name))
+}
