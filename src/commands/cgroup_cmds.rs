@@ -80,25 +80,18 @@ pub fn ps(store: &Store, a: &PsArgs) -> Result<()> {
     }
 }
 
-/// A Go-style duration: 100ms, 5s, 1m, 1h (or plain seconds).
+/// --interval: a duration as the init's annotations take it (100ms, 5s,
+/// 1m), which must be above zero.
 pub fn parse_duration(s: &str) -> Result<Duration> {
-    let bad = || anyhow!("invalid duration {s:?} (e.g. 500ms, 5s, 1m)");
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" | "" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(bad()),
-    };
-    if !(secs > 0.0 && secs.is_finite()) {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs_f64(secs))
+    crate::init::policy::parse_duration(s)
+        .map_err(|e| anyhow!(e))
+        .and_then(|d| {
+            if d.is_zero() {
+                Err(anyhow!("invalid duration {s:?}: must be above zero"))
+            } else {
+                Ok(d)
+            }
+        })
 }
 
 pub fn events(store: &Store, a: &EventsArgs) -> Result<()> {

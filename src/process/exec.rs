@@ -20,7 +20,6 @@ use std::path::{Path, PathBuf};
 
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
-use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use oci_spec::runtime::{Capability, LinuxCapabilities, Process, User};
@@ -316,25 +315,9 @@ pub fn exec(state: &ContainerState, opts: &ExecOptions) -> Result<Execed, ExecEr
         return Err(ExecError::Stopped);
     }
     let ns = differing_namespaces(state.pid);
-    let (console_child, console_parent) = match (console_socket, terminal) {
-        (Some(path), true) => {
-            let s = std::os::unix::net::UnixStream::connect(path).map_err(|e| {
-                ExecError::Invalid(format!("--console-socket {}: {e}", path.display()))
-            })?;
-            (Some(OwnedFd::from(s)), None)
-        }
-        (None, true) => {
-            let (a, b) = socketpair(
-                AddressFamily::Unix,
-                SockType::Stream,
-                None,
-                SockFlag::SOCK_CLOEXEC,
-            )
-            .map_err(|e| ExecError::Sys("socketpair", e))?;
-            (Some(a), Some(b))
-        }
-        _ => (None, None),
-    };
+    let (console_child, console_parent) =
+        tty::console_endpoints(console_socket.map(|p| p.as_path()), terminal)
+            .map_err(ExecError::Invalid)?;
     let (parent_end, child_end) = sync::pair()?;
     let keyring = format!("_ses.{}", state.id);
 

@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 
 use nix::sys::signal::{Signal, kill};
 use nix::sys::socket::{
-    AddressFamily, Backlog, SockFlag, SockType, UnixAddr, bind, listen, socket, socketpair,
+    AddressFamily, Backlog, SockFlag, SockType, UnixAddr, bind, listen, socket,
 };
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
@@ -316,22 +316,9 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
     sys::failpoint("create-claimed");
 
     let listener = exec_listener(dir_ref)?;
-    // Where the init sends the pty master: the caller's console socket, or
-    // our own socketpair when a foreground `run` relays the terminal itself.
-    let (console_child, console_parent) = match (&opts.console_socket, terminal) {
-        (Some(path), true) => (Some(connect_console(path)?), None),
-        (None, true) => {
-            let (a, b) = socketpair(
-                AddressFamily::Unix,
-                SockType::Stream,
-                None,
-                SockFlag::SOCK_CLOEXEC,
-            )
-            .map_err(|e| CreateError::Sys("socketpair", e))?;
-            (Some(a), Some(b))
-        }
-        _ => (None, None),
-    };
+    let (console_child, console_parent) =
+        tty::console_endpoints(opts.console_socket.as_deref(), terminal)
+            .map_err(CreateError::Unsupported)?;
     let (parent_end, child_end) = sync::pair()?;
     let plan = InitPlan {
         id: opts.id.clone(),
@@ -491,14 +478,6 @@ pub fn write_pid_file(path: &Path, pid: i32) -> std::io::Result<()> {
         std::env::current_dir()?.join(path)
     };
     crate::state::write_atomic(&path, pid.to_string().as_bytes())
-}
-
-/// Connects to the caller's --console-socket (a unix stream socket).
-fn connect_console(path: &Path) -> Result<OwnedFd> {
-    let sock = std::os::unix::net::UnixStream::connect(path).map_err(|e| {
-        CreateError::Unsupported(format!("--console-socket {}: {e}", path.display()))
-    })?;
-    Ok(OwnedFd::from(sock))
 }
 
 /// The socket the init blocks on until `start` connects. Listening before

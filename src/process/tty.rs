@@ -45,6 +45,36 @@ pub fn open_pty() -> Result<Pty, String> {
     })
 }
 
+/// Where a terminal process sends its pty master: (the child's end, our
+/// end). With `console_socket`, a connection to the caller's socket (ours
+/// is None: the caller receives it); without one, our own socketpair, for a
+/// foreground run/exec that relays the terminal itself. (None, None)
+/// without a terminal.
+pub fn console_endpoints(
+    console_socket: Option<&std::path::Path>,
+    terminal: bool,
+) -> Result<(Option<OwnedFd>, Option<OwnedFd>), String> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+    match (console_socket, terminal) {
+        (Some(path), true) => {
+            let s = std::os::unix::net::UnixStream::connect(path)
+                .map_err(|e| format!("--console-socket {}: {e}", path.display()))?;
+            Ok((Some(OwnedFd::from(s)), None))
+        }
+        (None, true) => {
+            let (a, b) = socketpair(
+                AddressFamily::Unix,
+                SockType::Stream,
+                None,
+                SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(|e| format!("socketpair: {e}"))?;
+            Ok((Some(a), Some(b)))
+        }
+        _ => Ok((None, None)),
+    }
+}
+
 /// Sends `fd` over the unix socket `sock`, with `name` as the payload.
 pub fn send_fd(sock: &impl AsFd, fd: &impl AsFd, name: &str) -> Result<(), Errno> {
     let fds = [fd.as_fd().as_raw_fd()];
