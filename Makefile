@@ -19,7 +19,8 @@ all: build
 build:
 	$(CARGO) build
 	mkdir -p target/debug
-	for b in rrun rrun-init; do ln -sfn ../x86_64-unknown-linux-gnu/debug/$$b target/debug/$$b; done
+	ln -sfn ../x86_64-unknown-linux-gnu/debug/rrun target/debug/rrun
+	rm -f target/debug/rrun-init  # embedded in rrun since it became no-std
 
 rootfs: $(ROOTFS)/.done
 
@@ -38,12 +39,16 @@ deps:
 demo: deps build rootfs
 	$(RRUN) --root $(DEMO_ROOT) run -b bundles/busybox demo-$$$$
 
+# init/ is its own (no-std) crate, built by build.rs: linted on its own.
 lint:
 	$(CARGO) fmt --check
+	$(CARGO) fmt --check --manifest-path init/Cargo.toml
 	$(CARGO) clippy --all-targets -- -D warnings
+	cd init && $(CARGO) clippy --target x86_64-unknown-linux-gnu --target-dir ../target/init -- -D warnings
 
 fmt:
 	$(CARGO) fmt
+	$(CARGO) fmt --manifest-path init/Cargo.toml
 
 test: lint build
 	$(CARGO) test -- --test-threads=$(TEST_THREADS)
@@ -91,7 +96,7 @@ bench-youki:
 bench: rootfs-script-check
 	mkdir -p $(BENCH_OUT)
 	$(MAKE) bench-youki
-	$(CARGO) build --release --bin rrun --bin rrun-init --bin rrun-bench
+	$(CARGO) build --release --bin rrun --bin rrun-bench
 	$(BENCH_BIN)/release/rrun-bench --rrun $(BENCH_BIN)/release/rrun --youki $(YOUKI) --out $(BENCH_OUT) $(BENCH_ARGS)
 
 # CI: a few repetitions, 10 parallel containers, tiny image, no youki build.

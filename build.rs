@@ -1,4 +1,6 @@
-// Records the commit and compiler for `rrun --version`, when known.
+// Records the commit and compiler for `rrun --version`, and builds the
+// built-in init (init/, a separate no-std crate) that rrun embeds.
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
@@ -19,4 +21,75 @@ fn main() {
     }
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/refs");
+    build_init();
+}
+
+/// Builds rrun-init and hands its path to the compiler (RRUN_INIT_BIN),
+/// which embeds it: the init is part of rrun, never a file to find.
+///
+/// It is a separate cargo build because the init must be compiled without
+/// std, and one package's dependencies are unified: serde, serde_json and
+/// the rest are std-enabled for rrun. It is always an optimised build (its
+/// size is paid in every container that runs it), linked static and
+/// non-PIE with no C runtime at all (see init/src/rt.rs).
+fn build_init() {
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let init_dir = manifest_dir.join("init");
+    for p in [
+        "init/Cargo.toml",
+        "init/Cargo.lock",
+        "init/src",
+        "src/init/plan.rs",
+        "src/init/policy.rs",
+    ] {
+        println!("cargo:rerun-if-changed={p}");
+    }
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest_dir.join("target"))
+        .join("init");
+    let triple = "x86_64-unknown-linux-gnu";
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&init_dir)
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--target",
+            triple,
+            "--target-dir",
+        ])
+        .arg(&target_dir);
+    // Nothing of this build's own settings may leak into the nested one
+    // (flags, wrappers such as clippy's, the package's metadata).
+    let keep = ["CARGO_HOME", "CARGO_MAKEFLAGS", "CARGO_NET_OFFLINE"];
+    for (k, _) in std::env::vars_os() {
+        let Some(k) = k.to_str() else { continue };
+        let cargo_var = k.starts_with("CARGO_") && !keep.contains(&k);
+        let rust_var = matches!(
+            k,
+            "RUSTFLAGS" | "RUSTC_WRAPPER" | "RUSTC_WORKSPACE_WRAPPER" | "RUSTDOCFLAGS"
+        ) || k.starts_with("RUSTC_LINKER");
+        if cargo_var || rust_var {
+            cmd.env_remove(k);
+        }
+    }
+    let flags = [
+        "-Crelocation-model=static",
+        "-Ctarget-feature=+crt-static",
+        "-Clink-arg=-nostartfiles",
+        "-Clink-arg=-nostdlib",
+    ];
+    cmd.env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"));
+    let result = cmd.output().expect("running cargo for the built-in init");
+    if !result.status.success() {
+        panic!(
+            "building the built-in init (init/) failed:\n{}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+    }
+    let bin = target_dir.join(triple).join("release").join("rrun-init");
+    assert!(Path::new(&bin).is_file(), "no {}", bin.display());
+    println!("cargo:rustc-env=RRUN_INIT_BIN={}", bin.display());
 }

@@ -2,6 +2,8 @@
 //! command, and turns an error into one stderr line, a log line (JSON with
 //! --log-format json) and exit status 1.
 
+extern crate alloc;
+
 mod cgroups;
 mod cli;
 mod commands;
@@ -55,8 +57,7 @@ fn error_line(e: &anyhow::Error) -> String {
 /// when not privileged (rootless), where open_tree is not allowed.
 fn reexec_from_readonly_clone() {
     const MARK: &str = "_RRUN_RO_EXEC";
-    if let Some(original) = std::env::var_os(MARK) {
-        sys::set_original_exe(original.into());
+    if std::env::var_os(MARK).is_some() {
         sys::remove_env(MARK);
         return;
     }
@@ -80,17 +81,8 @@ fn reexec_from_readonly_clone() {
             std::ffi::CString::new(kv).ok()
         })
         .collect();
-    // The clone's path means nothing outside its detached mount: pass the
-    // real one on, for finding rrun-init beside it.
-    let Ok(original) = std::env::current_exe() else {
-        return;
-    };
-    let mut mark = format!("{MARK}=").into_bytes();
-    mark.extend(original.into_os_string().into_encoded_bytes());
-    let Ok(mark) = std::ffi::CString::new(mark) else {
-        return;
-    };
-    cenv.push(mark);
+    // Tells the re-exec'd rrun it already runs from the clone.
+    cenv.push(std::ffi::CString::new(format!("{MARK}=1")).expect("no NUL"));
     let err = sys::exec_fd(&fd, &cargs, &cenv);
     // Going on from the host binary is still correct, only less hardened.
     eprintln!("rrun: warning: cannot re-exec from a read-only clone: {err}");

@@ -2,6 +2,8 @@
 //! never a panic, never an endless loop. Input: lines `key=value`.
 #![no_main]
 
+extern crate alloc;
+
 use libfuzzer_sys::fuzz_target;
 use std::collections::BTreeMap;
 

@@ -19,8 +19,6 @@
 #   RRUN_BIN     rrun binary to pack (default target/debug/rrun). A dynamic
 #                binary gets its ldd libraries packed; a static one
 #                (-C target-feature=+crt-static) needs none.
-#   RRUN_INIT_BIN  the built-in init, packed beside rrun when it exists
-#                (default: rrun-init next to RRUN_BIN).
 #   VM_KERNEL    kernel image to use (default: newest /boot/vmlinuz-*)
 #   VM_MODULES   kernel modules to pack and load at boot, e.g. "overlay veth
 #                bridge" (default none: everything the cgroup tests need is
@@ -115,14 +113,9 @@ mkdir -p "$STAGE"/{newroot,usr/local/bin,etc/vm,bundles/busybox}
 # The container rootfs the tests run on.
 scripts/mkrootfs.sh "$STAGE/bundles/busybox/rootfs" 2>/dev/null
 
-# rrun-init (the built-in init) must sit beside rrun: pack it when present.
-RRUN_INIT_BIN=${RRUN_INIT_BIN:-$(dirname "$RRUN_BIN")/rrun-init}
+# rrun carries its built-in init inside: one binary to pack.
 BINS=(rrun)
 install -m 0755 "$RRUN_BIN" "$STAGE/usr/local/bin/rrun"
-if [ -x "$RRUN_INIT_BIN" ]; then
-    install -m 0755 "$RRUN_INIT_BIN" "$STAGE/usr/local/bin/rrun-init"
-    BINS+=(rrun-init)
-fi
 if [ "${VM_STRIP:-1}" = 1 ] && command -v strip >/dev/null; then
     for b in "${BINS[@]}"; do strip --strip-debug "$STAGE/usr/local/bin/$b"; done
 fi

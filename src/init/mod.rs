@@ -13,41 +13,26 @@ use std::path::Path;
 
 use nix::fcntl::OFlag;
 
-/// A sealed memfd copy of the rrun-init binary installed beside rrun. The
-/// container's PID 1 runs from this copy: nothing in the container can
-/// reach, let alone rewrite, a host binary through /proc/1/exe
-/// (runc CVE-2019-5736 class).
+/// The rrun-init binary, built from init/ by build.rs and embedded: the
+/// init is part of rrun, not a file that could go missing or be swapped.
+static INIT_BINARY: &[u8] = include_bytes!(env!("RRUN_INIT_BIN"));
+
+/// A sealed memfd holding rrun-init. The container's PID 1 runs from this
+/// copy: nothing in the container can reach, let alone rewrite, a host
+/// binary through /proc/1/exe (runc CVE-2019-5736 class).
 pub fn init_binary() -> Result<OwnedFd, String> {
     use nix::sys::memfd::{MFdFlags, memfd_create};
-    let exe = crate::sys::original_exe().map_err(|e| format!("locating rrun: {e}"))?;
-    let path = exe.with_file_name("rrun-init");
-    let mut src = std::fs::File::open(&path).map_err(|e| {
-        format!(
-            "the built-in init {} (installed beside rrun): {e}",
-            path.display()
-        )
-    })?;
+    use std::io::Write;
     let fd = memfd_create(
         "rrun-init",
         MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
     )
     .map_err(|e| format!("memfd_create: {e}"))?;
+    // write(2) from our own memory: no pages are pinned by a splice, which
+    // would make F_SEAL_WRITE fail with EBUSY.
     let mut dst = std::fs::File::from(fd);
-    // A plain read/write copy: std::io::copy would splice, and pages still
-    // pinned by a splice make F_SEAL_WRITE fail with EBUSY (seen once in
-    // 10,000 soak cycles).
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        use std::io::{Read, Write};
-        let n = src
-            .read(&mut buf)
-            .map_err(|e| format!("reading the built-in init: {e}"))?;
-        if n == 0 {
-            break;
-        }
-        dst.write_all(&buf[..n])
-            .map_err(|e| format!("copying the built-in init: {e}"))?;
-    }
+    dst.write_all(INIT_BINARY)
+        .map_err(|e| format!("copying the built-in init: {e}"))?;
     let fd = OwnedFd::from(dst);
     crate::sys::seal(&fd).map_err(|e| format!("sealing the built-in init: {e}"))?;
     Ok(fd)

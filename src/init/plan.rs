@@ -4,7 +4,10 @@
 //! the init, and hands it over in a sealed memfd; the init applies it in
 //! each child it forks (and in health checks). Shared by rrun and rrun-init.
 
-use std::collections::BTreeMap;
+// core/alloc only: the init is built without std.
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
 
 use serde::{Deserialize, Serialize};
 

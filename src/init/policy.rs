@@ -3,8 +3,12 @@
 //! limit. Shared verbatim by rrun (which validates the annotations at
 //! create) and the rrun-init binary (which acts on them). No I/O here.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
+// core/alloc only: the init is built without std.
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::time::Duration;
 
 /// Why the program's run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

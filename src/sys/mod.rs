@@ -535,18 +535,3 @@ pub fn remove_env(key: &str) {
     // SAFETY: no other thread exists yet that could read the environment.
     unsafe { std::env::remove_var(key) };
 }
-
-static ORIGINAL_EXE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-
-/// Records the path rrun was started from (before a re-exec from a clone).
-pub fn set_original_exe(p: std::path::PathBuf) {
-    let _ = ORIGINAL_EXE.set(p);
-}
-
-/// The path of the rrun binary on the host.
-pub fn original_exe() -> std::io::Result<std::path::PathBuf> {
-    match ORIGINAL_EXE.get() {
-        Some(p) => Ok(p.clone()),
-        None => std::env::current_exe(),
-    }
-}

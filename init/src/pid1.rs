@@ -1,0 +1,436 @@
+//! The rrun-init main loop: PID 1 of a container that asked for it. It
+//! starts the program (applying the launch plan in the child), reaps every
+//! zombie, forwards signals, restarts per policy with backoff and a start
+//! limit, runs health checks, and publishes its status. It never busy-polls:
+//! it sleeps in sigtimedwait(2) with the next timer as the timeout.
+//! Every error is logged to stderr and survived; PID 1 exits only when the
+//! program's life is over.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use crate::log;
+use crate::plan::{LastExit, Launch, STATUS_PATH, Status};
+use crate::policy::{self, Backoff, Config, Exit};
+use crate::sys::{self, Errno, Pid, SigSet, Wait};
+
+const SIGTERM: i32 = 15;
+const SIGINT: i32 = 2;
+const SIGKILL: i32 = 9;
+const SIGCHLD: i32 = 17;
+
+/// A point on the monotonic clock.
+type Instant = Duration;
+
+fn now() -> Instant {
+    sys::monotonic()
+}
+
+/// Applies the plan to the calling (forked) process and execs `args`.
+/// Mirrors rrun's own order: rlimits and the bounding set while
+/// privileged, uid change with keepcaps, cwd, the other capability sets,
+/// umask, no_new_privs, seccomp, execve. Returns the failing step and
+/// its errno.
+fn exec_with(plan: &Launch, args: &[String], path: &str) -> (String, Errno) {
+    if let Err(e) = prepare(plan) {
+        return e;
+    }
+    (format!("exec {path}"), sys::execve(path, args, &plan.env))
+}
+
+/// Everything exec_with does before execve.
+fn prepare(plan: &Launch) -> Result<(), (String, Errno)> {
+    fn at(what: &'static str) -> impl Fn(Errno) -> (String, Errno) {
+        move |e| (what.to_string(), e)
+    }
+    sys::set_sigmask(SigSet::empty()).map_err(at("sigprocmask"))?;
+    sys::reset_signal_dispositions();
+    sys::setsid().map_err(at("setsid"))?;
+    if plan.terminal {
+        // The pty is stdio; each run of the program makes it its own
+        // controlling terminal (the init never holds it).
+        sys::set_controlling_tty().map_err(at("TIOCSCTTY"))?;
+    }
+    for (res, soft, hard) in &plan.rlimits {
+        sys::setrlimit(*res, *soft, *hard).map_err(|e| (format!("setrlimit {res}"), e))?;
+    }
+    sys::limit_bounding_set(plan.caps.bounding).map_err(at("bounding set"))?;
+    let mut early_seccomp = false;
+    if !plan.no_new_privs && !plan.seccomp.is_empty() {
+        load_seccomp(plan)?;
+        early_seccomp = true;
+    }
+    sys::set_keep_caps(true).map_err(at("keepcaps"))?;
+    if let Some(groups) = &plan.groups {
+        sys::setgroups(groups).map_err(at("setgroups"))?;
+    }
+    sys::setresgid(plan.gid).map_err(at("setresgid"))?;
+    sys::setresuid(plan.uid).map_err(at("setresuid"))?;
+    sys::set_keep_caps(false).map_err(at("keepcaps"))?;
+    sys::chdir(&plan.cwd).map_err(|e| (format!("chdir {}", plan.cwd), e))?;
+    sys::capset(sys::CapSets {
+        effective: plan.caps.effective,
+        permitted: plan.caps.permitted,
+        inheritable: plan.caps.inheritable,
+    })
+    .map_err(at("capabilities"))?;
+    sys::set_ambient(plan.caps.ambient & plan.caps.inheritable & plan.caps.permitted)
+        .map_err(at("ambient capabilities"))?;
+    sys::umask(plan.umask);
+    if plan.no_new_privs {
+        sys::set_no_new_privs().map_err(at("no_new_privs"))?;
+    }
+    sys::cloexec_from(3 + plan.preserve_fds).map_err(at("close_range"))?;
+    if !early_seccomp && !plan.seccomp.is_empty() {
+        load_seccomp(plan)?;
+    }
+    Ok(())
+}
+
+fn load_seccomp(plan: &Launch) -> Result<(), (String, Errno)> {
+    for prog in &plan.seccomp {
+        let p: Vec<linux_raw_sys::ptrace::sock_filter> = prog
+            .iter()
+            .map(|(code, jt, jf, k)| linux_raw_sys::ptrace::sock_filter {
+                code: *code,
+                jt: *jt,
+                jf: *jf,
+                k: *k,
+            })
+            .collect();
+        sys::seccomp_load(&p, plan.seccomp_flags).map_err(|e| ("seccomp".to_string(), e))?;
+    }
+    Ok(())
+}
+
+/// Forks a child that runs `args` under the plan. Exec failures exit 127
+/// (126 when found but not runnable), as a shell would report them.
+fn spawn(plan: &Launch, args: &[String], path: &str) -> Option<Pid> {
+    match sys::fork() {
+        Ok(None) => {
+            let (what, e) = exec_with(plan, args, path);
+            log!("{what}: {e}");
+            sys::exit(if e == Errno::EACCES { 126 } else { 127 })
+        }
+        Ok(Some(child)) => Some(child),
+        Err(e) => {
+            log!("fork: {e}");
+            None
+        }
+    }
+}
+
+/// Resolves a health-check command's argv[0] with the program's PATH.
+fn resolve(plan: &Launch, arg0: &str) -> String {
+    if arg0.contains('/') {
+        return arg0.to_string();
+    }
+    let path = plan
+        .env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    path.split(':')
+        .map(|d| format!("{d}/{arg0}"))
+        .find(|p| sys::is_file(p))
+        .unwrap_or_else(|| arg0.to_string())
+}
+
+struct Init {
+    plan: Launch,
+    cfg: Config,
+    status: Status,
+    backoff: Backoff,
+    child: Option<Pid>,
+    started: Instant,
+    started_ms: u64,
+    restart_at: Option<Instant>,
+    stopping: Option<Instant>,
+    unhealthy_kill: bool,
+    health_at: Option<Instant>,
+    health_check: Option<(Pid, Instant)>,
+    health_failures: u32,
+}
+
+impl Init {
+    fn publish(&self) {
+        let Ok(json) = serde_json::to_vec(&self.status) else {
+            return;
+        };
+        let tmp = format!("{STATUS_PATH}.tmp");
+        if let Err(e) = sys::write_file_atomic(STATUS_PATH, &tmp, &json) {
+            log!("publishing the status: {e}");
+        }
+    }
+
+    fn start(&mut self) {
+        self.child = spawn(&self.plan, &self.plan.args, &self.plan.path);
+        self.started = now();
+        self.started_ms = sys::now_ms();
+        self.backoff.started(self.started_ms);
+        self.status.pid = self.child;
+        self.status.starts.push(self.started_ms);
+        if self.status.starts.len() > 64 {
+            self.status.starts.remove(0);
+        }
+        self.unhealthy_kill = false;
+        self.health_failures = 0;
+        if let Some(h) = &self.cfg.health {
+            self.status.health = "starting".into();
+            self.health_at = Some(now() + h.interval);
+        }
+        self.publish();
+    }
+
+    /// Every process but us: TERM, a grace period, then KILL; all reaped.
+    fn kill_leftovers(&mut self, grace: Duration) {
+        if sys::kill(-1, SIGTERM).is_err() {
+            return; // nothing left
+        }
+        let deadline = now() + grace;
+        while now() < deadline {
+            match sys::wait_any(false) {
+                Err(Errno::ECHILD) => return,
+                Ok(Wait::None) => sys::sleep(Duration::from_millis(10)),
+                _ => {}
+            }
+        }
+        let _ = sys::kill(-1, SIGKILL);
+        while sys::wait_any(true).is_ok() {}
+    }
+
+    fn finish(&mut self, e: Exit) -> ! {
+        self.status.pid = None;
+        self.publish();
+        self.kill_leftovers(Duration::from_millis(500).min(self.cfg.stop_timeout));
+        sys::exit(e.status())
+    }
+
+    fn program_exited(&mut self, e: Exit) {
+        self.child = None;
+        self.status.pid = None;
+        self.status.exits += 1;
+        self.status.last_exit = Some(match e {
+            Exit::Code(c) => LastExit::Code(c),
+            Exit::Signal(s) => LastExit::Signal(s),
+        });
+        self.health_at = None;
+        if let Some((p, _)) = self.health_check.take() {
+            let _ = sys::kill(p, SIGKILL);
+        }
+        if self.stopping.is_some()
+            || !self
+                .cfg
+                .should_restart(e, self.unhealthy_kill, self.status.restarts)
+        {
+            self.finish(e);
+        }
+        match self.backoff.next(&self.cfg, self.started_ms, sys::now_ms()) {
+            None => {
+                log!("start limit reached: giving up");
+                self.status.gave_up = true;
+                self.finish(e);
+            }
+            Some(delay) => {
+                // systemd's KillMode=control-group: nothing of the old run
+                // survives into the new one.
+                self.kill_leftovers(self.cfg.stop_timeout.min(Duration::from_secs(2)));
+                self.restart_at = Some(now() + delay);
+                self.publish();
+            }
+        }
+    }
+
+    fn health_result(&mut self, ok: bool) {
+        let Some(h) = self.cfg.health.clone() else {
+            return;
+        };
+        let before = self.status.health.clone();
+        if ok {
+            self.health_failures = 0;
+            self.status.health = "healthy".into();
+        } else if now().saturating_sub(self.started) >= h.start_period {
+            self.health_failures += 1;
+            if self.health_failures >= h.retries {
+                self.status.health = "unhealthy".into();
+                if let Some(c) = self.child
+                    && self
+                        .cfg
+                        .should_restart(Exit::Signal(SIGKILL), true, self.status.restarts)
+                {
+                    self.unhealthy_kill = true;
+                    let _ = sys::kill(c, SIGKILL);
+                }
+            }
+        }
+        if before != self.status.health {
+            self.publish();
+        }
+        if self.child.is_some() {
+            self.health_at = Some(now() + h.interval);
+        }
+    }
+
+    fn forward(&mut self, sig: i32) {
+        let Some(c) = self.child else {
+            if sig == SIGTERM || sig == SIGINT {
+                let e = match &self.status.last_exit {
+                    Some(LastExit::Code(c)) => Exit::Code(*c),
+                    Some(LastExit::Signal(s)) => Exit::Signal(*s),
+                    None => Exit::Code(0),
+                };
+                self.finish(e);
+            }
+            return;
+        };
+        let target = if self.cfg.signal_group { -c } else { c };
+        let _ = sys::kill(target, sig);
+        if sig == SIGTERM && self.stopping.is_none() {
+            self.stopping = Some(now() + self.cfg.stop_timeout);
+        }
+    }
+
+    fn reap(&mut self) {
+        loop {
+            let (pid, exit) = match sys::wait_any(false) {
+                Ok(Wait::Exited(p, c)) => (p, Exit::Code(c)),
+                Ok(Wait::Signaled(p, s)) => (p, Exit::Signal(s)),
+                Ok(Wait::None) | Err(_) => return,
+                Ok(Wait::Other) => continue,
+            };
+            if Some(pid) == self.child {
+                self.program_exited(exit);
+            } else if let Some((hp, _)) = self.health_check
+                && hp == pid
+            {
+                self.health_check = None;
+                self.health_result(exit == Exit::Code(0));
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        [
+            self.restart_at,
+            self.stopping,
+            self.health_at,
+            self.health_check.map(|(_, d)| d),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn on_timers(&mut self) {
+        let now = now();
+        if self.restart_at.is_some_and(|t| t <= now) {
+            self.restart_at = None;
+            self.status.restarts += 1;
+            self.start();
+        }
+        if self.stopping.is_some_and(|t| t <= now) {
+            let _ = sys::kill(-1, SIGKILL);
+            self.stopping = Some(now + Duration::from_secs(3600));
+        }
+        if let Some((p, deadline)) = self.health_check
+            && deadline <= now
+        {
+            let _ = sys::kill(p, SIGKILL);
+        }
+        if self.health_at.is_some_and(|t| t <= now) && self.health_check.is_none() {
+            self.health_at = None;
+            if let Some(h) = self.cfg.health.clone() {
+                let path = resolve(&self.plan, &h.cmd[0]);
+                match spawn(&self.plan, &h.cmd, &path) {
+                    Some(p) => self.health_check = Some((p, now + h.timeout)),
+                    None => self.health_result(false),
+                }
+            }
+        }
+    }
+}
+
+/// PID 1 keeps only what the program is allowed plus what starting it
+/// needs (changing ids and capabilities, rlimits, signalling, loading
+/// seccomp without no_new_privs, reaching the program's cwd and files).
+fn drop_init_capabilities(plan: &Launch) {
+    const NEEDED: [u32; 8] = [
+        7,  // CAP_SETUID
+        6,  // CAP_SETGID
+        8,  // CAP_SETPCAP
+        5,  // CAP_KILL
+        24, // CAP_SYS_RESOURCE
+        21, // CAP_SYS_ADMIN
+        1,  // CAP_DAC_OVERRIDE
+        2,  // CAP_DAC_READ_SEARCH
+    ];
+    let keep = NEEDED.iter().fold(plan.caps.bounding, |m, c| m | 1 << c);
+    let _ = sys::limit_bounding_set(keep);
+    if let Ok(cur) = sys::capget() {
+        let kept = cur.permitted & keep;
+        let _ = sys::capset(sys::CapSets {
+            effective: kept,
+            permitted: kept,
+            inheritable: 0,
+        });
+    }
+}
+
+pub fn main(plan: Launch) -> ! {
+    if let Err(e) = sys::set_non_dumpable() {
+        log!("PR_SET_DUMPABLE: {e}");
+    }
+    drop_init_capabilities(&plan);
+    let cfg = match policy::parse(&plan.annotations) {
+        Ok(c) => c,
+        Err(e) => {
+            // rrun validated these at create; a failure here is a bug.
+            log!("{e}");
+            Config::default()
+        }
+    };
+    // Every signal is taken synchronously, in the loop below: no handler
+    // ever runs, so there is no async-signal-safety to get wrong.
+    let mask = SigSet::all_catchable();
+    if let Err(e) = sys::set_sigmask(mask) {
+        log!("blocking signals: {e}");
+        sys::exit(1)
+    }
+    let mut init = Init {
+        backoff: Backoff::new(&cfg),
+        status: Status {
+            health: if cfg.health.is_some() {
+                "starting".into()
+            } else {
+                "none".into()
+            },
+            ..Status::default()
+        },
+        cfg,
+        plan,
+        child: None,
+        started: now(),
+        started_ms: 0,
+        restart_at: None,
+        stopping: None,
+        unhealthy_kill: false,
+        health_at: None,
+        health_check: None,
+        health_failures: 0,
+    };
+    init.start();
+    loop {
+        // Sleeps until a signal arrives or the next timer is due: idle,
+        // with no timer, it costs no CPU at all.
+        let timeout = init.next_deadline().map(|t| t.saturating_sub(now()));
+        match sys::wait_signal(mask, timeout) {
+            Ok(Some(SIGCHLD)) => init.reap(),
+            Ok(Some(sig)) => init.forward(sig),
+            Ok(None) | Err(Errno::EINTR) => {}
+            Err(e) => log!("sigtimedwait: {e}"),
+        }
+        init.on_timers();
+    }
+}

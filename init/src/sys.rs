@@ -1,0 +1,491 @@
+//! Every system call the init makes, each behind a small safe wrapper
+//! (raw syscalls through the `syscalls` crate, kernel ABI types and
+//! constants from `linux-raw-sys`). All `unsafe` of the init outside rt.rs
+//! lives here, with the reason it is sound.
+
+use alloc::ffi::CString;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use linux_raw_sys::general as k;
+use linux_raw_sys::prctl as pr;
+pub use syscalls::Errno;
+use syscalls::{Sysno, syscall};
+
+pub type Pid = i32;
+
+pub fn write_all(fd: i32, mut buf: &[u8]) -> Result<(), Errno> {
+    while !buf.is_empty() {
+        // SAFETY: write(2) reads `buf.len()` bytes from a live slice.
+        match unsafe { syscall!(Sysno::write, fd, buf.as_ptr(), buf.len()) } {
+            Ok(n) => buf = &buf[n..],
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Reads an fd to its end.
+pub fn read_to_end(fd: i32) -> Result<Vec<u8>, Errno> {
+    let mut data = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        // SAFETY: read(2) writes at most `chunk.len()` bytes into the
+        // local buffer.
+        match unsafe { syscall!(Sysno::read, fd, chunk.as_mut_ptr(), chunk.len()) } {
+            Ok(0) => return Ok(data),
+            Ok(n) => data.extend_from_slice(&chunk[..n]),
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+pub fn close(fd: i32) {
+    // SAFETY: closing an fd this process owns and no longer uses.
+    let _ = unsafe { syscall!(Sysno::close, fd) };
+}
+
+/// exit_group: the whole process ends here.
+pub fn exit(code: i32) -> ! {
+    // SAFETY: exit_group has no preconditions and does not return.
+    let _ = unsafe { syscall!(Sysno::exit_group, code) };
+    unreachable!("exit_group returned")
+}
+
+/// fork(2). Sound without libc's care: this process has one thread, no
+/// locks held across the call and no buffered stdio, so the child's copy
+/// of memory is consistent.
+pub fn fork() -> Result<Option<Pid>, Errno> {
+    // SAFETY: see above; the child returns Ok(None) and only execs or exits.
+    match unsafe { syscall!(Sysno::fork) }? {
+        0 => Ok(None),
+        pid => Ok(Some(pid as Pid)),
+    }
+}
+
+/// kill(2) with the raw pid semantics: -1 is every process we may signal
+/// (in the container's pid namespace, everything but us), -pgid a group.
+pub fn kill(pid: Pid, sig: i32) -> Result<(), Errno> {
+    // SAFETY: integer arguments only.
+    unsafe { syscall!(Sysno::kill, pid, sig) }.map(|_| ())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    Exited(Pid, i32),
+    Signaled(Pid, i32),
+    /// A child changed state in another way (stopped, continued).
+    Other,
+    /// Children exist, none has exited (WNOHANG).
+    None,
+}
+
+/// waitpid(-1, WNOHANG or blocking). ECHILD when there are no children.
+pub fn wait_any(block: bool) -> Result<Wait, Errno> {
+    let mut status: i32 = 0;
+    let flags = if block { 0 } else { k::WNOHANG };
+    // SAFETY: wait4 writes one int to `status`, a live local; no rusage.
+    let pid =
+        unsafe { syscall!(Sysno::wait4, -1i32, &mut status as *mut i32, flags, 0usize) }? as Pid;
+    if pid == 0 {
+        return Ok(Wait::None);
+    }
+    // The wait status encoding of <sys/wait.h>.
+    Ok(if status & 0x7f == 0 {
+        Wait::Exited(pid, (status >> 8) & 0xff)
+    } else if ((status & 0x7f) + 1) as i8 >> 1 > 0 {
+        Wait::Signaled(pid, status & 0x7f)
+    } else {
+        Wait::Other
+    })
+}
+
+/// A set of signals 1..=64 as the kernel's 64-bit mask.
+#[derive(Clone, Copy)]
+pub struct SigSet(u64);
+
+impl SigSet {
+    /// Every signal that can be blocked (not SIGKILL, SIGSTOP).
+    pub fn all_catchable() -> Self {
+        SigSet(!(1 << (k::SIGKILL - 1) | 1 << (k::SIGSTOP - 1)))
+    }
+    pub fn empty() -> Self {
+        SigSet(0)
+    }
+}
+
+/// Replaces the signal mask.
+pub fn set_sigmask(set: SigSet) -> Result<(), Errno> {
+    // SAFETY: rt_sigprocmask reads one 8-byte mask from a live local.
+    unsafe {
+        syscall!(
+            Sysno::rt_sigprocmask,
+            k::SIG_SETMASK,
+            &set.0 as *const u64,
+            0usize,
+            8usize
+        )
+    }
+    .map(|_| ())
+}
+
+/// Waits for one of `set` (which must be blocked) for at most `timeout`
+/// (None: forever). Ok(None) when the time ran out.
+pub fn wait_signal(set: SigSet, timeout: Option<Duration>) -> Result<Option<i32>, Errno> {
+    let ts = timeout.map(|t| k::__kernel_timespec {
+        tv_sec: t.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: t.subsec_nanos() as i64,
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(core::ptr::null(), |t| t as *const k::__kernel_timespec);
+    // siginfo_t is 128 bytes; only the return value (the signal) is used.
+    let mut info = [0u64; 16];
+    // SAFETY: the kernel reads the mask and the optional timespec from
+    // live locals and writes at most 128 bytes into `info`.
+    match unsafe {
+        syscall!(
+            Sysno::rt_sigtimedwait,
+            &set.0 as *const u64,
+            info.as_mut_ptr(),
+            ts_ptr,
+            8usize
+        )
+    } {
+        Ok(sig) => Ok(Some(sig as i32)),
+        Err(Errno::EAGAIN) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Every signal back to its default action, as a freshly exec'd program
+/// expects (ignored signals would survive exec).
+pub fn reset_signal_dispositions() {
+    let dfl = k::kernel_sigaction {
+        sa_handler_kernel: None,
+        sa_flags: 0,
+        sa_restorer: None,
+        sa_mask: k::kernel_sigset_t { sig: [0] },
+    };
+    for sig in 1..=64u32 {
+        if sig == k::SIGKILL || sig == k::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installs SIG_DFL (no handler code); the kernel reads the
+        // struct from a live local and writes no old action.
+        let _ = unsafe {
+            syscall!(
+                Sysno::rt_sigaction,
+                sig,
+                &dfl as *const k::kernel_sigaction,
+                0usize,
+                8usize
+            )
+        };
+    }
+}
+
+fn clock(id: u32) -> Duration {
+    let mut ts = k::__kernel_timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into a live local.
+    let _ = unsafe {
+        syscall!(
+            Sysno::clock_gettime,
+            id,
+            &mut ts as *mut k::__kernel_timespec
+        )
+    };
+    Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+}
+
+/// A monotonic clock (does not jump with the wall clock).
+pub fn monotonic() -> Duration {
+    clock(k::CLOCK_MONOTONIC)
+}
+
+/// Wall-clock time since the Unix epoch, in milliseconds.
+pub fn now_ms() -> u64 {
+    clock(k::CLOCK_REALTIME).as_millis() as u64
+}
+
+pub fn sleep(d: Duration) {
+    let ts = k::__kernel_timespec {
+        tv_sec: d.as_secs() as i64,
+        tv_nsec: d.subsec_nanos() as i64,
+    };
+    // SAFETY: nanosleep reads one timespec from a live local.
+    let _ = unsafe { syscall!(Sysno::nanosleep, &ts as *const k::__kernel_timespec, 0usize) };
+}
+
+fn prctl(op: u32, a: usize, b: usize) -> Result<usize, Errno> {
+    // SAFETY: every prctl used here takes integer arguments only.
+    unsafe { syscall!(Sysno::prctl, op, a, b, 0usize, 0usize) }
+}
+
+/// PR_SET_DUMPABLE 0: nothing in the container (even its root) may ptrace
+/// PID 1 or open its /proc/1/{fd,cwd,root,environ,mem}.
+pub fn set_non_dumpable() -> Result<(), Errno> {
+    prctl(pr::PR_SET_DUMPABLE, 0, 0).map(|_| ())
+}
+
+pub fn set_keep_caps(on: bool) -> Result<(), Errno> {
+    prctl(pr::PR_SET_KEEPCAPS, on as usize, 0).map(|_| ())
+}
+
+pub fn set_no_new_privs() -> Result<(), Errno> {
+    prctl(pr::PR_SET_NO_NEW_PRIVS, 1, 0).map(|_| ())
+}
+
+/// The capabilities in the bounding set, as a mask (bits up to the
+/// kernel's last capability).
+pub fn bounding_set() -> u64 {
+    (0..64u32)
+        .take_while(|c| prctl(pr::PR_CAPBSET_READ, *c as usize, 0).is_ok())
+        .filter(|c| prctl(pr::PR_CAPBSET_READ, *c as usize, 0) == Ok(1))
+        .fold(0, |m, c| m | 1 << c)
+}
+
+/// Drops every capability not in `keep` from the bounding set.
+pub fn limit_bounding_set(keep: u64) -> Result<(), Errno> {
+    let have = bounding_set();
+    for c in 0..64 {
+        if have & (1 << c) != 0 && keep & (1 << c) == 0 {
+            prctl(pr::PR_CAPBSET_DROP, c, 0)?;
+        }
+    }
+    Ok(())
+}
+
+/// Effective, permitted, inheritable, as 64-bit masks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CapSets {
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+}
+
+fn cap_header() -> k::__user_cap_header_struct {
+    k::__user_cap_header_struct {
+        version: k::_LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    }
+}
+
+pub fn capget() -> Result<CapSets, Errno> {
+    let mut hdr = cap_header();
+    let mut data = [k::__user_cap_data_struct {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: version 3 capget writes two data structs, which `data` holds.
+    unsafe {
+        syscall!(
+            Sysno::capget,
+            &mut hdr as *mut k::__user_cap_header_struct,
+            data.as_mut_ptr()
+        )
+    }?;
+    let join = |lo: u32, hi: u32| lo as u64 | (hi as u64) << 32;
+    Ok(CapSets {
+        effective: join(data[0].effective, data[1].effective),
+        permitted: join(data[0].permitted, data[1].permitted),
+        inheritable: join(data[0].inheritable, data[1].inheritable),
+    })
+}
+
+pub fn capset(c: CapSets) -> Result<(), Errno> {
+    let mut hdr = cap_header();
+    let half = |shift: u32| k::__user_cap_data_struct {
+        effective: (c.effective >> shift) as u32,
+        permitted: (c.permitted >> shift) as u32,
+        inheritable: (c.inheritable >> shift) as u32,
+    };
+    let data = [half(0), half(32)];
+    // SAFETY: version 3 capset reads two data structs from a live local.
+    unsafe {
+        syscall!(
+            Sysno::capset,
+            &mut hdr as *mut k::__user_cap_header_struct,
+            data.as_ptr()
+        )
+    }
+    .map(|_| ())
+}
+
+/// Replaces the ambient set with `mask`.
+pub fn set_ambient(mask: u64) -> Result<(), Errno> {
+    prctl(pr::PR_CAP_AMBIENT, pr::PR_CAP_AMBIENT_CLEAR_ALL as usize, 0)?;
+    for c in (0..64).filter(|c| mask & (1 << c) != 0) {
+        prctl(pr::PR_CAP_AMBIENT, pr::PR_CAP_AMBIENT_RAISE as usize, c)?;
+    }
+    Ok(())
+}
+
+pub fn setgroups(groups: &[u32]) -> Result<(), Errno> {
+    // SAFETY: the kernel reads `len` gids from a live slice.
+    unsafe { syscall!(Sysno::setgroups, groups.len(), groups.as_ptr()) }.map(|_| ())
+}
+
+pub fn setresgid(gid: u32) -> Result<(), Errno> {
+    // SAFETY: integer arguments only. This process has one thread, so the
+    // raw (per-thread) syscall changes the whole process's ids.
+    unsafe { syscall!(Sysno::setresgid, gid, gid, gid) }.map(|_| ())
+}
+
+pub fn setresuid(uid: u32) -> Result<(), Errno> {
+    // SAFETY: as setresgid.
+    unsafe { syscall!(Sysno::setresuid, uid, uid, uid) }.map(|_| ())
+}
+
+pub fn setsid() -> Result<(), Errno> {
+    // SAFETY: no arguments.
+    unsafe { syscall!(Sysno::setsid) }.map(|_| ())
+}
+
+/// TIOCSCTTY on stdin: the terminal becomes our controlling terminal.
+pub fn set_controlling_tty() -> Result<(), Errno> {
+    // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal).
+    unsafe { syscall!(Sysno::ioctl, 0, linux_raw_sys::ioctl::TIOCSCTTY, 0) }.map(|_| ())
+}
+
+pub fn setrlimit(resource: u32, soft: u64, hard: u64) -> Result<(), Errno> {
+    let lim = k::rlimit64 {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: prlimit64 on ourselves (pid 0) reads one struct from a live
+    // local and writes no old value.
+    unsafe {
+        syscall!(
+            Sysno::prlimit64,
+            0,
+            resource,
+            &lim as *const k::rlimit64,
+            0usize
+        )
+    }
+    .map(|_| ())
+}
+
+pub fn umask(mask: u32) {
+    // SAFETY: integer argument; umask cannot fail.
+    let _ = unsafe { syscall!(Sysno::umask, mask) };
+}
+
+pub fn chdir(path: &str) -> Result<(), Errno> {
+    let c = cstring(path)?;
+    // SAFETY: a NUL-terminated path that outlives the call.
+    unsafe { syscall!(Sysno::chdir, c.as_ptr()) }.map(|_| ())
+}
+
+/// Marks every fd >= `first` close-on-exec (nothing of ours reaches the
+/// program).
+pub fn cloexec_from(first: u32) -> Result<(), Errno> {
+    // <linux/close_range.h>, not among linux-raw-sys's headers.
+    const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+    // SAFETY: with CLOSE_RANGE_CLOEXEC only fd flags change; nothing is
+    // closed under anyone's feet.
+    unsafe { syscall!(Sysno::close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) }.map(|_| ())
+}
+
+/// seccomp(SECCOMP_SET_MODE_FILTER, flags, prog).
+pub fn seccomp_load(prog: &[linux_raw_sys::ptrace::sock_filter], flags: u32) -> Result<(), Errno> {
+    let fprog = linux_raw_sys::ptrace::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_ptr() as *mut _,
+    };
+    // SAFETY: fprog points at a live array of sock_filter that outlives the
+    // call; the kernel copies it.
+    unsafe {
+        syscall!(
+            Sysno::seccomp,
+            linux_raw_sys::ptrace::SECCOMP_SET_MODE_FILTER,
+            flags,
+            &fprog as *const linux_raw_sys::ptrace::sock_fprog
+        )
+    }
+    .map(|_| ())
+}
+
+/// Whether `path` is a regular file (following symlinks).
+pub fn is_file(path: &str) -> bool {
+    let Ok(c) = cstring(path) else {
+        return false;
+    };
+    // SAFETY: statx writes one struct statx into a live, zeroed local.
+    let mut st: k::statx = unsafe { core::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a live out-struct.
+    let r = unsafe {
+        syscall!(
+            Sysno::statx,
+            k::AT_FDCWD,
+            c.as_ptr(),
+            0,
+            k::STATX_TYPE,
+            &mut st as *mut k::statx
+        )
+    };
+    r.is_ok() && (st.stx_mode as u32 & k::S_IFMT) == k::S_IFREG
+}
+
+fn cstring(s: &str) -> Result<CString, Errno> {
+    CString::new(s).map_err(|_| Errno::EINVAL)
+}
+
+/// Writes `data` to `path` atomically (a temporary file renamed over it),
+/// so a reader never sees half a status.
+pub fn write_file_atomic(path: &str, tmp: &str, data: &[u8]) -> Result<(), Errno> {
+    let ctmp = cstring(tmp)?;
+    let cpath = cstring(path)?;
+    let flags = k::O_WRONLY | k::O_CREAT | k::O_TRUNC | k::O_CLOEXEC | k::O_NOFOLLOW;
+    // SAFETY: a NUL-terminated path; the fd returned is ours to close.
+    let fd = unsafe { syscall!(Sysno::openat, k::AT_FDCWD, ctmp.as_ptr(), flags, 0o644) }? as i32;
+    let written = write_all(fd, data);
+    close(fd);
+    // SAFETY: two NUL-terminated paths that outlive the call.
+    let r = written.and_then(|_| {
+        unsafe { syscall!(Sysno::rename, ctmp.as_ptr(), cpath.as_ptr()) }.map(|_| ())
+    });
+    if r.is_err() {
+        // SAFETY: a NUL-terminated path.
+        let _ = unsafe { syscall!(Sysno::unlink, ctmp.as_ptr()) };
+    }
+    r
+}
+
+/// execve(2); returns only on failure.
+pub fn execve(path: &str, args: &[alloc::string::String], env: &[alloc::string::String]) -> Errno {
+    let Ok(cpath) = cstring(path) else {
+        return Errno::EINVAL;
+    };
+    let to_c = |v: &[alloc::string::String]| -> Vec<CString> {
+        v.iter()
+            .filter_map(|a| CString::new(a.as_str()).ok())
+            .collect()
+    };
+    let cargs = to_c(args);
+    let cenv = to_c(env);
+    let ptrs = |v: &[CString]| -> Vec<*const core::ffi::c_char> {
+        v.iter()
+            .map(|c| c.as_ptr())
+            .chain(core::iter::once(core::ptr::null()))
+            .collect()
+    };
+    let argv = ptrs(&cargs);
+    let envp = ptrs(&cenv);
+    // SAFETY: NULL-terminated arrays of pointers to NUL-terminated strings,
+    // all alive (cargs/cenv) for the duration of the call.
+    match unsafe { syscall!(Sysno::execve, cpath.as_ptr(), argv.as_ptr(), envp.as_ptr()) } {
+        Ok(_) => Errno::EINVAL,
+        Err(e) => e,
+    }
+}
