@@ -45,11 +45,39 @@ pub struct Params {
     pub image_src: Vec<String>,
 }
 
+/// A command timed beside the runtimes' foreground `run`, in the same
+/// rotation: a floor for what a lifecycle could cost (the same namespaces
+/// with no runtime at all), or the cost of the wrapper alone.
+#[derive(Debug, Clone)]
+pub struct Baseline {
+    /// Key in `Results::baselines` and the JSON.
+    pub key: &'static str,
+    /// The command as the report shows it.
+    pub label: String,
+    pub argv: Vec<String>,
+}
+
+impl Baseline {
+    fn cmd(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(&self.argv[0]);
+        c.args(&self.argv[1..]);
+        c
+    }
+}
+
+/// The namespaces of the bench bundle (pid, net, ipc, uts, mount) plus the
+/// cgroup namespace runtimes also set up, entered by util-linux alone: the
+/// lower bound any runtime's `run` is measured against.
+pub const UNSHARE_ARGV: [&str; 9] = [
+    "unshare", "--pid", "--fork", "--mount", "--net", "--uts", "--ipc", "--cgroup", "true",
+];
+
 pub struct Bench {
     pub params: Params,
     pub work: PathBuf,
     pub rootfs: PathBuf,
     pub runtimes: Vec<Runtime>,
+    pub baselines: Vec<Baseline>,
     pub cg_parent: String,
     seq: AtomicU64,
     in_batch: AtomicBool,
@@ -100,6 +128,8 @@ pub struct UnpackResult {
 pub struct Results {
     /// figure key -> runtime name -> samples
     pub samples: BTreeMap<&'static str, BTreeMap<String, Vec<f64>>>,
+    /// baseline key -> (its label, samples in ms), timed beside `run`
+    pub baselines: BTreeMap<&'static str, (String, Vec<f64>)>,
     /// runtime name -> count and the first few reasons
     pub failures: BTreeMap<String, (usize, Vec<String>)>,
     pub leftovers: BTreeMap<String, usize>,
@@ -142,6 +172,7 @@ impl Bench {
             work,
             rootfs,
             runtimes: Vec::new(),
+            baselines: Vec::new(),
             cg_parent,
             seq: AtomicU64::new(0),
             in_batch: AtomicBool::new(false),
@@ -255,6 +286,22 @@ impl Bench {
             }
         }
         self.runtimes = kept;
+        let mut kept = Vec::new();
+        for b in std::mem::take(&mut self.baselines) {
+            match proc::run(&mut b.cmd(), CMD_TIMEOUT) {
+                Ok(o) if o.ok() => kept.push(b),
+                Ok(o) => res.notes.push(format!(
+                    "baseline `{}`: dropped, a trial run failed ({})",
+                    b.label,
+                    o.reason()
+                )),
+                Err(e) => res.notes.push(format!(
+                    "baseline `{}`: dropped, a trial run failed ({e})",
+                    b.label
+                )),
+            }
+        }
+        self.baselines = kept;
     }
 
     fn probe_one(&self, rt: &Runtime, v: &Variant) -> Result<(), String> {
@@ -265,16 +312,23 @@ impl Bench {
         if o.ok() { Ok(()) } else { Err(o.reason()) }
     }
 
-    /// Lifecycle latency: foreground `run`, then create/start/delete apart.
+    /// Lifecycle latency: foreground `run`, then create/start/delete apart;
+    /// the baselines take their turn in the same rotation.
     pub fn lifecycle(&self, res: &mut Results) {
         let v = Variant::args(&["/bin/true"]);
         let p = &self.params;
+        let slots = self.runtimes.len() + self.baselines.len();
         for rep in 0..p.warmup + p.reps {
-            for rt in self.rotated(rep) {
+            for slot in (0..slots).map(|i| (i + rep) % slots) {
                 if stopped() {
                     return;
                 }
                 let record = rep >= p.warmup;
+                let Some(rt) = self.runtimes.get(slot) else {
+                    let b = &self.baselines[slot - self.runtimes.len()];
+                    self.time_baseline(b, record, res);
+                    continue;
+                };
                 let Ok(c) = self.container(rt, "run", &v) else {
                     continue;
                 };
@@ -300,6 +354,7 @@ impl Bench {
                             res.add("create", &rt.name, ms(cr.wall));
                             res.add("start", &rt.name, ms(st.wall));
                             res.add("delete", &rt.name, ms(de.wall));
+                            res.add("csd", &rt.name, ms(cr.wall + st.wall + de.wall));
                             res.add("create_rss", &rt.name, cr.maxrss_kib as f64 / 1024.0);
                             res.add("create_cpu", &rt.name, ms(cr.cpu));
                         }
@@ -310,6 +365,23 @@ impl Bench {
                 res.leftover(&rt.name, left);
                 self.finish(rt, &c);
             }
+        }
+    }
+
+    fn time_baseline(&self, b: &Baseline, record: bool, res: &mut Results) {
+        let what = format!("baseline {}", b.key);
+        match proc::run(&mut b.cmd(), CMD_TIMEOUT) {
+            Ok(o) if o.ok() => {
+                if record {
+                    res.baselines
+                        .entry(b.key)
+                        .or_insert_with(|| (b.label.clone(), Vec::new()))
+                        .1
+                        .push(ms(o.wall));
+                }
+            }
+            Ok(o) => res.fail(&what, "run", &o.reason()),
+            Err(e) => res.fail(&what, "run", &e.to_string()),
         }
     }
 

@@ -17,6 +17,7 @@ mod report;
 mod runtime;
 mod seccomp;
 mod stats;
+mod targets;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -30,7 +31,7 @@ use clap::Parser;
 use nix::sys::signal::{SigSet, Signal};
 use serde_json::json;
 
-use bench::{Bench, Params, Results};
+use bench::{Baseline, Bench, Params, Results};
 use runtime::Runtime;
 
 #[derive(Parser, Debug)]
@@ -244,6 +245,36 @@ fn discover(opts: &Opts, work: &Path, pid: u32, res: &mut Results) -> Result<Vec
     Ok(rts)
 }
 
+/// The commands timed beside `run`: the same namespaces entered by
+/// unshare(1) alone, and the crun wrapper around true(1) alone.
+fn baselines(work: &Path, res: &mut Results) -> Vec<Baseline> {
+    let mut out = Vec::new();
+    if runtime::which("unshare").is_none() {
+        res.notes
+            .push("baselines: skipped (unshare not on PATH: apt-get install util-linux)".into());
+        return out;
+    }
+    out.push(Baseline {
+        key: "unshare",
+        label: bench::UNSHARE_ARGV.join(" "),
+        argv: bench::UNSHARE_ARGV.iter().map(|s| s.to_string()).collect(),
+    });
+    let wrapped_true = runtime::which("true")
+        .ok_or_else(|| "true not on PATH".to_owned())
+        .and_then(|t| {
+            runtime::write_wrapper(&work.join("wrappers"), "true", &t).map_err(|e| e.to_string())
+        });
+    match wrapped_true {
+        Ok(w) => out.push(Baseline {
+            key: "wrapper",
+            label: "the wrapper alone (unshare -m, umount cgroup2, exec true)".into(),
+            argv: vec![w.to_string_lossy().into_owned()],
+        }),
+        Err(e) => res.notes.push(format!("baseline wrapper: skipped ({e})")),
+    }
+    out
+}
+
 fn params(opts: &Opts) -> Params {
     let s = opts.smoke;
     Params {
@@ -359,6 +390,7 @@ fn run(opts: &Opts, work: &Path, pid: u32, cleanup: &Cleanup) -> Result<bool, St
         cleanup.cg_parent.clone(),
     );
     b.runtimes = runtimes;
+    b.baselines = baselines(work, &mut res);
     for rt in &b.runtimes {
         fs::create_dir_all(&rt.root).map_err(|e| format!("{}: {e}", rt.root.display()))?;
     }

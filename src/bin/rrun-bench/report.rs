@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::bench::{InitRow, Results, UnpackResult};
 use crate::stats::{Stats, stats};
+use crate::targets::{self, Target};
 
 pub struct Figure {
     pub key: &'static str,
@@ -24,6 +25,7 @@ pub const FIGURES: &[Figure] = &[
     fig("create", "create", "ms"),
     fig("start", "start", "ms"),
     fig("delete", "delete", "ms"),
+    fig("csd", "create+start+delete (sum)", "ms"),
     fig("exec", "exec /bin/true", "ms"),
     fig("create_rss", "create peak RSS (ru_maxrss)", "MiB"),
     fig("create_cpu", "create CPU user+sys", "ms"),
@@ -136,6 +138,65 @@ impl Report<'_> {
         out
     }
 
+    pub fn targets(&self) -> Vec<Target> {
+        targets::judge(self.res, self.parallel)
+    }
+
+    fn unshare_median(&self) -> Option<f64> {
+        stats(&self.res.baselines.get("unshare")?.1).map(|s| s.median)
+    }
+
+    /// Each runtime's `run` median over the unshare baseline's.
+    fn unshare_ratios(&self) -> Vec<(String, f64)> {
+        let Some(base) = self.unshare_median() else {
+            return Vec::new();
+        };
+        self.names()
+            .into_iter()
+            .filter_map(|n| Some((n.to_owned(), ratio(self.stat("run", n)?.median, base)?)))
+            .collect()
+    }
+
+    /// The table row under `run`: run / unshare baseline per runtime.
+    fn baseline_row(&self, names: &[&str], npairs: usize) -> Option<Vec<String>> {
+        let ratios = self.unshare_ratios();
+        if ratios.is_empty() {
+            return None;
+        }
+        let mut row = vec!["  ÷ unshare baseline (below)".to_string(), "×".into()];
+        for n in names {
+            row.push(
+                ratios
+                    .iter()
+                    .find(|(m, _)| m == n)
+                    .map(|(_, r)| format!("{r:.2}"))
+                    .unwrap_or("–".into()),
+            );
+        }
+        row.extend((0..npairs).map(|_| "–".to_string()));
+        Some(row)
+    }
+
+    fn baselines_text(&self) -> String {
+        let mut o = String::new();
+        if self.res.baselines.is_empty() {
+            return o;
+        }
+        let _ = writeln!(
+            o,
+            "\nbaselines, timed in the same rotation as `run` (no runtime involved):"
+        );
+        let mut rows = vec![vec!["baseline".to_string(), "ms".into()]];
+        for (label, samples) in self.res.baselines.values() {
+            rows.push(vec![
+                label.clone(),
+                stats(samples).map(|s| cell(&s, "ms")).unwrap_or("–".into()),
+            ]);
+        }
+        o.push_str(&table(&rows));
+        o
+    }
+
     pub fn text(&self) -> String {
         let mut o = String::new();
         let m = &self.machine;
@@ -191,8 +252,14 @@ impl Report<'_> {
                 row.push(r.map(|r| format!("{r:.2}")).unwrap_or("–".into()));
             }
             rows.push(row);
+            if f.key == "run"
+                && let Some(row) = self.baseline_row(&names, pairs.len())
+            {
+                rows.push(row);
+            }
         }
         o.push_str(&table(&rows));
+        o.push_str(&self.baselines_text());
 
         if !self.res.init.is_empty() {
             let _ = writeln!(
@@ -214,6 +281,7 @@ impl Report<'_> {
         if let Some(u) = &self.res.unpack {
             o.push_str(&unpack_text(u));
         }
+        o.push_str(&targets_text(&self.targets(), self.mode));
         let _ = writeln!(o);
         for (rt, (n, why)) in &self.res.failures {
             let _ = writeln!(o, "failures: {rt}: {n} ({})", why.join("; "));
@@ -282,12 +350,37 @@ impl Report<'_> {
             "machine": self.machine,
             "runtimes": self.runtimes.iter().map(|(n, v)| json!({"name": n, "version": v})).collect::<Vec<_>>(),
             "figures": figures,
+            "baselines": self.baselines_json(),
+            "targets": self.targets().iter().map(|t| {
+                let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
+                v["status"] = json!(t.status());
+                v
+            }).collect::<Vec<_>>(),
             "init": self.res.init,
             "unpack": unpack,
             "failures": failures,
             "leftovers": self.res.leftovers,
             "notes": self.res.notes,
         })
+    }
+
+    /// Each baseline's samples; the unshare one with every runtime's
+    /// `run` median over its median.
+    fn baselines_json(&self) -> Value {
+        let mut out = serde_json::Map::new();
+        for (key, (label, samples)) in &self.res.baselines {
+            let mut v = json!({"label": label, "ms": stats(samples)});
+            if *key == "unshare" {
+                let r: serde_json::Map<String, Value> = self
+                    .unshare_ratios()
+                    .into_iter()
+                    .map(|(n, r)| (n, json!(r)))
+                    .collect();
+                v["run_ratio"] = Value::Object(r);
+            }
+            out.insert(key.to_string(), v);
+        }
+        Value::Object(out)
     }
 
     /// Horizontal bars of rrun/peer ratios, one group per figure, a line at 1.
@@ -420,6 +513,45 @@ fn init_row(r: &InitRow) -> Vec<String> {
         opt(r.rss_kib),
         format!("{} in {} s", opt(r.idle_cpu_ticks), r.idle_secs),
     ]
+}
+
+fn targets_text(ts: &[Target], mode: &str) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "\ntargets (judged on the figures above; vs crun: the wrapped columns, vs unshare: plain rrun):"
+    );
+    if mode == "smoke" {
+        let _ = writeln!(
+            o,
+            "(smoke mode: few repetitions, tiny image, usually a debug build: not a verdict)"
+        );
+    }
+    let mut rows = vec![vec![
+        "target".to_string(),
+        "measured".into(),
+        "goal".into(),
+        "status".into(),
+        "figure used; note".into(),
+    ]];
+    let met = ts.iter().filter(|t| t.met == Some(true)).count();
+    for t in ts {
+        let mut fig = t.figure.clone();
+        if !t.note.is_empty() {
+            fig.push_str("; ");
+            fig.push_str(&t.note);
+        }
+        rows.push(vec![
+            t.target.to_string(),
+            t.shown.clone(),
+            t.goal.text(),
+            t.status().to_string(),
+            fig,
+        ]);
+    }
+    o.push_str(&table(&rows));
+    let _ = writeln!(o, "{met} of {} targets met", ts.len());
+    o
 }
 
 fn unpack_text(u: &UnpackResult) -> String {
