@@ -30,6 +30,9 @@ pub enum NsError {
         pid: i32,
         source: std::io::Error,
     },
+    /// A config an unprivileged user cannot run, found before clone.
+    #[error("config.json: {0}")]
+    Rootless(String),
 }
 
 pub fn flag(t: LinuxNamespaceType) -> CloneFlags {
@@ -67,10 +70,22 @@ pub struct NsPlan {
     pub uid_mappings: Vec<LinuxIdMapping>,
     pub gid_mappings: Vec<LinuxIdMapping>,
     pub time_offsets: HashMap<String, LinuxTimeOffset>,
+    /// The id maps are written by an unprivileged parent (rootless).
+    pub unprivileged: bool,
 }
 
 impl NsPlan {
+    /// The plan for this process as the writer of the id maps.
     pub fn from_spec(spec: &Spec) -> Result<NsPlan, NsError> {
+        let euid = nix::unistd::geteuid();
+        let unprivileged =
+            (!euid.is_root()).then(|| (euid.as_raw(), nix::unistd::getegid().as_raw()));
+        Self::for_writer(spec, unprivileged)
+    }
+
+    /// The plan when the maps are written by root (None) or by an
+    /// unprivileged user with this (uid, gid).
+    pub fn for_writer(spec: &Spec, unprivileged: Option<(u32, u32)>) -> Result<NsPlan, NsError> {
         let linux = spec.linux().as_ref();
         let mut plan = NsPlan {
             new: CloneFlags::empty(),
@@ -86,6 +101,7 @@ impl NsPlan {
             time_offsets: linux
                 .and_then(|l| l.time_offsets().clone())
                 .unwrap_or_default(),
+            unprivileged: false,
         };
         for ns in linux
             .and_then(|l| l.namespaces().as_deref())
@@ -118,7 +134,41 @@ impl NsPlan {
                 1
             }
         });
+        if let Some((uid, gid)) = unprivileged {
+            plan.unprivileged = true;
+            plan.check_unprivileged(uid, gid)?;
+        }
         Ok(plan)
+    }
+
+    /// What the kernel refuses an unprivileged user (no CAP_SYS_ADMIN,
+    /// CAP_SETUID or CAP_SETGID on the host), said before anything exists:
+    /// new namespaces only under a new or joined user namespace, and a new
+    /// user namespace's maps may only map the user's own uid and gid, one
+    /// id each (user_namespaces(7); rrun has no newuidmap support).
+    pub fn check_unprivileged(&self, uid: u32, gid: u32) -> Result<(), NsError> {
+        let creates = !self.new.is_empty() || self.new_cgroup || self.new_time;
+        if creates && !self.in_userns() {
+            return Err(NsError::Rootless(
+                "linux.namespaces: an unprivileged user can create namespaces only with a user namespace (add {\"type\": \"user\"} and uidMappings/gidMappings, as `rrun spec --rootless` does)".into(),
+            ));
+        }
+        if !self.new_user() {
+            return Ok(());
+        }
+        for (field, what, own, maps) in [
+            ("uidMappings", "uid", uid, &self.uid_mappings),
+            ("gidMappings", "gid", gid, &self.gid_mappings),
+        ] {
+            let only_own = matches!(maps.as_slice(), [m] if m.host_id() == own && m.size() == 1);
+            if !only_own {
+                return Err(NsError::Rootless(format!(
+                    "linux.{field}: an unprivileged user can map only its own {what} {own}, one id (hostID {own}, size 1); got {:?}",
+                    map_text(maps).trim_end().replace('\n', ", ")
+                )));
+            }
+        }
+        Ok(())
     }
 
     pub fn new_user(&self) -> bool {
@@ -137,10 +187,14 @@ impl NsPlan {
     /// One clone(2) with every new namespace is enough unless something must
     /// happen between creating namespaces and the init starting: joining by
     /// path (the new ones must be owned by a joined user namespace, and a
-    /// joined pid namespace applies to children only) or a new time
-    /// namespace.
+    /// joined pid namespace applies to children only), a new time
+    /// namespace, or a new user namespace whose maps an unprivileged parent
+    /// writes. That parent may open /proc/<pid>/uid_map only while the
+    /// process is dumpable (else the file belongs to global root), and the
+    /// init makes itself non-dumpable as its first step, racing the parent;
+    /// the intermediate stays dumpable until its maps are written.
     pub fn needs_intermediate(&self) -> bool {
-        !self.joins.is_empty() || self.new_time
+        !self.joins.is_empty() || self.new_time || (self.new_user() && self.unprivileged)
     }
 
     /// setns into every joined namespace, user first.
@@ -214,7 +268,7 @@ mod tests {
     fn plan_from_default_spec() {
         let v = crate::spec::default_spec(false);
         let spec: Spec = serde_json::from_value(v).unwrap();
-        let p = NsPlan::from_spec(&spec).unwrap();
+        let p = NsPlan::for_writer(&spec, None).unwrap();
         assert!(
             p.new
                 .contains(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS)
@@ -233,10 +287,85 @@ mod tests {
             {"type": "pid"}
         ]);
         let spec: Spec = serde_json::from_value(v).unwrap();
-        let p = NsPlan::from_spec(&spec).unwrap();
+        let p = NsPlan::for_writer(&spec, None).unwrap();
         assert!(p.needs_intermediate());
         assert_eq!(p.joins[0].typ, LinuxNamespaceType::User);
         assert!(p.in_userns() && !p.new_user());
+    }
+
+    fn rootless_plan() -> NsPlan {
+        let spec: Spec = serde_json::from_value(crate::spec::default_spec(true)).unwrap();
+        let mut p = NsPlan::for_writer(&spec, None).unwrap();
+        p.unprivileged = true;
+        p
+    }
+
+    fn maps(text: &str) -> Vec<LinuxIdMapping> {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn unprivileged_maps_only_its_own_ids() {
+        let mut p = rootless_plan();
+        p.uid_mappings = maps(r#"[{"containerID":0,"hostID":1000,"size":1}]"#);
+        p.gid_mappings = maps(r#"[{"containerID":0,"hostID":100,"size":1}]"#);
+        p.check_unprivileged(1000, 100).unwrap();
+        // Any container id is fine; another host id, a range or a second
+        // line is not.
+        p.uid_mappings = maps(r#"[{"containerID":1000,"hostID":1000,"size":1}]"#);
+        p.check_unprivileged(1000, 100).unwrap();
+        let e = p.check_unprivileged(1001, 100).unwrap_err().to_string();
+        assert!(e.contains("linux.uidMappings") && e.contains("1001"), "{e}");
+        p.uid_mappings = maps(r#"[{"containerID":0,"hostID":1000,"size":2}]"#);
+        assert!(p.check_unprivileged(1000, 100).is_err());
+        p.uid_mappings = maps(
+            r#"[{"containerID":0,"hostID":1000,"size":1},{"containerID":1,"hostID":1000,"size":1}]"#,
+        );
+        assert!(p.check_unprivileged(1000, 100).is_err());
+        p.uid_mappings = maps(r#"[{"containerID":0,"hostID":1000,"size":1}]"#);
+        p.gid_mappings = maps(r#"[{"containerID":0,"hostID":0,"size":1}]"#);
+        let e = p.check_unprivileged(1000, 100).unwrap_err().to_string();
+        assert!(e.contains("linux.gidMappings"), "{e}");
+    }
+
+    #[test]
+    fn unprivileged_needs_a_user_namespace() {
+        let spec: Spec = serde_json::from_value(crate::spec::default_spec(false)).unwrap();
+        let p = NsPlan::for_writer(&spec, None).unwrap();
+        let e = p.check_unprivileged(1000, 100).unwrap_err().to_string();
+        assert!(e.contains("user namespace"), "{e}");
+        // Joining one is as good as a new one; no namespace at all is fine.
+        let mut v = crate::spec::default_spec(false);
+        v["linux"]["namespaces"] = serde_json::json!([
+            {"type": "user", "path": "/proc/self/ns/user"},
+            {"type": "pid"}
+        ]);
+        let spec: Spec = serde_json::from_value(v.clone()).unwrap();
+        NsPlan::for_writer(&spec, None)
+            .unwrap()
+            .check_unprivileged(1000, 100)
+            .unwrap();
+        v["linux"]["namespaces"] = serde_json::json!([]);
+        let spec: Spec = serde_json::from_value(v).unwrap();
+        NsPlan::for_writer(&spec, None)
+            .unwrap()
+            .check_unprivileged(1000, 100)
+            .unwrap();
+    }
+
+    #[test]
+    fn unprivileged_new_user_namespace_needs_intermediate() {
+        let mut p = rootless_plan();
+        assert!(p.new_user() && p.joins.is_empty() && !p.new_time);
+        assert!(p.needs_intermediate());
+        // Root may write the maps of a non-dumpable child: one clone.
+        p.unprivileged = false;
+        assert!(!p.needs_intermediate());
+        // Without a new user namespace there are no maps to write.
+        let spec: Spec = serde_json::from_value(crate::spec::default_spec(false)).unwrap();
+        let mut p = NsPlan::for_writer(&spec, None).unwrap();
+        p.unprivileged = true;
+        assert!(!p.needs_intermediate());
     }
 
     #[test]

@@ -280,6 +280,9 @@ pub fn validate(spec: &Spec) -> Result<()> {
             )));
         }
     }
+    if let Some(s) = linux.seccomp() {
+        check_seccomp(s)?;
+    }
     if let Some(hooks) = spec.hooks() {
         let all = [
             ("prestart", hooks.prestart()),
@@ -304,6 +307,62 @@ pub fn validate(spec: &Spec) -> Result<()> {
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// The syscall the container process hands its seccomp listener over
+/// with, right after loading the notify filter (process::sync, step s1):
+/// nobody can answer a notification then, so it must not be notified.
+const SECCOMP_HANDOFF_SYSCALL: &str = "sendmsg";
+
+/// linux.seccomp's listener fields: listenerPath is required with
+/// SCMP_ACT_NOTIFY and listenerMetadata needs it (config-linux.md); the
+/// hand-off syscall must not be notified, or the container process would
+/// wait forever for an answer only the agent it is sending to could give.
+fn check_seccomp(s: &oci_spec::runtime::LinuxSeccomp) -> Result<()> {
+    use oci_spec::runtime::LinuxSeccompAction as A;
+    let has_path = s
+        .listener_path()
+        .as_ref()
+        .is_some_and(|p| !p.as_os_str().is_empty());
+    if s.listener_metadata().is_some() && !has_path {
+        return Err(SpecError::Invalid(
+            "linux.seccomp.listenerMetadata: must not be set without listenerPath".into(),
+        ));
+    }
+    let rules = s.syscalls().as_deref().unwrap_or_default();
+    let default_notify = s.default_action() == A::ScmpActNotify;
+    if !default_notify && !rules.iter().any(|r| r.action() == A::ScmpActNotify) {
+        return Ok(());
+    }
+    if !has_path {
+        return Err(SpecError::Invalid(
+            "linux.seccomp.listenerPath: required when SCMP_ACT_NOTIFY is used".into(),
+        ));
+    }
+    let names_handoff = |r: &oci_spec::runtime::LinuxSyscall| {
+        r.names().iter().any(|n| n == SECCOMP_HANDOFF_SYSCALL)
+    };
+    if let Some(i) = rules
+        .iter()
+        .position(|r| r.action() == A::ScmpActNotify && names_handoff(r))
+    {
+        return Err(SpecError::Invalid(format!(
+            "linux.seccomp.syscalls[{i}]: SCMP_ACT_NOTIFY cannot be used for \
+             {SECCOMP_HANDOFF_SYSCALL} (rrun hands the listener over with it)"
+        )));
+    }
+    let handoff_ruled = rules.iter().any(|r| {
+        r.action() != A::ScmpActNotify
+            && names_handoff(r)
+            && r.args().as_ref().is_none_or(|a| a.is_empty())
+    });
+    if default_notify && !handoff_ruled {
+        return Err(SpecError::Invalid(format!(
+            "linux.seccomp.defaultAction SCMP_ACT_NOTIFY: needs a rule for \
+             {SECCOMP_HANDOFF_SYSCALL} with another action and no args (rrun hands the listener over with it)"
+        )));
     }
     Ok(())
 }
@@ -510,5 +569,60 @@ mod tests {
                 .to_string()
                 .contains("duplicate")
         );
+    }
+
+    fn with_seccomp(sc: serde_json::Value) -> Result<()> {
+        let mut v = default_spec(false);
+        v["linux"]["seccomp"] = sc;
+        validate(&spec_from(v).unwrap())
+    }
+
+    #[test]
+    fn seccomp_listener_rules() {
+        let notify = json!([{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]);
+        let ok = |sc| with_seccomp(sc).map_err(|e| e.to_string());
+        let err = |sc| with_seccomp(sc).unwrap_err().to_string();
+        assert!(
+            err(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": notify}))
+                .contains("listenerPath: required")
+        );
+        assert!(
+            err(json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "", "syscalls": notify}))
+                .contains("listenerPath: required")
+        );
+        ok(
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/a.sock",
+                  "listenerMetadata": "m", "syscalls": notify}),
+        )
+        .unwrap();
+        // Without notify, a listenerPath is ignored; metadata alone is not.
+        ok(json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/a.sock"})).unwrap();
+        assert!(
+            err(json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerMetadata": "m"}))
+                .contains("listenerMetadata")
+        );
+        // The hand-off syscall may not be notified, by rule or by default.
+        let e = err(
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/a",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"},
+                         {"names": ["mkdir", "sendmsg"], "action": "SCMP_ACT_NOTIFY"}]}),
+        );
+        assert!(e.contains("syscalls[1]") && e.contains("sendmsg"), "{e}");
+        let e = err(json!({"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/a"}));
+        assert!(e.contains("defaultAction") && e.contains("sendmsg"), "{e}");
+        let e = err(
+            json!({"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/a",
+            "syscalls": [{"names": ["sendmsg"], "action": "SCMP_ACT_ALLOW",
+                          "args": [{"index": 0, "value": 3, "op": "SCMP_CMP_EQ"}]}]}),
+        );
+        assert!(
+            e.contains("defaultAction"),
+            "conditional rules may not match: {e}"
+        );
+        ok(
+            json!({"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/a",
+            "syscalls": [{"names": ["read", "sendmsg"], "action": "SCMP_ACT_LOG"}]}),
+        )
+        .unwrap();
     }
 }

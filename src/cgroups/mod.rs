@@ -361,6 +361,11 @@ fn enable_controllers(mount: &Path, dir: &Path, needed: &[&str]) -> Result<()> {
 /// Applies `linux.resources` (devices included) to the container's cgroups.
 /// Used by create (before the init is in them) and by update.
 pub fn apply_resources(dirs: &[PathBuf], r: &LinuxResources, with_devices: bool) -> Result<()> {
+    // Rootless, even in a delegated cgroup: the device controller is the
+    // host's (v1 devices.* need CAP_SYS_ADMIN there, a v2 filter CAP_BPF),
+    // and it has nothing to guard: in its user namespace the container
+    // cannot mknod, it only binds host nodes its user may open anyway.
+    let with_devices = with_devices && nix::unistd::geteuid().is_root();
     let dirs = classify(dirs);
     if is_v1(&dirs) {
         for wr in resources::plan_v1(r)? {

@@ -347,31 +347,88 @@ pub fn exec(state: &ContainerState, opts: &ExecOptions) -> Result<Execed, ExecEr
         return Err(fail(ExecError::Process(e.to_string())));
     }
     parent_end.send(&Msg::Go).map_err(|e| fail(e.into()))?;
-    let pid = match parent_end.recv() {
-        Ok(Msg::ChildPid(p)) => Pid::from_raw(p),
-        Ok(Msg::Error(e)) => return Err(fail(ExecError::Process(e))),
-        Ok(other) => return Err(fail(ExecError::Process(format!("unexpected {other:?}")))),
-        Err(e) => return Err(fail(e.into())),
+    // The helper reports the process's pid; the process may hand over a
+    // seccomp listener (sync s1, possibly before that report: they run
+    // concurrently), then execs, which closes its end: EOF.
+    let mut pid: Option<Pid> = None;
+    let mut listener: Option<OwnedFd> = None;
+    let abort = |pid: Option<Pid>, e: ExecError| match pid {
+        None => fail(e),
+        Some(p) => {
+            kill_process(p);
+            e
+        }
     };
-    let _ = waitpid(helper, None);
-    match parent_end.recv() {
-        Err(sync::SyncError::Eof) => {
-            if join_late && let Err(e) = crate::cgroups::add_pid(&dirs, pid.as_raw()) {
-                let _ = kill(pid, Signal::SIGKILL);
-                return Err(ExecError::Process(e.to_string()));
+    loop {
+        match (parent_end.recv_with_fd(), pid) {
+            (Ok((Msg::ChildPid(p), _)), None) => {
+                pid = Some(Pid::from_raw(p));
+                let _ = waitpid(helper, None);
             }
-            Ok(Execed {
-                pid,
-                console: console_parent,
-            })
+            (Ok((Msg::SeccompFd, Some(fd))), _) => listener = Some(fd),
+            (Err(sync::SyncError::Eof), Some(p)) => {
+                if join_late && let Err(e) = crate::cgroups::add_pid(&dirs, p.as_raw()) {
+                    kill_process(p);
+                    return Err(ExecError::Process(e.to_string()));
+                }
+                return Ok(Execed {
+                    pid: p,
+                    console: console_parent,
+                });
+            }
+            (Ok((Msg::Error(e), _)), _) => return Err(abort(pid, ExecError::Process(e))),
+            (Ok((other, _)), _) => {
+                let e = ExecError::Process(format!("unexpected {other:?}"));
+                return Err(abort(pid, e));
+            }
+            (Err(e), _) => return Err(abort(pid, e.into())),
         }
-        Ok(Msg::Error(e)) => {
-            let _ = kill(pid, Signal::SIGKILL);
-            Err(ExecError::Process(e))
+        if let Some(p) = pid
+            && let Some(fd) = listener.take()
+        {
+            hand_to_listener(state, p, &fd, &parent_end)?;
         }
-        Ok(other) => Err(ExecError::Process(format!("unexpected {other:?}"))),
-        Err(e) => Err(e.into()),
     }
+}
+
+/// Kills a process that failed before or at its exec and reaps it when it
+/// is ours (a foreground exec is the subreaper; otherwise ECHILD at once).
+fn kill_process(pid: Pid) {
+    let _ = kill(pid, Signal::SIGKILL);
+    let _ = waitpid(pid, None);
+}
+
+/// Sync step s2 for an exec'd process: its listener goes to
+/// linux.seccomp.listenerPath with the container's state (runc reports
+/// the exec'd process's pid and the container's status). A failure kills
+/// the process.
+fn hand_to_listener(
+    state: &ContainerState,
+    pid: Pid,
+    fd: &OwnedFd,
+    chan: &Channel,
+) -> Result<(), ExecError> {
+    let sent = match state
+        .spec
+        .as_ref()
+        .and_then(|s| s.linux().as_ref())
+        .and_then(|l| l.seccomp().as_ref())
+    {
+        Some(s) => {
+            let st = serde_json::to_value(state.oci_state(state.status()))
+                .expect("state serialises: plain data");
+            crate::security::seccomp::send_to_listener(s, pid.as_raw(), st, fd)
+                .map_err(|e| ExecError::Process(e.to_string()))
+        }
+        None => Err(ExecError::Process(
+            "a seccomp listener, but no linux.seccomp recorded".into(),
+        )),
+    };
+    if let Err(e) = sent.and_then(|()| chan.send(&Msg::SeccompDone).map_err(ExecError::from)) {
+        kill_process(pid);
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// Steps 3-4 (helper) and 5 (process). Never returns.
@@ -430,6 +487,7 @@ fn helper(
                 preserve_fds,
                 listen_fds: 0,
                 seccomp,
+                chan,
             },
         )
     })();

@@ -267,6 +267,7 @@ fn setup(plan: &InitPlan, chan: &Channel, console: Option<&OwnedFd>) -> StepResu
             preserve_fds: plan.preserve_fds,
             listen_fds: plan.listen_fds,
             seccomp: plan.seccomp.as_ref(),
+            chan,
         },
     )
     .map(Target::Program)
@@ -280,6 +281,8 @@ pub struct ProcessOptions<'a> {
     pub preserve_fds: u32,
     pub listen_fds: u32,
     pub seccomp: Option<&'a crate::security::seccomp::Compiled>,
+    /// Where a seccomp listener goes (sync steps s1-s2).
+    pub chan: &'a Channel,
 }
 
 /// Step h, shared with exec: everything of `process` that is applied to the
@@ -309,9 +312,12 @@ pub(super) fn apply_process(process: &Process, opts: &ProcessOptions) -> StepRes
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
     // now, while we have it. With no_new_privs it is loaded by the caller
     // right before execve, so the filter sees as few of rrun's own
-    // syscalls as possible (as runc does).
+    // syscalls as possible (as runc does); all but a notify filter, which
+    // is loaded at the end of this function, while the parent that hands
+    // its listener on is still there (`start` has no sync channel).
     let nnp = process.no_new_privileges().unwrap_or(false);
     if let Some(f) = opts.seccomp.filter(|_| !nnp) {
+        load_notify_filter(f, opts.chan)?;
         crate::security::seccomp::load(f).map_err(step("loading the seccomp filter"))?;
     }
     sys::set_keep_caps(true).map_err(step("PR_SET_KEEPCAPS"))?;
@@ -349,6 +355,9 @@ pub(super) fn apply_process(process: &Process, opts: &ProcessOptions) -> StepRes
     for fd in 3..first_closed {
         let _ = sys::clear_cloexec(fd as i32);
     }
+    if let Some(f) = opts.seccomp.filter(|_| nnp) {
+        load_notify_filter(f, opts.chan)?;
+    }
     Ok(Exec {
         late_seccomp: opts.seccomp.filter(|_| nnp).cloned(),
         path,
@@ -361,6 +370,30 @@ pub(super) fn apply_process(process: &Process, opts: &ProcessOptions) -> StepRes
             .map(|e| cstring(e, "process.env"))
             .collect::<StepResult<_>>()?,
     })
+}
+
+/// Loads the profile's notify filter (if it has one) and hands its
+/// listener to the parent (sync steps s1-s2), which sends it on to
+/// linux.seccomp.listenerPath. Loaded before any other filter, so that
+/// nothing but this filter can deny the hand-off; the message is encoded
+/// beforehand, so between the load and the hand-off there is one
+/// sendmsg(2) and nothing else: nobody could answer a notification yet,
+/// and spec::validate refuses profiles that would notify sendmsg. The
+/// parent's answer is awaited, so an unreachable listener fails here.
+fn load_notify_filter(f: &crate::security::seccomp::Compiled, chan: &Channel) -> StepResult<()> {
+    if f.listener.is_none() {
+        return Ok(());
+    }
+    let msg = super::sync::encode(&Msg::SeccompFd);
+    let fd = match crate::security::seccomp::load_listener(f) {
+        Ok(Some(fd)) => fd,
+        Ok(None) => return Ok(()),
+        Err(e) => return Err(format!("loading the seccomp notify filter: {e}")),
+    };
+    chan.send_encoded_with_fd(&msg, &fd)
+        .map_err(step("handing the seccomp listener to rrun"))?;
+    drop(fd);
+    chan.expect(Msg::SeccompDone)
 }
 
 /// A pty from the container's devpts: the master goes to the console

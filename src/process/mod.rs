@@ -21,6 +21,8 @@
 //! -                                          g. sysctl, ro/masked paths, ro root
 //! -                                          h. rlimits, keyring, user, caps, cwd,
 //! -                                             umask, no_new_privs, fds
+//! 6b. listener to listenerPath, answer    <-  (seccomp notify: filter loaded in h,
+//!                                              its listener fd sent with it)
 //! 7. on Ready: write state.json, pid file <- i. Ready; accept() on exec socket
 //! 8. (rrun start) connect to exec socket  -> j. startContainer hooks, execve
 //! 9. (rrun start) EOF = exec happened: save `running`, poststart hooks.
@@ -260,10 +262,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
             || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
     });
     let listen = listen_fds();
-    let seccomp = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().as_ref())
+    let seccomp = seccomp_profile(&spec)
         .map(crate::security::seccomp::compile_with_cache)
         .transpose()?;
     let ann_map: BTreeMap<String, String> = spec
@@ -274,6 +273,16 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         .collect();
     let init_binary = if crate::init::policy::enabled(&ann_map) {
         crate::init::policy::parse(&ann_map).map_err(CreateError::Unsupported)?;
+        // The init loads the filters anew in every child it starts, inside
+        // the container, where listenerPath (a host socket) is out of reach
+        // and no rrun parent is left to hand a listener to.
+        if seccomp_profile(&spec).is_some_and(crate::security::seccomp::uses_notify) {
+            return Err(CreateError::Unsupported(
+                "linux.seccomp: SCMP_ACT_NOTIFY cannot be used with the built-in init (rrun.* annotations): \
+                 it restarts the program inside the container, where listenerPath is out of reach"
+                    .into(),
+            ));
+        }
         Some(crate::init::init_binary().map_err(CreateError::Unsupported)?)
     } else {
         // Misspelt or invalid rrun.* keys must not pass silently either.
@@ -421,8 +430,19 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
     parent_end.send(&Msg::Go)?;
 
     loop {
-        match parent_end.recv() {
-            Ok(Msg::CreateRuntimeHooks) => {
+        match parent_end.recv_with_fd() {
+            Ok((Msg::SeccompFd, Some(fd))) => {
+                // Steps s1-s2: the init loaded its notify filter.
+                let s = seccomp_profile(&spec).ok_or_else(|| {
+                    CreateError::Init("a seccomp listener without linux.seccomp".into())
+                })?;
+                let st = serde_json::to_value(state.oci_state(Status::Creating))
+                    .expect("state serialises: plain data");
+                crate::security::seccomp::send_to_listener(s, pid.as_raw(), st, &fd)?;
+                drop(fd);
+                parent_end.send(&Msg::SeccompDone)?;
+            }
+            Ok((Msg::CreateRuntimeHooks, _)) => {
                 let json = oci_state_json(&state, Status::Creating);
                 let h = spec
                     .hooks()
@@ -440,9 +460,9 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
                 )?;
                 parent_end.send(&Msg::HooksDone)?;
             }
-            Ok(Msg::Ready) => break,
-            Ok(Msg::Error(e)) => return Err(CreateError::Init(e)),
-            Ok(other) => return Err(CreateError::Init(format!("unexpected {other:?}"))),
+            Ok((Msg::Ready, _)) => break,
+            Ok((Msg::Error(e), _)) => return Err(CreateError::Init(e)),
+            Ok((other, _)) => return Err(CreateError::Init(format!("unexpected {other:?}"))),
             Err(sync::SyncError::Eof) => {
                 return Err(CreateError::Init(
                     "container init exited during create".into(),
@@ -467,6 +487,10 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         state,
         console: console_parent,
     })
+}
+
+fn seccomp_profile(spec: &Spec) -> Option<&oci_spec::runtime::LinuxSeccomp> {
+    spec.linux().as_ref().and_then(|l| l.seccomp().as_ref())
 }
 
 /// The pid file is written atomically: engines poll for it and must never

@@ -12,14 +12,22 @@
 //! | 5    | init         | CreateRuntimeHooks  | mounts done: run prestart/createRuntime   |
 //! | 6    | parent       | HooksDone           | they passed; go on to pivot_root          |
 //! | 7    | init         | Ready               | blocked before exec, waiting for `start`  |
+//! | s1   | init/process | SeccompFd + fd      | loaded the notify filter: its listener    |
+//! | s2   | parent       | SeccompDone         | sent to linux.seccomp.listenerPath; go on |
 //! | any  | child        | Error(msg)          | failed; the parent cleans up              |
 //!
 //! Steps 1-3 exist only when an intermediate process is needed (joined
-//! namespaces, time namespace); 5-6 only when those hooks exist.
+//! namespaces, time namespace); 5-6 only when those hooks exist; s1-s2 only
+//! with SCMP_ACT_NOTIFY in the profile, during step h of create (before 7)
+//! or in an exec'd process (exec.rs), where s1 may even come before the
+//! helper's ChildPid. s1 is the only message with an fd (SCM_RIGHTS); it
+//! is sent with [`Channel::send_encoded_with_fd`] right after the filter is
+//! loaded, one sendmsg(2) and no other syscall, since nobody can answer a
+//! notification before the agent has the listener.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockType, recv, send, socketpair};
+use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockType, send, socketpair};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -31,7 +39,14 @@ pub enum Msg {
     CreateRuntimeHooks,
     HooksDone,
     Ready,
+    SeccompFd,
+    SeccompDone,
     Error(String),
+}
+
+/// A message serialised ahead of the moment it is sent.
+pub fn encode(msg: &Msg) -> Vec<u8> {
+    serde_json::to_vec(msg).expect("sync messages serialise: plain enum")
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +75,7 @@ pub fn pair() -> Result<(Channel, Channel), SyncError> {
 
 impl Channel {
     pub fn send(&self, msg: &Msg) -> Result<(), SyncError> {
-        let data = serde_json::to_vec(msg).expect("sync messages serialise: plain enum");
+        let data = encode(msg);
         loop {
             match send(self.fd.as_raw_fd(), &data, MsgFlags::MSG_NOSIGNAL) {
                 Err(nix::errno::Errno::EINTR) => continue,
@@ -72,19 +87,34 @@ impl Channel {
         }
     }
 
-    pub fn recv(&self) -> Result<Msg, SyncError> {
-        let mut buf = vec![0u8; 64 * 1024];
-        let n = loop {
-            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(nix::errno::Errno::ECONNRESET) => return Err(SyncError::Eof),
-                other => break other?,
+    /// Sends an [`encode`]d message with `fd` attached: one sendmsg(2),
+    /// no allocation (see the module comment).
+    pub fn send_encoded_with_fd(&self, data: &[u8], fd: &impl AsFd) -> Result<(), SyncError> {
+        match crate::sys::send_with_fd(&self.fd, data, fd) {
+            Err(nix::errno::Errno::EPIPE) | Err(nix::errno::Errno::ECONNRESET) => {
+                Err(SyncError::Eof)
             }
+            other => other.map(|_| ()).map_err(SyncError::Sys),
+        }
+    }
+
+    /// The next message; an fd that came with it is closed.
+    pub fn recv(&self) -> Result<Msg, SyncError> {
+        self.recv_with_fd().map(|(m, _)| m)
+    }
+
+    /// The next message and the fd sent with it, if any.
+    pub fn recv_with_fd(&self) -> Result<(Msg, Option<OwnedFd>), SyncError> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let (n, mut fds) = match crate::sys::recv_with_fds(&self.fd, &mut buf) {
+            Err(nix::errno::Errno::ECONNRESET) => return Err(SyncError::Eof),
+            other => other?,
         };
         if n == 0 {
             return Err(SyncError::Eof);
         }
-        serde_json::from_slice(&buf[..n]).map_err(|e| SyncError::Bad(e.to_string()))
+        let msg = serde_json::from_slice(&buf[..n]).map_err(|e| SyncError::Bad(e.to_string()))?;
+        Ok((msg, fds.pop()))
     }
 
     /// Waits for `want`; a child's Error becomes Err with its text.
@@ -95,5 +125,36 @@ impl Channel {
             Ok(other) => Err(format!("expected {want:?}, got {other:?}")),
             Err(e) => Err(e.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_fd_travels_with_its_message() {
+        let (a, b) = pair().unwrap();
+        let file = std::fs::File::open("/proc/self/exe").unwrap();
+        a.send_encoded_with_fd(&encode(&Msg::SeccompFd), &file)
+            .unwrap();
+        a.send(&Msg::SeccompDone).unwrap();
+        let (m, fd) = b.recv_with_fd().unwrap();
+        assert_eq!(m, Msg::SeccompFd);
+        let fd = fd.expect("the fd came along");
+        let got = std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
+        let want = file.metadata().unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!((got.dev(), got.ino()), (want.dev(), want.ino()));
+        let flags = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETFD).unwrap();
+        assert_ne!(
+            flags & libc::FD_CLOEXEC,
+            0,
+            "received fds are close-on-exec"
+        );
+        let (m, fd) = b.recv_with_fd().unwrap();
+        assert_eq!((m, fd.is_none()), (Msg::SeccompDone, true));
+        drop(a);
+        assert!(matches!(b.recv(), Err(SyncError::Eof)));
     }
 }

@@ -1,18 +1,30 @@
-//! linux.seccomp to BPF, with seccompiler's compiler.
+//! linux.seccomp to BPF, with seccompiler's compiler, and the hand-off of
+//! a user-notification listener to `listenerPath`.
 //!
 //! seccompiler gives each filter one match action, while an OCI profile
 //! gives each rule its own. rrun therefore compiles one filter per distinct
 //! non-default action (its rules -> that action, anything else -> allow)
 //! plus one default filter (every rule's syscall -> allow, anything else ->
 //! defaultAction) and loads them all. The kernel runs every loaded filter
-//! and takes the most restrictive answer (kill, then trap, errno, trace,
-//! log, allow), which is the profile's meaning for the profiles engines ship.
-//! Unknown syscall names are skipped with a warning, as runc does. The
-//! filters accept only the native architecture (x86_64): others, e.g. the
-//! 32-bit int 0x80 entry, are killed rather than let through.
+//! and takes the most restrictive answer (kill, then trap, errno, notify,
+//! trace, log, allow), which is the profile's meaning for the profiles
+//! engines ship. Unknown syscall names are skipped with a warning, as runc
+//! does. The filters accept only the native architecture (x86_64): others,
+//! e.g. the 32-bit int 0x80 entry, are killed rather than let through.
+//!
+//! SCMP_ACT_NOTIFY: every notify rule (or a notify defaultAction) lands in
+//! one filter, because a process may load only one filter with a listener.
+//! seccompiler 0.5 cannot express SECCOMP_RET_USER_NOTIF, so that filter is
+//! compiled with a stand-in action whose return instructions are then
+//! rewritten ([`rewrite_notify_returns`]). It is loaded on its own with
+//! SECCOMP_FILTER_FLAG_NEW_LISTENER ([`load_listener`]); the process
+//! module hands the listener to the rrun parent, which sends it to
+//! `listenerPath` with the container process state ([`send_to_listener`]).
 
 use std::collections::BTreeMap;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
 
 use oci_spec::runtime::{
     LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
@@ -26,6 +38,8 @@ pub enum SeccompError {
     Unsupported(String),
     #[error("linux.seccomp: compiling the filter: {0}")]
     Compile(String),
+    #[error("linux.seccomp.listenerPath {path}: {msg}")]
+    Listener { path: String, msg: String },
 }
 
 /// Compiled filters, in load order, and the seccomp(2) flags.
@@ -33,13 +47,60 @@ pub enum SeccompError {
 pub struct Compiled {
     pub programs: Vec<BpfProgram>,
     pub flags: u32,
+    /// Index in `programs` of the filter that answers SCMP_ACT_NOTIFY
+    /// (SECCOMP_RET_USER_NOTIF): loaded by [`load_listener`], never by
+    /// [`load`].
+    pub listener: Option<usize>,
 }
 
 const EPERM: u32 = 1;
 
-fn action(a: LinuxSeccompAction, errno: Option<u32>) -> Result<Value, SeccompError> {
+const SECCOMP_RET_USER_NOTIF: u32 = 0x7fc0_0000;
+const SECCOMP_RET_TRACE: u32 = 0x7ff0_0000;
+const BPF_RET_K: u16 = 0x06; // BPF_RET | BPF_K
+/// The data of the stand-in action the notify filter is compiled with
+/// (seccompiler's `trace`). Only that filter is rewritten, and its only
+/// other returns are allow and the architecture check's kill, so the
+/// value cannot be mistaken for a profile's own SCMP_ACT_TRACE.
+const NOTIFY_STANDIN_DATA: u32 = 0x4e54;
+const NOTIFY_STANDIN: u32 = SECCOMP_RET_TRACE | NOTIFY_STANDIN_DATA;
+
+const FLAG_TSYNC: u32 = 1;
+const FLAG_LOG: u32 = 2;
+const FLAG_SPEC_ALLOW: u32 = 4;
+const FLAG_WAIT_KILLABLE_RECV: u32 = 1 << 5;
+
+/// A rule's action: seccompiler JSON, or notify, which seccompiler cannot
+/// express (and which must never be confused with a real trace action).
+#[derive(Debug, Clone, PartialEq)]
+enum Action {
+    Compiler(Value),
+    Notify,
+}
+
+impl Action {
+    fn to_json(&self) -> Value {
+        match self {
+            Action::Compiler(v) => v.clone(),
+            Action::Notify => json!({"trace": NOTIFY_STANDIN_DATA}),
+        }
+    }
+
+    fn key(&self) -> String {
+        match self {
+            Action::Compiler(v) => v.to_string(),
+            Action::Notify => "notify".into(),
+        }
+    }
+
+    fn is_allow(&self) -> bool {
+        *self == Action::Compiler(json!("allow"))
+    }
+}
+
+fn action(a: LinuxSeccompAction, errno: Option<u32>) -> Action {
     use LinuxSeccompAction as A;
-    Ok(match a {
+    Action::Compiler(match a {
         A::ScmpActKill | A::ScmpActKillThread => json!("kill_thread"),
         A::ScmpActKillProcess => json!("kill_process"),
         A::ScmpActTrap => json!("trap"),
@@ -47,12 +108,17 @@ fn action(a: LinuxSeccompAction, errno: Option<u32>) -> Result<Value, SeccompErr
         A::ScmpActTrace => json!({"trace": errno.unwrap_or(EPERM)}),
         A::ScmpActLog => json!("log"),
         A::ScmpActAllow => json!("allow"),
-        A::ScmpActNotify => {
-            return Err(SeccompError::Unsupported(
-                "SCMP_ACT_NOTIFY (seccomp user notification) is not supported yet".into(),
-            ));
-        }
+        A::ScmpActNotify => return Action::Notify,
     })
+}
+
+/// Whether the profile uses SCMP_ACT_NOTIFY (as defaultAction or in a rule).
+pub fn uses_notify(s: &LinuxSeccomp) -> bool {
+    s.default_action() == LinuxSeccompAction::ScmpActNotify
+        || s.syscalls()
+            .iter()
+            .flatten()
+            .any(|sc| sc.action() == LinuxSeccompAction::ScmpActNotify)
 }
 
 fn condition(index: usize, op: LinuxSeccompOperator, value: u64, value_two: Option<u64>) -> Value {
@@ -71,12 +137,14 @@ fn condition(index: usize, op: LinuxSeccompOperator, value: u64, value_two: Opti
 }
 
 /// seccompiler's JSON for one filter per action (see the module comment).
+/// The one filter that notifies, if any, is the one whose name ends in
+/// `-notify`.
 pub fn filters_json(s: &LinuxSeccomp, skip: &[String]) -> Result<Value, SeccompError> {
-    let default = action(s.default_action(), s.default_errno_ret())?;
-    let mut groups: BTreeMap<String, (Value, Vec<Value>)> = BTreeMap::new();
+    let default = action(s.default_action(), s.default_errno_ret());
+    let mut groups: BTreeMap<String, (Action, Vec<Value>)> = BTreeMap::new();
     let mut all = Vec::new();
     for sc in s.syscalls().as_deref().unwrap_or_default() {
-        let act = action(sc.action(), sc.errno_ret())?;
+        let act = action(sc.action(), sc.errno_ret());
         if act == default {
             continue;
         }
@@ -116,45 +184,60 @@ pub fn filters_json(s: &LinuxSeccomp, skip: &[String]) -> Result<Value, SeccompE
                 };
                 all.push(rule.clone());
                 groups
-                    .entry(act.to_string())
+                    .entry(act.key())
                     .or_insert_with(|| (act.clone(), Vec::new()))
                     .1
                     .push(rule);
             }
         }
     }
+    let suffix = |a: &Action| {
+        if *a == Action::Notify { "-notify" } else { "" }
+    };
     let mut out = serde_json::Map::new();
     for (i, (_, (act, rules))) in groups.into_iter().enumerate() {
-        if act == json!("allow") {
+        if act.is_allow() {
             continue;
         }
         out.insert(
-            format!("{i:03}-action"),
-            json!({"mismatch_action": "allow", "match_action": act, "filter": rules}),
+            format!("{i:03}-action{}", suffix(&act)),
+            json!({"mismatch_action": "allow", "match_action": act.to_json(), "filter": rules}),
         );
     }
-    if default != json!("allow") {
+    if !default.is_allow() {
         out.insert(
-            "999-default".into(),
-            json!({"mismatch_action": default, "match_action": "allow", "filter": all}),
+            format!("999-default{}", suffix(&default)),
+            json!({"mismatch_action": default.to_json(), "match_action": "allow", "filter": all}),
         );
     }
     Ok(Value::Object(out))
 }
 
+/// Turns the stand-in returns of the notify filter into
+/// SECCOMP_RET_USER_NOTIF. Only `ret #k` instructions whose k is exactly
+/// the stand-in change: a jump comparing an argument with the same number
+/// has another opcode and is left alone. Returns how many were rewritten.
+pub fn rewrite_notify_returns(prog: &mut [seccompiler::sock_filter]) -> usize {
+    let mut n = 0;
+    for insn in prog.iter_mut() {
+        if insn.code == BPF_RET_K && insn.k == NOTIFY_STANDIN {
+            insn.k = SECCOMP_RET_USER_NOTIF;
+            n += 1;
+        }
+    }
+    n
+}
+
 fn flags(s: &LinuxSeccomp) -> u32 {
-    const TSYNC: u32 = 1;
-    const LOG: u32 = 2;
-    const SPEC_ALLOW: u32 = 4;
     s.flags()
         .iter()
         .flatten()
         .map(|f| match f {
-            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => TSYNC,
-            LinuxSeccompFilterFlag::SeccompFilterFlagLog => LOG,
-            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => SPEC_ALLOW,
-            // Only meaningful with user notification, which is refused.
-            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => 0,
+            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => FLAG_TSYNC,
+            LinuxSeccompFilterFlag::SeccompFilterFlagLog => FLAG_LOG,
+            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => FLAG_SPEC_ALLOW,
+            // Applies to the notify filter only (see load_listener).
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => FLAG_WAIT_KILLABLE_RECV,
         })
         .fold(0, |a, b| a | b)
 }
@@ -195,10 +278,24 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled, SeccompError> {
                 let mut keys: Vec<_> = map.keys().cloned().collect();
                 keys.sort();
                 let mut map = map;
-                let programs = keys.iter().filter_map(|k| map.remove(k)).collect();
+                let mut programs = Vec::new();
+                let mut listener = None;
+                for k in &keys {
+                    let Some(mut p) = map.remove(k) else { continue };
+                    if k.ends_with("-notify") {
+                        if rewrite_notify_returns(&mut p) == 0 {
+                            return Err(SeccompError::Compile(
+                                "the notify filter has no notify return".into(),
+                            ));
+                        }
+                        listener = Some(programs.len());
+                    }
+                    programs.push(p);
+                }
                 return Ok(Compiled {
                     programs,
                     flags: flags(s),
+                    listener,
                 });
             }
             Err(e) => {
@@ -222,10 +319,93 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled, SeccompError> {
     }
 }
 
-/// Loads the compiled filters into the calling process.
+/// Loads the compiled filters into the calling process, all but the notify
+/// filter, which [`load_listener`] loads.
 pub fn load(c: &Compiled) -> Result<(), nix::Error> {
-    for p in &c.programs {
-        crate::sys::seccomp_load(p, c.flags)?;
+    for (i, p) in c.programs.iter().enumerate() {
+        if Some(i) == c.listener {
+            continue;
+        }
+        // The kernel refuses WAIT_KILLABLE_RECV without a listener.
+        crate::sys::seccomp_load(p, c.flags & !FLAG_WAIT_KILLABLE_RECV)?;
+    }
+    Ok(())
+}
+
+/// Loads the notify filter with a listener and returns the listener fd;
+/// None when the profile does not notify. TSYNC is dropped for it: with a
+/// listener the kernel takes TSYNC only with TSYNC_ESRCH, and the process
+/// loading it is single-threaded, so there is no thread to synchronise.
+pub fn load_listener(c: &Compiled) -> Result<Option<OwnedFd>, nix::Error> {
+    let Some(p) = c.listener.and_then(|i| c.programs.get(i)) else {
+        return Ok(None);
+    };
+    crate::sys::seccomp_load_listener(p, c.flags & !FLAG_TSYNC).map(Some)
+}
+
+/// The container process state of config-linux.md ("The Container Process
+/// State") for a listener fd sent as the only SCM_RIGHTS fd.
+pub fn process_state(s: &LinuxSeccomp, pid: i32, state: Value) -> Value {
+    let mut v = json!({
+        "ociVersion": crate::spec::OCI_VERSION,
+        "fds": ["seccompFd"],
+        "pid": pid,
+        "state": state,
+    });
+    if let Some(m) = s.listener_metadata() {
+        v["metadata"] = json!(m);
+    }
+    v
+}
+
+/// How long connecting to and sending on `listenerPath` may block (an
+/// agent that does not accept, a full socket buffer).
+const LISTENER_TIMEOUT_SECS: i64 = 10;
+
+/// Sends the listener `fd` of process `pid` to `linux.seccomp.listenerPath`
+/// with the container process state: one connection, one state, closed
+/// after sending, as the spec asks. `state` is the container's state JSON.
+pub fn send_to_listener(
+    s: &LinuxSeccomp,
+    pid: i32,
+    state: Value,
+    fd: &impl AsFd,
+) -> Result<(), SeccompError> {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, UnixAddr, connect, setsockopt, socket, sockopt,
+    };
+    let path = s.listener_path().as_deref().unwrap_or(Path::new(""));
+    let err = |what: &str, e: nix::Error| SeccompError::Listener {
+        path: path.display().to_string(),
+        msg: format!("{what}: {}", e.desc()),
+    };
+    let data = serde_json::to_vec(&process_state(s, pid, state))
+        .expect("the container process state serialises: plain JSON");
+    let sock = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| err("socket", e))?;
+    // SO_SNDTIMEO also bounds a unix connect waiting for backlog room.
+    let t = nix::sys::time::TimeVal::new(LISTENER_TIMEOUT_SECS, 0);
+    setsockopt(&sock, sockopt::SendTimeout, &t).map_err(|e| err("SO_SNDTIMEO", e))?;
+    let addr = UnixAddr::new(path).map_err(|e| err("address", e))?;
+    connect(sock.as_raw_fd(), &addr).map_err(|e| err("connect", e))?;
+    // The fd goes with the first bytes; a stream may take the rest in
+    // further sends (the spec allows several, fds in the first only).
+    let mut sent = crate::sys::send_with_fd(&sock, &data, fd).map_err(|e| err("sendmsg", e))?;
+    while sent < data.len() {
+        match nix::sys::socket::send(
+            sock.as_raw_fd(),
+            &data[sent..],
+            nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+        ) {
+            Ok(n) => sent += n,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(err("send", e)),
+        }
     }
     Ok(())
 }
@@ -247,21 +427,29 @@ pub fn compile_with_cache(s: &LinuxSeccomp) -> Result<Compiled, SeccompError> {
     }
 }
 
+/// A cache entry: the programs as raw instructions, the flags, the index
+/// of the notify filter.
+type CacheEntry = (Vec<Vec<(u16, u8, u8, u32)>>, u32, Option<usize>);
+const CACHE_FORMAT: &[u8] = b"rrun-seccomp-cache-2\n";
+
 /// [`compile`] through a cache of compiled filters in `dir`, keyed by the
 /// SHA-256 of the profile: engines pass the same profile on every create
 /// and exec, and compiling podman's takes tens of milliseconds. A missing,
 /// unreadable or corrupt entry is simply compiled again.
 pub fn compile_cached(s: &LinuxSeccomp, dir: &std::path::Path) -> Result<Compiled, SeccompError> {
     use sha2::{Digest, Sha256};
-    let key = serde_json::to_vec(s).map_err(|e| SeccompError::Compile(e.to_string()))?;
+    // The entry format is part of the key: a binary that stores another
+    // shape never reads (and rewrites) this one's entries.
+    let mut key = CACHE_FORMAT.to_vec();
+    key.extend(serde_json::to_vec(s).map_err(|e| SeccompError::Compile(e.to_string()))?);
     let hash: String = Sha256::digest(&key)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
     let path = dir.join(format!("{hash}.json"));
     if let Ok(data) = std::fs::read(&path)
-        && let Ok((programs, flags)) =
-            serde_json::from_slice::<(Vec<Vec<(u16, u8, u8, u32)>>, u32)>(&data)
+        && let Ok((programs, flags, listener)) = serde_json::from_slice::<CacheEntry>(&data)
+        && listener.is_none_or(|i| i < programs.len())
     {
         let programs = programs
             .into_iter()
@@ -271,7 +459,11 @@ pub fn compile_cached(s: &LinuxSeccomp, dir: &std::path::Path) -> Result<Compile
                     .collect()
             })
             .collect();
-        return Ok(Compiled { programs, flags });
+        return Ok(Compiled {
+            programs,
+            flags,
+            listener,
+        });
     }
     let c = compile(s)?;
     let raw: Vec<Vec<(u16, u8, u8, u32)>> = c
@@ -284,24 +476,51 @@ pub fn compile_cached(s: &LinuxSeccomp, dir: &std::path::Path) -> Result<Compile
         .mode(0o700)
         .create(dir)
         .is_ok()
-        && let Ok(data) = serde_json::to_vec(&(raw, c.flags))
+        && let Ok(data) = serde_json::to_vec(&(raw, c.flags, c.listener))
     {
         let _ = crate::state::write_atomic(&path, &data);
     }
     Ok(c)
 }
 
-/// What `rrun features` reports.
+/// The filter flags rrun passes on, by their OCI names.
+const KNOWN_FLAGS: [(&str, u32); 4] = [
+    ("SECCOMP_FILTER_FLAG_TSYNC", FLAG_TSYNC),
+    ("SECCOMP_FILTER_FLAG_LOG", FLAG_LOG),
+    ("SECCOMP_FILTER_FLAG_SPEC_ALLOW", FLAG_SPEC_ALLOW),
+    (
+        "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+        FLAG_WAIT_KILLABLE_RECV,
+    ),
+];
+
+/// What `rrun features` reports. supportedFlags are the known flags this
+/// kernel accepts (WAIT_KILLABLE_RECV needs Linux 6.0, and is probed with
+/// the listener flag it requires).
 pub fn features() -> Value {
+    const NEW_LISTENER: u32 = 1 << 3;
+    let supported: Vec<&str> = KNOWN_FLAGS
+        .iter()
+        .filter(|(_, f)| {
+            let probe = if *f == FLAG_WAIT_KILLABLE_RECV {
+                f | NEW_LISTENER
+            } else {
+                *f
+            };
+            crate::sys::seccomp_flags_supported(probe)
+        })
+        .map(|(n, _)| *n)
+        .collect();
     json!({
         "enabled": true,
         "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
-                    "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],
+                    "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE",
+                    "SCMP_ACT_TRAP"],
         "operators": ["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
                       "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
         "archs": ["SCMP_ARCH_X86_64"],
-        "knownFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"],
-        "supportedFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"],
+        "knownFlags": KNOWN_FLAGS.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        "supportedFlags": supported,
     })
 }
 
@@ -374,11 +593,204 @@ mod tests {
         assert_eq!(compile_cached(&p, tmp.path()).unwrap().programs, a.programs);
     }
 
+    /// The notify profile of the tests below: notify rules (one comparing
+    /// an argument with the stand-in's own number), a trace rule whose
+    /// data is the stand-in's, and rules of other actions.
+    fn notify_profile() -> LinuxSeccomp {
+        profile(&format!(
+            r#"{{"defaultAction":"SCMP_ACT_ERRNO","flags":["SECCOMP_FILTER_FLAG_TSYNC","SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+                "listenerPath":"/run/agent.sock","syscalls":[
+                {{"names":["read","write","sendmsg"],"action":"SCMP_ACT_ALLOW"}},
+                {{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_NOTIFY"}},
+                {{"names":["chmod"],"action":"SCMP_ACT_NOTIFY","args":[{{"index":1,"value":{NOTIFY_STANDIN},"op":"SCMP_CMP_EQ"}}]}},
+                {{"names":["getcwd"],"action":"SCMP_ACT_TRACE","errnoRet":{NOTIFY_STANDIN_DATA}}},
+                {{"names":["uname"],"action":"SCMP_ACT_ERRNO","errnoRet":5}}]}}"#
+        ))
+    }
+
+    fn rets(p: &[seccompiler::sock_filter], k: u32) -> usize {
+        p.iter().filter(|i| i.code == BPF_RET_K && i.k == k).count()
+    }
+
     #[test]
-    fn notify_is_refused() {
-        let p = profile(
-            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+    fn notify_rules_compile_into_one_listener_filter() {
+        let c = compile(&notify_profile()).unwrap();
+        // errno(5), notify, trace, default (errno EPERM).
+        assert_eq!(c.programs.len(), 4);
+        let l = c.listener.expect("a notify filter");
+        for (i, p) in c.programs.iter().enumerate() {
+            assert_eq!(rets(p, SECCOMP_RET_USER_NOTIF) > 0, i == l, "filter {i}");
+        }
+        assert_eq!(rets(&c.programs[l], NOTIFY_STANDIN), 0, "all rewritten");
+        // getcwd's own SCMP_ACT_TRACE with the stand-in's data is a real
+        // trace, in another filter, and stays one.
+        let traced: Vec<usize> = (0..c.programs.len())
+            .filter(|i| rets(&c.programs[*i], NOTIFY_STANDIN) > 0)
+            .collect();
+        assert_eq!(traced.len(), 1, "{traced:?}");
+        assert_ne!(traced[0], l);
+        // mkdir, mkdirat and chmod (with its argument) each return notify.
+        assert!(rets(&c.programs[l], SECCOMP_RET_USER_NOTIF) >= 3);
+        assert_eq!(
+            c.flags,
+            FLAG_TSYNC | FLAG_WAIT_KILLABLE_RECV,
+            "flags kept; load/load_listener pick per filter"
         );
-        assert!(compile(&p).is_err());
+    }
+
+    #[test]
+    fn rewrite_changes_every_notify_return_and_nothing_else() {
+        let j = filters_json(&notify_profile(), &[]).unwrap();
+        let key = j
+            .as_object()
+            .unwrap()
+            .keys()
+            .find(|k| k.ends_with("-notify"))
+            .expect("one notify filter")
+            .clone();
+        assert_eq!(
+            j.as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| k.ends_with("-notify"))
+                .count(),
+            1
+        );
+        let one = json!({ &key: j[&key] });
+        let mut map =
+            seccompiler::compile_from_json(one.to_string().as_bytes(), TargetArch::x86_64).unwrap();
+        let before = map.remove(&key).unwrap();
+        let mut after = before.clone();
+        let n = rewrite_notify_returns(&mut after);
+        assert_eq!(n, rets(&before, NOTIFY_STANDIN));
+        assert!(n >= 3, "mkdir, mkdirat, chmod: {n}");
+        assert_eq!(before.len(), after.len());
+        for (b, a) in before.iter().zip(&after) {
+            if b.code == BPF_RET_K && b.k == NOTIFY_STANDIN {
+                assert_eq!(
+                    (a.code, a.jt, a.jf, a.k),
+                    (b.code, b.jt, b.jf, SECCOMP_RET_USER_NOTIF)
+                );
+            } else {
+                assert_eq!((a.code, a.jt, a.jf, a.k), (b.code, b.jt, b.jf, b.k));
+            }
+        }
+        assert_eq!(rets(&after, NOTIFY_STANDIN), 0);
+        // chmod's argument comparison carries the same number, untouched.
+        assert!(
+            after
+                .iter()
+                .any(|i| i.code != BPF_RET_K && i.k == NOTIFY_STANDIN),
+            "the argument comparison is not a return"
+        );
+        // A second pass finds nothing left to rewrite.
+        assert_eq!(rewrite_notify_returns(&mut after), 0);
+    }
+
+    #[test]
+    fn notify_default_action_is_the_listener_filter() {
+        let p = profile(
+            r#"{"defaultAction":"SCMP_ACT_NOTIFY","listenerPath":"/run/a.sock","syscalls":[
+                {"names":["sendmsg","read"],"action":"SCMP_ACT_ALLOW"},
+                {"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"},
+                {"names":["uname"],"action":"SCMP_ACT_ERRNO"}]}"#,
+        );
+        let j = filters_json(&p, &[]).unwrap();
+        let keys: Vec<&String> = j.as_object().unwrap().keys().collect();
+        assert_eq!(keys.len(), 2, "{keys:?}");
+        assert!(
+            keys.contains(&&"999-default-notify".to_string()),
+            "{keys:?}"
+        );
+        // mkdir's rule is the default's own action: not a rule of its own.
+        assert_eq!(
+            j["999-default-notify"]["filter"].as_array().unwrap().len(),
+            3
+        );
+        let c = compile(&p).unwrap();
+        assert_eq!(c.listener, Some(1));
+        assert!(rets(&c.programs[1], SECCOMP_RET_USER_NOTIF) >= 1);
+        assert_eq!(rets(&c.programs[0], SECCOMP_RET_USER_NOTIF), 0);
+    }
+
+    #[test]
+    fn profiles_without_notify_have_no_listener() {
+        let p = profile(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["getcwd"],"action":"SCMP_ACT_TRACE","errnoRet":19956}]}"#,
+        );
+        let c = compile(&p).unwrap();
+        assert_eq!(c.listener, None);
+        assert!(!uses_notify(&p));
+        assert!(uses_notify(&notify_profile()));
+        assert!(
+            c.programs
+                .iter()
+                .all(|p| rets(p, SECCOMP_RET_USER_NOTIF) == 0)
+        );
+    }
+
+    #[test]
+    fn cache_keeps_the_listener_index() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = compile_cached(&notify_profile(), tmp.path()).unwrap();
+        let b = compile_cached(&notify_profile(), tmp.path()).unwrap();
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
+        assert_eq!((a.programs, a.listener), (b.programs, b.listener));
+        assert!(b.listener.is_some());
+    }
+
+    #[test]
+    fn container_process_state_shape() {
+        let state = json!({"ociVersion": "1.2.1", "id": "c1", "status": "creating", "pid": 42});
+        let with = profile(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/a","listenerMetadata":"m=1"}"#,
+        );
+        let v = process_state(&with, 42, state.clone());
+        assert_eq!(v["fds"], json!(["seccompFd"]));
+        assert_eq!(
+            (v["pid"].clone(), v["metadata"].clone()),
+            (json!(42), json!("m=1"))
+        );
+        assert_eq!(v["state"], state);
+        assert_eq!(v["ociVersion"], json!(crate::spec::OCI_VERSION));
+        let without = profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/a"}"#);
+        assert!(process_state(&without, 42, state).get("metadata").is_none());
+    }
+
+    #[test]
+    fn listener_errors_name_the_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("nobody.sock");
+        let p = profile(&format!(
+            r#"{{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"{}"}}"#,
+            path.display()
+        ));
+        let fd = std::fs::File::open("/dev/null").unwrap();
+        let e = send_to_listener(&p, 1, json!({}), &fd)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&path.display().to_string()) && e.contains("connect"),
+            "{e}"
+        );
+        assert_eq!(e.lines().count(), 1, "{e}");
+    }
+
+    #[test]
+    fn features_list_notify_and_probe_flags() {
+        let f = features();
+        assert!(
+            f["actions"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("SCMP_ACT_NOTIFY"))
+        );
+        let known = f["knownFlags"].as_array().unwrap();
+        for s in f["supportedFlags"].as_array().unwrap() {
+            assert!(known.contains(s), "{s} supported but not known");
+        }
+        // The probe tells a flag the kernel does not know from one it does.
+        assert!(crate::sys::seccomp_flags_supported(FLAG_LOG));
+        assert!(!crate::sys::seccomp_flags_supported(1 << 30));
     }
 }

@@ -535,3 +535,135 @@ pub fn remove_env(key: &str) {
     // SAFETY: no other thread exists yet that could read the environment.
     unsafe { std::env::remove_var(key) };
 }
+
+/// seccomp(SECCOMP_SET_MODE_FILTER, flags | SECCOMP_FILTER_FLAG_NEW_LISTENER,
+/// prog): loads a filter whose SECCOMP_RET_USER_NOTIF answers go to a
+/// supervisor, and returns the listener fd (close-on-exec) it reads them
+/// from. A process's filter stack may hold one such filter (EBUSY after).
+pub fn seccomp_load_listener(
+    prog: &[seccompiler::sock_filter],
+    flags: u32,
+) -> Result<OwnedFd, Errno> {
+    #[repr(C)]
+    struct SockFprog {
+        len: libc::c_ushort,
+        filter: *const seccompiler::sock_filter,
+    }
+    const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
+    const SECCOMP_FILTER_FLAG_NEW_LISTENER: u32 = 1 << 3;
+    let fprog = SockFprog {
+        len: prog.len() as libc::c_ushort,
+        filter: prog.as_ptr(),
+    };
+    // SAFETY: fprog points to `prog`, a valid array of sock_filter (repr C,
+    // from seccompiler) that outlives the call; the kernel copies it.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            (flags | SECCOMP_FILTER_FLAG_NEW_LISTENER) as libc::c_uint,
+            &fprog as *const SockFprog,
+        )
+    };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: with NEW_LISTENER a successful call returns a new fd that
+    // nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as i32) })
+}
+
+/// Whether this kernel knows every seccomp(2) filter flag in `flags`: a
+/// filter call without a program fails with EFAULT once the flags passed
+/// the kernel's check, with EINVAL when one is unknown. Nothing is loaded.
+pub fn seccomp_flags_supported(flags: u32) -> bool {
+    const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
+    // SAFETY: a NULL program pointer is never dereferenced in user space;
+    // the kernel checks the flags first and then fails to copy from NULL.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            flags as libc::c_uint,
+            std::ptr::null::<libc::c_void>(),
+        )
+    };
+    ret < 0 && Errno::last() == Errno::EFAULT
+}
+
+/// One sendmsg(2) of `data` with `fd` attached (SCM_RIGHTS), MSG_NOSIGNAL.
+/// Unlike nix's sendmsg it allocates nothing, so right after a notify
+/// filter is loaded the hand-off is this one syscall and no other (a
+/// malloc could mmap or brk). Returns the bytes sent (a stream socket may
+/// take fewer than `data.len()`); EINTR is retried.
+pub fn send_with_fd(sock: &impl AsFd, data: &[u8], fd: &impl AsFd) -> Result<usize, Errno> {
+    // CMSG_SPACE(sizeof(int)) on 64-bit Linux: a 16-byte cmsghdr plus the
+    // fd padded to 8. u64 elements keep the buffer aligned for cmsghdr.
+    let mut space = [0u64; 3];
+    let raw = fd.as_fd().as_raw_fd();
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: msghdr is plain data; zeroed is valid (no name, no flags).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = space.as_mut_ptr() as *mut libc::c_void;
+    // SAFETY: CMSG_SPACE only computes a size.
+    msg.msg_controllen =
+        unsafe { libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) } as usize;
+    assert!(
+        msg.msg_controllen <= std::mem::size_of_val(&space),
+        "one SCM_RIGHTS fd fits the control buffer"
+    );
+    // SAFETY: msg_control points to our zeroed, aligned buffer of at least
+    // msg_controllen bytes, so CMSG_FIRSTHDR returns a pointer into it with
+    // room for one header and one int; we write exactly those.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut libc::c_int, raw);
+    }
+    loop {
+        // SAFETY: msg and everything it points to (iov, data, space) are
+        // valid for the call; the kernel only reads them. `fd` stays open.
+        let ret = unsafe { libc::sendmsg(sock.as_fd().as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+        match Errno::result(ret) {
+            Err(Errno::EINTR) => continue,
+            other => return other.map(|n| n as usize),
+        }
+    }
+}
+
+/// One recvmsg(2) into `buf`: the byte count and the fds that came with the
+/// message (SCM_RIGHTS), owned and close-on-exec. EINTR is retried.
+pub fn recv_with_fds(sock: &impl AsFd, buf: &mut [u8]) -> Result<(usize, Vec<OwnedFd>), Errno> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut space = nix::cmsg_space!([libc::c_int; 4]);
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let msg = loop {
+        match recvmsg::<()>(
+            sock.as_fd().as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Err(Errno::EINTR) => continue,
+            other => break other?,
+        }
+    };
+    let mut fds = Vec::new();
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(raw) = c {
+            for fd in raw {
+                // SAFETY: the kernel installed this fd in our table for
+                // this message; nothing else knows or owns it.
+                fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    Ok((msg.bytes, fds))
+}

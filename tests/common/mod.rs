@@ -13,7 +13,7 @@
 use serde_json::{Value, json};
 use std::cell::RefCell;
 use std::fs::{self, File};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -185,13 +185,23 @@ fn cmdline(cmd: &Command) -> String {
     s
 }
 
+/// The whole file, read with pread: a running container may share this
+/// file's offset (it was handed the same open file), and moving the offset
+/// under it (seek to 0, read to the end) would let its next write land
+/// over what is already there.
 fn read_all(f: &mut File) -> String {
-    let mut s = String::new();
-    let _ = f.seek(SeekFrom::Start(0));
+    use std::os::unix::fs::FileExt;
     let mut buf = Vec::new();
-    let _ = f.read_to_end(&mut buf);
-    s.push_str(&String::from_utf8_lossy(&buf));
-    s
+    let mut chunk = [0u8; 8192];
+    loop {
+        match f.read_at(&mut chunk, buf.len() as u64) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 /// Wait for `child` at most `timeout`; on timeout kill it and panic.
@@ -559,6 +569,8 @@ impl Bundle {
     pub fn write(&self) {
         let text = serde_json::to_string_pretty(&self.config).unwrap();
         fs::write(self.file("config.json"), text).expect("write config.json");
+        // Readable by a rootless runtime whatever the test's umask.
+        set_mode(&self.file("config.json"), 0o644);
     }
 
     /// Arbitrary edit of the config.
@@ -811,6 +823,9 @@ pub struct Container {
     pub id: String,
     pub root: PathBuf,
     pub bundle: Bundle,
+    /// Set for a rootless container: every runtime command runs as this
+    /// unprivileged user (see [`RunAs`]).
+    pub run_as: Option<RunAs>,
     /// stdout/stderr handed to create/run: the container inherits them.
     io: RefCell<Option<(File, File)>>,
     /// Host pids (with start time) seen for this container.
@@ -830,6 +845,7 @@ impl Container {
             id: id.to_string(),
             root,
             bundle,
+            run_as: None,
             io: RefCell::new(None),
             pids: RefCell::new(Vec::new()),
         }
@@ -839,10 +855,55 @@ impl Container {
         self.root.to_string_lossy().into_owned()
     }
 
-    /// `rrun --root ROOT ARGS...` (not run yet).
+    /// A rootless container: the runtime runs as `user` with a private
+    /// directory (under /run, owned by the user) as its HOME and
+    /// XDG_RUNTIME_DIR, and `--root DIR/state`. With `default_root` no
+    /// `--root` is passed and the state lands in the runtime's default for
+    /// an unprivileged user, `$XDG_RUNTIME_DIR/<runtime name>`.
+    pub fn rootless(bundle: Bundle, user: &User, default_root: bool) -> Container {
+        let id = unique_name();
+        Self::rootless_with_id(bundle, user, default_root, &id)
+    }
+
+    pub fn rootless_with_id(
+        bundle: Bundle,
+        user: &User,
+        default_root: bool,
+        id: &str,
+    ) -> Container {
+        let dir = PathBuf::from(format!("/run/{}", unique_name()));
+        fs::create_dir(&dir).expect("create the rootless test dir");
+        set_mode(&dir, 0o700);
+        user.chown(&dir);
+        let root = if default_root {
+            let runtime = if is_runc() { "runc" } else { "rrun" };
+            dir.join(runtime)
+        } else {
+            dir.join("state")
+        };
+        let mut c = Self::with_id(bundle, id);
+        c.root = root;
+        c.run_as = Some(RunAs {
+            user: user.clone(),
+            dir,
+            pass_root: !default_root,
+            marker: format!("RRUN_TEST_MARKER={}", unique_name()),
+            enter_cgroups: Vec::new(),
+        });
+        c
+    }
+
+    /// `rrun --root ROOT ARGS...` (not run yet); for a rootless container
+    /// run as its user.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(rrun_bin());
-        c.arg("--root").arg(&self.root).args(args);
+        let mut c = match &self.run_as {
+            None => Command::new(rrun_bin()),
+            Some(r) => r.command(&rrun_bin()),
+        };
+        if self.run_as.as_ref().is_none_or(|r| r.pass_root) {
+            c.arg("--root").arg(&self.root);
+        }
+        c.args(args);
         c
     }
 
@@ -1083,6 +1144,16 @@ impl Container {
             "container processes still alive: {:?}",
             self.live_pids()
         );
+        if let Some(r) = &self.run_as {
+            let left = poll(Duration::from_secs(5), || {
+                r.marked_pids().is_empty().then_some(())
+            });
+            assert!(
+                left.is_some(),
+                "processes started by the rootless runtime still alive: {:?}",
+                r.marked_pids()
+            );
+        }
         for d in cgroup_dirs(&self.bundle.cgroups_path) {
             assert!(!d.exists(), "cgroup {} still exists", d.display());
         }
@@ -1121,7 +1192,11 @@ impl Drop for Container {
             }
         }
         // Kill anything of ours still running (a buggy runtime).
-        for pid in self.live_pids() {
+        let mut ours = self.live_pids();
+        if let Some(r) = &self.run_as {
+            ours.extend(r.marked_pids());
+        }
+        for pid in ours {
             let _ = Command::new("kill")
                 .arg("-9")
                 .arg(pid.to_string())
@@ -1152,6 +1227,9 @@ impl Drop for Container {
             }
         }
         let _ = fs::remove_dir_all(&self.root);
+        if let Some(r) = &self.run_as {
+            let _ = fs::remove_dir_all(&r.dir);
+        }
     }
 }
 
@@ -1211,4 +1289,191 @@ pub fn receive_console_master(
         ));
     }
     Ok((owned.pop().unwrap(), name))
+}
+
+// ---------------------------------------------------------------------------
+// Rootless: an unprivileged user running the runtime
+// ---------------------------------------------------------------------------
+
+/// The unprivileged user the rootless tests run the runtime as; created by
+/// [`rootless_user`] when missing (a system user: no home, no login, no
+/// subordinate ids).
+pub const ROOTLESS_USER: &str = "rrun-rootless";
+
+/// A host user account.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl User {
+    /// Looks a user up with getent (so NSS users count too).
+    pub fn lookup(name: &str) -> Option<User> {
+        let mut c = Command::new("getent");
+        c.arg("passwd").arg(name);
+        let o = run_timeout(c, TIMEOUT);
+        let line = o.stdout.lines().next()?.to_string();
+        let f: Vec<&str> = line.split(':').collect();
+        Some(User {
+            name: f.first()?.to_string(),
+            uid: f.get(2)?.parse().ok()?,
+            gid: f.get(3)?.parse().ok()?,
+        })
+    }
+
+    pub fn chown(&self, p: &Path) {
+        std::os::unix::fs::chown(p, Some(self.uid), Some(self.gid))
+            .unwrap_or_else(|e| panic!("chown {} to {}: {e}", p.display(), self.name));
+    }
+
+    /// chown -R (a private rootfs copy handed to the user).
+    pub fn chown_tree(&self, p: &Path) {
+        let mut c = Command::new("chown");
+        c.arg("-R")
+            .arg("--no-dereference")
+            .arg(format!("{}:{}", self.uid, self.gid))
+            .arg(p);
+        run_timeout(c, Duration::from_secs(60)).ok();
+    }
+
+    /// `program` run as this user: real and effective ids switched by
+    /// setpriv (which leaves no capability behind: a uid change from 0
+    /// clears them), its own supplementary groups, a clean environment.
+    pub fn command(&self, program: &Path, home: &Path) -> Command {
+        let mut c = Command::new("setpriv");
+        c.arg(format!("--reuid={}", self.uid))
+            .arg(format!("--regid={}", self.gid))
+            .arg("--init-groups")
+            .arg("--")
+            .arg(program);
+        c.env_clear()
+            .env(
+                "PATH",
+                "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
+            )
+            .env("HOME", home)
+            .env("XDG_RUNTIME_DIR", home)
+            .env("USER", &self.name)
+            .env("LOGNAME", &self.name);
+        c
+    }
+}
+
+/// The rootless test user, created if missing. Test binaries running at the
+/// same time serialise on a lock file; a concurrent `useradd` from outside
+/// (or a user created meanwhile) is tolerated. Err says why there is none.
+pub fn rootless_user() -> Result<User, String> {
+    static USER: OnceLock<Result<User, String>> = OnceLock::new();
+    USER.get_or_init(|| {
+        if let Some(u) = User::lookup(ROOTLESS_USER) {
+            return Ok(u);
+        }
+        if !is_root() {
+            return Err("creating the rootless test user needs root".into());
+        }
+        if !have_cmd("useradd") {
+            return Err("useradd not found".into());
+        }
+        let target = target_dir();
+        fs::create_dir_all(&target).map_err(|e| e.to_string())?;
+        let lock = File::create(target.join("rootless-user.lock")).map_err(|e| e.to_string())?;
+        lock.lock().map_err(|e| e.to_string())?;
+        let mut last = String::new();
+        for _ in 0..20 {
+            if let Some(u) = User::lookup(ROOTLESS_USER) {
+                return Ok(u);
+            }
+            let mut c = Command::new("useradd");
+            c.args([
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--home-dir",
+                "/nonexistent",
+                "--shell",
+                "/usr/sbin/nologin",
+                "--comment",
+                "rrun rootless tests",
+                ROOTLESS_USER,
+            ]);
+            let o = run_timeout(c, TIMEOUT);
+            // 9: the name is taken (someone else was faster); others, e.g.
+            // a locked /etc/passwd, are worth another try.
+            if o.success() || o.code == Some(9) {
+                continue;
+            }
+            last = o.to_string();
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        User::lookup(ROOTLESS_USER).ok_or_else(|| format!("useradd failed:\n{last}"))
+    })
+    .clone()
+}
+
+/// How a rootless container's runtime commands are run.
+#[derive(Debug, Clone)]
+pub struct RunAs {
+    pub user: User,
+    /// Private, user-owned HOME and XDG_RUNTIME_DIR; removed on drop.
+    pub dir: PathBuf,
+    /// Pass `--root` (else the runtime picks its default state root).
+    pub pass_root: bool,
+    /// `NAME=VALUE` put in the runtime's environment: a process still
+    /// running runtime code (an init that never exec'd) carries it, so a
+    /// leak is found even when its pid was never reported.
+    pub marker: String,
+    /// Cgroup directories (one per hierarchy) each command is moved into
+    /// before it switches to the user: a cgroup delegated to the user, as
+    /// systemd puts a user's session in one.
+    pub enter_cgroups: Vec<PathBuf>,
+}
+
+impl RunAs {
+    pub fn command(&self, program: &Path) -> Command {
+        let mut c = self.user.command(program, &self.dir);
+        let (k, v) = self.marker.split_once('=').expect("marker is NAME=VALUE");
+        c.env(k, v);
+        if self.enter_cgroups.is_empty() {
+            return c;
+        }
+        // sh (still root) joins the cgroups, then execs the same command.
+        let mut w = Command::new("sh");
+        w.arg("-c")
+            .arg(
+                "while [ \"$1\" != -- ]; do echo $$ > \"$1/cgroup.procs\" || exit 125; shift; done; \
+                 shift; exec \"$@\"",
+            )
+            .arg("sh")
+            .args(&self.enter_cgroups)
+            .arg("--")
+            .arg(c.get_program())
+            .args(c.get_args());
+        w.env_clear();
+        for (k, v) in c.get_envs() {
+            if let Some(v) = v {
+                w.env(k, v);
+            }
+        }
+        w
+    }
+
+    /// Live processes whose environment carries the marker.
+    pub fn marked_pids(&self) -> Vec<i32> {
+        let needle = self.marker.as_bytes();
+        let Ok(rd) = fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        rd.flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| *pid as u32 != std::process::id())
+            .filter(|pid| {
+                fs::read(format!("/proc/{pid}/environ"))
+                    .map(|env| env.split(|b| *b == 0).any(|kv| kv == needle))
+                    .unwrap_or(false)
+            })
+            .filter(|pid| pid_alive(*pid))
+            .collect()
+    }
 }
