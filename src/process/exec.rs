@@ -1,6 +1,6 @@
 //! exec: a new process inside a running container. rrun forks a helper
-//! that joins the container's cgroups (the parent writes its pid before it
-//! moves) and, with one setns(pidfd) call, every namespace of the container
+//! that joins the container's cgroups (itself, first thing: see
+//! cgroups::Placement) and, with one setns(pidfd) call, every namespace of the container
 //! that differs from ours; the helper forks the process itself, which is
 //! then a member of the container's pid namespace, applies the process
 //! config (the same code as the init's) and execs. The helper reports the
@@ -8,8 +8,8 @@
 //!
 //! | step | who     | what                                                    |
 //! |------|---------|---------------------------------------------------------|
-//! | 1    | parent  | fork helper                                             |
-//! | 2    | parent  | helper's pid into the container's cgroups; send Go      |
+//! | 1    | parent  | fork helper (clone3 into the cgroup2 directory)         |
+//! | 2    | helper  | joins the v1 cgroups (`tasks` <- 0); parent sends Go    |
 //! | 3    | helper  | non-dumpable; setns(pidfd, all differing namespaces)    |
 //! | 4    | helper  | fork the process; send ChildPid; exit                   |
 //! | 5    | process | tty (if asked), process config, execve                  |
@@ -321,10 +321,26 @@ pub fn exec(state: &ContainerState, opts: &ExecOptions) -> Result<Execed, ExecEr
     let (parent_end, child_end) = sync::pair()?;
     let keyring = format!("_ses.{}", state.id);
 
-    let helper = match sys::fork_process().map_err(|e| ExecError::Sys("fork", e))? {
+    // The helper joins the container's cgroups itself, before anything
+    // else (see cgroups::Placement): born in the cgroup2 directory, then
+    // its own thread into each v1 hierarchy. A paused container is joined
+    // after the exec instead (see join_late).
+    let placement = if join_late || dirs.is_empty() {
+        None
+    } else {
+        Some(
+            crate::cgroups::Placement::open(&dirs)
+                .map_err(|e| ExecError::Process(e.to_string()))?,
+        )
+    };
+    let (forked, born_in_unified) =
+        super::clone_in_cgroups(CloneFlags::empty(), placement.as_ref())
+            .map_err(|e| ExecError::Sys("fork", e))?;
+    let helper = match forked {
         CloneResult::Child => {
             drop(parent_end);
             drop(console_parent);
+            super::join_cgroups(placement.as_ref(), born_in_unified, &child_end);
             helper(
                 &pidfd,
                 ns,
@@ -343,9 +359,6 @@ pub fn exec(state: &ContainerState, opts: &ExecOptions) -> Result<Execed, ExecEr
         let _ = waitpid(helper, None);
         e
     };
-    if !join_late && let Err(e) = crate::cgroups::add_pid(&dirs, helper.as_raw()) {
-        return Err(fail(ExecError::Process(e.to_string())));
-    }
     parent_end.send(&Msg::Go).map_err(|e| fail(e.into()))?;
     // The helper reports the process's pid; the process may hand over a
     // seccomp listener (sync s1, possibly before that report: they run

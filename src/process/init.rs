@@ -31,6 +31,16 @@ fn fail(chan: &Channel, msg: String) -> ! {
     sys::exit_now(1)
 }
 
+/// `fail` for a process whose parent still has steps to do before it
+/// listens (id maps, Go): staying alive until the parent's next message
+/// (or its end) keeps those steps from failing on a dead process first,
+/// so the error the user sees is this one.
+pub(super) fn fail_before_go(chan: &Channel, msg: String) -> ! {
+    let _ = chan.send(&Msg::Error(msg));
+    let _ = chan.recv();
+    sys::exit_now(1)
+}
+
 /// The intermediate process: joins namespaces by path, unshares the new
 /// ones (a user namespace first, with the parent writing its maps), sets
 /// time offsets, forks the init, reports its pid and exits.

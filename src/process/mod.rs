@@ -104,6 +104,9 @@ pub struct InitPlan {
     pub ns: NsPlan,
     pub hierarchies: Vec<Hierarchy>,
     pub cgroup_dirs: Vec<PathBuf>,
+    /// How the first process joins its cgroups itself (see
+    /// `cgroups::Placement`); None without cgroups.
+    pub placement: Option<cgroups::Placement>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     /// fds 3.. that pass to the program: --preserve-fds plus LISTEN_FDS.
@@ -113,6 +116,47 @@ pub struct InitPlan {
     pub seccomp: Option<crate::security::seccomp::Compiled>,
     /// The built-in init (a sealed memfd copy of rrun-init), when asked for.
     pub init_binary: Option<OwnedFd>,
+}
+
+/// Clones (fork semantics, plus namespace `flags`) a process meant for the
+/// container's cgroups: born in their cgroup2 directory when clone3 allows
+/// (Linux 5.7+). Returns whether it was; the child must then call
+/// [`join_cgroups`] before anything else.
+pub(super) fn clone_in_cgroups(
+    flags: nix::sched::CloneFlags,
+    placement: Option<&cgroups::Placement>,
+) -> std::result::Result<(CloneResult, bool), nix::errno::Errno> {
+    let unified = placement.and_then(|p| p.unified.as_ref());
+    match unified.map(|u| sys::clone_into_cgroup(flags, u)) {
+        Some(Err(nix::errno::Errno::ENOSYS | nix::errno::Errno::E2BIG)) | None => {
+            Ok((sys::clone_process(flags)?, unified.is_none()))
+        }
+        Some(r) => Ok((r?, true)),
+    }
+}
+
+/// In a child of [`clone_in_cgroups`], while it has a single thread (and
+/// has closed its copy of the parent's channel end): joins the v1
+/// hierarchies, and cgroup2 unless born there. On failure it reports on
+/// `chan` and exits.
+pub(super) fn join_cgroups(
+    placement: Option<&cgroups::Placement>,
+    born_in_unified: bool,
+    chan: &sync::Channel,
+) {
+    let Some(p) = placement else {
+        return;
+    };
+    let joined = p.join_self().and_then(|()| {
+        if born_in_unified {
+            Ok(())
+        } else {
+            p.join_unified_self()
+        }
+    });
+    if let Err(e) = joined {
+        init::fail_before_go(chan, e);
+    }
 }
 
 /// A container that reached `created`, still locked by this process.
@@ -324,6 +368,23 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
     dir_ref.save(&state)?;
     sys::failpoint("create-claimed");
 
+    // The cgroups exist, with their limits, before the container's first
+    // process: it joins them itself as its first act (see
+    // cgroups::Placement), so nothing of it ever runs outside them.
+    guard.cgroups_made = cgroups::create(&hierarchies, &cgroup_dirs)?;
+    sys::failpoint("create-cgroups");
+    let resources = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().clone())
+        .unwrap_or_default();
+    cgroups::apply_resources(&cgroup_dirs, &resources, true)?;
+    let placement = if cgroup_dirs.is_empty() {
+        None
+    } else {
+        Some(cgroups::Placement::open(&cgroup_dirs)?)
+    };
+
     let listener = exec_listener(dir_ref)?;
     let (console_child, console_parent) =
         tty::console_endpoints(opts.console_socket.as_deref(), terminal)
@@ -337,6 +398,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         ns,
         hierarchies,
         cgroup_dirs: cgroup_dirs.clone(),
+        placement,
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
         preserve_fds: opts.preserve_fds + listen,
@@ -357,11 +419,14 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
     } else {
         plan.ns.new
     };
-    let first = match sys::clone_process(clone_flags).map_err(|e| CreateError::Sys("clone", e))? {
+    let (cloned, born_in_unified) = clone_in_cgroups(clone_flags, plan.placement.as_ref())
+        .map_err(|e| CreateError::Sys("clone", e))?;
+    let first = match cloned {
         CloneResult::Child => {
             drop(parent_end);
             drop(console_parent);
             let _ = nix::unistd::close(lock_fd);
+            join_cgroups(plan.placement.as_ref(), born_in_unified, &child_end);
             if intermediate {
                 init::intermediate(&plan, &child_end, &listener, console_child.as_ref())
             } else {
@@ -399,15 +464,6 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         first
     };
 
-    guard.cgroups_made = cgroups::create(&plan.hierarchies, &plan.cgroup_dirs)?;
-    sys::failpoint("create-cgroups");
-    let resources = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.resources().clone())
-        .unwrap_or_default();
-    cgroups::apply_resources(&plan.cgroup_dirs, &resources, true)?;
-    cgroups::add_pid(&plan.cgroup_dirs, pid.as_raw())?;
     if let Some(adj) = process.oom_score_adj() {
         std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
             .map_err(|e| CreateError::Init(format!("writing oom_score_adj: {e}")))?;
