@@ -1,5 +1,5 @@
 //! The on-disk container state under `--root`: one directory per container,
-//! `state.json` written atomically (write, fsync, rename), an exclusive flock
+//! `state.json` written atomically (write, rename), an exclusive flock
 //! on the directory so two commands on one container never interleave, and
 //! the status derived from the process itself (pid + start time), so a
 //! recycled pid can never make a dead container look alive.
@@ -412,7 +412,14 @@ impl ContainerDir {
     }
 }
 
-/// Write to a temporary file beside `path`, fsync, then rename over it.
+/// Write to a temporary file beside `path`, then rename it over `path`:
+/// readers see the old or the new state, never half of one.
+///
+/// No fsync: the state describes processes, which do not outlive the
+/// machine, so there is nothing to make durable across a power loss; the
+/// rename alone is what protects against rrun itself dying mid-write.
+/// (On a disk-backed --root an fsync per save cost milliseconds per
+/// create.)
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let tmp = path.with_file_name(format!(".{}.{}.tmp", name, std::process::id()));
@@ -425,16 +432,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
             .custom_flags(libc::O_CLOEXEC)
             .open(&tmp)?;
         f.write_all(data)?;
-        // On tmpfs (where --root belongs) fsync buys nothing and costs a
-        // syscall per write; the rename keeps the update atomic either way.
-        let volatile = nix::sys::statfs::fstatfs(&f).is_ok_and(|s| {
-            let t = s.filesystem_type();
-            const RAMFS_MAGIC: i64 = 0x8584_58f6;
-            t == nix::sys::statfs::TMPFS_MAGIC || t.0 == RAMFS_MAGIC
-        });
-        if !volatile {
-            f.sync_all()?;
-        }
+        drop(f);
         fs::rename(&tmp, path)
     })();
     if result.is_err() {
