@@ -6,6 +6,10 @@ use anyhow::Result;
 use serde_json::json;
 
 pub fn document() -> serde_json::Value {
+    // features.md defines these as "support compiled in"; rrun reports
+    // whether it will apply the label on this host (it ignores labels of
+    // an LSM that is off), so an engine can tell before it asks.
+    let lsm = crate::security::lsm::Host::detect();
     let mut caps: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
     caps.sort();
     let mut options: Vec<&str> = crate::rootfs::options::KNOWN.to_vec();
@@ -20,8 +24,8 @@ pub fn document() -> serde_json::Value {
             "capabilities": caps,
             "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false},
             "seccomp": crate::security::seccomp::features(),
-            "apparmor": {"enabled": false},
-            "selinux": {"enabled": false},
+            "apparmor": {"enabled": lsm.apparmor},
+            "selinux": {"enabled": lsm.selinux},
             "intelRdt": {"enabled": false},
             "mountExtensions": {"idmap": {"enabled": false}}
         },

@@ -290,16 +290,9 @@ pub fn exec(state: &ContainerState, opts: &ExecOptions) -> Result<Execed, ExecEr
             "cannot allocate a terminal for a detached process without --console-socket".into(),
         ));
     }
-    for (what, label) in [
-        ("apparmor", process.apparmor_profile()),
-        ("selinux", process.selinux_label()),
-    ] {
-        if label.as_ref().is_some_and(|l| !l.is_empty()) {
-            crate::log::warn(&format!(
-                "{what} label requested but {what} is not enabled on this host; ignored"
-            ));
-        }
-    }
+    // --apparmor/--process-label, or the container's labels.
+    let lsm =
+        crate::security::lsm::plan(process, None).map_err(|e| ExecError::Invalid(e.to_string()))?;
     let dirs = exec_cgroup_dirs(state, &opts.sub_cgroups)?;
     // The exec'd process gets the container's filter, as runc does.
     let seccomp = state
@@ -347,7 +340,7 @@ pub fn exec(state: &ContainerState, opts: &ExecOptions) -> Result<Execed, ExecEr
                 &child_end,
                 process,
                 console_child.as_ref(),
-                (&keyring, opts.preserve_fds, seccomp.as_ref()),
+                (&keyring, opts.preserve_fds, seccomp.as_ref(), &lsm),
             )
         }
         CloneResult::Parent { child } => child,
@@ -451,7 +444,12 @@ fn helper(
     chan: &Channel,
     process: &Process,
     console: Option<&OwnedFd>,
-    (keyring, preserve_fds, seccomp): (&str, u32, Option<&crate::security::seccomp::Compiled>),
+    (keyring, preserve_fds, seccomp, lsm): (
+        &str,
+        u32,
+        Option<&crate::security::seccomp::Compiled>,
+        &crate::security::lsm::Labels,
+    ),
 ) -> ! {
     // Until exec, nothing in the container may ptrace us or open our
     // /proc/<pid>/exe, cwd or fds (CVE-2019-5736 class).
@@ -500,6 +498,7 @@ fn helper(
                 preserve_fds,
                 listen_fds: 0,
                 seccomp,
+                lsm,
                 chan,
             },
         )

@@ -17,7 +17,7 @@ use oci_spec::runtime::{LinuxNamespaceType, PosixRlimitType, Process};
 use super::InitPlan;
 use super::sync::{Channel, Msg};
 use crate::rootfs::{self, RootfsPlan};
-use crate::security::CapPlan;
+use crate::security::{CapPlan, lsm};
 use crate::sys::{self, CloneResult};
 
 type StepResult<T> = Result<T, String>;
@@ -222,6 +222,7 @@ fn setup(plan: &InitPlan, chan: &Channel, console: Option<&OwnedFd>) -> StepResu
         no_pivot: plan.no_pivot,
         hierarchies: &plan.hierarchies,
         cgroup_dirs: &plan.cgroup_dirs,
+        mount_label: plan.lsm.mount.as_deref(),
     };
     rootfs::prepare(&rplan).map_err(|e| e.to_string())?;
     // e. f.
@@ -265,6 +266,9 @@ fn setup(plan: &InitPlan, chan: &Channel, console: Option<&OwnedFd>) -> StepResu
     if plan.init_binary.is_some() {
         apply_scheduling(process)?;
         let launch = build_launch(plan, process)?;
+        // The built-in init execs into the container's labels; the
+        // program, its child, inherits them (as under docker --init).
+        lsm::set_exec_labels(&plan.lsm).map_err(|e| e.to_string())?;
         sys::cloexec_from(3 + plan.preserve_fds).map_err(step("close_range"))?;
         return Ok(Target::Init(plan_fd(&launch, 3 + plan.preserve_fds)?));
     }
@@ -277,6 +281,7 @@ fn setup(plan: &InitPlan, chan: &Channel, console: Option<&OwnedFd>) -> StepResu
             preserve_fds: plan.preserve_fds,
             listen_fds: plan.listen_fds,
             seccomp: plan.seccomp.as_ref(),
+            lsm: &plan.lsm,
             chan,
         },
     )
@@ -291,6 +296,8 @@ pub struct ProcessOptions<'a> {
     pub preserve_fds: u32,
     pub listen_fds: u32,
     pub seccomp: Option<&'a crate::security::seccomp::Compiled>,
+    /// The AppArmor profile and SELinux label to exec into.
+    pub lsm: &'a lsm::Labels,
     /// Where a seccomp listener goes (sync steps s1-s2).
     pub chan: &'a Channel,
 }
@@ -306,11 +313,15 @@ pub(super) fn apply_process(process: &Process, opts: &ProcessOptions) -> StepRes
     }
     apply_scheduling(process)?;
     if let Some(name) = opts.keyring {
-        match sys::join_session_keyring(name) {
+        let joined = lsm::with_keyring_label(opts.lsm, || sys::join_session_keyring(name));
+        match joined.map_err(|e| e.to_string())? {
             Ok(()) | Err(nix::errno::Errno::ENOSYS) => {}
             Err(e) => return Err(format!("joining a new session keyring: {e}")),
         }
     }
+    // Before any filter is loaded (the writes need openat2 and write) and
+    // while still privileged; they take effect at the execve.
+    lsm::set_exec_labels(opts.lsm).map_err(|e| e.to_string())?;
     let env = build_env(process, opts.listen_fds);
     let args = process.args().as_deref().unwrap_or_default();
     let Some(arg0) = args.first() else {

@@ -69,6 +69,8 @@ pub enum CreateError {
     #[error(transparent)]
     Seccomp(#[from] crate::security::seccomp::SeccompError),
     #[error(transparent)]
+    Lsm(#[from] crate::security::lsm::LsmError),
+    #[error(transparent)]
     Sync(#[from] sync::SyncError),
     #[error("{0}: {1}")]
     Sys(&'static str, nix::Error),
@@ -114,6 +116,8 @@ pub struct InitPlan {
     pub listen_fds: u32,
     pub has_runtime_hooks: bool,
     pub seccomp: Option<crate::security::seccomp::Compiled>,
+    /// AppArmor profile, SELinux process and mount labels (of enabled LSMs).
+    pub lsm: crate::security::lsm::Labels,
     /// The built-in init (a sealed memfd copy of rrun-init), when asked for.
     pub init_binary: Option<OwnedFd>,
 }
@@ -250,28 +254,12 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         }
         _ => {}
     }
-    // No LSM is enabled on hosts without /sys/kernel/security/lsm listing
-    // it: like runc, ignore the labels there, with a warning.
-    let lsms = std::fs::read_to_string("/sys/kernel/security/lsm").unwrap_or_default();
-    for (lsm, label) in [
-        ("apparmor", process.apparmor_profile().as_deref()),
-        ("selinux", process.selinux_label().as_deref()),
-        (
-            "selinux",
-            spec.linux()
-                .as_ref()
-                .and_then(|l| l.mount_label().as_deref()),
-        ),
-    ] {
-        if label.is_some_and(|l| !l.is_empty()) {
-            if lsms.split(',').any(|l| l == lsm) {
-                return Err(CreateError::Unsupported(format!(
-                    "{lsm} labels are not supported by this build of rrun"
-                )));
-            }
-            crate::log::warn(&format!("{lsm} is not enabled on this host; label ignored"));
-        }
-    }
+    // Labels of LSMs the host has off are ignored, with a warning.
+    let mount_label = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.mount_label().as_deref());
+    let lsm = crate::security::lsm::plan(process, mount_label)?;
     let ns = NsPlan::from_spec(&spec)?;
     let hierarchies = cgroups::discover(Path::new("/proc"))?;
     let cgroups_path = spec
@@ -405,6 +393,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         listen_fds: listen,
         has_runtime_hooks,
         seccomp,
+        lsm,
         init_binary,
     };
 

@@ -6,6 +6,7 @@
 
 pub mod devices;
 pub mod options;
+pub mod procfs;
 pub mod resolve;
 
 use std::os::fd::{AsFd, AsRawFd};
@@ -22,6 +23,7 @@ pub use options::propagation_flag;
 use resolve::{Root, fd_path};
 
 use crate::cgroups::Hierarchy;
+use crate::security::lsm::{self, MountLabeling};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RootfsError {
@@ -56,6 +58,8 @@ pub struct RootfsPlan<'a> {
     pub no_pivot: bool,
     pub hierarchies: &'a [Hierarchy],
     pub cgroup_dirs: &'a [PathBuf],
+    /// linux.mountLabel, when SELinux is on (security::lsm).
+    pub mount_label: Option<&'a str>,
 }
 
 /// /proc files a mount may cover (lxcfs and friends); anything else under
@@ -209,10 +213,18 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
         let target = root
             .mkdir_all(dest, 0o755)
             .map_err(op("creating mount point", dest))?;
-        let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
+        let labeling = lsm::mount_labeling(typ, false);
+        let data = match labeling {
+            MountLabeling::Context => lsm::with_context(&opts.data, plan.mount_label),
+            _ => opts.data.clone(),
+        };
+        let data = (!data.is_empty()).then_some(data.as_str());
         let res = mount(Some(&source), &fd_path(&target), typ, opts.flags, data);
         match res {
             Ok(()) => {}
+            Err(e) if labeling == MountLabeling::Context && plan.mount_label.is_some() => {
+                return Err(op("mounting (with linux.mountLabel as context=)", dest)(e));
+            }
             // sysfs cannot be mounted by a user namespace that does not own
             // the network namespace: show the host's, read-only, as runc does.
             Err(Errno::EPERM) if typ == Some("sysfs") => {
@@ -227,6 +239,17 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
                 remount_bind(root, dest, opts.flags | MsFlags::MS_RDONLY, true)?;
             }
             Err(e) => return Err(op("mounting", dest)(e)),
+        }
+        if let (MountLabeling::RootLabel, Some(label)) = (labeling, plan.mount_label) {
+            let fd = root
+                .open_in(dest, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+                .map_err(op("opening mount point", dest))?;
+            lsm::set_file_label(fd, label).map_err(|e| {
+                RootfsError::Invalid(format!(
+                    "labelling {} with linux.mountLabel: {e}",
+                    dest.display()
+                ))
+            })?;
         }
     }
     for p in &opts.propagation {
@@ -324,7 +347,7 @@ fn mount_cgroup(
         &fd_path(&target),
         Some("tmpfs"),
         flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        Some("mode=755"),
+        Some(lsm::with_context("mode=755", plan.mount_label).as_str()),
     )
     .map_err(op("mounting tmpfs for", dest))?;
     for (h, dir) in plan.hierarchies.iter().zip(plan.cgroup_dirs) {
@@ -433,8 +456,9 @@ pub fn finalize(plan: &RootfsPlan) -> Result<()> {
     if let Some(sysctl) = linux.and_then(|l| l.sysctl().as_ref()) {
         let mut keys: Vec<_> = sysctl.iter().collect();
         keys.sort();
+        let proc = procfs::ProcFs::open()?;
         for (k, v) in keys {
-            write_sysctl(&root, k, v)?;
+            proc.write_sysctl(k, v)?;
         }
     }
     for p in linux
@@ -447,7 +471,7 @@ pub fn finalize(plan: &RootfsPlan) -> Result<()> {
         .and_then(|l| l.masked_paths().as_deref())
         .unwrap_or_default()
     {
-        mask_path(&root, Path::new(p))?;
+        mask_path(&root, Path::new(p), plan.mount_label)?;
     }
     if let Some(prop) = linux
         .and_then(|l| l.rootfs_propagation().as_deref())
@@ -497,28 +521,6 @@ pub fn bind_console(slave: &str) -> Result<()> {
     .map_err(op("bind-mounting the terminal on", console))
 }
 
-const PROC_SUPER_MAGIC: i64 = 0x9fa0;
-
-/// Writes a sysctl, only ever into the container's real procfs: the file is
-/// opened inside the root and checked to be on procfs, so a symlink or a
-/// bind planted over /proc/sys cannot send the write to a host file
-/// (runc CVE-2025-52881 class).
-fn write_sysctl(root: &Root, key: &str, value: &str) -> Result<()> {
-    let path = Path::new("/proc/sys").join(key.replace('.', "/"));
-    let fd = root
-        .open_in(&path, OFlag::O_WRONLY | OFlag::O_NOFOLLOW)
-        .map_err(op("opening sysctl", &path))?;
-    let fs = nix::sys::statfs::fstatfs(fd.as_fd()).map_err(op("statfs", &path))?;
-    if fs.filesystem_type().0 as i64 != PROC_SUPER_MAGIC {
-        return Err(RootfsError::Invalid(format!(
-            "sysctl {key}: {} is not on procfs",
-            path.display()
-        )));
-    }
-    nix::unistd::write(&fd, value.as_bytes()).map_err(op("writing sysctl", &path))?;
-    Ok(())
-}
-
 fn readonly_path(root: &Root, p: &Path) -> Result<()> {
     let fd = match root.resolve(p) {
         Ok(fd) => fd,
@@ -546,7 +548,7 @@ fn readonly_path(root: &Root, p: &Path) -> Result<()> {
 /// anything else. The /dev/null used is checked to be the real null device,
 /// so a symlink or file planted at /dev/null cannot be bound over procfs
 /// files instead (runc CVE-2025-31133 class).
-fn mask_path(root: &Root, p: &Path) -> Result<()> {
+fn mask_path(root: &Root, p: &Path, mount_label: Option<&str>) -> Result<()> {
     let fd = match root.resolve(p) {
         Ok(fd) => fd,
         Err(Errno::ENOENT) => return Ok(()),
@@ -559,7 +561,7 @@ fn mask_path(root: &Root, p: &Path) -> Result<()> {
             &fd_path(&fd),
             Some("tmpfs"),
             MsFlags::MS_RDONLY,
-            Some("size=0"),
+            Some(lsm::with_context("size=0", mount_label).as_str()),
         )
         .map_err(op("masking", p))?;
         return Ok(());

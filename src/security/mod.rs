@@ -1,7 +1,8 @@
 //! Process security: the five capability sets (caps crate) applied across
-//! the uid change, no_new_privs, and seccomp (seccomp.rs). LSM labels join
-//! this module with the security work (see ARCHITECTURE.md).
+//! the uid change, no_new_privs, seccomp (seccomp.rs) and the LSM labels
+//! (lsm.rs: AppArmor profile, SELinux process and mount labels).
 
+pub mod lsm;
 pub mod seccomp;
 
 use std::collections::HashSet;
