@@ -7,9 +7,10 @@
 #   vmlinuz            the host distribution kernel (/boot/vmlinuz-*, newest)
 #   vmlinux            the same kernel uncompressed, when it can boot via PVH
 #                      (faster under TCG; run.sh prefers it; VM_PVH=0: skip)
-#   initramfs.cpio.gz  busybox + applet links, rrun and the shared libraries
-#                      it needs (from ldd), a busybox test rootfs at
-#                      /bundles/busybox/rootfs, optional kernel modules, /init
+#   initramfs.cpio.gz  busybox + applet links, rrun (and VM_EXTRA_BINS) and
+#                      the shared libraries they need (from ldd), a busybox
+#                      test rootfs at /bundles/busybox/rootfs, optional
+#                      kernel modules, /init
 #   kernel-version     the kernel release, e.g. 6.1.0-56-amd64
 #
 # The test script is not in this archive: scripts/vm/run.sh appends it as a
@@ -24,6 +25,9 @@
 #                bridge" (default none: everything the cgroup tests need is
 #                built into the Debian kernel). Dependencies come from
 #                modules.dep; compressed modules are unpacked.
+#   VM_EXTRA_BINS  more host executables to pack into /usr/local/bin, each
+#                with its ldd libraries (e.g. "/usr/sbin/apparmor_parser
+#                /usr/sbin/runc" for the LSM tests); default none.
 #   VM_STRIP     1 (default) strips debug info from the packed rrun copy
 #                (the debug build is ~60 MB, mostly DWARF); 0 keeps it.
 #   VM_NO_APT    1: never run apt-get, fail if something is missing.
@@ -116,6 +120,13 @@ scripts/mkrootfs.sh "$STAGE/bundles/busybox/rootfs" 2>/dev/null
 # rrun carries its built-in init inside: one binary to pack.
 BINS=(rrun)
 install -m 0755 "$RRUN_BIN" "$STAGE/usr/local/bin/rrun"
+for b in ${VM_EXTRA_BINS:-}; do
+    [ -x "$b" ] && [ -f "$b" ] || die "VM_EXTRA_BINS: $b is not an executable file"
+    name=$(basename "$b")
+    [ "$name" != rrun ] || die "VM_EXTRA_BINS: $b would replace rrun"
+    install -m 0755 "$b" "$STAGE/usr/local/bin/$name"
+    BINS+=("$name")
+done
 if [ "${VM_STRIP:-1}" = 1 ] && command -v strip >/dev/null; then
     for b in "${BINS[@]}"; do strip --strip-debug "$STAGE/usr/local/bin/$b"; done
 fi
