@@ -27,6 +27,7 @@ fn cgroup_v2_tests_in_vm() {
         script: "scripts/vm/cgroup-tests.sh",
         extra_bins: Vec::new(),
         env: Vec::new(),
+        kernel_args: "",
         timeout_secs: VM_TIMEOUT_SECS,
     }
     .run();

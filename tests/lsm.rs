@@ -2,13 +2,14 @@
 //! process.selinuxLabel (`exec --process-label`) and linux.mountLabel.
 //!
 //! Where the host has the LSM off (this suite's usual host), the labels are
-//! ignored with a warning and the container runs. AppArmor itself is
-//! checked in the test VM (scripts/vm): Debian's kernel has it on by
-//! default, so scripts/vm/lsm-tests.sh loads a profile with apparmor_parser
-//! and checks a container, an exec'd process and an unknown profile from
-//! inside; the same boot runs the checks against runc when it is
-//! installed. SELinux needs a loaded policy, which neither host nor VM
-//! has: its pure parts are unit tests in src/security/lsm.rs.
+//! ignored with a warning and the container runs. The labels themselves
+//! are checked in the test VM (scripts/vm), booted once per LSM: Debian's
+//! kernel has AppArmor on by default (scripts/vm/lsm-tests.sh loads a
+//! profile with apparmor_parser) and SELinux with security=selinux (the
+//! script compiles a minimal policy with checkpolicy and loads it,
+//! permissive). From inside, it checks a container, exec'd processes, the
+//! mount label (SELinux) and unknown labels; the same boot runs the checks
+//! against runc when it is installed.
 
 #[macro_use]
 mod common;
@@ -18,7 +19,7 @@ use common::*;
 use serde_json::json;
 use std::path::PathBuf;
 
-/// Seconds the VM may run (boot ~4 s, the script ~20 s under TCG).
+/// Seconds the VM may run (boot ~4 s, the script ~30 s under TCG).
 const VM_TIMEOUT_SECS: u64 = 150;
 
 /// A host executable by name, from PATH or the sbin directories.
@@ -44,19 +45,23 @@ fn host_has_label_lsm() -> bool {
         || std::path::Path::new("/sys/fs/selinux/enforce").exists()
 }
 
-#[test]
-fn apparmor_in_vm() {
+/// Boots the LSM VM with `kernel_args` (which pick the LSM) and runs
+/// lsm-tests.sh against rrun and, as a second opinion in the same boot,
+/// runc (unless it is the runtime under test already, packed as "rrun").
+fn lsm_vm(lsm: &str, kernel_args: &str, tool: &str, package: &str) {
     let missing = vm::missing();
     require!(missing.is_none(), "{}", missing.unwrap_or_default());
-    let parser = host_bin("apparmor_parser");
+    // Both tools in both boots: one initramfs serves both.
+    let tools: Vec<PathBuf> = ["apparmor_parser", "checkpolicy"]
+        .iter()
+        .filter_map(|t| host_bin(t))
+        .collect();
     require!(
-        parser.is_some(),
-        "apparmor_parser missing (apt-get install apparmor)"
+        host_bin(tool).is_some(),
+        "{tool} missing (apt-get install {package})"
     );
-    let mut extra = vec![parser.unwrap()];
+    let mut extra = tools;
     let mut runtimes = vec!["rrun"];
-    // runc as a second opinion in the same boot (unless it is the runtime
-    // under test already, packed as "rrun").
     if !is_runc()
         && let Some(runc) = host_bin("runc")
     {
@@ -67,10 +72,24 @@ fn apparmor_in_vm() {
         name: "lsm",
         script: "scripts/vm/lsm-tests.sh",
         extra_bins: extra,
-        env: vec![("RUNTIMES".into(), runtimes.join(" "))],
+        env: vec![
+            ("RUNTIMES".into(), runtimes.join(" ")),
+            ("WANT_LSM".into(), lsm.into()),
+        ],
+        kernel_args,
         timeout_secs: VM_TIMEOUT_SECS,
     }
     .run();
+}
+
+#[test]
+fn apparmor_in_vm() {
+    lsm_vm("apparmor", "", "apparmor_parser", "apparmor");
+}
+
+#[test]
+fn selinux_in_vm() {
+    lsm_vm("selinux", "security=selinux", "checkpolicy", "checkpolicy");
 }
 
 #[test]

@@ -1,23 +1,31 @@
 #!/bin/sh
-# AppArmor tests, run INSIDE the test VM (busybox sh; see scripts/vm/init):
-# Debian's kernel has AppArmor built in and on by default, and /init mounts
-# securityfs. tests/lsm.rs runs it through scripts/vm/run.sh with
-# apparmor_parser (and runc) packed (VM_EXTRA_BINS); by hand:
+# LSM label tests, run INSIDE the test VM (busybox sh; see scripts/vm/init,
+# which mounts securityfs). Debian's kernel has AppArmor and SELinux built
+# in, AppArmor on by default; booted with security=selinux it runs SELinux
+# instead. The script tests whichever is on. tests/lsm.rs boots the VM
+# once per LSM with apparmor_parser, checkpolicy (and runc) packed
+# (VM_EXTRA_BINS); by hand:
 #
-#   VM_EXTRA_BINS="/usr/sbin/apparmor_parser /usr/sbin/runc" \
+#   VM_EXTRA_BINS="/usr/sbin/apparmor_parser /usr/bin/checkpolicy /usr/sbin/runc" \
 #       scripts/vm/build-initramfs.sh target/vm-lsm
 #   scripts/vm/run.sh --initramfs target/vm-lsm/initramfs.cpio.gz \
 #       --env RUNTIMES="rrun runc" scripts/vm/lsm-tests.sh
+#   VM_APPEND=security=selinux scripts/vm/run.sh ...   # the same for SELinux
 #
-# It loads a profile, rrun-test (everything allowed but reading
-# /etc/group), and checks for each runtime in $RUNTIMES (default rrun):
-# a container with process.apparmorProfile runs its program in the profile
-# (attr/current, and EACCES on /etc/group) and its init is still
-# unconfined until start; exec --apparmor confines an exec'd process and
-# an exec'd process inherits the container's profile; an unknown profile
-# fails create (one line, nothing left) and exec (container unharmed).
-# Unconfined controls show the checks can fail. Each check prints "ok -
-# NAME" or "not ok - NAME: DETAILS"; exit 1 if any failed.
+# AppArmor: loads a profile, rrun-test (everything but reading /etc/group).
+# SELinux: compiles and loads a minimal policy (permissive: labels and
+# transitions are real, denials only logged) with the types container_t,
+# other_t and container_file_t.
+# $WANT_LSM, when set, is the LSM the boot must have.
+# For each runtime in $RUNTIMES (default rrun): a container with the
+# profile or label runs its program in it (and with AppArmor, gets EACCES
+# on /etc/group); its created init is not yet in it; exec'd processes
+# inherit it, exec --apparmor / --process-label set another; an unknown
+# profile or label fails create (one line, nothing left) and exec (the
+# container unharmed); SELinux: linux.mountLabel is the context= of the
+# tmpfs, devpts and masking mounts, not of proc and sysfs. Unlabelled
+# controls show the checks can fail. Each check prints "ok - NAME" or
+# "not ok - NAME: DETAILS"; exit 1 if any failed.
 
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 RUNTIMES=${RUNTIMES:-rrun}
@@ -26,8 +34,6 @@ PARENT=${RRUN_VM_CGROUP:-/harness}
 CGMNT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 SECFS=/sys/kernel/security
 WORK=/tmp/rrun-lsmtest
-PROFILE=rrun-test
-NOPE=rrun-no-such-profile
 
 PASS=0
 FAIL=0
@@ -52,19 +58,36 @@ lacks() {
         *) ok "$1" ;;
     esac
 }
-
-# --- the VM's AppArmor and the test profile ------------------------------------
-if ! grep -qw apparmor "$SECFS/lsm" 2>/dev/null; then
-    nok "AppArmor is enabled in the VM kernel" "lsm: $(cat "$SECFS/lsm" 2>&1)"
+finish() {
     echo "# $PASS passed, $FAIL failed"
-    exit 1
-fi
-ok "AppArmor is enabled in the VM kernel ($(cat "$SECFS/lsm"))"
+    [ "$FAIL" -eq 0 ]
+    exit
+}
+# attr FILE: an attr file without its trailing NUL or newline.
+attr() { tr -d '\0' < "$1" 2>&1; }
+
+LSMS=$(cat "$SECFS/lsm" 2>&1)
 mkdir -p "$WORK"
-# attach_disconnected: after pivot_root the container's files lie outside
-# the mount namespace's root; the profile names them from the container's /.
-cat > "$WORK/profile" <<EOF
-profile $PROFILE flags=(attach_disconnected,mediate_deleted) {
+case ,$LSMS, in
+    *,apparmor,*) LSM=apparmor ;;
+    *,selinux,*) LSM=selinux ;;
+    *)
+        nok "AppArmor or SELinux is enabled in the VM kernel" "lsm: $LSMS"
+        finish
+        ;;
+esac
+ok "$LSM is enabled in the VM kernel ($LSMS)"
+if [ -n "${WANT_LSM:-}" ] && [ "$WANT_LSM" != $LSM ]; then
+    nok "the VM runs $WANT_LSM" "it runs $LSM"
+    finish
+fi
+
+# --- the policy ---------------------------------------------------------------------
+if [ $LSM = apparmor ]; then
+    # attach_disconnected: after pivot_root the container's files lie outside
+    # the mount namespace's root; the profile names them from the container's /.
+    cat > "$WORK/profile" << EOF
+profile rrun-test flags=(attach_disconnected,mediate_deleted) {
   file,
   capability,
   network,
@@ -77,30 +100,114 @@ profile $PROFILE flags=(attach_disconnected,mediate_deleted) {
   deny /etc/group r,
 }
 EOF
-if out=$(apparmor_parser -r -K "$WORK/profile" 2>&1); then
-    ok "apparmor_parser loads $PROFILE"
+    if out=$(apparmor_parser -r -K "$WORK/profile" 2>&1); then
+        ok "apparmor_parser loads rrun-test"
+    else
+        nok "apparmor_parser loads rrun-test" "$out"
+    fi
+    has "rrun-test is loaded in enforce mode" "$(cat "$SECFS/apparmor/profiles")" "rrun-test (enforce)"
+    HOST_LABEL=unconfined
+    LABEL="rrun-test (enforce)"   # what attr/current shows
+    OTHER="unconfined"
+    SET_LABEL='"apparmorProfile": "rrun-test",'
+    SET_NOPE='"apparmorProfile": "rrun-no-such-profile",'
+    EXEC_FLAG=--apparmor
+    EXEC_OTHER=unconfined
+    EXEC_SAME=rrun-test
+    EXEC_NOPE=rrun-no-such-profile
+    ERRWORD=apparmor
 else
-    nok "apparmor_parser loads $PROFILE" "$out"
+    # A minimal policy: the kernel needs the process class (with transition
+    # and dyntransition) and the initial SIDs' contexts; unknown classes are
+    # allowed (-U allow). nnp_nosuid_transition lets a noNewPrivileges
+    # process change domain at exec (in permissive mode).
+    mkdir -p /sys/fs/selinux
+    mount -t selinuxfs selinuxfs /sys/fs/selinux 2> /dev/null
+    cat > "$WORK/policy.conf" << 'EOF'
+class security
+class process
+class process2
+class file
+class dir
+class filesystem
+class key
+sid kernel
+sid security
+sid unlabeled
+sid fs
+sid file
+class security { load_policy setenforce }
+class process { transition dyntransition setexec setkeycreate setcurrent }
+class process2 { nnp_transition nosuid_transition }
+class file { read write execute relabelfrom relabelto }
+class dir { read write search relabelfrom relabelto }
+class filesystem { mount relabelfrom relabelto associate }
+class key { create view read write search link setattr }
+policycap nnp_nosuid_transition;
+type kernel_t;
+type container_t;
+type other_t;
+type unlabeled_t;
+type fs_t;
+type file_t;
+type container_file_t;
+role system_r;
+role system_r types { kernel_t container_t other_t };
+allow kernel_t self:process transition;
+user system_u roles { system_r object_r };
+sid kernel system_u:system_r:kernel_t
+sid security system_u:object_r:unlabeled_t
+sid unlabeled system_u:object_r:unlabeled_t
+sid fs system_u:object_r:fs_t
+sid file system_u:object_r:file_t
+fs_use_trans tmpfs system_u:object_r:fs_t;
+fs_use_trans devpts system_u:object_r:fs_t;
+fs_use_trans mqueue system_u:object_r:fs_t;
+genfscon proc / system_u:object_r:fs_t
+genfscon sysfs / system_u:object_r:fs_t
+genfscon selinuxfs / system_u:object_r:fs_t
+genfscon cgroup2 / system_u:object_r:fs_t
+EOF
+    if out=$(checkpolicy -U allow -o "$WORK/policy.bin" "$WORK/policy.conf" 2>&1); then
+        ok "checkpolicy compiles the test policy"
+    else
+        nok "checkpolicy compiles the test policy" "$out"
+    fi
+    # One write(2): selinuxfs takes the policy at offset 0 only.
+    if out=$(dd if="$WORK/policy.bin" of=/sys/fs/selinux/load bs=1M 2>&1); then
+        ok "the test policy loads"
+    else
+        nok "the test policy loads" "$out"
+    fi
+    check "SELinux is permissive" "$(cat /sys/fs/selinux/enforce)" 0
+    HOST_LABEL=system_u:system_r:kernel_t
+    LABEL=system_u:system_r:container_t
+    OTHER=system_u:system_r:other_t
+    MOUNT_LABEL=system_u:object_r:container_file_t
+    SET_LABEL="\"selinuxLabel\": \"$LABEL\","
+    SET_NOPE='"selinuxLabel": "system_u:system_r:nope_t",'
+    EXEC_FLAG=--process-label
+    EXEC_OTHER=$OTHER
+    EXEC_SAME=$LABEL
+    EXEC_NOPE=system_u:system_r:nope_t
+    ERRWORD=
 fi
-has "$PROFILE is loaded in enforce mode" "$(cat "$SECFS/apparmor/profiles")" "$PROFILE (enforce)"
-check "this shell is unconfined" "$(cat /proc/self/attr/current)" "unconfined"
+check "this shell is $HOST_LABEL" "$(attr /proc/self/attr/current)" "$HOST_LABEL"
 
-# --- per runtime -----------------------------------------------------------------
-# bundle ID PROFILE ARGS_JSON: $WORK/ID/config.json; PROFILE "" for none.
+# bundle ID ARGS_JSON [PROCESS_JSON] [LINUX_JSON]: $WORK/ID/config.json;
+# PROCESS_JSON and LINUX_JSON are extra fields, each ending with a comma.
 bundle() {
     mkdir -p "$WORK/$1"
-    aa=
-    [ -n "$2" ] && aa="\"apparmorProfile\": \"$2\","
-    cat > "$WORK/$1/config.json" <<EOF
+    cat > "$WORK/$1/config.json" << EOF
 {
   "ociVersion": "1.0.2",
   "process": {
     "terminal": false,
     "user": { "uid": 0, "gid": 0 },
-    "args": $3,
+    "args": $2,
     "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
     "cwd": "/",
-    $aa
+    $3
     "capabilities": {
       "bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]
     },
@@ -111,10 +218,20 @@ bundle() {
   "mounts": [
     { "destination": "/proc", "type": "proc", "source": "proc" },
     { "destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-      "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] }
+      "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+    { "destination": "/dev/pts", "type": "devpts", "source": "devpts",
+      "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"] },
+    { "destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+      "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
+    { "destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+      "options": ["nosuid", "noexec", "nodev"] },
+    { "destination": "/sys", "type": "sysfs", "source": "sysfs",
+      "options": ["nosuid", "noexec", "nodev", "ro"] }
   ],
   "linux": {
+    $4
     "cgroupsPath": "$PARENT/$1",
+    "maskedPaths": ["/mnt"],
     "namespaces": [
       { "type": "pid" }, { "type": "ipc" }, { "type": "uts" }, { "type": "mount" }
     ]
@@ -123,24 +240,48 @@ bundle() {
 EOF
 }
 
-# What the container's program reports about itself.
-PROBE='["sh", "-c", "cat /proc/self/attr/current; cat /proc/self/attr/apparmor/current; cat /etc/passwd > /dev/null && echo passwd-read; cat /etc/group 2>&1 > /dev/null; echo end"]'
+# What the container's program reports about itself: its label (line 1;
+# AppArmor's own attr/apparmor/current on line 2), whether /etc/passwd and
+# /etc/group can be read (EACCES shows up as "Permission denied"), and its
+# mounts as "mnt MOUNTPOINT SUPEROPTIONS" lines.
+SELF='tr -d \"\\000\\n\" < /proc/self/attr/current; echo; tr -d \"\\000\\n\" < /proc/self/attr/apparmor/current 2> /dev/null; echo'
+PROBE='["sh", "-c", "'"$SELF"'; cat /etc/passwd > /dev/null && echo passwd-read; cat /etc/group 2>&1 > /dev/null; awk '"'"'{ for (i = 7; $i != \"-\"; i++); print \"mnt\", $5, $(i + 3) }'"'"' /proc/self/mountinfo"]'
 SLEEP='["sleep", "3001"]'
-# Run inside a container by exec: the same probe.
-probe() { rr exec "$@" sh -c 'cat /proc/self/attr/current; cat /etc/group 2>&1 > /dev/null; echo end' 2>&1; }
+# probe [FLAGS] ID: label and /etc/group from a process exec'd into the container.
+probe() {
+    rr exec "$@" sh -c 'tr -d "\000\n" < /proc/self/attr/current; echo; cat /etc/group 2>&1 > /dev/null; echo end' 2>&1
+}
+# label OUTPUT: the first line of a probe, without NULs.
+label() { echo "$1" | tr -d '\0' | sed -n 1p; }
+# mnt OUTPUT DIR: the superoptions of the mount at DIR in a probe.
+mnt() { echo "$1" | awk -v d="$2" '$1 == "mnt" && $2 == d { print $3 }'; }
 
 # pid ID: the container's init pid, from state.
-pid_of() { rr state "$1" 2>/dev/null | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p'; }
+pid_of() { rr state "$1" 2> /dev/null | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p'; }
 # leftovers ID: what a failed create left behind, or nothing.
 leftovers() {
     left=
     [ -e "$STATE/$1" ] && left="$left state dir $STATE/$1;"
     [ -d "$CGMNT$PARENT/$1" ] && left="$left cgroup $PARENT/$1;"
-    rr list 2>/dev/null | grep -qw "$1" && left="$left listed;"
+    rr list 2> /dev/null | grep -qw "$1" && left="$left listed;"
     for p in /proc/[0-9]*; do
-        grep -q "sleep.3002" "$p/cmdline" 2>/dev/null && left="$left process ${p#/proc/};"
+        grep -q "sleep.3002" "$p/cmdline" 2> /dev/null && left="$left process ${p#/proc/};"
     done
     echo "$left"
+}
+# fails_cleanly NAME ID: create of bundle ID fails in one line naming
+# $ERRWORD (if set) and leaves nothing.
+fails_cleanly() {
+    if rr create --bundle "$WORK/$2" $2 > "$WORK/$2/out" 2>&1 < /dev/null; then
+        nok "$T: $1: create fails" "it succeeded: $(cat "$WORK/$2/out")"
+    else
+        ok "$T: $1: create fails"
+        out=$(cat "$WORK/$2/out")
+        echo "# $T says: $out"
+        check "$T: $1: one line" "$(echo "$out" | wc -l)" 1
+        [ -z "$ERRWORD" ] || has "$T: $1: error names $ERRWORD" "$(echo "$out" | tr A-Z a-z)" $ERRWORD
+    fi
+    check "$T: $1: leaves nothing" "$(leftovers $2)" ""
 }
 
 for RT in $RUNTIMES; do
@@ -149,103 +290,112 @@ for RT in $RUNTIMES; do
     rr() { timeout 30 "$RT" --root "$STATE" "$@"; }
     echo "# runtime $T: $("$RT" --version 2>&1 | head -n 1)"
     ids=
-    has "$T: features says AppArmor is enabled" "$("$RT" features 2>&1 | tr -d ' \n')" '"apparmor":{"enabled":true}'
+    has "$T: features says $LSM is enabled" "$("$RT" features 2>&1 | tr -d ' \n')" "\"$LSM\":{\"enabled\":true}"
 
-    # A container in the profile: the program is confined; reading
-    # /etc/group is denied (EACCES) while /etc/passwd is not.
-    id=$T-aa
+    # A container with the label (and the mount label) runs in it.
+    id=$T-lbl
     ids="$ids $id"
-    bundle $id $PROFILE "$PROBE"
+    [ $LSM = selinux ] && mlabel="\"mountLabel\": \"$MOUNT_LABEL\","
+    bundle $id "$PROBE" "$SET_LABEL" "$mlabel"
     out=$(rr run --bundle "$WORK/$id" $id 2>&1 < /dev/null)
-    check "$T: run with apparmorProfile: attr/current" "$(echo "$out" | sed -n 1p)" "$PROFILE (enforce)"
-    check "$T: run with apparmorProfile: attr/apparmor/current" "$(echo "$out" | sed -n 2p)" "$PROFILE (enforce)"
-    has "$T: run with apparmorProfile: other files readable" "$out" passwd-read
-    has "$T: run with apparmorProfile: the denied file gives EACCES" "$out" "can't open '/etc/group': Permission denied"
+    check "$T: run with the label: attr/current" "$(label "$out")" "$LABEL"
+    has "$T: run with the label: files readable" "$out" passwd-read
+    if [ $LSM = apparmor ]; then
+        check "$T: run with the label: attr/apparmor/current" \
+            "$(echo "$out" | sed -n 2p)" "$LABEL"
+        has "$T: run with the label: the denied file gives EACCES" "$out" \
+            "can't open '/etc/group': Permission denied"
+    else
+        for d in /dev /dev/shm /dev/pts /mnt; do
+            has "$T: mountLabel is the context of $d" "$(mnt "$out" $d)" "context=$MOUNT_LABEL"
+        done
+        for d in /proc /sys /dev/mqueue; do
+            lacks "$T: mountLabel is not the context of $d" "$(mnt "$out" $d)" "context="
+        done
+    fi
     rr delete -f $id > /dev/null 2>&1
 
-    # Control: the same container without a profile.
+    # Control: the same container without labels.
     id=$T-none
     ids="$ids $id"
-    bundle $id "" "$PROBE"
+    bundle $id "$PROBE"
     out=$(rr run --bundle "$WORK/$id" $id 2>&1 < /dev/null)
-    check "$T: run without a profile: unconfined" "$(echo "$out" | sed -n 1p)" unconfined
-    lacks "$T: run without a profile: /etc/group readable" "$out" "Permission denied"
+    check "$T: run without a label: the runtime's" "$(label "$out")" "$HOST_LABEL"
+    lacks "$T: run without a label: /etc/group readable" "$out" "Permission denied"
+    lacks "$T: run without a label: no context= mount option" "$out" "context="
     rr delete -f $id > /dev/null 2>&1
 
-    # The profile takes effect at the exec of the program: the created
-    # init still runs the runtime's code, unconfined. (Its pending attr/exec
-    # cannot be read from outside: AppArmor answers a read of another
-    # task's attr/exec from the reader's own context.)
+    # The label takes effect at the exec of the program: the created init
+    # still runs the runtime's code in the runtime's label. (Its pending
+    # attr/exec cannot be read from outside: AppArmor answers a read of
+    # another task's attr/exec from the reader's own context.)
     id=$T-ctr
     ids="$ids $id"
-    bundle $id $PROFILE "$SLEEP"
+    bundle $id "$SLEEP" "$SET_LABEL"
     # Output to a file: the container inherits it (a pipe would stay open).
     if rr create --bundle "$WORK/$id" $id > "$WORK/$id/out" 2>&1 < /dev/null; then
         pid=$(pid_of $id)
-        check "$T: created init is unconfined" "$(cat /proc/$pid/attr/current 2>&1)" unconfined
+        check "$T: created init: the runtime's label" "$(attr /proc/$pid/attr/current)" "$HOST_LABEL"
         rr start $id > /dev/null 2>&1
-        check "$T: started program is in the profile" "$(cat /proc/$pid/attr/current 2>&1)" "$PROFILE (enforce)"
-        # exec without --apparmor: the container's profile.
+        check "$T: started program: the label" "$(attr /proc/$pid/attr/current)" "$LABEL"
         out=$(probe $id)
-        check "$T: exec inherits the container's profile" "$(echo "$out" | sed -n 1p)" "$PROFILE (enforce)"
-        has "$T: exec inherits the container's profile: EACCES" "$out" "Permission denied"
-        # exec --apparmor unconfined: the flag wins over the config.
-        out=$(probe --apparmor unconfined $id)
-        check "$T: exec --apparmor unconfined" "$(echo "$out" | sed -n 1p)" unconfined
+        check "$T: exec inherits the container's label" "$(label "$out")" "$LABEL"
+        [ $LSM = apparmor ] && has "$T: exec inherits the container's profile: EACCES" "$out" "Permission denied"
+        out=$(probe $EXEC_FLAG $EXEC_OTHER $id)
+        check "$T: exec $EXEC_FLAG $EXEC_OTHER" "$(label "$out")" "$OTHER"
     else
-        nok "$T: create with apparmorProfile" "$(cat "$WORK/$id/out")"
+        nok "$T: create with the label" "$(cat "$WORK/$id/out")"
     fi
 
-    # A container without a profile, exec'd into with --apparmor.
+    # A container without a label, exec'd into with one.
     id=$T-exec
     ids="$ids $id"
-    bundle $id "" "$SLEEP"
+    bundle $id "$SLEEP"
     if rr run -d --bundle "$WORK/$id" $id > "$WORK/$id/out" 2>&1 < /dev/null; then
-        out=$(probe --apparmor $PROFILE $id)
-        check "$T: exec --apparmor $PROFILE" "$(echo "$out" | sed -n 1p)" "$PROFILE (enforce)"
-        has "$T: exec --apparmor $PROFILE: EACCES" "$out" "can't open '/etc/group': Permission denied"
+        out=$(probe $EXEC_FLAG $EXEC_SAME $id)
+        check "$T: exec $EXEC_FLAG $EXEC_SAME" "$(label "$out")" "$LABEL"
+        [ $LSM = apparmor ] && has "$T: exec --apparmor rrun-test: EACCES" "$out" \
+            "can't open '/etc/group': Permission denied"
         out=$(probe $id)
-        check "$T: exec without --apparmor stays unconfined" "$(echo "$out" | sed -n 1p)" unconfined
-        # An unknown profile: exec fails, the container is unharmed.
-        if rr exec --apparmor $NOPE $id echo ran > "$WORK/$id/exec.out" 2>&1; then
-            nok "$T: exec --apparmor $NOPE fails" "it ran: $(cat "$WORK/$id/exec.out")"
+        check "$T: exec without $EXEC_FLAG: the runtime's" "$(label "$out")" "$HOST_LABEL"
+        # An unknown profile or label: exec fails, the container is unharmed.
+        if rr exec $EXEC_FLAG $EXEC_NOPE $id echo ran > "$WORK/$id/exec.out" 2>&1; then
+            nok "$T: exec $EXEC_FLAG $EXEC_NOPE fails" "it ran: $(cat "$WORK/$id/exec.out")"
         else
-            ok "$T: exec --apparmor $NOPE fails"
+            ok "$T: exec $EXEC_FLAG $EXEC_NOPE fails"
             out=$(cat "$WORK/$id/exec.out")
             echo "# $T says: $out"
-            has "$T: exec --apparmor $NOPE: error names AppArmor" "$(echo "$out" | tr A-Z a-z)" apparmor
+            [ -z "$ERRWORD" ] || has "$T: exec $EXEC_FLAG $EXEC_NOPE: error names $ERRWORD" \
+                "$(echo "$out" | tr A-Z a-z)" $ERRWORD
         fi
         check "$T: failed exec leaves the container running" \
-            "$(rr state $id 2>/dev/null | sed -n 's/.*"status": *"\([a-z]*\)".*/\1/p')" running
+            "$(rr state $id 2> /dev/null | sed -n 's/.*"status": *"\([a-z]*\)".*/\1/p')" running
         check "$T: failed exec leaves no process" "$(wc -l < "$CGMNT$PARENT/$id/cgroup.procs")" 1
     else
-        nok "$T: run -d without a profile" "$(cat "$WORK/$id/out")"
+        nok "$T: run -d without a label" "$(cat "$WORK/$id/out")"
     fi
 
-    # An unknown profile fails create, in one line, leaving nothing.
+    # Unknown profile or label: create fails in one line, leaving nothing.
     id=$T-nope
     ids="$ids $id"
-    bundle $id $NOPE '["sleep", "3002"]'
-    if rr create --bundle "$WORK/$id" $id > "$WORK/$id/out" 2>&1 < /dev/null; then
-        nok "$T: create with an unknown profile fails" "it succeeded: $(cat "$WORK/$id/out")"
-    else
-        ok "$T: create with an unknown profile fails"
-        out=$(cat "$WORK/$id/out")
-        check "$T: create with an unknown profile: one line" "$(echo "$out" | wc -l)" 1
-        has "$T: create with an unknown profile: error names AppArmor" "$(echo "$out" | tr A-Z a-z)" apparmor
-        echo "# $T says: $out"
+    bundle $id '["sleep", "3002"]' "$SET_NOPE"
+    fails_cleanly "an unknown label" $id
+    if [ $LSM = selinux ]; then
+        id=$T-mnope
+        ids="$ids $id"
+        bundle $id '["sleep", "3002"]' "" '"mountLabel": "system_u:object_r:nope_t",'
+        fails_cleanly "an invalid mountLabel" $id
     fi
-    check "$T: failed create leaves nothing" "$(leftovers $id)" ""
 
     for id in $ids; do rr delete -f $id > /dev/null 2>&1; done
 done
 
-# Nothing of the runtimes' is left confined or running.
+# Nothing of the runtimes' is left running in a test label.
 for p in /proc/[0-9]*; do
-    case $(cat "$p/attr/current" 2>/dev/null) in
-        "$PROFILE"*) nok "no process left in $PROFILE" "pid ${p#/proc/}: $(tr '\0' ' ' < "$p/cmdline")" ;;
-    esac
+    l=$(attr "$p/attr/current")
+    if [ "$l" = "$LABEL" ] || { [ "$OTHER" != "$HOST_LABEL" ] && [ "$l" = "$OTHER" ]; }; then
+        nok "no process left in a test label" "pid ${p#/proc/}: $(tr '\0' ' ' < "$p/cmdline")"
+    fi
 done
 
-echo "# $PASS passed, $FAIL failed"
-[ "$FAIL" -eq 0 ]
+finish

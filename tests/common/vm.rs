@@ -59,6 +59,8 @@ pub struct VmRun<'a> {
     pub extra_bins: Vec<PathBuf>,
     /// Exported to the script (run.sh --env).
     pub env: Vec<(String, String)>,
+    /// Extra kernel command line (run.sh's VM_APPEND), e.g. "security=selinux".
+    pub kernel_args: &'a str,
     /// Seconds the VM may run.
     pub timeout_secs: u64,
 }
@@ -108,6 +110,7 @@ impl VmRun<'_> {
         let t = Instant::now();
         let mut run = Command::new("bash");
         run.arg(&runner)
+            .env("VM_APPEND", self.kernel_args)
             .arg("--initramfs")
             .arg(out_dir.join("initramfs.cpio.gz"))
             .arg("--timeout")
