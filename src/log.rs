@@ -23,10 +23,13 @@ struct Logger {
 }
 
 static LOGGER: OnceLock<Mutex<Logger>> = OnceLock::new();
+/// When this rrun started (set by `init`), for the step timings of --debug.
+static STARTED: OnceLock<std::time::Instant> = OnceLock::new();
 
 /// Sets up the log. A log file that cannot be opened is reported on stderr
 /// and logging falls back to stderr, so the real error is not lost.
 pub fn init(path: Option<&Path>, format: Format, debug: bool) {
+    let _ = STARTED.set(std::time::Instant::now());
     let file = path.and_then(|p| {
         OpenOptions::new()
             .create(true)
@@ -65,15 +68,16 @@ pub fn format_line(format: Format, level: &str, msg: &str, time: &str) -> String
 }
 
 fn write(level: &str, msg: &str) {
-    let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    let now = || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
     let Some(logger) = LOGGER.get() else {
-        eprintln!("{}", format_line(Format::Text, level, msg, &time));
+        eprintln!("{}", format_line(Format::Text, level, msg, &now()));
         return;
     };
     let Ok(mut l) = logger.lock() else { return };
     if level == "debug" && !l.debug {
         return;
     }
+    let time = now();
     let line = format_line(l.format, level, msg, &time);
     match l.file.as_mut() {
         Some(f) => {
@@ -93,6 +97,25 @@ pub fn warn(msg: &str) {
 
 pub fn debug(msg: &str) {
     write("debug", msg);
+}
+
+fn debug_enabled() -> bool {
+    LOGGER
+        .get()
+        .and_then(|l| l.lock().ok().map(|l| l.debug))
+        .unwrap_or(false)
+}
+
+/// With --debug, one line per step of a command with the time since rrun
+/// started: where a create, start or delete spends its time, measured in
+/// place (`rrun --debug run ...`). Free without --debug.
+pub fn step(what: &str) {
+    if debug_enabled() {
+        let ms = STARTED
+            .get()
+            .map_or(0.0, |t| t.elapsed().as_secs_f64() * 1000.0);
+        write("debug", &format!("step {what} (+{ms:.3} ms)"));
+    }
 }
 
 #[cfg(test)]

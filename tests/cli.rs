@@ -209,6 +209,49 @@ fn debug_flag_accepted() {
     c.assert_clean();
 }
 
+/// --debug times every step of create, start and delete in the log (with
+/// --log to a file, one line each), so a slow step can be found in place.
+#[test]
+fn debug_log_times_each_lifecycle_step() {
+    require!(!is_runc(), "rrun's step timings are its own");
+    let c = Container::new(Bundle::new().args(&["true"]));
+    let b = c.bundle_arg();
+    c.bundle.write();
+    let log = c.bundle.path().join("debug.log");
+    let l = log.to_string_lossy().into_owned();
+    c.rrun(&["--debug", "--log", &l, "run", "--bundle", &b, &c.id])
+        .ok();
+    let text = std::fs::read_to_string(&log).expect("the debug log");
+    let mut last = -1.0f64;
+    for step in [
+        "create-claimed",
+        "create-cgroups",
+        "create-cloned",
+        "create-ready",
+        "create-saved",
+        "start-exec-done",
+        "delete-killed",
+        "delete-done",
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.contains(&format!("step {step} (+")))
+            .unwrap_or_else(|| panic!("no timing line for {step} in:\n{text}"));
+        let ms: f64 = line
+            .split("(+")
+            .nth(1)
+            .and_then(|r| r.split(" ms").next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no time in {line:?}"));
+        assert!(
+            ms >= last,
+            "{step} at {ms} ms comes before the previous step ({last} ms)"
+        );
+        last = ms;
+    }
+    c.assert_clean();
+}
+
 #[test]
 fn bundle_short_flag_and_detach_short_flag() {
     let c = Container::new(Bundle::new().sh("exec sleep 30"));

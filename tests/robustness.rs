@@ -809,9 +809,13 @@ fn failpoint_list_matches_source() {
                 stack.push(p);
             } else if p.extension().is_some_and(|x| x == "rs") {
                 let text = fs::read_to_string(&p).unwrap();
-                for part in text.split("failpoint(\"").skip(1) {
-                    if let Some(end) = part.find('"') {
-                        found.push(part[..end].to_string());
+                // process/ marks its steps with checkpoint(), which is a
+                // failpoint plus a --debug timing line.
+                for marker in ["failpoint(\"", "checkpoint(\""] {
+                    for part in text.split(marker).skip(1) {
+                        if let Some(end) = part.find('"') {
+                            found.push(part[..end].to_string());
+                        }
                     }
                 }
             }

@@ -163,6 +163,13 @@ pub(super) fn join_cgroups(
     }
 }
 
+/// A step boundary of create/start/delete: timed in the --debug log, and
+/// a crash point for the robustness tests (see `sys::failpoint`).
+fn checkpoint(name: &str) {
+    crate::log::step(name);
+    sys::failpoint(name);
+}
+
 /// A container that reached `created`, still locked by this process.
 pub struct Created {
     pub dir: ContainerDir,
@@ -322,6 +329,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         None
     };
 
+    crate::log::step("create-validated");
     let dir = store.create(&opts.id)?;
     let annotations: BTreeMap<String, String> = spec
         .annotations()
@@ -354,13 +362,13 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
     // Recorded before anything exists, and again once the init has a pid:
     // if rrun is killed mid-create, `delete --force` finds what to clean.
     dir_ref.save(&state)?;
-    sys::failpoint("create-claimed");
+    checkpoint("create-claimed");
 
     // The cgroups exist, with their limits, before the container's first
     // process: it joins them itself as its first act (see
     // cgroups::Placement), so nothing of it ever runs outside them.
     guard.cgroups_made = cgroups::create(&hierarchies, &cgroup_dirs)?;
-    sys::failpoint("create-cgroups");
+    checkpoint("create-cgroups");
     let resources = spec
         .linux()
         .as_ref()
@@ -428,7 +436,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
     drop(listener);
     drop(console_child);
     guard.pid = Some(first);
-    sys::failpoint("create-cloned");
+    checkpoint("create-cloned");
 
     let pid = if intermediate {
         if plan.ns.new_user() {
@@ -466,7 +474,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         .as_ref()
         .expect("guard holds the dir")
         .save(&state)?;
-    sys::failpoint("create-pid-saved");
+    checkpoint("create-pid-saved");
     guard.poststop = Some((&spec, state.clone()));
     crate::log::debug(&format!(
         "container {}: init pid {pid} in its cgroups",
@@ -518,10 +526,10 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
     }
 
     let dir = guard.dir.as_ref().expect("guard holds the dir");
-    sys::failpoint("create-ready");
+    checkpoint("create-ready");
     state.creating = false;
     dir.save(&state)?;
-    sys::failpoint("create-saved");
+    checkpoint("create-saved");
     if let Some(p) = &opts.pid_file {
         write_pid_file(p, pid.as_raw())
             .map_err(|e| CreateError::Init(format!("pid file {}: {e}", p.display())))?;
@@ -605,9 +613,10 @@ pub fn start(
     if !reply.is_empty() {
         return Err(StartError::Exec(reply));
     }
-    sys::failpoint("start-exec-done");
+    checkpoint("start-exec-done");
     state.started = true;
     dir.save(state)?;
+    crate::log::step("start-saved");
     if let Some(h) = state.hooks().and_then(|h| h.poststart().as_deref()) {
         // A failing poststart hook is only a warning (config.md).
         if let Err(e) = hooks::run_all("poststart", h, &oci_state_json(state, Status::Running)) {
@@ -672,6 +681,7 @@ pub fn destroy(
     dir: ContainerDir,
     state: &ContainerState,
 ) -> std::result::Result<(), cgroups::CgroupError> {
+    crate::log::step("delete-begin");
     // Open the pidfd first, then check the start time: the pidfd then
     // surely refers to the container's init, not to a recycled pid.
     if let Ok(pidfd) = sys::pidfd_open(state.pid)
@@ -684,9 +694,21 @@ pub fn destroy(
         }
         wait_exit(&pidfd, 5000);
     }
-    // Stragglers: processes that escaped the pid namespace teardown (none
-    // with a private pid namespace, but a shared one leaves them).
-    for _ in 0..100 {
+    // Stragglers: with a private pid namespace there are none (the kernel
+    // kills every process in it before its init is seen to exit); a shared
+    // one leaves them. (Anything else in the cgroups is killed by
+    // cgroups::remove, which finds them busy.)
+    let shared_pid_ns = !state.spec.as_ref().is_some_and(|s| {
+        s.linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|ns| {
+                ns.iter().any(|n| {
+                    n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none()
+                })
+            })
+    });
+    for _ in 0..if shared_pid_ns { 100 } else { 0 } {
         let pids = cgroups::pids(&state.cgroup_paths);
         if pids.is_empty() {
             break;
@@ -696,18 +718,19 @@ pub fn destroy(
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    sys::failpoint("delete-killed");
+    checkpoint("delete-killed");
     let removed = cgroups::remove(&state.cgroup_paths);
-    sys::failpoint("delete-cgroups-removed");
+    checkpoint("delete-cgroups-removed");
     if let Some(h) = state.hooks().and_then(|h| h.poststop().as_deref()) {
         // A failing poststop hook is only a warning (config.md).
         if let Err(e) = hooks::run_all("poststop", h, &oci_state_json(state, Status::Stopped)) {
             crate::log::warn(&e.to_string());
         }
     }
-    sys::failpoint("delete-hooks-run");
+    checkpoint("delete-hooks-run");
     if let Err(e) = dir.destroy() {
         crate::log::warn(&e.to_string());
     }
+    crate::log::step("delete-done");
     removed
 }
