@@ -20,11 +20,12 @@
 # For each runtime in $RUNTIMES (default rrun): a container with the
 # profile or label runs its program in it (and with AppArmor, gets EACCES
 # on /etc/group); its created init is not yet in it; exec'd processes
-# inherit it, exec --apparmor / --process-label set another; an unknown
-# profile or label fails create (one line, nothing left) and exec (the
-# container unharmed); SELinux: linux.mountLabel is the context= of the
-# tmpfs, devpts and masking mounts, not of proc and sysfs. Unlabelled
-# controls show the checks can fail. Each check prints "ok - NAME" or
+# inherit it, exec --apparmor / --process-label set another; rrun's
+# built-in init passes it on to the program; an unknown profile or label,
+# or no procfs at /proc, fails create (one line, nothing left), an unknown
+# one fails exec (the container unharmed); SELinux: linux.mountLabel is the
+# context= of the tmpfs, devpts and masking mounts, not of proc, sysfs and
+# mqueue. Unlabelled controls show the checks can fail. Each check prints "ok - NAME" or
 # "not ok - NAME: DETAILS"; exit 1 if any failed.
 
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -194,12 +195,18 @@ EOF
 fi
 check "this shell is $HOST_LABEL" "$(attr /proc/self/attr/current)" "$HOST_LABEL"
 
-# bundle ID ARGS_JSON [PROCESS_JSON] [LINUX_JSON]: $WORK/ID/config.json;
-# PROCESS_JSON and LINUX_JSON are extra fields, each ending with a comma.
+# bundle ID ARGS_JSON [PROCESS_JSON] [LINUX_JSON] [TOP_JSON]:
+# $WORK/ID/config.json; the JSON arguments are extra fields of process,
+# linux and the top level, each ending with a comma. NOPROC=1: no /proc.
 bundle() {
     mkdir -p "$WORK/$1"
+    proc='{ "destination": "/proc", "type": "proc", "source": "proc" },'
+    masked='"maskedPaths": ["/mnt"],' ro=true
+    # rrun masks and remounts through /proc/self/fd: without /proc, neither.
+    [ "${NOPROC:-0}" = 1 ] && proc= masked= ro=false
     cat > "$WORK/$1/config.json" << EOF
 {
+  $5
   "ociVersion": "1.0.2",
   "process": {
     "terminal": false,
@@ -213,10 +220,10 @@ bundle() {
     },
     "noNewPrivileges": true
   },
-  "root": { "path": "$ROOTFS", "readonly": true },
+  "root": { "path": "$ROOTFS", "readonly": $ro },
   "hostname": "lsmtest",
   "mounts": [
-    { "destination": "/proc", "type": "proc", "source": "proc" },
+    $proc
     { "destination": "/dev", "type": "tmpfs", "source": "tmpfs",
       "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] },
     { "destination": "/dev/pts", "type": "devpts", "source": "devpts",
@@ -231,7 +238,7 @@ bundle() {
   "linux": {
     $4
     "cgroupsPath": "$PARENT/$1",
-    "maskedPaths": ["/mnt"],
+    $masked
     "namespaces": [
       { "type": "pid" }, { "type": "ipc" }, { "type": "uts" }, { "type": "mount" }
     ]
@@ -375,11 +382,29 @@ for RT in $RUNTIMES; do
         nok "$T: run -d without a label" "$(cat "$WORK/$id/out")"
     fi
 
+    # rrun's built-in init execs into the label; the program, its child,
+    # inherits it (as a container's init does under docker --init).
+    if [ $T = rrun ]; then
+        id=$T-init
+        ids="$ids $id"
+        bundle $id "$PROBE" "$SET_LABEL" "" '"annotations": { "rrun.init": "true" },'
+        out=$(rr run --bundle "$WORK/$id" $id 2>&1 < /dev/null)
+        check "$T: built-in init: the program has the label" "$(label "$out")" "$LABEL"
+        [ $LSM = apparmor ] && has "$T: built-in init: EACCES" "$out" "Permission denied"
+        rr delete -f $id > /dev/null 2>&1
+    fi
+
     # Unknown profile or label: create fails in one line, leaving nothing.
     id=$T-nope
     ids="$ids $id"
     bundle $id '["sleep", "3002"]' "$SET_NOPE"
     fails_cleanly "an unknown label" $id
+    # No procfs at /proc: the attr write has nowhere safe to go.
+    id=$T-noproc
+    ids="$ids $id"
+    NOPROC=1 bundle $id '["sleep", "3002"]' "$SET_LABEL"
+    fails_cleanly "no procfs at /proc" $id
+    [ $T = rrun ] && has "$T: no procfs at /proc: says so" "$(cat "$WORK/$id/out")" "procfs"
     if [ $LSM = selinux ]; then
         id=$T-mnope
         ids="$ids $id"
