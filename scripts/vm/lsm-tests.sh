@@ -344,6 +344,12 @@ for RT in $RUNTIMES; do
         pid=$(pid_of $id)
         check "$T: created init: the runtime's label" "$(attr /proc/$pid/attr/current)" "$HOST_LABEL"
         rr start $id > /dev/null 2>&1
+        # runc's start returns before its init has exec'd: wait for it.
+        n=50
+        while [ $n -gt 0 ] && [ "$(attr /proc/$pid/attr/current)" != "$LABEL" ]; do
+            sleep 0.1
+            n=$((n - 1))
+        done
         check "$T: started program: the label" "$(attr /proc/$pid/attr/current)" "$LABEL"
         out=$(probe $id)
         check "$T: exec inherits the container's label" "$(label "$out")" "$LABEL"
