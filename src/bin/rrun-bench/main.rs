@@ -148,7 +148,20 @@ fn machine() -> serde_json::Value {
         "kernel": kernel.trim(),
         "mem_gib": mem_kib / (1024.0 * 1024.0),
         "cgroups": cgroups,
+        "state_fs": fs_name(Path::new("/run")),
     })
+}
+
+/// The filesystem the state roots (under /run) live on. On most hosts /run
+/// is a tmpfs; on a disk, runtimes that rewrite their state files pay for
+/// the writeback (and its waits), which is not the runtime's own cost.
+fn fs_name(dir: &Path) -> String {
+    use nix::sys::statfs::{TMPFS_MAGIC, statfs};
+    match statfs(dir) {
+        Ok(s) if s.filesystem_type() == TMPFS_MAGIC => "tmpfs".into(),
+        Ok(s) => format!("not tmpfs (f_type {:#x})", s.filesystem_type().0),
+        Err(e) => format!("unknown ({e})"),
+    }
 }
 
 /// The bench rootfs: scripts/mkrootfs.sh's busybox tree plus tini and

@@ -202,12 +202,13 @@ impl Report<'_> {
         let m = &self.machine;
         let _ = writeln!(
             o,
-            "machine: {} | {} cores | Linux {} | {:.1} GiB | cgroups: {}",
+            "machine: {} | {} cores | Linux {} | {:.1} GiB | cgroups: {} | /run (state roots): {}",
             m["cpu"].as_str().unwrap_or("?"),
             m["cores"],
             m["kernel"].as_str().unwrap_or("?"),
             m["mem_gib"].as_f64().unwrap_or(0.0),
-            m["cgroups"].as_str().unwrap_or("?")
+            m["cgroups"].as_str().unwrap_or("?"),
+            m["state_fs"].as_str().unwrap_or("?")
         );
         let _ = writeln!(
             o,
