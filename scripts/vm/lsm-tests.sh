@@ -295,7 +295,10 @@ for RT in $RUNTIMES; do
     T=$(basename "$RT")
     STATE=/run/lsmtest-$T
     rr() { timeout 30 "$RT" --root "$STATE" "$@"; }
-    echo "# runtime $T: $("$RT" --version 2>&1 | head -n 1)"
+    version=$("$RT" --version 2>&1 | head -n 1)
+    echo "# runtime $T: $version"
+    # rrun's own features (RRUN_BIN=runc packs runc as "rrun").
+    case $version in rrun*) IS_RRUN=true ;; *) IS_RRUN=false ;; esac
     ids=
     has "$T: features says $LSM is enabled" "$("$RT" features 2>&1 | tr -d ' \n')" "\"$LSM\":{\"enabled\":true}"
 
@@ -390,7 +393,7 @@ for RT in $RUNTIMES; do
 
     # rrun's built-in init execs into the label; the program, its child,
     # inherits it (as a container's init does under docker --init).
-    if [ $T = rrun ]; then
+    if $IS_RRUN; then
         id=$T-init
         ids="$ids $id"
         bundle $id "$PROBE" "$SET_LABEL" "" '"annotations": { "rrun.init": "true" },'
@@ -410,7 +413,7 @@ for RT in $RUNTIMES; do
     ids="$ids $id"
     NOPROC=1 bundle $id '["sleep", "3002"]' "$SET_LABEL"
     fails_cleanly "no procfs at /proc" $id
-    [ $T = rrun ] && has "$T: no procfs at /proc: says so" "$(cat "$WORK/$id/out")" "procfs"
+    $IS_RRUN && has "$T: no procfs at /proc: says so" "$(cat "$WORK/$id/out")" "procfs"
     if [ $LSM = selinux ]; then
         id=$T-mnope
         ids="$ids $id"
