@@ -50,7 +50,7 @@ fmt:
 	$(CARGO) fmt
 	$(CARGO) fmt --manifest-path init/Cargo.toml
 
-test: lint build
+test: lint build fuzz-check
 	$(CARGO) test -- --test-threads=$(TEST_THREADS)
 	$(MAKE) bench-smoke
 
@@ -113,3 +113,26 @@ SOAK_CYCLES ?= 10000
 .PHONY: soak
 soak: build
 	RRUN_SOAK_CYCLES=$(SOAK_CYCLES) $(CARGO) test --test robustness -- --nocapture soak_
+
+# ---- fuzzing: cargo-fuzz targets in fuzz/ (docs/robustness.md) ----
+# fuzz/ compiles rrun's pure modules from src/ with #[path]. fuzz-check
+# builds it with the default (stable) toolchain and runs every target's
+# body over fuzz/seeds/ (no fuzzing, no nightly), so a module that uses
+# something fuzz/src/lib.rs lacks fails `make test` instead of rotting
+# unnoticed. `make fuzz` needs nightly and cargo-fuzz (cargo install
+# cargo-fuzz); corpora grow in fuzz/corpus/, crashes land in fuzz/artifacts/.
+FUZZ_CARGO   ?= cargo +nightly
+FUZZ_TIME    ?= 60
+FUZZ_TARGETS ?= $(basename $(notdir $(wildcard fuzz/fuzz_targets/*.rs)))
+
+.PHONY: fuzz-check fuzz
+fuzz-check:
+	@$(CARGO) test --manifest-path fuzz/Cargo.toml --target-dir target/fuzz-check || { \
+	    echo "make: fuzz/ failed: a module it includes from src/ uses something fuzz/src/lib.rs" \
+	         "or fuzz/Cargo.toml lacks, or a seed in fuzz/seeds/ is refused (docs/robustness.md, Fuzzing)" >&2; exit 1; }
+
+fuzz:
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	    mkdir -p corpus/$$t && \
+	    $(FUZZ_CARGO) fuzz run $$t corpus/$$t seeds/$$t -- -max_total_time=$(FUZZ_TIME) || exit 1; \
+	done

@@ -1,17 +1,4 @@
-//! An OCI seccomp profile (JSON) -> seccompiler JSON -> BPF: never a panic.
+//! Fuzz target `seccomp`: the body is `rrun_fuzz::targets::seccomp` (src/targets.rs).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-
-include!("stubs.rs");
-
-#[allow(dead_code)]
-#[path = "../../src/security/seccomp.rs"]
-mod seccomp;
-
-fuzz_target!(|data: &[u8]| {
-    if let Ok(p) = serde_json::from_slice::<oci_spec::runtime::LinuxSeccomp>(data) {
-        let _ = seccomp::filters_json(&p, &[]);
-        let _ = seccomp::compile(&p);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| rrun_fuzz::targets::seccomp(data));
