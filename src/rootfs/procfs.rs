@@ -89,9 +89,10 @@ impl ProcFs {
     }
 
     /// Opens the first of `names` (paths under the thread's `attr/`) that
-    /// exists, for writing. AppArmor has its own `attr/apparmor/` since
-    /// Linux 5.8; older kernels only have the shared `attr/` files.
-    pub fn open_self_attr(&self, names: &[&str]) -> Result<OwnedFd, RootfsError> {
+    /// exists, for writing; returns it with its name. AppArmor has its own
+    /// `attr/apparmor/` since Linux 5.8; older kernels only have the shared
+    /// `attr/` files.
+    pub fn open_self_attr<'n>(&self, names: &[&'n str]) -> Result<(OwnedFd, &'n str), RootfsError> {
         let base = self.thread_self()?.join("attr");
         let mut last = None;
         for name in names {
@@ -100,7 +101,7 @@ impl ProcFs {
                     source: Errno::ENOENT,
                     ..
                 }) => last = Some(base.join(name)),
-                other => return other,
+                other => return other.map(|fd| (fd, *name)),
             }
         }
         let path = Path::new("/proc").join(last.unwrap_or(base));
@@ -144,5 +145,24 @@ mod tests {
         let me = proc.thread_self().unwrap();
         let pid = std::process::id().to_string();
         assert!(me.starts_with(&pid), "{me:?} is not under {pid}");
+    }
+
+    #[test]
+    fn opens_the_first_attr_file_that_exists() {
+        if !Path::new("/proc/self/attr/exec").exists() {
+            return; // a kernel without CONFIG_SECURITY has no attr files
+        }
+        let proc = ProcFs::open().unwrap();
+        let want = if Path::new("/proc/self/attr/apparmor/exec").exists() {
+            "apparmor/exec"
+        } else {
+            "exec"
+        };
+        let (_, name) = proc
+            .open_self_attr(&["no-such-attr", "apparmor/exec", "exec"])
+            .unwrap();
+        assert_eq!(name, want);
+        let e = proc.open_self_attr(&["no-such-attr"]).unwrap_err();
+        assert!(e.to_string().contains("no-such-attr"), "{e}");
     }
 }

@@ -212,16 +212,13 @@ fn write_attr(
         label: label.to_string(),
         msg,
     };
-    let fd = proc
+    let (fd, name) = proc
         .open_self_attr(names)
         .map_err(|e| fail(e.to_string()))?;
     match nix::unistd::write(&fd, value.as_bytes()) {
         Ok(n) if n == value.len() => Ok(()),
-        Ok(n) => Err(fail(format!(
-            "short write to attr/{} ({n} bytes)",
-            names[0]
-        ))),
-        Err(e) => Err(fail(explain(field, names[0], e))),
+        Ok(n) => Err(fail(format!("short write to attr/{name} ({n} bytes)"))),
+        Err(e) => Err(fail(explain(field, name, e))),
     }
 }
 
