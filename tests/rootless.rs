@@ -849,20 +849,10 @@ impl Delegation {
 
 impl Drop for Delegation {
     fn drop(&mut self) {
-        fn rmdir_tree(p: &Path) {
-            if let Ok(rd) = fs::read_dir(p) {
-                for e in rd.flatten() {
-                    if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                        rmdir_tree(&e.path());
-                    }
-                }
-            }
-            let _ = fs::remove_dir(p);
-        }
         // A killed container's last tasks may keep a cgroup busy a moment.
         poll(Duration::from_secs(5), || {
             for d in &self.dirs {
-                rmdir_tree(d);
+                rmdir_cgroup_tree(d);
             }
             self.dirs.iter().all(|d| !d.exists()).then_some(())
         });

@@ -1678,32 +1678,9 @@ fn agent_loop(
 fn receive_process_state(
     stream: &std::os::unix::net::UnixStream,
 ) -> Result<(Value, Vec<std::os::fd::OwnedFd>), String> {
-    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
-    use std::io::{IoSliceMut, Read};
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+    use std::io::Read;
     stream.set_nonblocking(false).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut cmsg = nix::cmsg_space!([RawFd; 4]);
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let msg = recvmsg::<()>(
-        stream.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .map_err(|e| format!("recvmsg: {e}"))?;
-    let mut fds = Vec::new();
-    for c in msg.cmsgs().map_err(|e| format!("cmsgs: {e}"))? {
-        if let ControlMessageOwned::ScmRights(v) = c {
-            // SAFETY: just received, owned by nobody else.
-            fds.extend(v.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
-        }
-    }
-    let n = msg.bytes;
-    let mut data = buf[..n].to_vec();
+    let (mut data, fds) = recv_with_fds(stream, 64 * 1024, Duration::from_secs(5))?;
     // The state may come in several sends: read until it is whole JSON
     // (whether the runtime then closes is checked apart, see agent_loop).
     loop {

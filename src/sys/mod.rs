@@ -389,8 +389,8 @@ pub fn attach_device_filter<T>(cgroup: &impl AsFd, insns: &[T]) -> Result<OwnedF
     Ok(prog)
 }
 
-/// seccomp(SECCOMP_SET_MODE_FILTER, flags, prog).
-pub fn seccomp_load(prog: &[seccompiler::sock_filter], flags: u32) -> Result<(), Errno> {
+/// seccomp(SECCOMP_SET_MODE_FILTER, flags, prog): the syscall's return.
+fn seccomp_set_filter(prog: &[seccompiler::sock_filter], flags: u32) -> Result<i32, Errno> {
     #[repr(C)]
     struct SockFprog {
         len: libc::c_ushort,
@@ -411,7 +411,12 @@ pub fn seccomp_load(prog: &[seccompiler::sock_filter], flags: u32) -> Result<(),
             &fprog as *const SockFprog,
         )
     };
-    Errno::result(ret).map(|_| ())
+    Errno::result(ret).map(|r| r as i32)
+}
+
+/// seccomp(SECCOMP_SET_MODE_FILTER, flags, prog).
+pub fn seccomp_load(prog: &[seccompiler::sock_filter], flags: u32) -> Result<(), Errno> {
+    seccomp_set_filter(prog, flags).map(|_| ())
 }
 
 /// setrlimit by raw resource number (the launch plan carries numbers).
@@ -593,33 +598,11 @@ pub fn seccomp_load_listener(
     prog: &[seccompiler::sock_filter],
     flags: u32,
 ) -> Result<OwnedFd, Errno> {
-    #[repr(C)]
-    struct SockFprog {
-        len: libc::c_ushort,
-        filter: *const seccompiler::sock_filter,
-    }
-    const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
     const SECCOMP_FILTER_FLAG_NEW_LISTENER: u32 = 1 << 3;
-    let fprog = SockFprog {
-        len: prog.len() as libc::c_ushort,
-        filter: prog.as_ptr(),
-    };
-    // SAFETY: fprog points to `prog`, a valid array of sock_filter (repr C,
-    // from seccompiler) that outlives the call; the kernel copies it.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            SECCOMP_SET_MODE_FILTER,
-            (flags | SECCOMP_FILTER_FLAG_NEW_LISTENER) as libc::c_uint,
-            &fprog as *const SockFprog,
-        )
-    };
-    if ret < 0 {
-        return Err(Errno::last());
-    }
+    let fd = seccomp_set_filter(prog, flags | SECCOMP_FILTER_FLAG_NEW_LISTENER)?;
     // SAFETY: with NEW_LISTENER a successful call returns a new fd that
     // nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(ret as i32) })
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Whether this kernel knows every seccomp(2) filter flag in `flags`: a

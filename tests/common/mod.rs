@@ -794,7 +794,7 @@ pub fn cgroup_dirs(cgroups_path: &str) -> Vec<PathBuf> {
 }
 
 /// Remove a cgroup directory tree (rmdir only; cgroupfs has no real files).
-fn rmdir_cgroup_tree(p: &Path) {
+pub fn rmdir_cgroup_tree(p: &Path) {
     if let Ok(rd) = fs::read_dir(p) {
         for e in rd.flatten() {
             if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
@@ -1240,9 +1240,6 @@ impl Drop for Container {
 pub fn receive_console_master(
     listener: std::os::unix::net::UnixListener,
 ) -> Result<(std::os::fd::OwnedFd, String), String> {
-    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
-    use std::io::IoSliceMut;
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
     use std::time::Instant;
     let deadline = Instant::now() + STATUS_TIMEOUT;
     let stream = loop {
@@ -1258,10 +1255,31 @@ pub fn receive_console_master(
         }
     };
     stream.set_nonblocking(false).unwrap();
+    let (data, mut owned) = recv_with_fds(&stream, 4096, STATUS_TIMEOUT)?;
+    let name = String::from_utf8_lossy(&data).into_owned();
+    if owned.len() != 1 {
+        return Err(format!(
+            "expected exactly one fd in SCM_RIGHTS, got {} (payload {name:?})",
+            owned.len()
+        ));
+    }
+    Ok((owned.pop().unwrap(), name))
+}
+
+/// One recvmsg(2) on `stream` (up to `max` bytes, `timeout` to wait): the
+/// bytes and the fds that came with them in SCM_RIGHTS, close-on-exec.
+pub fn recv_with_fds(
+    stream: &std::os::unix::net::UnixStream,
+    max: usize,
+    timeout: Duration,
+) -> Result<(Vec<u8>, Vec<std::os::fd::OwnedFd>), String> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    use std::io::IoSliceMut;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
     stream
-        .set_read_timeout(Some(STATUS_TIMEOUT))
+        .set_read_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
-    let mut buf = [0u8; 4096];
+    let mut buf = vec![0u8; max];
     let mut cmsg = nix::cmsg_space!([RawFd; 4]);
     let mut iov = [IoSliceMut::new(&mut buf)];
     let msg = recvmsg::<()>(
@@ -1274,23 +1292,13 @@ pub fn receive_console_master(
     let mut fds = Vec::new();
     for c in msg.cmsgs().map_err(|e| format!("cmsgs: {e}"))? {
         if let ControlMessageOwned::ScmRights(v) = c {
-            fds.extend(v);
+            // SAFETY: just received, owned by nobody else.
+            fds.extend(v.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
         }
     }
     let n = msg.bytes;
-    let name = String::from_utf8_lossy(&buf[..n]).into_owned();
-    // SAFETY: the fds were just received and are owned by nobody else.
-    let mut owned: Vec<OwnedFd> = fds
-        .into_iter()
-        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
-        .collect();
-    if owned.len() != 1 {
-        return Err(format!(
-            "expected exactly one fd in SCM_RIGHTS, got {} (payload {name:?})",
-            owned.len()
-        ));
-    }
-    Ok((owned.pop().unwrap(), name))
+    buf.truncate(n);
+    Ok((buf, fds))
 }
 
 // ---------------------------------------------------------------------------
