@@ -472,23 +472,7 @@ fn exec_into_a_rootless_container() {
 
     // A detached exec: on the host it is the user, in the container's
     // namespaces.
-    let pid_file = c.run_as.as_ref().unwrap().dir.join("exec.pid");
-    c.rrun(&[
-        "exec",
-        "--detach",
-        "--pid-file",
-        &pid_file.to_string_lossy(),
-        &c.id,
-        "sleep",
-        "60",
-    ])
-    .ok();
-    let pid: i32 = fs::read_to_string(&pid_file)
-        .expect("exec pid file")
-        .trim()
-        .parse()
-        .expect("pid in the pid file");
-    c.remember(pid);
+    let pid = exec_detached_sleep(&c);
     assert!(pid_alive(pid), "exec'd process {pid} is not alive");
     assert_ne!(pid, init);
     assert_runs_as(pid, &u);
@@ -739,23 +723,7 @@ fn delete_force_of_a_running_container_leaves_nothing() {
     c.run_detached().ok();
     c.wait_status("running");
     let init = c.pid();
-    let pid_file = c.run_as.as_ref().unwrap().dir.join("exec.pid");
-    c.rrun(&[
-        "exec",
-        "--detach",
-        "--pid-file",
-        &pid_file.to_string_lossy(),
-        &c.id,
-        "sleep",
-        "60",
-    ])
-    .ok();
-    let exec_pid: i32 = fs::read_to_string(&pid_file)
-        .expect("exec pid file")
-        .trim()
-        .parse()
-        .unwrap();
-    c.remember(exec_pid);
+    let exec_pid = exec_detached_sleep(&c);
     assert!(pid_alive(init) && pid_alive(exec_pid));
 
     c.delete_force().ok();
@@ -953,4 +921,27 @@ fn polled_output_of_a_running_container_is_intact() {
     assert_eq!(got, want, "output lost or reordered while polled");
     c.delete_force().ok();
     c.assert_clean();
+}
+
+/// `exec --detach --pid-file` of a long sleep, as the container's user:
+/// the exec'd process's host pid (remembered for cleanup).
+fn exec_detached_sleep(c: &Container) -> i32 {
+    let pid_file = c.run_as.as_ref().unwrap().dir.join("exec.pid");
+    c.rrun(&[
+        "exec",
+        "--detach",
+        "--pid-file",
+        &pid_file.to_string_lossy(),
+        &c.id,
+        "sleep",
+        "60",
+    ])
+    .ok();
+    let pid: i32 = fs::read_to_string(&pid_file)
+        .expect("exec pid file")
+        .trim()
+        .parse()
+        .expect("pid in the pid file");
+    c.remember(pid);
+    pid
 }
