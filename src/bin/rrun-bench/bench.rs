@@ -43,6 +43,9 @@ pub struct Params {
     /// Directories (relative to /) packed into the unpack image; empty: the
     /// bench rootfs.
     pub image_src: Vec<String>,
+    /// Idle time before each timed command that may put a process into a
+    /// cgroup (run, create, exec); see [`Bench::settle`].
+    pub settle: Duration,
 }
 
 /// A command timed beside the runtimes' foreground `run`, in the same
@@ -206,7 +209,20 @@ impl Bench {
         proc::run(rt.cmd().args(args), t).map_err(|e| format!("{}: {e}", rt.name))
     }
 
+    /// A cgroup.procs write waits for an RCU grace period (~8-12 ms here)
+    /// unless another one happened in the last ~10-20 ms, which then paid it.
+    /// Without a pause, a runtime that migrates its init that way would run
+    /// faster right after another one did (and slower on a quiet host), so
+    /// the rotation would bias the comparison: every timed command that can
+    /// migrate a process starts after the kernel's state has gone idle.
+    fn settle(&self) {
+        if !self.in_batch.load(Ordering::Relaxed) && !self.params.settle.is_zero() {
+            thread::sleep(self.params.settle);
+        }
+    }
+
     fn create(&self, rt: &Runtime, c: &Container) -> Result<Outcome, String> {
+        self.settle();
         let o = self.exec(
             rt,
             &[
@@ -332,6 +348,7 @@ impl Bench {
                 let Ok(c) = self.container(rt, "run", &v) else {
                     continue;
                 };
+                self.settle();
                 match self.exec(rt, &["run", "--bundle", &c.dir.to_string_lossy(), &c.id]) {
                     Ok(o) if o.ok() => {
                         if record {
@@ -409,6 +426,7 @@ impl Bench {
                     break;
                 }
                 let (rt, c) = &running[(i + rep) % n];
+                self.settle();
                 match self.exec(rt, &["exec", &c.id, "/bin/true"]) {
                     Ok(o) if o.ok() => {
                         if rep >= p.warmup {
@@ -503,6 +521,7 @@ impl Bench {
                 for with in order {
                     let v = if with { &secc } else { &plain };
                     if let Ok(c) = self.container(rt, "sec", v) {
+                        self.settle();
                         match self.exec(rt, &["run", "--bundle", &c.dir.to_string_lossy(), &c.id]) {
                             Ok(o) if o.ok() => run_ms[with as usize] = Some(ms(o.wall)),
                             Ok(o) => res.fail(&rt.name, "run (seccomp phase)", &o.reason()),

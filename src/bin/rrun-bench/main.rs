@@ -67,6 +67,11 @@ struct Opts {
     /// Unpack repetitions per tool (default 3; smoke 1)
     #[arg(long)]
     unpack_reps: Option<usize>,
+    /// Milliseconds of idle before each timed run/create/exec, so no
+    /// command inherits the cgroup rwsem's grace period from the previous
+    /// one (default 50; smoke 0)
+    #[arg(long)]
+    settle_ms: Option<u64>,
     /// Host directories (relative to /) packed into the unpack image;
     /// default usr/bin and usr/share/man (smoke: the bench rootfs)
     #[arg(long, value_delimiter = ',')]
@@ -298,6 +303,7 @@ fn params(opts: &Opts) -> Params {
         par_reps: opts.par_reps.unwrap_or(if s { 1 } else { 2 }),
         idle_secs: opts.idle_secs.unwrap_or(if s { 1 } else { 10 }),
         unpack_reps: opts.unpack_reps.unwrap_or(if s { 1 } else { 3 }),
+        settle: Duration::from_millis(opts.settle_ms.unwrap_or(if s { 0 } else { 50 })),
         image_src: opts.image_src.clone().unwrap_or_else(|| {
             if s {
                 vec![]
