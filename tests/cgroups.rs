@@ -14,7 +14,6 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -146,61 +145,6 @@ fn exec(c: &Container, command: &[&str]) -> Output {
     let mut v = vec!["exec", c.id.as_str()];
     v.extend_from_slice(command);
     c.rrun(&v)
-}
-
-/// `exec --detach --pid-file F ID COMMAND...`; the host pid.
-#[track_caller]
-fn exec_detached(c: &Container, command: &[&str]) -> i32 {
-    let pid_file = c.bundle.file(&format!("exec-{}.pid", unique_name()));
-    let pf = pid_file.to_string_lossy().into_owned();
-    let mut v = vec!["exec", "--detach", "--pid-file", &pf, c.id.as_str()];
-    v.extend_from_slice(command);
-    c.rrun(&v).ok();
-    let s = poll(STATUS_TIMEOUT, || {
-        fs::read_to_string(&pid_file)
-            .ok()
-            .filter(|s| !s.trim().is_empty())
-    })
-    .unwrap_or_else(|| panic!("pid file {} not written", pid_file.display()));
-    let pid: i32 = s.trim().parse().expect("pid file holds a pid");
-    c.remember(pid);
-    pid
-}
-
-/// Run `cmd` with `input` on its stdin, with a timeout.
-#[track_caller]
-fn run_with_stdin(mut cmd: Command, input: &str) -> Output {
-    use std::io::{Read, Seek, SeekFrom};
-    use std::os::unix::process::ExitStatusExt;
-    let mut out = tempfile::tempfile().unwrap();
-    let mut err = tempfile::tempfile().unwrap();
-    cmd.stdin(Stdio::piped())
-        .stdout(out.try_clone().unwrap())
-        .stderr(err.try_clone().unwrap());
-    let line = format!("{cmd:?} <<< {input}");
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot spawn {line}: {e}"));
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.as_bytes().to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let st = wait_child(&mut child, TIMEOUT, &line);
-    let _ = writer.join();
-    let read = |f: &mut fs::File| {
-        let mut b = Vec::new();
-        f.seek(SeekFrom::Start(0)).unwrap();
-        f.read_to_end(&mut b).unwrap();
-        String::from_utf8_lossy(&b).into_owned()
-    };
-    Output {
-        cmdline: line,
-        code: st.code(),
-        signal: st.signal(),
-        stdout: read(&mut out),
-        stderr: read(&mut err),
-    }
 }
 
 /// A background runtime command whose stdout can be read while it runs.
@@ -981,7 +925,7 @@ fn update_resources_file_and_stdin() {
 
     let o = run_with_stdin(
         c.cmd(&["update", "--resources", "-", &c.id]),
-        &json!({ "memory": { "limit": 40 * MIB }, "pids": { "limit": 22 } }).to_string(),
+        json!({ "memory": { "limit": 40 * MIB }, "pids": { "limit": 22 } }).to_string(),
     );
     o.ok();
     assert_eq!(cg_u64(&c, "memory.limit_in_bytes"), 40 * MIB);
@@ -1129,7 +1073,7 @@ fn ps_json_lists_exactly_the_containers_pids() {
     require_v1!();
     let c = sleeper(Bundle::new());
     let init = c.pid();
-    let extra = exec_detached(&c, &["sleep", "60"]);
+    let extra = c.exec_detached(&["sleep", "60"]);
     let dir = cg_dir(&c, "pids.max");
     let want = procs(&dir);
     assert!(
@@ -1160,7 +1104,7 @@ fn ps_table_shows_only_the_container() {
     require!(have_cmd("ps"), "no ps(1) on the host");
     let c = sleeper(Bundle::new());
     let init = c.pid();
-    let extra = exec_detached(&c, &["sleep", "61"]);
+    let extra = c.exec_detached(&["sleep", "61"]);
     let o = c.rrun(&["ps", &c.id]);
     o.ok();
     let mut lines = o.stdout.lines();
@@ -1213,7 +1157,7 @@ fn events_stats_matches_the_cgroup_files() {
         c["linux"]["resources"]["memory"] = json!({ "limit": limit });
         c["linux"]["resources"]["pids"] = json!({ "limit": 30 });
     }));
-    exec_detached(&c, &["sleep", "60"]);
+    c.exec_detached(&["sleep", "60"]);
     let o = c.rrun(&["events", "--stats", &c.id]);
     o.ok();
     let lines: Vec<&str> = o.stdout.lines().filter(|l| !l.trim().is_empty()).collect();

@@ -8,10 +8,9 @@ mod common;
 use common::*;
 use serde_json::json;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -49,43 +48,6 @@ fn exec_ok(c: &Container, flags: &[&str], command: &[&str]) -> String {
     let o = exec(c, flags, command);
     o.ok();
     o.stdout
-}
-
-/// Run `cmd` with `input` written to its stdin (from a thread), stdout and
-/// stderr captured to files, with a timeout.
-#[track_caller]
-fn run_with_stdin(mut cmd: Command, input: Vec<u8>) -> Output {
-    use std::io::{Read, Seek, SeekFrom};
-    use std::os::unix::process::ExitStatusExt;
-    let mut out = tempfile::tempfile().unwrap();
-    let mut err = tempfile::tempfile().unwrap();
-    cmd.stdin(Stdio::piped())
-        .stdout(out.try_clone().unwrap())
-        .stderr(err.try_clone().unwrap());
-    let line = format!("{cmd:?}");
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot spawn {line}: {e}"));
-    let mut stdin = child.stdin.take().unwrap();
-    // The writer ends (EPIPE) at the latest when the child is gone.
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let st = wait_child(&mut child, TIMEOUT, &line);
-    let _ = writer.join();
-    let read = |f: &mut fs::File| {
-        let mut b = Vec::new();
-        f.seek(SeekFrom::Start(0)).unwrap();
-        f.read_to_end(&mut b).unwrap();
-        String::from_utf8_lossy(&b).into_owned()
-    };
-    Output {
-        cmdline: line,
-        code: st.code(),
-        signal: st.signal(),
-        stdout: read(&mut out),
-        stderr: read(&mut err),
-    }
 }
 
 /// Value of a "Key:\tvalue" line in /proc/<pid>/status text.
@@ -135,36 +97,6 @@ fn container_cgroups(c: &Container, init: i32) -> Vec<PathBuf> {
         cgroup_dirs(&c.bundle.cgroups_path)
     );
     dirs
-}
-
-/// Read a pid file written by the runtime (waits for it to be non-empty).
-#[track_caller]
-fn read_pid_file(p: &Path) -> i32 {
-    let s = poll(STATUS_TIMEOUT, || {
-        fs::read_to_string(p).ok().filter(|s| !s.trim().is_empty())
-    })
-    .unwrap_or_else(|| panic!("pid file {} not written", p.display()));
-    s.trim()
-        .parse()
-        .unwrap_or_else(|e| panic!("pid file {}: {s:?}: {e}", p.display()))
-}
-
-/// `exec --detach --pid-file F ID COMMAND...`; returns the host pid (which
-/// the container guard remembers for its leak check).
-#[track_caller]
-fn exec_detached(c: &Container, command: &[&str]) -> i32 {
-    let pid_file = c.bundle.file(&format!("exec-{}.pid", unique_name()));
-    let pf = pid_file.to_string_lossy().into_owned();
-    let t = Instant::now();
-    exec(c, &["--detach", "--pid-file", &pf], command).ok();
-    assert!(
-        t.elapsed() < Duration::from_secs(10),
-        "exec --detach did not return promptly ({:?})",
-        t.elapsed()
-    );
-    let pid = read_pid_file(&pid_file);
-    c.remember(pid);
-    pid
 }
 
 /// Thaws a v1 freezer cgroup when dropped (also when the test fails).
@@ -547,7 +479,7 @@ fn exec_process_is_in_the_containers_cgroups() {
     };
     assert_eq!(sorted(&out), sorted(&host), "cgroups of exec vs init");
     // Detached: the host sees its pid in the container's cgroup.procs.
-    let pid = exec_detached(&c, &["sleep", "30"]);
+    let pid = c.exec_detached(&["sleep", "30"]);
     for d in container_cgroups(&c, init) {
         assert!(
             cgroup_procs(&d).contains(&pid),
@@ -571,7 +503,7 @@ fn exec_process_is_in_the_containers_cgroups() {
 fn exec_detach_writes_pid_file() {
     let c = running(Bundle::new());
     let init = c.pid();
-    let pid = exec_detached(&c, &["sleep", "30"]);
+    let pid = c.exec_detached(&["sleep", "30"]);
     assert!(pid_alive(pid), "detached exec pid {pid} not alive");
     assert_ne!(pid, init);
     assert_eq!(
@@ -758,8 +690,8 @@ fn exec_preserve_fds_passes_fd3() {
 fn kill_all_kills_exec_processes() {
     let c = running(Bundle::new());
     let init = c.pid();
-    let a = exec_detached(&c, &["sleep", "30"]);
-    let b = exec_detached(&c, &["sh", "-c", "sleep 30; true"]);
+    let a = c.exec_detached(&["sleep", "30"]);
+    let b = c.exec_detached(&["sh", "-c", "sleep 30; true"]);
     assert!(pid_alive(a) && pid_alive(b));
     c.rrun(&["kill", "--all", &c.id, "KILL"]).ok();
     for pid in [a, b, init] {

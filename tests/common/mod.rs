@@ -1108,6 +1108,29 @@ impl Container {
         }
     }
 
+    /// `exec --detach --pid-file F ID COMMAND...`: the exec'd process's
+    /// host pid, remembered for the leak check.
+    #[track_caller]
+    pub fn exec_detached(&self, command: &[&str]) -> i32 {
+        let pid_file = self.bundle.file(&format!("exec-{}.pid", unique_name()));
+        let pf = pid_file.to_string_lossy().into_owned();
+        let mut v = vec!["exec", "--detach", "--pid-file", &pf, self.id.as_str()];
+        v.extend_from_slice(command);
+        self.rrun(&v).ok();
+        let s = poll(STATUS_TIMEOUT, || {
+            fs::read_to_string(&pid_file)
+                .ok()
+                .filter(|s| !s.trim().is_empty())
+        })
+        .unwrap_or_else(|| panic!("pid file {} not written", pid_file.display()));
+        let pid: i32 = s
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("pid file {}: {s:?}: {e}", pid_file.display()));
+        self.remember(pid);
+        pid
+    }
+
     /// Record a host pid belonging to the container (for leak checks).
     pub fn remember(&self, pid: i32) {
         if let Some(st) = proc_starttime(pid) {
@@ -1264,6 +1287,44 @@ pub fn receive_console_master(
         ));
     }
     Ok((owned.pop().unwrap(), name))
+}
+
+/// Run `cmd` with `input` written to its stdin (from a thread), stdout and
+/// stderr captured to files, with a timeout.
+#[track_caller]
+pub fn run_with_stdin(mut cmd: Command, input: impl Into<Vec<u8>>) -> Output {
+    use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::process::ExitStatusExt;
+    let input: Vec<u8> = input.into();
+    let mut out = tempfile::tempfile().unwrap();
+    let mut err = tempfile::tempfile().unwrap();
+    cmd.stdin(Stdio::piped())
+        .stdout(out.try_clone().unwrap())
+        .stderr(err.try_clone().unwrap());
+    let line = format!("{cmd:?}");
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot spawn {line}: {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    // The writer ends (EPIPE) at the latest when the child is gone.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let st = wait_child(&mut child, TIMEOUT, &line);
+    let _ = writer.join();
+    let read = |f: &mut fs::File| {
+        let mut b = Vec::new();
+        f.seek(SeekFrom::Start(0)).unwrap();
+        f.read_to_end(&mut b).unwrap();
+        String::from_utf8_lossy(&b).into_owned()
+    };
+    Output {
+        cmdline: line,
+        code: st.code(),
+        signal: st.signal(),
+        stdout: read(&mut out),
+        stderr: read(&mut err),
+    }
 }
 
 /// One recvmsg(2) on `stream` (up to `max` bytes, `timeout` to wait): the
