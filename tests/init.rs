@@ -14,11 +14,9 @@ use common::*;
 use serde_json::{Value, json};
 use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Skip unless root and running against rrun (runc ignores `rrun.*`).
@@ -1019,49 +1017,6 @@ fn leftovers_of_a_run_are_gone_before_the_restart() {
 // Terminal
 // ---------------------------------------------------------------------------
 
-/// A console socket receiver (as in tests/terminal.rs): accepts one
-/// connection in a thread and returns the pty master it carries.
-struct ConsoleSocket {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-    thread: Option<JoinHandle<Result<OwnedFd, String>>>,
-}
-
-impl ConsoleSocket {
-    fn new() -> ConsoleSocket {
-        let dir = tempfile::Builder::new()
-            .prefix("rrun-test-console-")
-            .tempdir()
-            .unwrap();
-        let path = dir.path().join("console.sock");
-        let listener = UnixListener::bind(&path).expect("bind console socket");
-        listener.set_nonblocking(true).unwrap();
-        let thread = std::thread::spawn(move || receive_master(listener));
-        ConsoleSocket {
-            _dir: dir,
-            path,
-            thread: Some(thread),
-        }
-    }
-
-    fn arg(&self) -> String {
-        self.path.to_string_lossy().into_owned()
-    }
-
-    #[track_caller]
-    fn receive(&mut self) -> File {
-        let r = self.thread.take().expect("receive once").join();
-        File::from(
-            r.expect("console thread")
-                .unwrap_or_else(|e| panic!("console socket: {e}")),
-        )
-    }
-}
-
-fn receive_master(listener: UnixListener) -> Result<OwnedFd, String> {
-    receive_console_master(listener).map(|(fd, _)| fd)
-}
-
 /// Read the pty master until the (CRLF-normalised) output contains
 /// `needle`; returns all output so far.
 #[track_caller]
@@ -1116,7 +1071,7 @@ fn terminal_with_console_socket_works_with_the_init() {
         ],
     ));
     c.create_with(&["--console-socket", &sock.arg()]).ok();
-    let mut master = sock.receive();
+    let mut master = File::from(sock.receive().0);
     let mut seen = Vec::new();
     c.start().ok();
     for n in 1..=2 {

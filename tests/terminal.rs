@@ -9,62 +9,10 @@ use common::*;
 use serde_json::json;
 use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::net::UnixListener;
-use std::path::{Path, PathBuf};
+use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-// ---------------------------------------------------------------------------
-// A console socket receiver
-// ---------------------------------------------------------------------------
-
-type Received = Result<(OwnedFd, String), String>;
-
-/// A unix stream socket the runtime connects to, sending one message whose
-/// SCM_RIGHTS data carries the pty master. Accepts in a thread that gives
-/// up after `STATUS_TIMEOUT`.
-struct ConsoleSocket {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-    thread: Option<JoinHandle<Received>>,
-}
-
-impl ConsoleSocket {
-    fn new() -> ConsoleSocket {
-        let dir = tempfile::Builder::new()
-            .prefix("rrun-test-console-")
-            .tempdir()
-            .unwrap();
-        let path = dir.path().join("console.sock");
-        let listener = UnixListener::bind(&path).expect("bind console socket");
-        listener.set_nonblocking(true).unwrap();
-        let thread = std::thread::spawn(move || receive_console_master(listener));
-        ConsoleSocket {
-            _dir: dir,
-            path,
-            thread: Some(thread),
-        }
-    }
-
-    fn arg(&self) -> String {
-        self.path.to_string_lossy().into_owned()
-    }
-
-    /// The received master (as a Pty) and the message's name string.
-    #[track_caller]
-    fn receive(&mut self) -> (Pty, String) {
-        let r = self
-            .thread
-            .take()
-            .expect("receive called once")
-            .join()
-            .expect("console socket thread panicked");
-        let (fd, name) = r.unwrap_or_else(|e| panic!("console socket: {e}"));
-        (Pty::new(File::from(fd)), name)
-    }
-}
 
 // ---------------------------------------------------------------------------
 // The master side of a pty
@@ -236,7 +184,8 @@ fn create_console_socket_passes_master_with_size() {
     let mut sock = ConsoleSocket::new();
     let c = Container::new(tty_bundle(TTY_REPORT, Some((33, 99))));
     c.create_with(&["--console-socket", &sock.arg()]).ok();
-    let (mut pty, name) = sock.receive();
+    let (fd, name) = sock.receive();
+    let mut pty = Pty::new(File::from(fd));
     // The payload names the terminal (runc sends the master's name).
     assert!(!name.trim_matches('\0').is_empty(), "empty name payload");
     assert_eq!(c.status(), "created");
@@ -256,7 +205,7 @@ fn console_input_reaches_the_container() {
         None,
     ));
     c.create_with(&["--console-socket", &sock.arg()]).ok();
-    let (mut pty, _) = sock.receive();
+    let mut pty = Pty::new(File::from(sock.receive().0));
     c.start().ok();
     pty.read_until("ready\n");
     pty.write("hello tty\n");
@@ -278,7 +227,7 @@ fn ctrl_c_on_the_master_interrupts_the_container() {
         None,
     ));
     c.create_with(&["--console-socket", &sock.arg()]).ok();
-    let (mut pty, _) = sock.receive();
+    let mut pty = Pty::new(File::from(sock.receive().0));
     c.start().ok();
     pty.read_until("ready\n");
     pty.write("\x03");
@@ -351,7 +300,7 @@ fn exec_tty(c: &Container, flags: &[&str], command: &[&str]) -> (Pty, i32) {
     args.push(&c.id);
     args.extend_from_slice(command);
     c.rrun(&args).ok();
-    let (pty, _) = sock.receive();
+    let pty = Pty::new(File::from(sock.receive().0));
     let pid: i32 = fs::read_to_string(&pid_file)
         .unwrap_or_else(|e| panic!("pid file {}: {e}", pid_file.display()))
         .trim()

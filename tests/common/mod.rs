@@ -1258,6 +1258,50 @@ impl Drop for Container {
     }
 }
 
+/// A console socket the runtime connects to (`--console-socket`): one
+/// message whose SCM_RIGHTS carry the pty master, accepted in a thread that
+/// gives up after `STATUS_TIMEOUT`.
+pub struct ConsoleSocket {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    thread: Option<std::thread::JoinHandle<Result<(std::os::fd::OwnedFd, String), String>>>,
+}
+
+impl ConsoleSocket {
+    pub fn new() -> ConsoleSocket {
+        let dir = tempfile::Builder::new()
+            .prefix("rrun-test-console-")
+            .tempdir()
+            .unwrap();
+        let path = dir.path().join("console.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind console socket");
+        listener.set_nonblocking(true).unwrap();
+        let thread = std::thread::spawn(move || receive_console_master(listener));
+        ConsoleSocket {
+            _dir: dir,
+            path,
+            thread: Some(thread),
+        }
+    }
+
+    /// The socket's path, for `--console-socket`.
+    pub fn arg(&self) -> String {
+        self.path.to_string_lossy().into_owned()
+    }
+
+    /// The pty master and the message's name string (once).
+    #[track_caller]
+    pub fn receive(&mut self) -> (std::os::fd::OwnedFd, String) {
+        let r = self
+            .thread
+            .take()
+            .expect("receive called once")
+            .join()
+            .expect("console socket thread panicked");
+        r.unwrap_or_else(|e| panic!("console socket: {e}"))
+    }
+}
+
 /// Accepts one connection on a console socket and receives the pty master
 /// sent with SCM_RIGHTS (runc's console-socket protocol), with its payload.
 pub fn receive_console_master(
