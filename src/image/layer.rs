@@ -298,6 +298,17 @@ fn file_name(rel: &Path) -> &Path {
 impl Applier<'_> {
     /// The parent directory of `rel` (created if missing), resolved inside
     /// the root.
+    /// An owned copy of `parent_fd`, for entries that also need `&mut self`
+    /// (make_room) while they use their parent directory.
+    fn parent_dir(&mut self, rel: &Path) -> Result<OwnedFd, LayerError> {
+        self.parent_fd(rel)?
+            .try_clone_to_owned()
+            .map_err(|e| LayerError::Write {
+                path: rel.to_path_buf(),
+                source: e,
+            })
+    }
+
     fn parent_fd(&mut self, rel: &Path) -> Result<BorrowedFd<'_>, LayerError> {
         let parent = rel.parent().unwrap_or(Path::new(""));
         if self.parent.as_ref().is_none_or(|(p, _)| p != parent) {
@@ -528,13 +539,7 @@ impl Applier<'_> {
     }
 
     fn directory(&mut self, rel: &Path, meta: &Meta) -> Result<(), LayerError> {
-        let dir = self
-            .parent_fd(rel)?
-            .try_clone_to_owned()
-            .map_err(|e| LayerError::Write {
-                path: rel.to_path_buf(),
-                source: e,
-            })?;
+        let dir = self.parent_dir(rel)?;
         let name = file_name(rel);
         if !self.make_room(dir.as_fd(), rel, true)? {
             nix::sys::stat::mkdirat(dir.as_fd(), name, Mode::from_bits_truncate(0o700))
@@ -550,13 +555,7 @@ impl Applier<'_> {
         meta: &Meta,
         data: &mut tar::Entry<'_, R>,
     ) -> Result<(), LayerError> {
-        let dir = self
-            .parent_fd(rel)?
-            .try_clone_to_owned()
-            .map_err(|e| LayerError::Write {
-                path: rel.to_path_buf(),
-                source: e,
-            })?;
+        let dir = self.parent_dir(rel)?;
         self.make_room(dir.as_fd(), rel, false)?;
         // O_EXCL|O_NOFOLLOW: never write through anything already there.
         let fd = openat(
@@ -630,13 +629,7 @@ impl Applier<'_> {
     }
 
     fn symlink(&mut self, rel: &Path, target: &Path, meta: &Meta) -> Result<(), LayerError> {
-        let dir = self
-            .parent_fd(rel)?
-            .try_clone_to_owned()
-            .map_err(|e| LayerError::Write {
-                path: rel.to_path_buf(),
-                source: e,
-            })?;
+        let dir = self.parent_dir(rel)?;
         self.make_room(dir.as_fd(), rel, false)?;
         // The target is stored verbatim: it is only ever resolved later
         // inside the container root (or by RESOLVE_IN_ROOT here).
@@ -658,13 +651,7 @@ impl Applier<'_> {
             .root
             .resolve(trel.parent().unwrap_or(Path::new("")))
             .map_err(|e| bad(format!("resolving its directory: {e}")))?;
-        let dir = self
-            .parent_fd(rel)?
-            .try_clone_to_owned()
-            .map_err(|e| LayerError::Write {
-                path: rel.to_path_buf(),
-                source: e,
-            })?;
+        let dir = self.parent_dir(rel)?;
         self.make_room(dir.as_fd(), rel, false)?;
         // No AT_SYMLINK_FOLLOW: a link to a symlink links the symlink, as
         // tar does; the target's directory was resolved inside the root.
@@ -690,13 +677,7 @@ impl Applier<'_> {
             self.stats.skipped_devices += 1;
             return Ok(());
         }
-        let dir = self
-            .parent_fd(rel)?
-            .try_clone_to_owned()
-            .map_err(|e| LayerError::Write {
-                path: rel.to_path_buf(),
-                source: e,
-            })?;
+        let dir = self.parent_dir(rel)?;
         self.make_room(dir.as_fd(), rel, false)?;
         let name = file_name(rel);
         let perm = Mode::from_bits_truncate(0o600);
