@@ -17,6 +17,7 @@ pub fn create_options(cli: &Cli, a: &CreateArgs, foreground: bool) -> CreateOpti
         preserve_fds: a.preserve_fds,
         systemd_cgroup: cli.systemd_cgroup,
         foreground,
+        start_now: false,
     }
 }
 

@@ -17,8 +17,7 @@ use crate::state::Store;
 
 pub fn run(store: &Store, cli: &Cli, a: &RunArgs) -> Result<i32> {
     if a.detach {
-        let Created { dir, mut state, .. } =
-            process::create(store, &create_options(cli, &a.create, false))?;
+        let Created { dir, mut state, .. } = process::create(store, &run_options(cli, a, false))?;
         if let Err(e) = process::start(&dir, &mut state) {
             let _ = process::destroy(dir, &state);
             return Err(e.into());
@@ -31,7 +30,7 @@ pub fn run(store: &Store, cli: &Cli, a: &RunArgs) -> Result<i32> {
         dir,
         mut state,
         console,
-    } = process::create(store, &create_options(cli, &a.create, true))?;
+    } = process::create(store, &run_options(cli, a, true))?;
     let master = match console.as_ref().map(tty::recv_fd) {
         Some(Ok((fd, _))) => Some(fd),
         Some(Err(e)) => {
@@ -60,6 +59,13 @@ pub fn run(store: &Store, cli: &Cli, a: &RunArgs) -> Result<i32> {
         process::destroy(dir, &state)?;
     }
     Ok(code)
+}
+
+fn run_options(cli: &Cli, a: &RunArgs, foreground: bool) -> process::CreateOptions {
+    process::CreateOptions {
+        start_now: true,
+        ..create_options(cli, &a.create, foreground)
+    }
 }
 
 /// Blocks every signal we forward (and SIGCHLD) before the container

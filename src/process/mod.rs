@@ -95,6 +95,8 @@ pub struct CreateOptions {
     pub systemd_cgroup: bool,
     /// `run` in the foreground: rrun stays the parent and waits.
     pub foreground: bool,
+    /// `run`: `start` follows in this process, so `created` is not saved.
+    pub start_now: bool,
 }
 
 /// Everything the init needs, computed before clone so the child only acts.
@@ -461,10 +463,18 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         first
     };
 
+    // Go first: the init's mounts and the parent's bookkeeping below (pid
+    // in the state, oom_score_adj) then run side by side. Neither is
+    // visible to the container before `start`, and should any of it fail
+    // the guard kills the init, whatever it has reached.
+    parent_end.send(&Msg::Go)?;
     if let Some(adj) = process.oom_score_adj() {
         std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
             .map_err(|e| CreateError::Init(format!("writing oom_score_adj: {e}")))?;
     }
+    // The init cannot be reaped before we wait for it, so its stat (its
+    // start time, which tells it from a later process with its pid) is
+    // there even if it has already failed.
     state.pid = pid.as_raw();
     state.pid_start = crate::state::proc_stat(pid.as_raw())
         .map(|(_, s)| s)
@@ -480,7 +490,6 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         "container {}: init pid {pid} in its cgroups",
         opts.id
     ));
-    parent_end.send(&Msg::Go)?;
 
     loop {
         match parent_end.recv_with_fd() {
@@ -528,7 +537,12 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
     let dir = guard.dir.as_ref().expect("guard holds the dir");
     checkpoint("create-ready");
     state.creating = false;
-    dir.save(&state)?;
+    // `run` starts the container next and saves it `running`: a `created`
+    // on disk in between would only cost a rewrite (readers see
+    // `creating` for that instant instead).
+    if !opts.start_now {
+        dir.save(&state)?;
+    }
     checkpoint("create-saved");
     if let Some(p) = &opts.pid_file {
         write_pid_file(p, pid.as_raw())
