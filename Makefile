@@ -103,6 +103,12 @@ bench: rootfs-script-check
 bench-smoke: build
 	$(BENCH_BIN)/debug/rrun-bench --smoke --rrun $(BENCH_BIN)/debug/rrun --youki $(YOUKI) --out $(BENCH_OUT) $(BENCH_ARGS)
 
+# Regenerates scripts/hot-functions.txt, the release link's function order
+# (uprobes on an unstripped release build; root, tracefs): docs/bench.md.
+.PHONY: hot-order
+hot-order: rootfs
+	scripts/hot-order.py
+
 rootfs-script-check:
 	@test -x scripts/mkrootfs.sh
 
