@@ -463,15 +463,15 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         first
     };
 
-    // Go first: the init's mounts and the parent's bookkeeping below (pid
-    // in the state, oom_score_adj) then run side by side. Neither is
-    // visible to the container before `start`, and should any of it fail
-    // the guard kills the init, whatever it has reached.
-    parent_end.send(&Msg::Go)?;
+    // Before Go: whatever the init spawns (createContainer hooks) inherits it.
     if let Some(adj) = process.oom_score_adj() {
         std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
             .map_err(|e| CreateError::Init(format!("writing oom_score_adj: {e}")))?;
     }
+    // Go, then the pid save: the init's mounts and the state write run side
+    // by side. Should the save fail, the guard kills the init, whatever it
+    // has reached.
+    parent_end.send(&Msg::Go)?;
     // The init cannot be reaped before we wait for it, so its stat (its
     // start time, which tells it from a later process with its pid) is
     // there even if it has already failed.
