@@ -2102,3 +2102,32 @@ fn seccomp_notify_exec_fails_cleanly_when_the_listener_is_gone() {
     c.delete_force().ok();
     c.assert_clean();
 }
+
+// ---------------------------------------------------------------------------
+// Classes of the attack round, one module each (tests/security/*.rs)
+// ---------------------------------------------------------------------------
+
+/// Host fds, cwds and roots never reach a process the container can see
+/// (cgroup dirs held by the created init or exec helpers, --preserve-fds,
+/// LISTEN_FDS), and the session keyring name.
+#[path = "security/fds.rs"]
+mod fds;
+
+/// The built-in init holds no more than the container's process, and what
+/// host-side rrun reads from the container is treated as hostile.
+#[path = "security/builtin_init.rs"]
+mod builtin_init;
+
+/// Paths inside the rootfs: device nodes, mount options (rro and the other
+/// recursive attributes), rootless /sys, mount destinations through symlinks.
+#[path = "security/rootfs_paths.rs"]
+mod rootfs_paths;
+
+/// rrun only signals and removes what it created (cgroups shared with
+/// foreign processes), cgroupsPath and config-size validation.
+#[path = "security/cgroup_ownership.rs"]
+mod cgroup_ownership;
+
+/// Seccomp architectures, x32, unknown syscalls.
+#[path = "security/seccomp_arch.rs"]
+mod seccomp_arch;
