@@ -1149,6 +1149,21 @@ fn ps_with_an_unknown_format_fails() {
 // events
 // ---------------------------------------------------------------------------
 
+/// runc prints each event as `{"type":..,"id":..,"data":..}` in that order,
+/// and line-oriented tools (grep/sed on `{"type":"oom"`) depend on it.
+fn assert_event_field_order(line: &str) {
+    let at = |k: &str| line.find(&format!("\"{k}\":"));
+    let (t, i) = (at("type"), at("id"));
+    assert_eq!(t, Some(1), "event does not start with \"type\": {line}");
+    assert!(
+        i.is_some_and(|i| i > 1),
+        "\"id\" does not follow \"type\": {line}"
+    );
+    if let Some(d) = at("data") {
+        assert!(d > i.unwrap(), "\"data\" is not after \"id\": {line}");
+    }
+}
+
 #[test]
 fn events_stats_matches_the_cgroup_files() {
     require_v1!();
@@ -1162,6 +1177,7 @@ fn events_stats_matches_the_cgroup_files() {
     o.ok();
     let lines: Vec<&str> = o.stdout.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "events --stats prints one JSON line:\n{o}");
+    assert_event_field_order(lines[0]);
     let v: Value = serde_json::from_str(lines[0])
         .unwrap_or_else(|e| panic!("events --stats is not JSON ({e}):\n{o}"));
     assert_eq!(v["type"], "stats", "{v}");
@@ -1245,6 +1261,10 @@ fn events_stream_stats_and_report_an_oom_kill() {
         )
     });
     assert_eq!(oom["id"], c.id.as_str(), "{oom}");
+    // Every line, at every interval, keeps runc's field order.
+    for l in ev.stdout().lines().filter(|l| !l.trim().is_empty()) {
+        assert_event_field_order(l);
+    }
     // When the container ends, events ends too.
     c.kill("KILL").ok();
     c.wait_status("stopped");

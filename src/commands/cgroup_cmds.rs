@@ -100,7 +100,9 @@ pub fn events(store: &Store, a: &EventsArgs) -> Result<()> {
     if state.status() == Status::Stopped {
         bail!("container {} is not running", a.id);
     }
-    let stats = |s: &crate::state::ContainerState| serde_json::json!({"type": "stats", "id": s.id, "data": cgroups::stats(&s.cgroup_paths)});
+    let stats = |s: &crate::state::ContainerState| {
+        Event::new("stats", &s.id, Some(cgroups::stats(&s.cgroup_paths))).to_string()
+    };
     if a.stats {
         println!("{}", stats(&state));
         return Ok(());
@@ -131,7 +133,7 @@ pub fn events(store: &Store, a: &EventsArgs) -> Result<()> {
         let now_ooms = cgroups::oom_kills(&state.cgroup_paths);
         if now_ooms > ooms {
             ooms = now_ooms;
-            println!("{}", serde_json::json!({"type": "oom", "id": state.id}));
+            println!("{}", Event::<()>::new("oom", &state.id, None));
         }
         if std::time::Instant::now() >= next_stats {
             println!("{}", stats(&state));
@@ -151,35 +153,67 @@ pub fn events(store: &Store, a: &EventsArgs) -> Result<()> {
     Ok(())
 }
 
+/// One line of `events`. runc prints `type`, `id`, then `data`, and
+/// line-oriented tools match on that order; serde_json's own maps sort
+/// their keys, so the order is fixed by this struct.
+#[derive(serde::Serialize)]
+struct Event<'a, D: serde::Serialize> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<D>,
+}
+
+impl<'a, D: serde::Serialize> Event<'a, D> {
+    fn new(kind: &'a str, id: &'a str, data: Option<D>) -> Self {
+        Event { kind, id, data }
+    }
+}
+
+impl<D: serde::Serialize> std::fmt::Display for Event<'_, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let line = serde_json::to_string(self).map_err(|_| std::fmt::Error)?;
+        f.write_str(&line)
+    }
+}
+
 /// Events for what changed in the init's status between two readings.
-fn init_events(
-    id: &str,
+fn init_events<'a>(
+    id: &'a str,
     before: Option<&serde_json::Value>,
     now: &serde_json::Value,
-) -> Vec<serde_json::Value> {
+) -> Vec<Event<'a, serde_json::Value>> {
     use serde_json::json;
+    let ev = |kind, data| Event::new(kind, id, Some(data));
     let mut out = Vec::new();
     let Some(before) = before else {
         // Health starts as "starting": a change from it that happened before
         // we began watching is still news.
         if now["health"] != "starting" && now["health"] != "none" {
-            out.push(json!({"type": "health", "id": id, "data": {"health": now["health"]}}));
+            out.push(ev("health", json!({"health": now["health"]})));
         }
         return out;
     };
     let restarts = |v: &serde_json::Value| v["restarts"].as_u64().unwrap_or(0);
     let exits = |v: &serde_json::Value| v["exits"].as_u64().unwrap_or(0);
     if exits(now) > exits(before) {
-        out.push(json!({"type": "exit", "id": id, "data": {"lastExit": now["lastExit"], "restarts": now["restarts"]}}));
+        out.push(ev(
+            "exit",
+            json!({"lastExit": now["lastExit"], "restarts": now["restarts"]}),
+        ));
     }
     if restarts(now) > restarts(before) {
-        out.push(json!({"type": "restart", "id": id, "data": {"restarts": now["restarts"], "pid": now["pid"]}}));
+        out.push(ev(
+            "restart",
+            json!({"restarts": now["restarts"], "pid": now["pid"]}),
+        ));
     }
     if now["health"] != before["health"] {
-        out.push(json!({"type": "health", "id": id, "data": {"health": now["health"]}}));
+        out.push(ev("health", json!({"health": now["health"]})));
     }
     if now["gaveUp"] == true && before["gaveUp"] != true {
-        out.push(json!({"type": "gave-up", "id": id, "data": {"lastExit": now["lastExit"]}}));
+        out.push(ev("gave-up", json!({"lastExit": now["lastExit"]})));
     }
     out
 }
