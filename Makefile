@@ -10,7 +10,7 @@ TEST_THREADS ?= 4
 # rustup installs cargo in ~/.cargo/bin, which a fresh shell may not have.
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all deps build rootfs demo lint fmt test test-runc clean
+.PHONY: all deps test-deps build rootfs demo lint fmt test test-runc clean
 
 all: build
 
@@ -50,9 +50,14 @@ fmt:
 	$(CARGO) fmt
 	$(CARGO) fmt --manifest-path init/Cargo.toml
 
-test: lint build fuzz-check
-	$(CARGO) test -- --test-threads=$(TEST_THREADS)
-	$(MAKE) bench-smoke
+# Installs what the whole suite needs first (scripts/test-deps.sh: apt, as
+# root), so nothing is skipped for a missing package on a fresh machine; the
+# run ends with a summary of every skipped test and its reason.
+test-deps: deps
+	scripts/test-deps.sh
+
+test: test-deps lint build fuzz-check
+	TEST_THREADS=$(TEST_THREADS) scripts/run-tests.sh
 
 # The same suite against runc, the reference implementation.
 test-runc:

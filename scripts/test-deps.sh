@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs (apt) what the whole test suite needs on a fresh Debian 12
+# machine, so that `make test` runs every suite instead of skipping the
+# ones whose tools are missing. Idempotent: only missing packages are
+# fetched. Root only (apt-get); otherwise it names what is missing.
+set -euo pipefail
+
+# busybox-static: the test rootfs; runc: the reference runtime for
+# comparisons; iproute2 (ip netns), util-linux (flock, unshare, mount),
+# procps, jq: test helpers; build-essential/pkg-config: linking the Rust
+# build and the static probes the security tests compile; strace: the
+# host-side read checks; umoci/skopeo: images for the unpack tests;
+# golang-github-containers-common (Debian's containers-common): podman's
+# seccomp.json; podman/containerd/docker.io: the engine suite;
+# qemu-system-x86/linux-image-amd64/cpio: the test VM (scripts/vm);
+# apparmor, checkpolicy: apparmor_parser and SELinux's policy compiler,
+# packed into the VM for tests/lsm.rs.
+PKGS=(busybox-static runc golang-github-containers-common jq iproute2 util-linux mount procps
+      build-essential pkg-config ca-certificates strace umoci skopeo podman containerd docker.io
+      qemu-system-x86 linux-image-amd64 cpio apparmor checkpolicy)
+
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+    echo "test-deps: not root, cannot install: ${missing[*]} (the tests that need them will be skipped)" >&2
+    exit 0
+fi
+echo "test-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
