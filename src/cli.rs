@@ -248,17 +248,17 @@ pub struct UpdateArgs {
     /// A linux.resources JSON file ("-" for stdin)
     #[arg(short = 'r', long)]
     pub resources: Option<PathBuf>,
-    /// Memory limit (bytes, or with k/m/g suffix)
-    #[arg(long)]
+    /// Memory limit (bytes, or with k/m/g suffix; -1: unlimited)
+    #[arg(long, allow_negative_numbers = true)]
     pub memory: Option<String>,
-    #[arg(long = "memory-reservation")]
+    #[arg(long = "memory-reservation", allow_negative_numbers = true)]
     pub memory_reservation: Option<String>,
     /// Memory plus swap limit (-1: unlimited)
-    #[arg(long = "memory-swap")]
+    #[arg(long = "memory-swap", allow_negative_numbers = true)]
     pub memory_swap: Option<String>,
-    #[arg(long = "kernel-memory")]
+    #[arg(long = "kernel-memory", allow_negative_numbers = true)]
     pub kernel_memory: Option<String>,
-    #[arg(long = "kernel-memory-tcp")]
+    #[arg(long = "kernel-memory-tcp", allow_negative_numbers = true)]
     pub kernel_memory_tcp: Option<String>,
     /// CPU shares (runc's spelling is --cpu-share)
     #[arg(long = "cpu-share", alias = "cpu-shares")]

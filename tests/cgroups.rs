@@ -889,6 +889,44 @@ fn update_flags_change_the_files() {
 }
 
 #[test]
+fn update_raises_memory_past_a_memsw_limit_and_takes_minus_one() {
+    require_v1!();
+    require!(
+        own_cgroup_with("memory.memsw.limit_in_bytes").is_some(),
+        "no swap accounting (memory.memsw.*): the memory+swap ordering cannot be checked"
+    );
+    let c = sleeper(resource(
+        Bundle::new(),
+        "memory",
+        json!({ "limit": 32 * MIB, "swap": 64 * MIB }),
+    ));
+    // Raising both: the kernel refuses a limit above the current memsw, so
+    // memsw has to be written first.
+    c.rrun(&["update", "--memory", "128m", "--memory-swap", "256m", &c.id])
+        .ok();
+    assert_eq!(cg_u64(&c, "memory.limit_in_bytes"), 128 * MIB);
+    assert_eq!(cg_u64(&c, "memory.memsw.limit_in_bytes"), 256 * MIB);
+    // Lowering both: the limit first.
+    c.rrun(&["update", "--memory", "48m", "--memory-swap", "96m", &c.id])
+        .ok();
+    assert_eq!(cg_u64(&c, "memory.limit_in_bytes"), 48 * MIB);
+    assert_eq!(cg_u64(&c, "memory.memsw.limit_in_bytes"), 96 * MIB);
+    // -1 is "unlimited" for every size flag, as in runc.
+    c.rrun(&["update", "--memory", "-1", "--memory-swap", "-1", &c.id])
+        .ok();
+    assert!(cg_u64(&c, "memory.limit_in_bytes") > 1 << 50);
+    assert!(cg_u64(&c, "memory.memsw.limit_in_bytes") > 1 << 50);
+    c.rrun(&["update", "--pids-limit", "-1", "--cpu-quota", "-1", &c.id])
+        .ok();
+    assert_eq!(cg_read(&c, "pids.max"), "max");
+    assert_eq!(cg_read(&c, "cpu.cfs_quota_us"), "-1");
+    c.kill("KILL").ok();
+    c.wait_status("stopped");
+    c.delete().ok();
+    c.assert_clean();
+}
+
+#[test]
 fn update_accepts_runcs_cpu_share_spelling() {
     require_v1!();
     // runc 1.1's flag is `--cpu-share`; a drop-in must take it.

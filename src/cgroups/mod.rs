@@ -450,7 +450,16 @@ pub fn apply_resources(dirs: &[PathBuf], r: &LinuxResources, with_devices: bool)
     let with_devices = with_devices && nix::unistd::geteuid().is_root();
     let dirs = classify(dirs);
     if is_v1(&dirs) {
-        for wr in resources::plan_v1(r)? {
+        let mut plan = resources::plan_v1(r)?;
+        let memsw_now = dirs
+            .iter()
+            .find(|d| !d.unified && d.controllers.iter().any(|c| c == "memory"))
+            .and_then(|d| fs::read_to_string(d.path.join("memory.memsw.limit_in_bytes")).ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            // The kernel shows "unlimited" as a page-rounded i64::MAX.
+            .filter(|&v| v < (i64::MAX as u64) & !0xfff);
+        resources::order_memsw_v1(&mut plan, memsw_now);
+        for wr in plan {
             let Some(d) = dirs
                 .iter()
                 .find(|d| !d.unified && d.controllers.iter().any(|c| c == wr.controller))

@@ -87,15 +87,43 @@ pub fn normalized(r: &LinuxResources) -> LinuxResources {
     r
 }
 
+/// v1 refuses a memory limit above the current memory+swap limit, and a
+/// memory+swap limit below the current memory limit (EINVAL). When the new
+/// limit is above `current_memsw` (bytes; None: unlimited or unknown), the
+/// memsw write has to come first; otherwise the plan's order (limit first)
+/// is the one that works. Only a plan that writes both is reordered.
+pub fn order_memsw_v1(plan: &mut [Write], current_memsw: Option<u64>) {
+    let at = |f: &str| plan.iter().position(|w| w.file == f);
+    let (Some(l), Some(s)) = (
+        at("memory.limit_in_bytes"),
+        at("memory.memsw.limit_in_bytes"),
+    ) else {
+        return;
+    };
+    // -1 is unlimited: above any current memsw.
+    let new_limit = plan[l]
+        .value
+        .parse::<i64>()
+        .ok()
+        .and_then(|v| u64::try_from(v).ok());
+    let raises_past = match (new_limit, current_memsw) {
+        (_, None) => false,
+        (None, Some(_)) => true,
+        (Some(n), Some(c)) => n > c,
+    };
+    if raises_past && l < s {
+        plan[l..=s].rotate_right(s - l);
+    }
+}
+
 pub fn plan_v1(r: &LinuxResources) -> Result<Vec<Write>, ResourceError> {
     let r = &normalized(r);
     let mut out = Vec::new();
     if let Some(m) = r.memory() {
-        // memsw must never be below the memory limit: when raising, write
-        // memsw first; when lowering, the limit first. The caller does not
-        // know the current values, so the order follows the new ones
-        // (runc does the same by reading them; writing both in the safe
-        // order for a fresh cgroup, whose current values are unlimited).
+        // memsw must never be below the memory limit. This writes the limit
+        // first (right for a fresh cgroup, whose memsw is unlimited, and
+        // when lowering); `order_memsw_v1` swaps the two for an update that
+        // raises the limit above the current memsw.
         if let Some(l) = m.limit() {
             out.push(w("memory", "memory.limit_in_bytes", l));
         }
@@ -484,6 +512,34 @@ mod tests {
         assert!(p.iter().any(|w| w.file == "hugetlb.2MB.limit_in_bytes"));
         assert!(p.iter().any(|w| w.file == "pids.max" && w.value == "10"));
         assert!(plan_v1(&res(r#"{"memory":{"swappiness":101}}"#)).is_err());
+    }
+
+    #[test]
+    fn memsw_goes_first_only_when_the_limit_rises_past_it() {
+        let files = |p: &[Write]| p.iter().map(|w| w.file.clone()).collect::<Vec<_>>();
+        let both = r#"{"memory":{"limit":268435456,"swap":536870912}}"#;
+        let base = plan_v1(&res(both)).unwrap();
+        assert_eq!(
+            files(&base)[..2],
+            ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"]
+        );
+        // Current memsw 128 MiB, new limit 256 MiB: memsw first.
+        let mut p = base.clone();
+        order_memsw_v1(&mut p, Some(128 << 20));
+        assert_eq!(
+            files(&p)[..2],
+            ["memory.memsw.limit_in_bytes", "memory.limit_in_bytes"]
+        );
+        // Lowering, or an unlimited memsw now: the limit first.
+        for cur in [Some(1 << 30), None] {
+            let mut p = base.clone();
+            order_memsw_v1(&mut p, cur);
+            assert_eq!(p, base);
+        }
+        // An unlimited new limit is above any current memsw.
+        let mut p = plan_v1(&res(r#"{"memory":{"limit":-1,"swap":-1}}"#)).unwrap();
+        order_memsw_v1(&mut p, Some(128 << 20));
+        assert_eq!(p[0].file, "memory.memsw.limit_in_bytes");
         assert!(plan_v1(&res(r#"{"unified":{"memory.high":"1"}}"#)).is_err());
     }
 }
