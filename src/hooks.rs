@@ -26,13 +26,30 @@ pub enum HookError {
 
 /// Runs `hooks` in order; the first failure stops the rest.
 pub fn run_all(kind: &'static str, hooks: &[Hook], state_json: &[u8]) -> Result<(), HookError> {
+    run_all_in(kind, hooks, state_json, None)
+}
+
+/// `run_all` with `cwd` as the hooks' working directory (createContainer
+/// hooks run in the container's rootfs, as runc runs them; the others in
+/// rrun's own).
+pub fn run_all_in(
+    kind: &'static str,
+    hooks: &[Hook],
+    state_json: &[u8],
+    cwd: Option<&std::path::Path>,
+) -> Result<(), HookError> {
     for h in hooks {
-        run_one(kind, h, state_json)?;
+        run_one(kind, h, state_json, cwd)?;
     }
     Ok(())
 }
 
-fn run_one(kind: &'static str, hook: &Hook, state_json: &[u8]) -> Result<(), HookError> {
+fn run_one(
+    kind: &'static str,
+    hook: &Hook,
+    state_json: &[u8],
+    cwd: Option<&std::path::Path>,
+) -> Result<(), HookError> {
     let path = hook.path().display().to_string();
     let fail = |msg: String| HookError::Failed {
         kind,
@@ -45,6 +62,9 @@ fn run_one(kind: &'static str, hook: &Hook, state_json: &[u8]) -> Result<(), Hoo
             cmd.arg0(a0);
         }
         cmd.args(args.iter().skip(1));
+    }
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
     }
     cmd.env_clear();
     for kv in hook.env().as_deref().unwrap_or_default() {

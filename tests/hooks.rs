@@ -165,9 +165,10 @@ fn create_container_hook_runs_in_container_namespaces() {
         .hook(
             "createContainer",
             json!({"path": "/bin/sh", "args": ["sh", "-c",
-                format!("readlink /proc/self/ns/mnt > {d}/ct-mnt")]}),
+                format!("readlink /proc/self/ns/mnt > {d}/ct-mnt; pwd -P > {d}/ct-cwd")]}),
         )
         .sh("exec sleep 30");
+    let rootfs = fs::canonicalize(&b.rootfs).unwrap();
     let c = Container::new(b).created();
     let pid = c.pid().to_string();
     let rt = fs::read_to_string(log.path().join("rt-mnt")).unwrap();
@@ -181,6 +182,13 @@ fn create_container_hook_runs_in_container_namespaces() {
         ct.trim(),
         ns_of(&pid, "mnt"),
         "createContainer in container ns"
+    );
+    // runc runs createContainer hooks in the container's rootfs.
+    let cwd = fs::read_to_string(log.path().join("ct-cwd")).unwrap();
+    assert_eq!(
+        Path::new(cwd.trim()),
+        rootfs,
+        "createContainer hook's working directory"
     );
     c.delete().ok();
     c.assert_clean();

@@ -240,8 +240,13 @@ fn setup(plan: &InitPlan, chan: &Channel, console: Option<&OwnedFd>) -> StepResu
             "ociVersion": crate::spec::OCI_VERSION, "id": plan.id, "status": "creating",
             "pid": nix::unistd::getpid().as_raw(), "bundle": plan.bundle,
         });
-        crate::hooks::run_all("createContainer", h, json.to_string().as_bytes())
-            .map_err(|e| e.to_string())?;
+        crate::hooks::run_all_in(
+            "createContainer",
+            h,
+            json.to_string().as_bytes(),
+            Some(&plan.rootfs),
+        )
+        .map_err(|e| e.to_string())?;
     }
     rootfs::enter(&rplan).map_err(|e| e.to_string())?;
     // g.
