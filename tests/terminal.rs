@@ -349,6 +349,24 @@ fn exec_tty_process_json_console_size() {
     c.assert_clean();
 }
 
+#[test]
+fn exec_tty_flags_take_the_config_console_size() {
+    // Without --process, exec starts from the container's process (runc's
+    // getProcess copies it whole), consoleSize included.
+    let b = Bundle::new().args(&["sleep", "30"]).with(|v| {
+        v["process"]["consoleSize"] = json!({ "height": 33, "width": 101 });
+    });
+    let c = Container::new(b);
+    c.create().ok();
+    c.start().ok();
+    c.wait_status("running");
+    let (mut pty, _) = exec_tty(&c, &[], &["sh", "-c", TTY_REPORT]);
+    let out = pty.read_until("=done\n");
+    check_report(&out, Some("33 101"), false);
+    c.delete_force().ok();
+    c.assert_clean();
+}
+
 // ---------------------------------------------------------------------------
 // Foreground relay (rrun's own stdio is a terminal)
 // ---------------------------------------------------------------------------

@@ -97,8 +97,9 @@ pub fn build_process(
             }
             let mut p = container.clone();
             p.set_args(Some(o.args.clone()));
+            // consoleSize stays the container's, as in runc (a foreground
+            // relay then takes the caller's own terminal size).
             p.set_terminal(Some(o.tty));
-            p.set_console_size(None);
             if let Some(cwd) = &o.cwd {
                 p.set_cwd(cwd.clone());
             }
