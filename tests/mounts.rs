@@ -385,6 +385,67 @@ fn rootfs_propagation_shared() {
     );
 }
 
+/// Every value the spec lists for rootfsPropagation, on a rootfs that is a
+/// plain directory and on one that is itself a mount point; the container's
+/// "/" shows the mode asked for.
+#[test]
+fn rootfs_propagation_every_value_on_a_dir_and_a_mount_point() {
+    require!(is_root(), "needs root");
+    require!(
+        !is_runc(),
+        "runc 1.1 fails (un)bindable with EINVAL binding the rootfs out of an unbindable /"
+    );
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    for mount_point in [false, true] {
+        for p in [
+            "shared",
+            "rshared",
+            "slave",
+            "rslave",
+            "private",
+            "rprivate",
+            "unbindable",
+            "runbindable",
+        ] {
+            let b = Bundle::new()
+                .private_rootfs()
+                .with(|c| c["linux"]["rootfsPropagation"] = json!(p))
+                .sh("cat /proc/self/mountinfo");
+            let _guard = mount_point.then(|| {
+                let r = b.rootfs.clone();
+                let st = Command::new("mount").arg("--bind").arg(&r).arg(&r).status();
+                assert!(st.is_ok_and(|s| s.success()), "bind {}", r.display());
+                Unmount(r)
+            });
+            let c = Container::new(b);
+            let out = c.run_ok();
+            let f = mountinfo_line(&out, "/");
+            let sep = f.iter().position(|x| *x == "-").unwrap();
+            let opt = f[6..sep].join(" ");
+            let what =
+                format!("rootfsPropagation {p} (rootfs a mount point: {mount_point}): {opt:?}");
+            match p.trim_start_matches('r') {
+                "shared" => assert!(opt.contains("shared:"), "{what}"),
+                "unbindable" => assert!(opt.contains("unbindable"), "{what}"),
+                "private" => assert!(
+                    !opt.contains("shared:") && !opt.contains("master:"),
+                    "{what}"
+                ),
+                _ => assert!(
+                    !opt.contains("shared:") && !opt.contains("unbindable"),
+                    "{what}"
+                ),
+            }
+            drop(c);
+        }
+    }
+}
+
 #[test]
 fn no_pivot_still_runs() {
     let c = Container::new(Bundle::new().sh("echo no-pivot ok; cat /etc/hostname; ls /"));

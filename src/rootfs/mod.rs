@@ -105,8 +105,10 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
         .and_then(|l| l.rootfs_propagation().as_deref())
         .and_then(propagation_flag)
         .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
-    // Shared modes are applied after pivot_root, which refuses shared mounts.
-    let before = if prop.contains(MsFlags::MS_SHARED) {
+    // Shared modes are applied after pivot_root, which refuses shared
+    // mounts; unbindable ones too, since the rootfs could not be bound out
+    // of an unbindable `/` (runc 1.1 fails there with EINVAL).
+    let before = if prop.intersects(MsFlags::MS_SHARED | MsFlags::MS_UNBINDABLE) {
         MsFlags::MS_SLAVE | MsFlags::MS_REC
     } else {
         prop
@@ -476,7 +478,7 @@ pub fn finalize(plan: &RootfsPlan) -> Result<()> {
     if let Some(prop) = linux
         .and_then(|l| l.rootfs_propagation().as_deref())
         .and_then(propagation_flag)
-        .filter(|p| p.contains(MsFlags::MS_SHARED))
+        .filter(|p| p.intersects(MsFlags::MS_SHARED | MsFlags::MS_UNBINDABLE))
     {
         mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
             .map_err(op("setting propagation of", Path::new("/")))?;
