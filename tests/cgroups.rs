@@ -761,6 +761,79 @@ fn denied_devices_cannot_be_opened() {
     c.assert_clean();
 }
 
+/// A cgroup that already has exactly the device rules the config asks for
+/// (a reused or pre-made cgroup) gets no device write at all: rules are
+/// applied as the difference from what the cgroup has (runc's emulator),
+/// never as "deny everything, then allow", which would cut a process
+/// already in the cgroup off /dev/null for a moment.
+#[test]
+fn device_rules_already_in_place_are_not_rewritten() {
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    require_v1!();
+    require!(!is_runc(), "runc 1.1 writes the device rules from scratch");
+    let Some(own) = own_cgroup_with("devices.list") else {
+        skip("no v1 devices hierarchy");
+        return;
+    };
+    let b = Bundle::new().args(&["sleep", "60"]);
+    let dir = own.join(&b.cgroups_path);
+    struct Rm(PathBuf);
+    impl Drop for Rm {
+        fn drop(&mut self) {
+            rmdir_cgroup_tree(&self.0);
+        }
+    }
+    fs::create_dir(&dir).unwrap();
+    let _rm = Rm(dir.clone());
+    // What rrun's defaults come to: deny all, then the default devices.
+    fs::write(dir.join("devices.deny"), "a").unwrap();
+    for r in [
+        "c *:* m",
+        "b *:* m",
+        "c 1:3 rwm",
+        "c 1:8 rwm",
+        "c 1:7 rwm",
+        "c 5:0 rwm",
+        "c 1:5 rwm",
+        "c 1:9 rwm",
+        "c 5:1 rwm",
+        "c 136:* rwm",
+        "c 5:2 rwm",
+        "c 10:200 rwm",
+    ] {
+        fs::write(dir.join("devices.allow"), r).unwrap();
+    }
+    let before = fs::read_to_string(dir.join("devices.list")).unwrap();
+    let ino = Inotify::init(InitFlags::IN_NONBLOCK).unwrap();
+    for f in ["devices.allow", "devices.deny"] {
+        ino.add_watch(&dir.join(f), AddWatchFlags::IN_MODIFY)
+            .unwrap();
+    }
+    // The config's rules: deny all, plus a deny of a device never allowed
+    // (nothing to write for it either).
+    let b = b.with(|c| {
+        c["linux"]["resources"]["devices"] = json!([
+            { "allow": false, "access": "rwm" },
+            { "allow": false, "type": "c", "major": 10, "minor": 229, "access": "rwm" }
+        ]);
+    });
+    let c = running(b);
+    let events = ino.read_events().unwrap_or_default();
+    assert!(
+        events.is_empty(),
+        "{} device rule writes into a cgroup that had the rules already",
+        events.len()
+    );
+    assert_eq!(
+        fs::read_to_string(dir.join("devices.list")).unwrap(),
+        before
+    );
+    exec(&c, &["sh", "-c", "echo x > /dev/null"]).ok();
+    c.kill("KILL").ok();
+    c.wait_status("stopped");
+    c.delete().ok();
+}
+
 #[test]
 fn allowed_device_can_be_opened() {
     require_v1!();

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
 
 pub mod bpf;
+pub mod devices_v1;
 pub mod resources;
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +42,8 @@ pub enum CgroupError {
     BadPath(PathBuf),
     #[error("cgroups: {0}")]
     Resource(#[from] resources::ResourceError),
+    #[error("cgroups: linux.resources.devices: {0}")]
+    DeviceRule(#[from] devices_v1::RuleError),
     #[error(
         "cgroups: linux.resources needs the {0} controller, which is not available to this container"
     )]
@@ -476,13 +479,20 @@ pub fn apply_resources(dirs: &[PathBuf], r: &LinuxResources, with_devices: bool)
             write_knob(&d.path.join(&wr.file), &wr.value, wr.optional)?;
         }
         if with_devices {
-            let rules = r.devices().clone().unwrap_or_default();
+            // The config's rules start from "deny all" (runc's default), and
+            // only the difference from what the cgroup has is written.
+            let mut rules = vec![(false, "a".to_string())];
+            rules.extend(device_rules(r.devices().as_deref().unwrap_or_default()));
+            let target = devices_v1::Devices::from_rules(&rules)?;
             for d in dirs
                 .iter()
                 .filter(|d| d.controllers.iter().any(|c| c == "devices"))
             {
-                write(&d.path.join("devices.deny"), "a")?;
-                for (allow, rule) in device_rules(&rules) {
+                let list_file = d.path.join("devices.list");
+                let list = fs::read_to_string(&list_file)
+                    .map_err(|e| CgroupError::Read(list_file.clone(), e))?;
+                let current = devices_v1::Devices::from_list(&list)?;
+                for (allow, rule) in current.transition(&target) {
                     let file = if allow {
                         "devices.allow"
                     } else {
