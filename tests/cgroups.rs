@@ -834,6 +834,54 @@ fn device_rules_already_in_place_are_not_rewritten() {
     c.delete().ok();
 }
 
+/// Kubernetes-style nesting on v1: the container's cpuset cgroup sits under
+/// levels that exist already but were made without cpus/mems (a new v1
+/// cpuset starts empty and refuses tasks with ENOSPC). Every empty level on
+/// the way is filled from its parent, as runc does.
+#[test]
+fn nested_cpuset_under_empty_existing_levels() {
+    require_v1!();
+    let Some(own) = own_cgroup_with("cpuset.cpus") else {
+        skip("no v1 cpuset hierarchy");
+        return;
+    };
+    let top = unique_name();
+    struct Rm(PathBuf);
+    impl Drop for Rm {
+        fn drop(&mut self) {
+            rmdir_cgroup_tree(&self.0);
+        }
+    }
+    let _rm = Rm(own.join(&top));
+    fs::create_dir_all(own.join(&top).join("pod")).unwrap();
+    assert_eq!(
+        fs::read_to_string(own.join(&top).join("pod/cpuset.cpus"))
+            .unwrap()
+            .trim(),
+        "",
+        "a new v1 cpuset is expected to start empty"
+    );
+    let cg = format!("{top}/pod/ctr");
+    let mut b = Bundle::new().args(&["sleep", "60"]);
+    b.cgroups_path = cg.clone();
+    let b = b.with(|c| c["linux"]["cgroupsPath"] = json!(cg));
+    let c = running(b);
+    let want = fs::read_to_string(own.join("cpuset.cpus")).unwrap();
+    for level in ["", "/pod", "/pod/ctr"] {
+        let got = fs::read_to_string(own.join(format!("{top}{level}/cpuset.cpus"))).unwrap();
+        assert_eq!(got.trim(), want.trim(), "cpuset.cpus of {top}{level}");
+    }
+    let tasks = fs::read_to_string(own.join(&cg).join("tasks")).unwrap();
+    assert!(
+        tasks.lines().any(|l| l.trim() == c.pid().to_string()),
+        "init {} not in the nested cpuset: {tasks:?}",
+        c.pid()
+    );
+    c.kill("KILL").ok();
+    c.wait_status("stopped");
+    c.delete().ok();
+}
+
 #[test]
 fn allowed_device_can_be_opened() {
     require_v1!();

@@ -245,22 +245,40 @@ pub fn create(hierarchies: &[Hierarchy], dirs: &[PathBuf]) -> Result<Vec<PathBuf
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(CgroupError::Create(d.clone(), e)),
             }
-            if h.controllers.iter().any(|c| c == "cpuset") {
-                // A new v1 cpuset starts empty and refuses tasks until cpus
-                // and mems are filled in from its parent.
-                for f in ["cpuset.cpus", "cpuset.mems"] {
-                    let parent = d.parent().map(|p| p.join(f));
-                    if let Some(Ok(v)) = parent.map(fs::read_to_string) {
-                        write(&d.join(f), v.trim())?;
-                    }
-                }
-            }
+        }
+        if h.controllers.iter().any(|c| c == "cpuset") {
+            fill_cpusets(&h.mount, dir)?;
         }
         if !missing.is_empty() {
             made.push(dir.clone());
         }
     }
     Ok(made)
+}
+
+/// A v1 cpuset cgroup with an empty cpuset.cpus or cpuset.mems refuses
+/// tasks (ENOSPC). A new one starts empty, and so may an existing level
+/// that another tool made without filling it: every level from the
+/// hierarchy's root down to `dir` that is empty gets its parent's value.
+fn fill_cpusets(mountpoint: &Path, dir: &Path) -> Result<()> {
+    let Ok(rel) = dir.strip_prefix(mountpoint) else {
+        return Ok(());
+    };
+    let mut parent = mountpoint.to_path_buf();
+    for part in rel.components() {
+        let d = parent.join(part);
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            let mine =
+                fs::read_to_string(d.join(f)).map_err(|e| CgroupError::Read(d.join(f), e))?;
+            if mine.trim().is_empty() {
+                let theirs = fs::read_to_string(parent.join(f))
+                    .map_err(|e| CgroupError::Read(parent.join(f), e))?;
+                write(&d.join(f), theirs.trim())?;
+            }
+        }
+        parent = d;
+    }
+    Ok(())
 }
 
 /// Whether we may create every one of `dirs` (for rootless use: only a
