@@ -1047,6 +1047,59 @@ fn update_raises_memory_past_a_memsw_limit_and_takes_minus_one() {
     c.assert_clean();
 }
 
+/// `exec --cgroup` (v1): `CONTROLLER[,CONTROLLER]:PATH` joins existing
+/// sub-cgroups of those hierarchies only; an unknown controller, a path out
+/// of the container's cgroup and a missing sub-cgroup are errors, never a
+/// silent exec in the container's own cgroup.
+#[test]
+fn exec_into_v1_sub_cgroups() {
+    require_v1!();
+    let c = sleeper(Bundle::new());
+    let (mem, pids) = (cg_dir(&c, "memory.limit_in_bytes"), cg_dir(&c, "pids.max"));
+    fs::create_dir(mem.join("sub")).unwrap();
+    fs::create_dir(pids.join("sub")).unwrap();
+    let line = |out: &str, ctrl: &str| {
+        out.lines()
+            .find(|l| {
+                l.split(':')
+                    .nth(1)
+                    .is_some_and(|c| c.split(',').any(|x| x == ctrl))
+            })
+            .map(|l| l.rsplit(':').next().unwrap().to_string())
+            .unwrap_or_else(|| panic!("no {ctrl} line in {out}"))
+    };
+    let o = exec_cg(&c, &["--cgroup", "memory:sub"]);
+    o.ok();
+    assert!(line(&o.stdout, "memory").ends_with("/sub"), "{o}");
+    assert!(!line(&o.stdout, "pids").ends_with("/sub"), "{o}");
+    let o = exec_cg(&c, &["--cgroup", "memory,pids:sub"]);
+    o.ok();
+    assert!(line(&o.stdout, "memory").ends_with("/sub"), "{o}");
+    assert!(line(&o.stdout, "pids").ends_with("/sub"), "{o}");
+    for (flag, words) in [
+        ("memory:nosub", &["nosub"][..]),
+        ("nosuchcontroller:sub", &["nosuchcontroller"]),
+        ("memory:../..", &["../.."]),
+    ] {
+        exec_cg(&c, &["--cgroup", flag])
+            .failed()
+            .stderr_mentions(words);
+    }
+    c.kill("KILL").ok();
+    c.wait_status("stopped");
+    c.delete_force().ok();
+    for d in [&mem, &pids] {
+        rmdir_cgroup_tree(d);
+    }
+}
+
+fn exec_cg(c: &Container, flags: &[&str]) -> Output {
+    let mut v = vec!["exec"];
+    v.extend_from_slice(flags);
+    v.extend_from_slice(&[c.id.as_str(), "cat", "/proc/self/cgroup"]);
+    c.rrun(&v)
+}
+
 #[test]
 fn update_accepts_runcs_cpu_share_spelling() {
     require_v1!();

@@ -42,6 +42,8 @@ pub enum CgroupError {
     BadPath(PathBuf),
     #[error("cgroups: {0}")]
     Resource(#[from] resources::ResourceError),
+    #[error("--cgroup {0:?}: {1}")]
+    SubCgroup(String, String),
     #[error("cgroups: linux.resources.devices: {0}")]
     DeviceRule(#[from] devices_v1::RuleError),
     #[error(
@@ -385,6 +387,95 @@ pub struct Dir {
     pub path: PathBuf,
     pub controllers: Vec<String>,
     pub unified: bool,
+}
+
+/// The directories an `exec --cgroup` process joins: each argument is
+/// `PATH` (every hierarchy) or `CONTROLLER[,CONTROLLER...]:PATH` (those v1
+/// hierarchies), PATH relative to the container's cgroup, as runc takes
+/// them. A controller the container has no hierarchy for, a controller
+/// named twice, a PATH that leaves the container's cgroup, a controller on
+/// a cgroup2-only host and a sub-cgroup that does not exist are errors.
+pub fn sub_cgroups(dirs: &[PathBuf], subs: &[String]) -> Result<Vec<PathBuf>> {
+    if subs.is_empty() {
+        return Ok(dirs.to_vec());
+    }
+    let out = sub_cgroups_of(classify(dirs), subs)?;
+    if let Some(d) = out.iter().find(|d| !d.is_dir()) {
+        return Err(CgroupError::SubCgroup(
+            subs.join(" "),
+            format!("{} does not exist", d.display()),
+        ));
+    }
+    Ok(out)
+}
+
+fn sub_cgroups_of(dirs: Vec<Dir>, subs: &[String]) -> Result<Vec<PathBuf>> {
+    let mut all: Option<PathBuf> = None;
+    let mut by_ctrl: Vec<(String, PathBuf)> = Vec::new();
+    for sub in subs {
+        let bad = |why: String| CgroupError::SubCgroup(sub.clone(), why);
+        let (ctrls, path) = match sub.split_once(':') {
+            Some((c, p)) => (Some(c), p),
+            None => (None, sub.as_str()),
+        };
+        let mut rel = PathBuf::new();
+        for c in Path::new(path).components() {
+            match c {
+                std::path::Component::Normal(n) => rel.push(n),
+                std::path::Component::RootDir | std::path::Component::CurDir => {}
+                _ => return Err(bad(format!("{path} is not a sub-cgroup path"))),
+            }
+        }
+        if rel.as_os_str().is_empty() {
+            return Err(bad("the path is empty".into()));
+        }
+        match ctrls {
+            None if all.is_some() => return Err(bad("a second path for every controller".into())),
+            None => all = Some(rel),
+            Some(list) => {
+                for c in list.split(',') {
+                    if !dirs
+                        .iter()
+                        .any(|d| !d.unified && d.controllers.iter().any(|x| x == c))
+                    {
+                        return Err(bad(if dirs.iter().all(|d| d.unified) {
+                            "a controller cannot be named on a cgroup2-only host".into()
+                        } else {
+                            format!("unknown controller {c:?}")
+                        }));
+                    }
+                    if by_ctrl.iter().any(|(x, _)| x == c) {
+                        return Err(bad(format!("controller {c} named twice")));
+                    }
+                    by_ctrl.push((c.to_string(), rel.clone()));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for d in dirs {
+        let named: Vec<&PathBuf> = by_ctrl
+            .iter()
+            .filter(|(c, _)| !d.unified && d.controllers.contains(c))
+            .map(|(_, p)| p)
+            .collect();
+        // Co-mounted controllers (cpu,cpuacct) share one directory: naming
+        // both with different paths cannot be honoured.
+        if named.windows(2).any(|w| w[0] != w[1]) {
+            return Err(CgroupError::SubCgroup(
+                subs.join(" "),
+                format!(
+                    "different paths for controllers of one hierarchy ({})",
+                    d.controllers.join(",")
+                ),
+            ));
+        }
+        match named.first().copied().or(all.as_ref()) {
+            Some(rel) => out.push(d.path.join(rel)),
+            None => out.push(d.path),
+        }
+    }
+    Ok(out)
 }
 
 /// Classifies the container's directories by the mount they live under.
@@ -1042,6 +1133,57 @@ pub fn remove(dirs: &[PathBuf]) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+
+    fn dir(path: &str, ctrls: &[&str], unified: bool) -> Dir {
+        Dir {
+            path: PathBuf::from(path),
+            controllers: ctrls.iter().map(|c| c.to_string()).collect(),
+            unified,
+        }
+    }
+
+    #[test]
+    fn exec_sub_cgroups_follow_runcs_rules() {
+        let hybrid = || {
+            vec![
+                dir("/cg/memory/c", &["memory"], false),
+                dir("/cg/cpu,cpuacct/c", &["cpu", "cpuacct"], false),
+                dir("/cg/unified/c", &[], true),
+            ]
+        };
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let p = |v: &[&str]| v.iter().map(PathBuf::from).collect::<Vec<_>>();
+        assert_eq!(
+            sub_cgroups_of(hybrid(), &s(&["memory:a/b"])).unwrap(),
+            p(&["/cg/memory/c/a/b", "/cg/cpu,cpuacct/c", "/cg/unified/c"])
+        );
+        assert_eq!(
+            sub_cgroups_of(hybrid(), &s(&["memory,cpu:x", "y"])).unwrap(),
+            p(&["/cg/memory/c/x", "/cg/cpu,cpuacct/c/x", "/cg/unified/c/y"])
+        );
+        assert_eq!(
+            sub_cgroups_of(hybrid(), &s(&["/x"])).unwrap(),
+            p(&["/cg/memory/c/x", "/cg/cpu,cpuacct/c/x", "/cg/unified/c/x"])
+        );
+        for bad in [
+            &["memory:../x"][..],
+            &["a/../../b"],
+            &["xx:sub"],
+            &["memory:a", "memory:b"],
+            &["a", "b"],
+            &["cpu:a", "cpuacct:b"],
+            &["memory:"],
+            &["."],
+        ] {
+            assert!(sub_cgroups_of(hybrid(), &s(bad)).is_err(), "{bad:?}");
+        }
+        let v2 = vec![dir("/cg/c", &["memory", "pids"], true)];
+        assert_eq!(
+            sub_cgroups_of(v2.clone(), &s(&["a"])).unwrap(),
+            p(&["/cg/c/a"])
+        );
+        assert!(sub_cgroups_of(v2, &s(&["memory:a"])).is_err());
+    }
     use super::*;
 
     const HYBRID_CG: &str =

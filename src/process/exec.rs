@@ -16,7 +16,7 @@
 //! | 6    | parent  | EOF on the channel = exec happened; Error(msg) = failed |
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
@@ -237,39 +237,6 @@ fn differing_namespaces(pid: i32) -> CloneFlags {
     flags
 }
 
-fn exec_cgroup_dirs(state: &ContainerState, subs: &[String]) -> Result<Vec<PathBuf>, ExecError> {
-    if subs.is_empty() {
-        return Ok(state.cgroup_paths.clone());
-    }
-    let mut dirs = state.cgroup_paths.clone();
-    for sub in subs {
-        let (controller, path) = match sub.split_once(':') {
-            Some((c, p)) => (Some(c), p),
-            None => (None, sub.as_str()),
-        };
-        let rel = crate::rootfs::resolve::clean(Path::new(path));
-        for d in dirs.iter_mut() {
-            let matches = controller.is_none_or(|c| {
-                d.ancestors()
-                    .filter_map(|a| a.file_name())
-                    .any(|n| n.to_string_lossy().split(',').any(|x| x == c))
-            });
-            if matches {
-                *d = d.join(&rel);
-            }
-        }
-    }
-    for d in &dirs {
-        if !d.is_dir() {
-            return Err(ExecError::Invalid(format!(
-                "--cgroup: {} does not exist",
-                d.display()
-            )));
-        }
-    }
-    Ok(dirs)
-}
-
 /// Starts `opts.process` in the container. Returns once it exec'd (or
 /// failed to, with the reason).
 pub fn exec(state: &ContainerState, opts: &ExecOptions) -> Result<Execed, ExecError> {
@@ -294,7 +261,8 @@ pub fn exec(state: &ContainerState, opts: &ExecOptions) -> Result<Execed, ExecEr
     // --apparmor/--process-label, or the container's labels.
     let lsm =
         crate::security::lsm::plan(process, None).map_err(|e| ExecError::Invalid(e.to_string()))?;
-    let dirs = exec_cgroup_dirs(state, &opts.sub_cgroups)?;
+    let dirs = crate::cgroups::sub_cgroups(&state.cgroup_paths, &opts.sub_cgroups)
+        .map_err(|e| ExecError::Invalid(e.to_string()))?;
     // The exec'd process gets the container's filter, as runc does.
     let seccomp = state
         .spec
@@ -549,7 +517,7 @@ mod tests {
         };
         let p = build_process(&container(), None, &o).unwrap();
         assert_eq!(p.args().as_ref().unwrap(), &vec!["id".to_string()]);
-        assert_eq!(p.cwd(), Path::new("/tmp"));
+        assert_eq!(p.cwd(), std::path::Path::new("/tmp"));
         assert!(p.env().as_ref().unwrap().contains(&"A=1".to_string()));
         assert!(
             p.env()
