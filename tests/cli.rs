@@ -133,6 +133,88 @@ fn spec_output_runs_with_busybox() {
     c.assert_clean();
 }
 
+/// `spec`'s config.json, byte for byte, is a working container: with the
+/// bundle's rootfs where it points ("rootfs") it creates (it asks for a
+/// terminal: console socket), starts, runs its `sh` on the pty, and is
+/// deleted; the file is left as it was.
+#[test]
+fn spec_output_round_trips_through_create_unchanged() {
+    require!(is_root(), "needs root");
+    let b = Bundle::new().private_rootfs();
+    let dir = b.path().to_path_buf();
+    spec_in(&dir, &[]);
+    let before = fs::read(dir.join("config.json")).unwrap();
+    let root = tempfile::Builder::new()
+        .prefix("rrun-test-root-")
+        .tempdir()
+        .unwrap();
+    let r = root.path().to_string_lossy().into_owned();
+    let id = unique_name();
+    struct Del(String, String);
+    impl Drop for Del {
+        fn drop(&mut self) {
+            let _ = rrun(&["--root", &self.0, "delete", "--force", &self.1]);
+        }
+    }
+    let _del = Del(r.clone(), id.clone());
+    let mut sock = ConsoleSocket::new();
+    let d = dir.to_string_lossy().into_owned();
+    rrun(&[
+        "--root",
+        &r,
+        "create",
+        "--bundle",
+        &d,
+        "--console-socket",
+        &sock.arg(),
+        &id,
+    ])
+    .ok();
+    let (master, _) = sock.receive();
+    rrun(&["--root", &r, "start", &id]).ok();
+    let st: Value = serde_json::from_str(&rrun(&["--root", &r, "state", &id]).ok().stdout).unwrap();
+    assert_eq!(st["status"], "running", "{st}");
+    // The shell answers on the pty.
+    // Non-blocking, so a silent shell fails the test instead of hanging it.
+    let fl = nix::fcntl::fcntl(&master, nix::fcntl::FcntlArg::F_GETFL).unwrap();
+    let fl = nix::fcntl::OFlag::from_bits_truncate(fl) | nix::fcntl::OFlag::O_NONBLOCK;
+    nix::fcntl::fcntl(&master, nix::fcntl::FcntlArg::F_SETFL(fl)).unwrap();
+    let mut m = fs::File::from(master);
+    use std::io::{Read, Write};
+    m.write_all(b"echo spec-$((40+2))\n").unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while !String::from_utf8_lossy(&got).contains("spec-42") && std::time::Instant::now() < deadline
+    {
+        match m.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            Err(_) => break,
+        }
+    }
+    assert!(
+        String::from_utf8_lossy(&got).contains("spec-42"),
+        "pty said {:?}",
+        String::from_utf8_lossy(&got)
+    );
+    rrun(&["--root", &r, "kill", &id, "KILL"]).ok();
+    poll(TIMEOUT, || {
+        let o = rrun(&["--root", &r, "state", &id]);
+        o.stdout.contains("\"stopped\"").then_some(())
+    })
+    .expect("container stopped");
+    rrun(&["--root", &r, "delete", &id]).ok();
+    assert_eq!(
+        fs::read(dir.join("config.json")).unwrap(),
+        before,
+        "config.json changed"
+    );
+}
+
 #[test]
 fn version() {
     let o = rrun(&["--version"]);
