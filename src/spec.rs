@@ -258,13 +258,10 @@ pub fn validate(spec: &Spec) -> Result<()> {
                 "mounts[{i}].destination: empty"
             )));
         }
-        for o in m.options().as_deref().unwrap_or_default() {
-            if matches!(o.as_str(), "idmap" | "ridmap") {
-                return Err(SpecError::Invalid(format!(
-                    "mounts[{i}].options: {o} mounts are not supported"
-                )));
-            }
-        }
+        let typ = m.typ().as_deref().filter(|t| !t.is_empty());
+        crate::rootfs::options::parse(m.options().as_deref().unwrap_or_default(), typ).map_err(
+            |e| SpecError::Invalid(format!("mounts[{i}] ({}): {e}", m.destination().display())),
+        )?;
     }
     for (i, d) in linux
         .devices()

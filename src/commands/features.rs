@@ -12,8 +12,7 @@ pub fn document() -> serde_json::Value {
     let lsm = crate::security::lsm::Host::detect();
     let mut caps: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
     caps.sort();
-    let mut options: Vec<&str> = crate::rootfs::options::KNOWN.to_vec();
-    options.sort();
+    let options = crate::rootfs::options::all_known();
     json!({
         "ociVersionMin": crate::spec::OCI_VERSION_MIN,
         "ociVersionMax": crate::spec::OCI_VERSION_MAX,

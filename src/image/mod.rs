@@ -339,19 +339,14 @@ fn unpack_layer(
 /// Reads a file of the rootfs's /etc, resolved inside the rootfs (an
 /// `/etc/passwd -> /host/file` symlink resolves to the rootfs's own path).
 fn read_etc(root: &Root, path: &'static str) -> Result<Option<String>, ImageError> {
-    match root.open_in(Path::new(path), OFlag::O_RDONLY) {
-        Ok(fd) => {
-            let mut text = String::new();
-            // Bounded: a hostile 10 GB /etc/passwd is not read into memory.
-            fs::File::from(fd)
-                .take(16 << 20)
-                .read_to_string(&mut text)
-                .map_err(|e| ImageError::Etc {
-                    path,
-                    source: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-                })?;
-            Ok(Some(text))
-        }
+    // Bounded and non-blocking: a hostile 10 GB /etc/passwd is not read
+    // into memory, and a FIFO or device in its place is refused, not read.
+    let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
+    match root
+        .open_in(Path::new(path), flags)
+        .and_then(|fd| crate::rootfs::resolve::read_regular(fd, 16 << 20))
+    {
+        Ok(text) => Ok(Some(text)),
         Err(nix::errno::Errno::ENOENT) => Ok(None),
         Err(source) => Err(ImageError::Etc { path, source }),
     }

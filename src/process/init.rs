@@ -639,16 +639,24 @@ fn build_env(process: &Process, listen_fds: u32) -> Vec<String> {
 /// HOME for a uid from the container's /etc/passwd, "/" when absent, as
 /// runc sets it when the config does not.
 fn home_dir(uid: u32) -> String {
-    std::fs::read_to_string("/etc/passwd")
-        .ok()
-        .and_then(|p| {
-            p.lines().find_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                (f.len() >= 6 && f[2].parse() == Ok(uid) && !f[5].is_empty())
-                    .then(|| f[5].to_string())
-            })
+    // The rootfs's file: a FIFO there must not hang create (runc hangs).
+    nix::fcntl::open(
+        "/etc/passwd",
+        nix::fcntl::OFlag::O_RDONLY
+            | nix::fcntl::OFlag::O_NONBLOCK
+            | nix::fcntl::OFlag::O_NOCTTY
+            | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .and_then(|fd| crate::rootfs::resolve::read_regular(fd, 4 << 20))
+    .ok()
+    .and_then(|p| {
+        p.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 6 && f[2].parse() == Ok(uid) && !f[5].is_empty()).then(|| f[5].to_string())
         })
-        .unwrap_or_else(|| "/".into())
+    })
+    .unwrap_or_else(|| "/".into())
 }
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

@@ -7,8 +7,9 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag, openat};
 use nix::mount::{MsFlags, mount};
-use nix::sys::stat::{Mode, SFlag, makedev, mknodat};
+use nix::sys::stat::{Mode, SFlag, fstat, makedev, mknodat};
 use nix::unistd::{Gid, Uid, fchownat, symlinkat};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 
@@ -67,12 +68,15 @@ pub fn from_config(d: &LinuxDevice) -> DeviceNode {
 }
 
 /// Creates one node. `bind_from_host` is for user namespaces.
+///
+/// This runs before pivot_root, so a path followed by name could lead to
+/// the host: another container sharing this /dev (a volume, a shared
+/// rootfs) may swap the new node for a symlink at any moment
+/// (runc CVE-2024-45310 class). So the node is opened once, without
+/// following links, checked to be the node just made, and owner and mode
+/// are set on that fd.
 pub fn create(root: &Root, dev: &DeviceNode, bind_from_host: bool) -> Result<(), RootfsError> {
-    let err = |op, e| RootfsError::Op {
-        op,
-        path: dev.path.clone(),
-        source: e,
-    };
+    let err = |op, e| root.error(op, &dev.path, e);
     let (dir, name) = root
         .parent_of(&dev.path)
         .map_err(|e| err("resolving device parent", e))?;
@@ -93,25 +97,46 @@ pub fn create(root: &Root, dev: &DeviceNode, bind_from_host: bool) -> Result<(),
     // An existing entry (the image shipped one) is replaced: its numbers
     // and mode must be the config's.
     let _ = nix::unistd::unlinkat(dir.as_fd(), &name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+    let rdev = makedev(dev.major, dev.minor);
     mknodat(
         dir.as_fd(),
         &name,
         dev.kind,
         Mode::from_bits_truncate(dev.mode),
-        makedev(dev.major, dev.minor),
+        rdev,
     )
     .map_err(|e| err("mknod", e))?;
-    fchownat(
+    let node = openat(
         dir.as_fd(),
         &name,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| err("opening the new node", e))?;
+    let st = fstat(node.as_fd()).map_err(|e| err("stat", e))?;
+    let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+    let want_rdev = if dev.kind == SFlag::S_IFIFO { 0 } else { rdev };
+    if kind != dev.kind || st.st_rdev != want_rdev {
+        return Err(RootfsError::Invalid(format!(
+            "device {}: replaced by something else while it was being created \
+             (is this /dev shared with another container?)",
+            dev.path.display()
+        )));
+    }
+    // chown first: it clears set-id bits, which the mode may ask for.
+    fchownat(
+        node.as_fd(),
+        "",
         Some(Uid::from_raw(dev.uid)),
         Some(Gid::from_raw(dev.gid)),
-        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        AtFlags::AT_EMPTY_PATH,
     )
     .map_err(|e| err("chown", e))?;
+    // fchmod does not take an O_PATH fd; its /proc/self/fd link names the
+    // very inode, whatever happens to the name meanwhile.
     nix::sys::stat::fchmodat(
-        dir.as_fd(),
-        &name,
+        nix::fcntl::AT_FDCWD,
+        &fd_path(&node),
         Mode::from_bits_truncate(dev.mode),
         nix::sys::stat::FchmodatFlags::FollowSymlink,
     )
@@ -136,11 +161,7 @@ pub fn create_symlinks(root: &Root, with_ptmx: bool) -> Result<(), RootfsError> 
     for (target, link) in links {
         let (dir, name) = root
             .parent_of(Path::new(link))
-            .map_err(|e| RootfsError::Op {
-                op: "resolving /dev",
-                path: link.into(),
-                source: e,
-            })?;
+            .map_err(|e| root.error("resolving /dev", Path::new(link), e))?;
         if link == "/dev/ptmx" {
             let _ =
                 nix::unistd::unlinkat(dir.as_fd(), &name, nix::unistd::UnlinkatFlags::NoRemoveDir);

@@ -33,6 +33,14 @@ pub enum RootfsError {
         path: PathBuf,
         source: Errno,
     },
+    /// The rootfs itself is wrong (a dangling or hostile symlink, a file
+    /// where a directory must be): `why` names the entry.
+    #[error("{op} {path}: {why}")]
+    InRootfs {
+        op: &'static str,
+        path: PathBuf,
+        why: String,
+    },
     #[error("{0}")]
     Invalid(String),
 }
@@ -130,14 +138,12 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
         mount_entry(&root, plan, m)?;
     }
 
-    let dev_is_bind = mounts.iter().any(|m| {
-        resolve::clean(m.destination()) == Path::new("dev")
-            && options::parse(
-                m.options().as_deref().unwrap_or_default(),
-                m.typ().as_deref(),
-            )
-            .bind
-    });
+    let dev_opts = mounts
+        .iter()
+        .rev()
+        .find(|m| resolve::clean(m.destination()) == Path::new("dev"))
+        .and_then(|m| parse_options(m).ok());
+    let dev_is_bind = dev_opts.as_ref().is_some_and(|o| o.bind);
     let old_umask = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     let result = (|| {
         if !dev_is_bind {
@@ -157,20 +163,166 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
                 .any(|m| resolve::clean(m.destination()) == Path::new("dev/pts"));
             devices::create_symlinks(&root, pts)?;
         }
+        if let Some(o) = dev_opts
+            .as_ref()
+            .filter(|o| defers_readonly(Path::new("dev"), o))
+        {
+            // /dev/console is bound after pivot_root: its mount point must
+            // exist before /dev turns read-only.
+            if plan.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true) {
+                let console = Path::new("/dev/console");
+                root.create_file(console)
+                    .map_err(|e| root.error("creating", console, e))?;
+            }
+            remount_bind(&root, Path::new("/dev"), o.flags, true)?;
+        }
         Ok(())
     })();
     nix::sys::stat::umask(old_umask);
     result
 }
 
+fn parse_options(m: &Mount) -> Result<options::MountOptions> {
+    let typ = m.typ().as_deref().filter(|t| !t.is_empty());
+    options::parse(m.options().as_deref().unwrap_or_default(), typ)
+        .map_err(|e| RootfsError::Invalid(format!("mount {}: {e}", m.destination().display())))
+}
+
+/// A read-only /dev (not a bind) is mounted writable and made read-only
+/// once the mount points and device nodes below it exist.
+fn defers_readonly(dest: &Path, o: &options::MountOptions) -> bool {
+    resolve::clean(dest) == Path::new("dev") && !o.bind && o.flags.contains(MsFlags::MS_RDONLY)
+}
+
+/// The mount point for a mount at `dest`, checked after resolution, since
+/// a destination is a path in the rootfs and any component of it may be
+/// a symlink: proc and sysfs only on a real directory of their own name
+/// (runc CVE-2019-19921), nothing on the rootfs's / itself, and nothing on
+/// procfs but the files lxcfs-like tools cover (the resolved file is on
+/// procfs when a symlink led into /proc: CVE-2025-52881 class).
+fn check_mount_point(
+    root: &Root,
+    target: &std::os::fd::OwnedFd,
+    dest: &Path,
+    typ: Option<&str>,
+) -> Result<()> {
+    let hostile = |why: String| RootfsError::InRootfs {
+        op: "mount destination",
+        path: dest.to_path_buf(),
+        why,
+    };
+    if matches!(typ, Some("proc" | "sysfs"))
+        && let Err(e) = root.open_no_symlinks(dest, OFlag::O_PATH)
+    {
+        let why = root
+            .diagnose(dest)
+            .unwrap_or_else(|| format!("cannot be reached without a symlink ({e})"));
+        return Err(hostile(format!(
+            "{why}; {} is only mounted on a real directory",
+            typ.unwrap_or_default()
+        )));
+    }
+    if root.is_root(target).map_err(op("stat", dest))? {
+        let why = root
+            .diagnose(dest)
+            .unwrap_or_else(|| "is the rootfs's / itself".into());
+        return Err(hostile(why));
+    }
+    let on_proc = nix::sys::statfs::fstatfs(target)
+        .map_err(op("statfs", dest))?
+        .filesystem_type()
+        == nix::sys::statfs::PROC_SUPER_MAGIC;
+    if on_proc {
+        let resolved = root.path_of(target).unwrap_or_else(|| dest.to_path_buf());
+        let allowed = resolve::clean(&resolved) == Path::new("proc") && typ == Some("proc")
+            || check_destination(&resolved, typ).is_ok();
+        if !allowed {
+            return Err(hostile(format!(
+                "resolves to {} on procfs; mounts over /proc are not allowed",
+                resolved.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// rro, rnosuid, ... (and `ro` of an rbind) on the whole tree now at
+/// `dest`, and nosymfollow on its top, with mount_setattr.
+fn apply_attributes(root: &Root, dest: &Path, o: &options::MountOptions) -> Result<()> {
+    let mut rec = o.recursive_attr;
+    let implied_only = rec.is_empty() && o.readonly_recursive();
+    if o.readonly_recursive() {
+        rec.set |= crate::sys::mount_attr::RDONLY;
+    }
+    if rec.is_empty() && o.attr.is_empty() {
+        return Ok(());
+    }
+    let fd = root
+        .resolve(dest)
+        .map_err(|e| root.error("resolving mount point", dest, e))?;
+    for (recursive, change) in [(false, o.attr), (true, rec)] {
+        if change.is_empty() {
+            continue;
+        }
+        match crate::sys::mount_setattr(&fd, recursive, change.set, change.clear) {
+            Ok(()) => {}
+            // Before Linux 5.12 `ro` on an rbind stays top-level only, as
+            // it always was with mount(2); explicit options cannot be met.
+            Err(Errno::ENOSYS) if recursive && implied_only => {}
+            Err(Errno::ENOSYS) => {
+                return Err(RootfsError::Invalid(format!(
+                    "mount {}: recursive and symlink mount options need \
+                     mount_setattr (Linux 5.12 or later)",
+                    dest.display()
+                )));
+            }
+            Err(e) => return Err(op("setting mount attributes of", dest)(e)),
+        }
+    }
+    Ok(())
+}
+
+/// A /sys bound from the host carries the host's cgroup hierarchies
+/// below it; unless the config mounts /sys/fs/cgroup itself, hide them
+/// under an empty read-only tmpfs (CVE-2023-25809 class: a delegated host
+/// cgroup would otherwise be one write away).
+fn mask_host_cgroupfs(root: &Root, plan: &RootfsPlan) -> Result<()> {
+    let cg = Path::new("/sys/fs/cgroup");
+    let asked = plan
+        .spec
+        .mounts()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .any(|m| resolve::clean(m.destination()) == Path::new("sys/fs/cgroup"));
+    if asked {
+        return Ok(());
+    }
+    let fd = match root.resolve(cg) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(root.error("resolving", cg, e)),
+    };
+    mount(
+        Some("tmpfs"),
+        &fd_path(&fd),
+        Some("tmpfs"),
+        MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some(lsm::with_context("size=0,mode=755", plan.mount_label).as_str()),
+    )
+    .map_err(op("masking the host's cgroups at", cg))
+}
+
 fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
     let dest = m.destination();
     let typ = m.typ().as_deref().filter(|t| !t.is_empty());
     check_destination(dest, typ)?;
-    let opts = options::parse(m.options().as_deref().unwrap_or_default(), typ);
+    let opts = parse_options(m)?;
     if typ == Some("cgroup") || typ == Some("cgroup2") {
-        return mount_cgroup(root, plan, dest, &opts);
+        mount_cgroup(root, plan, dest, &opts)?;
+        return apply_attributes(root, dest, &opts);
     }
+    let is_sys = resolve::clean(dest) == Path::new("sys");
     let source = m
         .source()
         .clone()
@@ -194,7 +346,8 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
         } else {
             root.create_file(dest)
         }
-        .map_err(op("creating mount point", dest))?;
+        .map_err(|e| root.error("creating mount point", dest, e))?;
+        check_mount_point(root, &target, dest, typ)?;
         let mut flags = MsFlags::MS_BIND;
         if opts.recursive {
             flags |= MsFlags::MS_REC;
@@ -211,24 +364,33 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
         if !extra.is_empty() {
             remount_bind(root, dest, extra, false)?;
         }
+        if is_sys {
+            mask_host_cgroupfs(root, plan)?;
+        }
     } else {
         let target = root
             .mkdir_all(dest, 0o755)
-            .map_err(op("creating mount point", dest))?;
+            .map_err(|e| root.error("creating mount point", dest, e))?;
+        check_mount_point(root, &target, dest, typ)?;
         let labeling = lsm::mount_labeling(typ, false);
         let data = match labeling {
             MountLabeling::Context => lsm::with_context(&opts.data, plan.mount_label),
             _ => opts.data.clone(),
         };
         let data = (!data.is_empty()).then_some(data.as_str());
-        let res = mount(Some(&source), &fd_path(&target), typ, opts.flags, data);
+        let mut flags = opts.flags;
+        if defers_readonly(dest, &opts) {
+            flags.remove(MsFlags::MS_RDONLY);
+        }
+        let res = mount(Some(&source), &fd_path(&target), typ, flags, data);
         match res {
             Ok(()) => {}
             Err(e) if labeling == MountLabeling::Context && plan.mount_label.is_some() => {
                 return Err(op("mounting (with linux.mountLabel as context=)", dest)(e));
             }
             // sysfs cannot be mounted by a user namespace that does not own
-            // the network namespace: show the host's, read-only, as runc does.
+            // the network namespace: show the host's, read-only all the way
+            // down, as runc does.
             Err(Errno::EPERM) if typ == Some("sysfs") => {
                 mount(
                     Some("/sys"),
@@ -239,6 +401,16 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
                 )
                 .map_err(op("bind-mounting /sys", dest))?;
                 remount_bind(root, dest, opts.flags | MsFlags::MS_RDONLY, true)?;
+                let fd = root
+                    .resolve(dest)
+                    .map_err(|e| root.error("resolving mount point", dest, e))?;
+                match crate::sys::mount_setattr(&fd, true, crate::sys::mount_attr::RDONLY, 0) {
+                    Ok(()) | Err(Errno::ENOSYS) => {}
+                    Err(e) => return Err(op("making read-only", dest)(e)),
+                }
+                if is_sys {
+                    mask_host_cgroupfs(root, plan)?;
+                }
             }
             Err(e) => return Err(op("mounting", dest)(e)),
         }
@@ -254,10 +426,11 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
             })?;
         }
     }
+    apply_attributes(root, dest, &opts)?;
     for p in &opts.propagation {
         let fd = root
             .resolve(dest)
-            .map_err(op("resolving mount point", dest))?;
+            .map_err(|e| root.error("resolving mount point", dest, e))?;
         mount(None::<&str>, &fd_path(&fd), None::<&str>, *p, None::<&str>)
             .map_err(op("setting propagation of", dest))?;
     }
@@ -270,7 +443,7 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
 fn remount_bind(root: &Root, dest: &Path, flags: MsFlags, keep_locked: bool) -> Result<()> {
     let fd = root
         .resolve(dest)
-        .map_err(op("resolving mount point", dest))?;
+        .map_err(|e| root.error("resolving mount point", dest, e))?;
     let target = fd_path(&fd);
     let locked = || -> MsFlags {
         let mut f = MsFlags::empty();
@@ -318,7 +491,7 @@ fn mount_cgroup(
 ) -> Result<()> {
     let target = root
         .mkdir_all(dest, 0o755)
-        .map_err(op("creating mount point", dest))?;
+        .map_err(|e| root.error("creating mount point", dest, e))?;
     let flags = opts.flags & !MsFlags::MS_RDONLY;
     let ro = opts.flags.contains(MsFlags::MS_RDONLY);
     if crate::cgroups::is_pure_v2(plan.hierarchies) {
@@ -359,7 +532,7 @@ fn mount_cgroup(
         let sub = dest.join(name);
         let fd = root
             .mkdir_all(&sub, 0o755)
-            .map_err(op("creating mount point", &sub))?;
+            .map_err(|e| root.error("creating mount point", &sub, e))?;
         mount(
             Some(dir),
             &fd_path(&fd),
@@ -375,14 +548,18 @@ fn mount_cgroup(
         remount_bind(root, &sub, f, true)?;
         // Co-mounted controllers (cpu,cpuacct) are also reachable by each name.
         if h.controllers.len() > 1 {
-            let dir_fd = root.resolve(dest).map_err(op("resolving", dest))?;
+            let dir_fd = root
+                .resolve(dest)
+                .map_err(|e| root.error("resolving", dest, e))?;
             for c in &h.controllers {
                 let _ = nix::unistd::symlinkat(name, dir_fd.as_fd(), c.as_str());
             }
         }
     }
     if ro {
-        let fd = root.resolve(dest).map_err(op("resolving", dest))?;
+        let fd = root
+            .resolve(dest)
+            .map_err(|e| root.error("resolving", dest, e))?;
         mount(
             None::<&str>,
             &fd_path(&fd),
@@ -527,7 +704,7 @@ fn readonly_path(root: &Root, p: &Path) -> Result<()> {
     let fd = match root.resolve(p) {
         Ok(fd) => fd,
         Err(Errno::ENOENT) => return Ok(()),
-        Err(e) => return Err(op("resolving readonly path", p)(e)),
+        Err(e) => return Err(root.error("resolving readonly path", p, e)),
     };
     let path = fd_path(&fd);
     mount(
@@ -554,7 +731,7 @@ fn mask_path(root: &Root, p: &Path, mount_label: Option<&str>) -> Result<()> {
     let fd = match root.resolve(p) {
         Ok(fd) => fd,
         Err(Errno::ENOENT) => return Ok(()),
-        Err(e) => return Err(op("resolving masked path", p)(e)),
+        Err(e) => return Err(root.error("resolving masked path", p, e)),
     };
     let st = fstat(fd.as_fd()).map_err(op("stat", p))?;
     if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {

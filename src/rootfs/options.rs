@@ -1,7 +1,39 @@
-//! Pure translation of config.json mount options into mount(2) flags and a
-//! data string. No syscalls here; unit-tested below.
+//! Pure translation of config.json mount options into mount(2) flags,
+//! mount_setattr(2) attributes and a data string. No syscalls here;
+//! unit-tested below. An option rrun cannot apply is an error, never
+//! dropped: a bind mount has no filesystem to hand unknown words to, so
+//! `rro` misspelt or unimplemented would otherwise leave a volume writable.
 
 use nix::mount::MsFlags;
+
+use crate::sys::mount_attr as attr;
+
+/// A change of mount attributes for mount_setattr(2).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct AttrChange {
+    pub set: u64,
+    pub clear: u64,
+}
+
+impl AttrChange {
+    /// Later options win over earlier ones, as with mount(8).
+    fn apply(&mut self, set: u64, clear: u64) {
+        self.set = (self.set & !clear) | set;
+        self.clear = (self.clear & !set) | clear;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.set == 0 && self.clear == 0
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum OptionError {
+    #[error("mount option {0:?} is not known to rrun and a bind mount cannot pass it on")]
+    UnknownForBind(String),
+    #[error("mount option {0:?}: id-mapped mounts are not supported by rrun")]
+    Idmap(String),
+}
 
 /// What one `mounts[]` entry asks of mount(2).
 #[derive(Debug, Clone, PartialEq)]
@@ -14,10 +46,62 @@ pub struct MountOptions {
     pub data: String,
     pub bind: bool,
     pub recursive: bool,
+    /// rro, rnosuid, ...: applied with mount_setattr(AT_RECURSIVE) after
+    /// the mount, to it and every mount below it.
+    pub recursive_attr: AttrChange,
+    /// nosymfollow/symfollow (no MsFlags bit in nix): applied with
+    /// mount_setattr to the mount itself.
+    pub attr: AttrChange,
 }
 
-/// Every option keyword rrun understands (for `rrun features`); anything
-/// else is passed to the filesystem as data.
+impl MountOptions {
+    /// `ro` on an `rbind` makes the submounts read-only too, so a volume
+    /// asked read-only has no writable corner (runc 1.1+ does the same).
+    /// An explicit `rrw` keeps them as they are.
+    pub fn readonly_recursive(&self) -> bool {
+        self.bind
+            && self.recursive
+            && self.flags.contains(MsFlags::MS_RDONLY)
+            && self.recursive_attr.clear & attr::RDONLY == 0
+    }
+}
+
+/// The recursive attributes (runtime-spec 1.1 mount options, runc 1.1+):
+/// (keyword, set, clear) for mount_setattr. An atime mode replaces the
+/// whole atime field, which the kernel wants cleared when one is set.
+const RECURSIVE: &[(&str, u64, u64)] = &[
+    ("rro", attr::RDONLY, 0),
+    ("rrw", 0, attr::RDONLY),
+    ("rnosuid", attr::NOSUID, 0),
+    ("rsuid", 0, attr::NOSUID),
+    ("rnodev", attr::NODEV, 0),
+    ("rdev", 0, attr::NODEV),
+    ("rnoexec", attr::NOEXEC, 0),
+    ("rexec", 0, attr::NOEXEC),
+    ("rnodiratime", attr::NODIRATIME, 0),
+    ("rdiratime", 0, attr::NODIRATIME),
+    ("rrelatime", attr::RELATIME, attr::ATIME_MASK),
+    // Without relatime and noatime, atime is updated on every access.
+    ("rnorelatime", attr::STRICTATIME, attr::ATIME_MASK),
+    ("rnoatime", attr::NOATIME, attr::ATIME_MASK),
+    // "atime" only undoes noatime: back to the kernel's default, relatime.
+    ("ratime", attr::RELATIME, attr::ATIME_MASK),
+    ("rstrictatime", attr::STRICTATIME, attr::ATIME_MASK),
+    ("rnostrictatime", attr::RELATIME, attr::ATIME_MASK),
+    ("rnosymfollow", attr::NOSYMFOLLOW, 0),
+    ("rsymfollow", 0, attr::NOSYMFOLLOW),
+];
+
+fn recursive_attr(opt: &str) -> Option<(u64, u64)> {
+    RECURSIVE
+        .iter()
+        .find(|(k, _, _)| *k == opt)
+        .map(|(_, s, c)| (*s, *c))
+}
+
+/// Every option keyword rrun understands (for `rrun features`, with the
+/// recursive ones of [`RECURSIVE`]); anything else is passed to the
+/// filesystem as data, and refused on a bind mount.
 pub const KNOWN: &[&str] = &[
     "async",
     "atime",
@@ -36,6 +120,7 @@ pub const KNOWN: &[&str] = &[
     "nodiratime",
     "noexec",
     "noiversion",
+    "nosymfollow",
     "nolazytime",
     "nomand",
     "norelatime",
@@ -56,6 +141,7 @@ pub const KNOWN: &[&str] = &[
     "slave",
     "strictatime",
     "suid",
+    "symfollow",
     "sync",
     "tmpcopyup",
     "unbindable",
@@ -113,13 +199,23 @@ fn flag(opt: &str) -> Option<(MsFlags, MsFlags)> {
     })
 }
 
-pub fn parse(options: &[String], typ: Option<&str>) -> MountOptions {
+/// Every keyword `rrun features` lists under mountOptions.
+pub fn all_known() -> Vec<&'static str> {
+    let mut v: Vec<&str> = KNOWN.to_vec();
+    v.extend(RECURSIVE.iter().map(|(k, _, _)| *k));
+    v.sort_unstable();
+    v
+}
+
+pub fn parse(options: &[String], typ: Option<&str>) -> Result<MountOptions, OptionError> {
     let mut m = MountOptions {
         flags: MsFlags::empty(),
         propagation: Vec::new(),
         data: String::new(),
         bind: false,
         recursive: false,
+        recursive_attr: AttrChange::default(),
+        attr: AttrChange::default(),
     };
     let mut data = Vec::new();
     if typ == Some("bind") {
@@ -132,23 +228,34 @@ pub fn parse(options: &[String], typ: Option<&str>) -> MountOptions {
                 m.bind = true;
                 m.recursive = true;
             }
-            // Runtime extensions that other runtimes understand and that
-            // carry no mount(2) meaning here.
+            // runc's extension for tmpfs (copy the directory's contents
+            // up) and mount(8)'s no-op; neither changes what mount(2) does.
             "tmpcopyup" | "defaults" => {}
+            "nosymfollow" => m.attr.apply(attr::NOSYMFOLLOW, 0),
+            "symfollow" => m.attr.apply(0, attr::NOSYMFOLLOW),
+            "idmap" | "ridmap" => return Err(OptionError::Idmap(o.clone())),
             _ => {
                 if let Some(p) = propagation_flag(o) {
                     m.propagation.push(p);
                 } else if let Some((set, clear)) = flag(o) {
                     m.flags.insert(set);
                     m.flags.remove(clear);
+                } else if let Some((set, clear)) = recursive_attr(o) {
+                    m.recursive_attr.apply(set, clear);
                 } else {
                     data.push(o.clone());
                 }
             }
         }
     }
-    m.data = data.join(",");
-    m
+    if m.bind {
+        if let Some(o) = data.into_iter().next() {
+            return Err(OptionError::UnknownForBind(o));
+        }
+    } else {
+        m.data = data.join(",");
+    }
+    Ok(m)
 }
 
 #[cfg(test)]
@@ -164,7 +271,8 @@ mod tests {
         let m = parse(
             &s(&["nosuid", "strictatime", "mode=755", "size=65536k"]),
             Some("tmpfs"),
-        );
+        )
+        .unwrap();
         assert_eq!(m.flags, MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME);
         assert_eq!(m.data, "mode=755,size=65536k");
         assert!(!m.bind);
@@ -172,7 +280,7 @@ mod tests {
 
     #[test]
     fn bind_ro_with_propagation() {
-        let m = parse(&s(&["rbind", "ro", "rprivate", "nodev"]), None);
+        let m = parse(&s(&["rbind", "ro", "rprivate", "nodev"]), None).unwrap();
         assert!(m.bind && m.recursive);
         assert_eq!(m.flags, MsFlags::MS_RDONLY | MsFlags::MS_NODEV);
         assert_eq!(m.propagation, vec![MsFlags::MS_PRIVATE | MsFlags::MS_REC]);
@@ -181,16 +289,73 @@ mod tests {
 
     #[test]
     fn every_known_option_is_understood() {
-        for o in KNOWN {
-            let m = parse(&[o.to_string()], None);
+        for o in all_known() {
+            let m = parse(&[o.to_string()], Some("tmpfs")).unwrap();
             assert!(m.data.is_empty(), "{o} fell through to data");
+            parse(&s(&["rbind", o]), None).unwrap();
         }
     }
 
     #[test]
     fn later_options_win() {
-        let m = parse(&s(&["ro", "rw"]), None);
+        let m = parse(&s(&["ro", "rw"]), None).unwrap();
         assert!(!m.flags.contains(MsFlags::MS_RDONLY));
-        assert!(parse(&[], Some("bind")).bind);
+        assert!(parse(&[], Some("bind")).unwrap().bind);
+        let m = parse(&s(&["rro", "rnoatime", "rrw", "rstrictatime"]), None).unwrap();
+        assert_eq!(m.recursive_attr.set, attr::STRICTATIME);
+        assert_eq!(m.recursive_attr.clear, attr::RDONLY | attr::ATIME_MASK);
+    }
+
+    #[test]
+    fn recursive_attributes() {
+        let m = parse(&s(&["rbind", "rro", "rnosuid", "rnodev"]), None).unwrap();
+        assert_eq!(
+            m.recursive_attr,
+            AttrChange {
+                set: attr::RDONLY | attr::NOSUID | attr::NODEV,
+                clear: 0
+            }
+        );
+        assert!(m.flags.is_empty() && m.data.is_empty());
+        let m = parse(&s(&["rrelatime"]), Some("tmpfs")).unwrap();
+        assert_eq!(m.recursive_attr.clear, attr::ATIME_MASK);
+        let m = parse(&s(&["nosymfollow"]), Some("tmpfs")).unwrap();
+        assert_eq!(m.attr.set, attr::NOSYMFOLLOW);
+    }
+
+    #[test]
+    fn unknown_options_are_refused_on_binds_only() {
+        let e = parse(&s(&["rbind", "rreadonly"]), None).unwrap_err();
+        assert_eq!(e, OptionError::UnknownForBind("rreadonly".into()));
+        assert!(e.to_string().contains("\"rreadonly\""), "{e}");
+        assert!(parse(&s(&["size=1m"]), Some("bind")).is_err());
+        assert_eq!(
+            parse(&s(&["size=1m"]), Some("tmpfs")).unwrap().data,
+            "size=1m"
+        );
+        assert!(matches!(
+            parse(&s(&["rbind", "idmap"]), None),
+            Err(OptionError::Idmap(_))
+        ));
+    }
+
+    #[test]
+    fn ro_on_rbind_is_recursive() {
+        assert!(
+            parse(&s(&["rbind", "ro"]), None)
+                .unwrap()
+                .readonly_recursive()
+        );
+        assert!(
+            !parse(&s(&["bind", "ro"]), None)
+                .unwrap()
+                .readonly_recursive()
+        );
+        assert!(
+            !parse(&s(&["rbind", "ro", "rrw"]), None)
+                .unwrap()
+                .readonly_recursive()
+        );
+        assert!(!parse(&s(&["rbind"]), None).unwrap().readonly_recursive());
     }
 }

@@ -9,8 +9,10 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat, openat2};
-use nix::sys::stat::{Mode, mkdirat};
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat, openat2, readlinkat};
+use nix::sys::stat::{Mode, SFlag, fstat, mkdirat};
+
+use super::RootfsError;
 
 pub struct Root {
     fd: OwnedFd,
@@ -35,6 +37,24 @@ pub fn clean(p: &Path) -> PathBuf {
 /// "/proc/self/fd/N": the path through which mount(2) reaches an fd's file.
 pub fn fd_path(fd: &impl AsRawFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// Reads a file the container controls (its /etc/passwd, ...). Open it
+/// with O_NONBLOCK: a FIFO planted at the name must not hang rrun (nor a
+/// device's open block). Only a regular file is read (ENODATA otherwise,
+/// so the caller can say "not a regular file"), and at most `limit` bytes.
+pub fn read_regular(fd: OwnedFd, limit: u64) -> Result<String, Errno> {
+    use std::io::Read;
+    let st = fstat(fd.as_fd())?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+        return Err(Errno::ENODATA);
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::from(fd)
+        .take(limit)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 impl Root {
@@ -115,6 +135,118 @@ impl Root {
         self.resolve(&rel)
     }
 
+    /// Opens `p` inside the root refusing every symlink on the way (ELOOP):
+    /// for the mounts that must land exactly where they are named.
+    pub fn open_no_symlinks(&self, p: &Path, flags: OFlag) -> Result<OwnedFd, Errno> {
+        let rel = clean(p);
+        let rel = if rel.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            rel
+        };
+        let how = OpenHow::new()
+            .flags(flags | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS);
+        openat2(self.fd.as_fd(), &rel, how)
+    }
+
+    /// Whether `fd` is the root directory itself (a destination that a
+    /// symlink in the rootfs turned into `/`).
+    pub fn is_root(&self, fd: &impl AsFd) -> Result<bool, Errno> {
+        let (a, b) = (fstat(self.fd.as_fd())?, fstat(fd.as_fd())?);
+        Ok(a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+    }
+
+    /// Where `fd` is inside the root, as an absolute container path (for
+    /// messages and checks of where a symlink led); None when it is not
+    /// below the root at all.
+    pub fn path_of(&self, fd: &impl AsRawFd) -> Option<PathBuf> {
+        let root = std::fs::read_link(fd_path(&self.fd)).ok()?;
+        let p = std::fs::read_link(fd_path(fd)).ok()?;
+        p.strip_prefix(&root).ok().map(|r| Path::new("/").join(r))
+    }
+
+    /// An error about `path` in the rootfs: when the errno comes from the
+    /// rootfs's own contents (a dangling symlink, a file where a directory
+    /// must be, a symlink to `/`), say which entry is wrong and how, since
+    /// "ENOENT" about a path that exists in the config helps nobody.
+    pub fn error(&self, op: &'static str, path: &Path, source: Errno) -> RootfsError {
+        let why = match source {
+            Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP | Errno::EEXIST | Errno::EXDEV => {
+                self.diagnose(path)
+            }
+            _ => None,
+        };
+        match why {
+            Some(why) => RootfsError::InRootfs {
+                op,
+                path: path.to_path_buf(),
+                why,
+            },
+            None => RootfsError::Op {
+                op,
+                path: path.to_path_buf(),
+                source,
+            },
+        }
+    }
+
+    /// The first entry on the way to `p` that cannot be walked: a symlink
+    /// whose target is missing, loops, is not a directory (when more
+    /// components follow) or is the root itself; or a non-directory in
+    /// the middle. Only called on the error path.
+    pub fn diagnose(&self, p: &Path) -> Option<String> {
+        let rel = clean(p);
+        let n = rel.components().count();
+        let mut prefix = PathBuf::new();
+        for (i, c) in rel.components().enumerate() {
+            prefix.push(c);
+            let shown = Path::new("/").join(&prefix);
+            let last = i + 1 == n;
+            let entry = self
+                .open_in(&prefix, OFlag::O_PATH | OFlag::O_NOFOLLOW)
+                .ok()?;
+            let st = fstat(entry.as_fd()).ok()?;
+            let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+            if kind != SFlag::S_IFLNK {
+                if !last && kind != SFlag::S_IFDIR {
+                    return Some(format!(
+                        "{} in the rootfs is not a directory",
+                        shown.display()
+                    ));
+                }
+                continue;
+            }
+            let target = readlinkat(entry.as_fd(), "")
+                .map(|t| t.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let link = format!(
+                "{} in the rootfs is a symlink to {target:?}",
+                shown.display()
+            );
+            match self.resolve(&prefix) {
+                Err(Errno::ENOENT) => return Some(format!("{link}, which does not exist")),
+                Err(Errno::ELOOP) => return Some(format!("{link}, which loops")),
+                Err(Errno::ENOTDIR) => {
+                    return Some(format!("{link}, which goes through a non-directory"));
+                }
+                Err(_) => return None,
+                Ok(fd) => {
+                    if self.is_root(&fd).unwrap_or(false) {
+                        return Some(format!("{link}, which is the rootfs's / itself"));
+                    }
+                    let dir = fstat(fd.as_fd()).is_ok_and(|s| {
+                        SFlag::from_bits_truncate(s.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR
+                    });
+                    if !last && !dir {
+                        return Some(format!("{link}, which is not a directory"));
+                    }
+                }
+            }
+        }
+        None
+    }
+
     /// The parent directory of `p` (created if needed) and the final name.
     pub fn parent_of(&self, p: &Path) -> Result<(OwnedFd, PathBuf), Errno> {
         let rel = clean(p);
@@ -153,5 +285,33 @@ mod tests {
         assert!(!Path::new("/").join(&marker).exists());
         root.create_file(Path::new("up/file")).unwrap();
         assert!(root_dir.join("file").is_file());
+    }
+
+    #[test]
+    fn diagnoses_hostile_links() {
+        let tmp = tempfile::tempdir().unwrap();
+        let r = tmp.path();
+        symlink("/missing", r.join("dev")).unwrap();
+        symlink("/", r.join("proc")).unwrap();
+        std::fs::write(r.join("file"), "").unwrap();
+        symlink("file", r.join("tofile")).unwrap();
+        symlink("loop", r.join("loop")).unwrap();
+        let root = Root::open(r).unwrap();
+        let d = |p: &str| root.diagnose(Path::new(p)).unwrap_or_default();
+        assert!(
+            d("/dev/null")
+                .contains("/dev in the rootfs is a symlink to \"/missing\", which does not exist")
+        );
+        assert!(
+            d("/proc").contains("the rootfs's / itself"),
+            "{}",
+            d("/proc")
+        );
+        assert!(d("/file/x").contains("/file in the rootfs is not a directory"));
+        assert!(d("/tofile/x").contains("which is not a directory"));
+        assert!(d("/loop/x").contains("loops"));
+        assert_eq!(root.diagnose(Path::new("/nothing/here")), None);
+        let e = root.error("resolving", Path::new("/dev/null"), Errno::ENOENT);
+        assert!(e.to_string().contains("/missing"), "{e}");
     }
 }

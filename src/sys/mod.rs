@@ -518,13 +518,25 @@ pub fn ioprio_set(class: u32, level: u32) -> Result<(), Errno> {
     Errno::result(ret).map(|_| ())
 }
 
-/// A read-only, detached bind mount of the file at `path` (open_tree with
-/// OPEN_TREE_CLONE, then mount_setattr MOUNT_ATTR_RDONLY): an fd through
-/// which the file can be exec'd but never opened for writing.
-pub fn readonly_clone(path: &std::path::Path) -> Result<OwnedFd, Errno> {
-    const OPEN_TREE_CLONE: libc::c_uint = 1;
-    const OPEN_TREE_CLOEXEC: libc::c_uint = libc::O_CLOEXEC as libc::c_uint;
-    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+/// mount_setattr(2)'s mount attributes (include/uapi/linux/mount.h).
+pub mod mount_attr {
+    pub const RDONLY: u64 = 0x1;
+    pub const NOSUID: u64 = 0x2;
+    pub const NODEV: u64 = 0x4;
+    pub const NOEXEC: u64 = 0x8;
+    /// The atime mode field: setting any mode needs the whole field cleared.
+    pub const ATIME_MASK: u64 = 0x70;
+    pub const RELATIME: u64 = 0x0;
+    pub const NOATIME: u64 = 0x10;
+    pub const STRICTATIME: u64 = 0x20;
+    pub const NODIRATIME: u64 = 0x80;
+    pub const NOSYMFOLLOW: u64 = 0x20_0000;
+}
+
+/// mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE]): changes the
+/// attributes of the mount `fd` is on (and, with `recursive`, of every
+/// mount below it). Linux 5.12+; older kernels give ENOSYS.
+pub fn mount_setattr(fd: &impl AsFd, recursive: bool, set: u64, clear: u64) -> Result<(), Errno> {
     #[repr(C)]
     struct MountAttr {
         attr_set: u64,
@@ -532,6 +544,39 @@ pub fn readonly_clone(path: &std::path::Path) -> Result<OwnedFd, Errno> {
         propagation: u64,
         userns_fd: u64,
     }
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    let empty = c"";
+    // SAFETY: attr is fully initialised and its size passed; the path is
+    // the empty string with AT_EMPTY_PATH, naming the fd itself.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_fd().as_raw_fd(),
+            empty.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(ret).map(|_| ())
+}
+
+/// A read-only, detached bind mount of the file at `path` (open_tree with
+/// OPEN_TREE_CLONE, then mount_setattr MOUNT_ATTR_RDONLY): an fd through
+/// which the file can be exec'd but never opened for writing.
+pub fn readonly_clone(path: &std::path::Path) -> Result<OwnedFd, Errno> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    const OPEN_TREE_CLOEXEC: libc::c_uint = libc::O_CLOEXEC as libc::c_uint;
     let cpath = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| Errno::EINVAL)?;
     // SAFETY: cpath is a valid C string for the duration of the call; the
     // returned fd is new and owned by nobody else.
@@ -548,26 +593,7 @@ pub fn readonly_clone(path: &std::path::Path) -> Result<OwnedFd, Errno> {
     }
     // SAFETY: see above.
     let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_RDONLY,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    let empty = c"";
-    // SAFETY: attr is fully initialised and its size passed; the path is
-    // the empty string with AT_EMPTY_PATH, naming the fd itself.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_EMPTY_PATH as libc::c_uint,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    Errno::result(ret)?;
+    mount_setattr(&fd, false, mount_attr::RDONLY, 0)?;
     Ok(fd)
 }
 
