@@ -456,6 +456,62 @@ fn no_pivot_still_runs() {
     c.assert_clean();
 }
 
+/// --no-pivot leaves the old root in the container's mount namespace. The
+/// host's /proc there would let an unprivileged process in the container
+/// make a user namespace and mount a fresh procfs without the masked paths
+/// (the kernel allows it when an unmasked procfs is fully visible in the
+/// mount namespace): rrun detaches every proc and sysfs outside the rootfs
+/// first (checked from inside: the mount is refused), and refuses
+/// --no-pivot where they are locked (a new user namespace).
+#[test]
+fn no_pivot_leaves_no_host_procfs_to_reveal() {
+    require!(is_root(), "needs root");
+    let b = Bundle::new()
+        .user(1000, 1000, &[])
+        .with(|c| {
+            c["linux"]
+                .as_object_mut()
+                .unwrap()
+                .remove("seccomp");
+        })
+        .sh("unshare -Urmpf sh -c 'mount -t proc proc /tmp && echo MOUNTED || echo REFUSED' 2>&1; sleep 30");
+    let c = Container::new(b);
+    c.create_with(&["--no-pivot"]).ok();
+    c.start().ok();
+    let out = poll(std::time::Duration::from_secs(10), || {
+        let (o, e) = c.output();
+        let s = o + &e;
+        (s.contains("MOUNTED") || s.contains("REFUSED")).then_some(s)
+    })
+    .expect("the probe printed nothing");
+    assert!(
+        out.contains("REFUSED") && !out.contains("MOUNTED"),
+        "a fresh procfs could be mounted from inside a --no-pivot container:\n{out}"
+    );
+    // From outside, the old root cannot be listed: a process joining the
+    // mount namespace gets the rootfs stacked over it as its root, and
+    // mountinfo only shows what is reachable from a reader's root. The
+    // refused mount above is the observable effect. The same config in a
+    // new user namespace (locked mounts, nothing can be detached) is refused.
+    let b = Bundle::new().with(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    });
+    let u = Container::new(b.args(&["true"]));
+    if !is_runc() {
+        u.run_with(&["--no-pivot"])
+            .failed()
+            .stderr_mentions(&["--no-pivot", "/proc"]);
+        u.assert_clean();
+    }
+    c.delete_force().ok();
+    c.assert_clean();
+}
+
 #[test]
 fn relative_root_path() {
     // root.path relative to the bundle directory.

@@ -583,6 +583,7 @@ fn mount_cgroup(
 pub fn enter(plan: &RootfsPlan) -> Result<()> {
     let rootfs = plan.rootfs;
     if plan.no_pivot {
+        detach_proc_sys_outside(rootfs)?;
         nix::unistd::chdir(rootfs).map_err(op("chdir", rootfs))?;
         mount(
             Some(rootfs),
@@ -625,6 +626,64 @@ pub fn enter(plan: &RootfsPlan) -> Result<()> {
     drop(new);
     drop(old);
     Ok(())
+}
+
+/// Without pivot_root the old root stays in the container's mount
+/// namespace, below the chroot. The kernel lets a process mount a fresh
+/// procfs or sysfs in a user namespace it makes when an unmasked one is
+/// fully visible anywhere in its mount namespace (mount_too_revealing), and
+/// the host's /proc and /sys are: an unprivileged process in the container
+/// could `unshare -Urmpf` and mount a procfs without the masked paths.
+/// Every proc and sysfs mount outside the rootfs is detached first (the
+/// mount namespace is a slave: the host keeps its own). In a new user
+/// namespace those mounts are locked and cannot be detached: that is
+/// refused rather than run exposed.
+fn detach_proc_sys_outside(rootfs: &Path) -> Result<()> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| {
+        RootfsError::Invalid(format!("--no-pivot: reading /proc/self/mountinfo: {e}"))
+    })?;
+    let mut points: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let fstype = post.split(' ').next()?;
+            let point = pre.split(' ').nth(4)?;
+            matches!(fstype, "proc" | "sysfs")
+                .then(|| PathBuf::from(crate::cgroups::unescape_mountinfo(point)))
+        })
+        .filter(|p| !p.starts_with(rootfs))
+        .collect();
+    // Deepest first; a stacked mount point appears once per mount.
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for p in points {
+        match umount2(&p, MntFlags::MNT_DETACH) {
+            // Gone already with a parent detached before it.
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(Errno::EINVAL) if !is_mount_point(&p) => {}
+            Err(Errno::EINVAL) => {
+                return Err(RootfsError::Invalid(format!(
+                    "--no-pivot: the host's {} cannot be detached from the container's mount \
+                     namespace (locked in a new user namespace), and left there it lets the \
+                     container mount an unmasked procfs/sysfs; run without --no-pivot",
+                    p.display()
+                )));
+            }
+            Err(e) => return Err(op("detaching (--no-pivot)", &p)(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Whether `p` is still a mount point in this mount namespace.
+fn is_mount_point(p: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return true;
+    };
+    info.lines().any(|l| {
+        l.split(' ')
+            .nth(4)
+            .is_some_and(|m| Path::new(&crate::cgroups::unescape_mountinfo(m)) == p)
+    })
 }
 
 /// After pivot_root: sysctls, readonly paths, masked paths, propagation of
