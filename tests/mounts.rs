@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -510,6 +510,56 @@ fn no_pivot_leaves_no_host_procfs_to_reveal() {
     }
     c.delete_force().ok();
     c.assert_clean();
+}
+
+/// The runtime's /proc bound at /proc is allowed where the container
+/// shares the runtime's pid namespace (type bind, or none with rbind); not
+/// with a pid namespace of its own, and only from the root of a procfs.
+#[test]
+fn host_proc_bind_only_with_the_host_pid_namespace() {
+    require!(is_root(), "needs root");
+    let proc_bind = |typ: &str, src: &str| json!({"destination": "/proc", "type": typ, "source": src, "options": ["rbind", "nosuid", "noexec", "nodev"]});
+    let with_proc = |b: Bundle, m: Value| {
+        b.with(move |c| {
+            let mounts = c["mounts"].as_array_mut().unwrap();
+            mounts.retain(|x| x["destination"] != "/proc");
+            mounts.insert(0, m);
+        })
+    };
+    for typ in ["bind", "none"] {
+        let b = with_proc(
+            Bundle::new().without_namespace("pid"),
+            proc_bind(typ, "/proc"),
+        );
+        let c = Container::new(
+            b.sh("readlink /proc/1/exe >/dev/null; echo pid1=$(cut -d' ' -f2 /proc/1/stat)"),
+        );
+        let out = c.run_ok();
+        // The host's pid 1 (not the container's init) is visible.
+        let host_comm = fs::read_to_string("/proc/1/stat").unwrap();
+        let host_comm = host_comm.split(' ').nth(1).unwrap();
+        assert_eq!(out.trim(), format!("pid1={host_comm}"), "type {typ}");
+        c.assert_clean();
+    }
+    if is_runc() {
+        return;
+    }
+    // A pid namespace of its own: the host's pids would show; refused.
+    let c = Container::new(with_proc(Bundle::new(), proc_bind("bind", "/proc")).args(&["true"]));
+    c.run()
+        .failed()
+        .stderr_mentions(&["/proc", "pid namespace"]);
+    c.assert_clean();
+    // Not the root of a procfs.
+    for src in ["/proc/sys", "/tmp"] {
+        let b = with_proc(
+            Bundle::new().without_namespace("pid"),
+            proc_bind("bind", src),
+        );
+        let c = Container::new(b.args(&["true"]));
+        c.run().failed().stderr_mentions(&["/proc", src]);
+        c.assert_clean();
+    }
 }
 
 #[test]

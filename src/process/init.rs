@@ -219,6 +219,11 @@ fn setup(plan: &InitPlan, chan: &Channel, console: Option<&OwnedFd>) -> StepResu
         bundle: &plan.bundle,
         userns: plan.ns.in_userns(),
         cgroupns: plan.ns.new_cgroup,
+        host_pidns: !spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Pid)),
         no_pivot: plan.no_pivot,
         hierarchies: &plan.hierarchies,
         cgroup_dirs: &plan.cgroup_dirs,

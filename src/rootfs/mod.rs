@@ -63,6 +63,9 @@ pub struct RootfsPlan<'a> {
     /// Inside a new user namespace: no mknod, locked mount flags.
     pub userns: bool,
     pub cgroupns: bool,
+    /// No pid namespace of its own: the container sees the runtime's pids
+    /// (a host /proc may then be bound at /proc).
+    pub host_pidns: bool,
     pub no_pivot: bool,
     pub hierarchies: &'a [Hierarchy],
     pub cgroup_dirs: &'a [PathBuf],
@@ -104,6 +107,49 @@ fn check_destination(dest: &Path, typ: Option<&str>) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// A bind of the runtime's own procfs onto /proc, allowed where the
+/// container shares the runtime's pid namespace: there it shows the same
+/// pids a fresh procfs would (rootless containers in the host's pid
+/// namespace, which may not mount a procfs of their own, do this). The
+/// source must be the root of a procfs; everywhere else /proc takes only
+/// type proc (CVE-2025-52881 class checks stay).
+fn host_proc_bind(plan: &RootfsPlan, m: &Mount, opts: &options::MountOptions) -> Result<bool> {
+    if resolve::clean(m.destination()) != Path::new("proc") || !opts.bind {
+        return Ok(false);
+    }
+    let refuse = |why: &str| {
+        Err(RootfsError::Invalid(format!(
+            "mount destination /proc: a bind of {} {why}",
+            m.source()
+                .as_deref()
+                .unwrap_or(Path::new("(no source)"))
+                .display()
+        )))
+    };
+    if !plan.host_pidns {
+        return refuse("is only allowed when the container shares the runtime's pid namespace");
+    }
+    let Some(src) = m.source().as_deref() else {
+        return refuse("needs a source");
+    };
+    let fd = nix::fcntl::open(
+        src,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(op("opening bind source", src))?;
+    let is_proc = nix::sys::statfs::fstatfs(&fd)
+        .map_err(op("statfs", src))?
+        .filesystem_type()
+        == nix::sys::statfs::PROC_SUPER_MAGIC;
+    // procfs's root directory is inode 1 (PROC_ROOT_INO).
+    let is_root = nix::sys::stat::fstat(&fd).map_err(op("stat", src))?.st_ino == 1;
+    if !(is_proc && is_root) {
+        return refuse("is not the root of a procfs");
+    }
+    Ok(true)
 }
 
 /// Steps before the hooks: propagation, rootfs bind, mounts, devices.
@@ -316,8 +362,10 @@ fn mask_host_cgroupfs(root: &Root, plan: &RootfsPlan) -> Result<()> {
 fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
     let dest = m.destination();
     let typ = m.typ().as_deref().filter(|t| !t.is_empty());
-    check_destination(dest, typ)?;
     let opts = parse_options(m)?;
+    if !host_proc_bind(plan, m, &opts)? {
+        check_destination(dest, typ)?;
+    }
     if typ == Some("cgroup") || typ == Some("cgroup2") {
         mount_cgroup(root, plan, dest, &opts)?;
         return apply_attributes(root, dest, &opts);
