@@ -106,6 +106,81 @@ pub fn parse_config_bytes(config: &Path, data: &[u8]) -> Result<Spec> {
 
 /// Checks what the spec requires and what rrun cannot honour, so create fails
 /// before any process or mount exists.
+/// No new mount namespace: the container inherits rrun's (the spec's rule
+/// for any namespace not listed) or joins one by path, and its process is
+/// only chrooted into root.path. Whatever would change mounts there (the
+/// host's own, or another container's) is refused by name instead of
+/// being done to them; the rest is allowed, with a warning, since it is
+/// rare and the container shares the filesystem view.
+fn check_without_mount_ns(spec: &Spec, joined: bool) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    let nonempty = |v: Option<&Vec<String>>| v.is_some_and(|v| !v.is_empty());
+    for (what, set) in [
+        (
+            "mounts",
+            spec.mounts().as_ref().is_some_and(|m| !m.is_empty()),
+        ),
+        (
+            "linux.maskedPaths",
+            nonempty(linux.and_then(|l| l.masked_paths().as_ref())),
+        ),
+        (
+            "linux.readonlyPaths",
+            nonempty(linux.and_then(|l| l.readonly_paths().as_ref())),
+        ),
+        (
+            "linux.devices",
+            linux
+                .and_then(|l| l.devices().as_ref())
+                .is_some_and(|d| !d.is_empty()),
+        ),
+        (
+            "linux.sysctl",
+            linux
+                .and_then(|l| l.sysctl().as_ref())
+                .is_some_and(|d| !d.is_empty()),
+        ),
+        (
+            "linux.rootfsPropagation",
+            linux
+                .and_then(|l| l.rootfs_propagation().as_ref())
+                .is_some(),
+        ),
+        (
+            "root.readonly",
+            spec.root()
+                .as_ref()
+                .and_then(|r| r.readonly())
+                .unwrap_or(false),
+        ),
+        (
+            "process.terminal",
+            spec.process()
+                .as_ref()
+                .and_then(|p| p.terminal())
+                .unwrap_or(false),
+        ),
+    ] {
+        if set {
+            return Err(SpecError::Invalid(format!(
+                "{what}: needs a new mount namespace (linux.namespaces has none: the container \
+                 shares {} mounts, which rrun does not change)",
+                if joined {
+                    "the joined namespace's"
+                } else {
+                    "the host's"
+                }
+            )));
+        }
+    }
+    crate::log::warn(if joined {
+        "linux.namespaces: the container joins an existing mount namespace and shares its mounts"
+    } else {
+        "linux.namespaces: no mount namespace: the container shares the host's mounts (chrooted into root.path only)"
+    });
+    Ok(())
+}
+
 pub fn validate(spec: &Spec) -> Result<()> {
     check_version(spec.version())?;
     let process = spec
@@ -197,9 +272,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
     }
     let has = |t: LinuxNamespaceType| seen.contains(&t);
     if !new_ns.contains(&LinuxNamespaceType::Mount) {
-        return Err(SpecError::Invalid(
-            "linux.namespaces: a new mount namespace is required".into(),
-        ));
+        check_without_mount_ns(spec, has(LinuxNamespaceType::Mount))?;
     }
     if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
         return Err(SpecError::Invalid(

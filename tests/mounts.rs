@@ -562,6 +562,73 @@ fn host_proc_bind_only_with_the_host_pid_namespace() {
     }
 }
 
+/// No mount namespace in linux.namespaces: the container inherits rrun's
+/// (the spec's rule for an unlisted namespace) and is only chrooted into
+/// root.path; nothing is mounted on the host, and what would need its own
+/// mounts is refused by name. Joining another container's mount namespace
+/// by path shares that container's mounts (its /dev/shm here).
+#[test]
+fn no_or_joined_mount_namespace() {
+    require!(is_root(), "needs root");
+    require!(
+        !is_runc(),
+        "runc 1.1 needs /proc/self/fd in the root, and mounts the config's mounts into the host's namespace"
+    );
+    let shared = |b: Bundle| {
+        b.with(|c| {
+            c["mounts"] = json!([]);
+            c["linux"]["maskedPaths"] = json!([]);
+            c["linux"]["readonlyPaths"] = json!([]);
+            c["root"]["readonly"] = json!(false);
+        })
+    };
+    let host_mounts = || {
+        fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .count()
+    };
+    let before = host_mounts();
+    let c =
+        Container::new(shared(Bundle::new().without_namespace("mount")).sh(
+            "test -x /bin/busybox && echo in-rootfs; readlink /proc/self/ns/mnt || echo no-proc",
+        ));
+    let o = c.run();
+    o.ok();
+    assert!(o.stdout.starts_with("in-rootfs\nno-proc"), "{o}");
+    assert!(o.stderr.contains("mount namespace"), "no warning:\n{o}");
+    assert_eq!(
+        host_mounts(),
+        before,
+        "mounts were made in the host's namespace"
+    );
+    c.assert_clean();
+    // What needs mounts of its own is refused, naming the field.
+    let c = Container::new(Bundle::new().without_namespace("mount").args(&["true"]));
+    c.run().failed().stderr_mentions(&["mount namespace"]);
+    c.assert_clean();
+    // Joined: a second container sees the first one's /dev/shm.
+    let a = Container::new(Bundle::new().sh("echo from-a > /dev/shm/marker; exec sleep 30"));
+    a.create().ok();
+    a.start().ok();
+    poll(std::time::Duration::from_secs(5), || {
+        fs::read_to_string(format!("/proc/{}/root/dev/shm/marker", a.pid()))
+            .ok()
+            .filter(|s| s.contains("from-a"))
+    })
+    .expect("container a wrote its marker");
+    let path = format!("/proc/{}/ns/mnt", a.pid());
+    let b = shared(Bundle::new().namespace("mount", Some(&path)))
+        .with(|c| c["root"]["path"] = json!("/"));
+    let bc = Container::new(b.sh("cat /dev/shm/marker"));
+    let o = bc.run();
+    o.ok();
+    assert_eq!(o.stdout, "from-a\n", "{o}");
+    bc.assert_clean();
+    a.delete_force().ok();
+    a.assert_clean();
+}
+
 #[test]
 fn relative_root_path() {
     // root.path relative to the bundle directory.

@@ -229,7 +229,10 @@ fn setup(plan: &InitPlan, chan: &Channel, console: Option<&OwnedFd>) -> StepResu
         cgroup_dirs: &plan.cgroup_dirs,
         mount_label: plan.lsm.mount.as_deref(),
     };
-    rootfs::prepare(&rplan).map_err(|e| e.to_string())?;
+    let own_mounts = plan.ns.new.contains(CloneFlags::CLONE_NEWNS);
+    if own_mounts {
+        rootfs::prepare(&rplan).map_err(|e| e.to_string())?;
+    }
     // e. f.
     if plan.has_runtime_hooks {
         chan.send(&Msg::CreateRuntimeHooks)
@@ -253,9 +256,15 @@ fn setup(plan: &InitPlan, chan: &Channel, console: Option<&OwnedFd>) -> StepResu
         )
         .map_err(|e| e.to_string())?;
     }
-    rootfs::enter(&rplan).map_err(|e| e.to_string())?;
-    // g.
-    rootfs::finalize(&rplan).map_err(|e| e.to_string())?;
+    if own_mounts {
+        rootfs::enter(&rplan).map_err(|e| e.to_string())?;
+        // g.
+        rootfs::finalize(&rplan).map_err(|e| e.to_string())?;
+    } else {
+        // Shared mounts (spec::validate refused everything that would
+        // change them): only the root moves.
+        rootfs::chroot_only(&plan.rootfs).map_err(|e| e.to_string())?;
+    }
     if let Some(console) = console {
         // With the built-in init, each run of the program takes the
         // terminal as its controlling tty; the init must not hold it.

@@ -734,6 +734,21 @@ fn is_mount_point(p: &Path) -> bool {
     })
 }
 
+/// A container without a mount namespace of its own: chroot into the
+/// rootfs, nothing mounted or unmounted (the mounts are the host's or
+/// another container's).
+pub fn chroot_only(rootfs: &Path) -> Result<()> {
+    let fd = nix::fcntl::open(
+        rootfs,
+        OFlag::O_DIRECTORY | OFlag::O_PATH | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(op("opening rootfs", rootfs))?;
+    nix::unistd::fchdir(&fd).map_err(op("fchdir", rootfs))?;
+    nix::unistd::chroot(".").map_err(op("chroot", rootfs))?;
+    nix::unistd::chdir("/").map_err(op("chdir", Path::new("/")))
+}
+
 /// After pivot_root: sysctls, readonly paths, masked paths, propagation of
 /// a shared root, and the readonly root.
 pub fn finalize(plan: &RootfsPlan) -> Result<()> {
