@@ -629,6 +629,78 @@ fn no_or_joined_mount_namespace() {
     a.assert_clean();
 }
 
+/// Id-mapped binds (runtime-spec 1.2): with the mount's own mappings, and
+/// with `idmap` alone in a container with a user namespace (its mapping:
+/// files of uid 0 on disk are the container's root, and what the container
+/// root creates is uid 0 on disk). Checked from inside (stat) and outside
+/// (the file's owner on the host). Mount points that exist in the shared
+/// rootfs (/mnt, /home): a user namespace's root may not create them.
+#[test]
+fn idmapped_bind_mounts() {
+    require!(is_root(), "needs root");
+    require!(!is_runc(), "runc 1.1 has no id-mapped mounts");
+    let src = tempfile::Builder::new()
+        .prefix("rrun-test-idmap-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    set_mode(src.path(), 0o777);
+    fs::write(src.path().join("f0"), "x").unwrap();
+    fs::write(src.path().join("f1234"), "x").unwrap();
+    std::os::unix::fs::chown(src.path().join("f1234"), Some(1234), Some(1234)).unwrap();
+    let s = src.path().to_string_lossy().into_owned();
+    let map = |c: u32, h: u32, n: u32| json!([{"containerID": c, "hostID": h, "size": n}]);
+
+    // The mount's own mapping, no user namespace: on-disk 0 reads as 5000.
+    let c = Container::new(
+        Bundle::new()
+            .mount(json!({"destination": "/mnt", "type": "bind", "source": s,
+                "options": ["bind", "idmap"], "uidMappings": map(0, 5000, 2000), "gidMappings": map(0, 5000, 2000)}))
+            .sh("stat -c '%u:%g' /mnt/f0 /mnt/f1234"),
+    );
+    assert_eq!(c.run_ok(), "5000:5000\n6234:6234\n");
+    c.assert_clean();
+
+    // idmap alone in a user namespace: the container's mapping.
+    let userns = |b: Bundle| {
+        b.with(|c| {
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "user"}));
+            c["linux"]["uidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            c["linux"]["gidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        })
+    };
+    let c = Container::new(
+        userns(Bundle::new())
+            .mount(json!({"destination": "/mnt", "type": "bind", "source": s, "options": ["rbind", "idmap"]}))
+            .mount(json!({"destination": "/home", "type": "bind", "source": s, "options": ["rbind"]}))
+            .sh("stat -c '%u' /mnt/f0 /mnt/f1234 /home/f0; echo made > /mnt/new"),
+    );
+    assert_eq!(c.run_ok(), "0\n1234\n65534\n");
+    c.assert_clean();
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(src.path().join("new")).unwrap();
+    assert_eq!(
+        (m.uid(), m.gid()),
+        (0, 0),
+        "the container's root wrote as uid 0 on disk"
+    );
+
+    // No mapping to use: refused before anything is made.
+    let c = Container::new(
+        Bundle::new()
+            .mount(json!({"destination": "/mnt", "type": "bind", "source": s, "options": ["bind", "idmap"]}))
+            .args(&["true"]),
+    );
+    c.run()
+        .failed()
+        .stderr_mentions(&["/mnt", "user namespace"]);
+    c.assert_clean();
+}
+
 #[test]
 fn relative_root_path() {
     // root.path relative to the bundle directory.

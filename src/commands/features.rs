@@ -26,7 +26,7 @@ pub fn document() -> serde_json::Value {
             "apparmor": {"enabled": lsm.apparmor},
             "selinux": {"enabled": lsm.selinux},
             "intelRdt": {"enabled": false},
-            "mountExtensions": {"idmap": {"enabled": false}}
+            "mountExtensions": {"idmap": {"enabled": true}}
         },
         "annotations": {
             "io.github.rrun.version": env!("CARGO_PKG_VERSION"),

@@ -102,12 +102,17 @@ pub fn run(plan: &InitPlan, chan: &Channel, listener: &OwnedFd, console: Option<
     // Until exec, nothing in the container may ptrace us or open our
     // /proc/<pid>/exe (the rrun binary) or fds (CVE-2019-5736 class).
     let _ = sys::set_non_dumpable();
-    if let Err(e) = chan.expect(Msg::Go) {
-        // The parent died or failed: nobody will clean up a half-made init.
-        let _ = e;
-        sys::exit_now(1);
+    // Before Go, the parent may send id-mapped mounts (rootfs::idmap).
+    let mut idmapped = Vec::new();
+    loop {
+        match chan.recv_with_fd() {
+            Ok((Msg::Go, _)) => break,
+            Ok((Msg::MountFd(i), Some(fd))) => idmapped.push((i, fd)),
+            // The parent died or failed: nobody will clean up a half-made init.
+            _ => sys::exit_now(1),
+        }
     }
-    let target = match setup(plan, chan, console) {
+    let target = match setup(plan, chan, console, &idmapped) {
         Ok(exe) => exe,
         Err(e) => fail(chan, e),
     };
@@ -187,7 +192,12 @@ enum Target {
     Init(OwnedFd),
 }
 
-fn setup(plan: &InitPlan, chan: &Channel, console: Option<&OwnedFd>) -> StepResult<Target> {
+fn setup(
+    plan: &InitPlan,
+    chan: &Channel,
+    console: Option<&OwnedFd>,
+    idmapped: &[(usize, OwnedFd)],
+) -> StepResult<Target> {
     let spec = &plan.spec;
     let process: &Process = spec.process().as_ref().expect("validated: process present");
 
@@ -228,6 +238,7 @@ fn setup(plan: &InitPlan, chan: &Channel, console: Option<&OwnedFd>) -> StepResu
         hierarchies: &plan.hierarchies,
         cgroup_dirs: &plan.cgroup_dirs,
         mount_label: plan.lsm.mount.as_deref(),
+        idmapped,
     };
     let own_mounts = plan.ns.new.contains(CloneFlags::CLONE_NEWNS);
     if own_mounts {

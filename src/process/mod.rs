@@ -72,6 +72,8 @@ pub enum CreateError {
     Lsm(#[from] crate::security::lsm::LsmError),
     #[error(transparent)]
     Sync(#[from] sync::SyncError),
+    #[error(transparent)]
+    Idmap(#[from] crate::rootfs::idmap::IdmapError),
     #[error("{0}: {1}")]
     Sys(&'static str, nix::Error),
     #[error("container init: {0}")]
@@ -303,6 +305,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
             || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
     });
     let listen = listen_fds();
+    let idmaps = crate::rootfs::idmap::requests(&spec, &bundle, ns.in_userns())?;
     let seccomp = seccomp_profile(&spec)
         .map(crate::security::seccomp::compile_with_cache)
         .transpose()?;
@@ -467,6 +470,11 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
     if let Some(adj) = process.oom_score_adj() {
         std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
             .map_err(|e| CreateError::Init(format!("writing oom_score_adj: {e}")))?;
+    }
+    // Id-mapped mounts are made here, host side, now that the init's user
+    // namespace (whose mapping a mount may use) has its maps.
+    for (i, tree) in crate::rootfs::idmap::make(&idmaps, pid.as_raw())? {
+        parent_end.send_encoded_with_fd(&sync::encode(&Msg::MountFd(i)), &tree)?;
     }
     // Go, then the pid save: the init's mounts and the state write run side
     // by side. Should the save fail, the guard kills the init, whatever it

@@ -8,6 +8,7 @@
 //! | 1    | intermediate | MapRequest          | unshared a user ns: write my id maps      |
 //! | 2    | parent       | MapsWritten         | maps written; go on                       |
 //! | 3    | intermediate | ChildPid(pid)       | forked the container init; I exit now     |
+//! | m    | parent       | MountFd(i) + fd     | the id-mapped mount for mounts[i]         |
 //! | 4    | parent       | Go                  | init is in its cgroups (and id-mapped)    |
 //! | 5    | init         | CreateRuntimeHooks  | mounts done: run prestart/createRuntime   |
 //! | 6    | parent       | HooksDone           | they passed; go on to pivot_root          |
@@ -35,6 +36,7 @@ pub enum Msg {
     MapRequest,
     MapsWritten,
     ChildPid(i32),
+    MountFd(usize),
     Go,
     CreateRuntimeHooks,
     HooksDone,

@@ -5,6 +5,7 @@
 //! inside the container root (see resolve.rs).
 
 pub mod devices;
+pub mod idmap;
 pub mod options;
 pub mod procfs;
 pub mod resolve;
@@ -71,6 +72,9 @@ pub struct RootfsPlan<'a> {
     pub cgroup_dirs: &'a [PathBuf],
     /// linux.mountLabel, when SELinux is on (security::lsm).
     pub mount_label: Option<&'a str>,
+    /// Detached id-mapped mounts made by the host side, by mounts[] index
+    /// (rootfs::idmap).
+    pub idmapped: &'a [(usize, std::os::fd::OwnedFd)],
 }
 
 /// /proc files a mount may cover (lxcfs and friends); anything else under
@@ -180,8 +184,11 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
 
     let root = Root::open(plan.rootfs).map_err(op("opening rootfs", plan.rootfs))?;
     let mounts = plan.spec.mounts().as_deref().unwrap_or_default();
-    for m in mounts {
-        mount_entry(&root, plan, m)?;
+    for (i, m) in mounts.iter().enumerate() {
+        match plan.idmapped.iter().find(|(j, _)| *j == i) {
+            Some((_, tree)) => attach_idmapped(&root, m, tree)?,
+            None => mount_entry(&root, plan, m)?,
+        }
     }
 
     let dev_opts = mounts
@@ -357,6 +364,32 @@ fn mask_host_cgroupfs(root: &Root, plan: &RootfsPlan) -> Result<()> {
         Some(lsm::with_context("size=0,mode=755", plan.mount_label).as_str()),
     )
     .map_err(op("masking the host's cgroups at", cg))
+}
+
+/// An id-mapped bind (made and sent by the host side): attached where the
+/// bind would have gone, with the same checks and flags.
+fn attach_idmapped(root: &Root, m: &Mount, tree: &std::os::fd::OwnedFd) -> Result<()> {
+    let dest = m.destination();
+    let typ = m.typ().as_deref().filter(|t| !t.is_empty());
+    let opts = parse_options(m)?;
+    check_destination(dest, typ)?;
+    let is_dir = nix::sys::stat::fstat(tree)
+        .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+        .map_err(op("stat of the id-mapped mount for", dest))?;
+    let target = if is_dir {
+        root.mkdir_all(dest, 0o755)
+    } else {
+        root.create_file(dest)
+    }
+    .map_err(|e| root.error("creating mount point", dest, e))?;
+    check_mount_point(root, &target, dest, typ)?;
+    crate::sys::mount_api::move_mount_onto(tree, &target)
+        .map_err(op("attaching the id-mapped mount at", dest))?;
+    let extra = opts.flags & !MsFlags::MS_REMOUNT;
+    if !extra.is_empty() {
+        remount_bind(root, dest, extra, false)?;
+    }
+    apply_attributes(root, dest, &opts)
 }
 
 fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {

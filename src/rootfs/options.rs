@@ -31,8 +31,6 @@ impl AttrChange {
 pub enum OptionError {
     #[error("mount option {0:?} is not known to rrun and a bind mount cannot pass it on")]
     UnknownForBind(String),
-    #[error("mount option {0:?}: id-mapped mounts are not supported by rrun")]
-    Idmap(String),
 }
 
 /// What one `mounts[]` entry asks of mount(2).
@@ -203,6 +201,7 @@ fn flag(opt: &str) -> Option<(MsFlags, MsFlags)> {
 pub fn all_known() -> Vec<&'static str> {
     let mut v: Vec<&str> = KNOWN.to_vec();
     v.extend(RECURSIVE.iter().map(|(k, _, _)| *k));
+    v.extend(["idmap", "ridmap"]);
     v.sort_unstable();
     v
 }
@@ -233,7 +232,9 @@ pub fn parse(options: &[String], typ: Option<&str>) -> Result<MountOptions, Opti
             "tmpcopyup" | "defaults" => {}
             "nosymfollow" => m.attr.apply(attr::NOSYMFOLLOW, 0),
             "symfollow" => m.attr.apply(0, attr::NOSYMFOLLOW),
-            "idmap" | "ridmap" => return Err(OptionError::Idmap(o.clone())),
+            // Id-mapped mounts are made on the host side (rootfs::idmap);
+            // the options are not for mount(2).
+            "idmap" | "ridmap" => {}
             _ => {
                 if let Some(p) = propagation_flag(o) {
                     m.propagation.push(p);
@@ -333,10 +334,8 @@ mod tests {
             parse(&s(&["size=1m"]), Some("tmpfs")).unwrap().data,
             "size=1m"
         );
-        assert!(matches!(
-            parse(&s(&["rbind", "idmap"]), None),
-            Err(OptionError::Idmap(_))
-        ));
+        // idmap/ridmap are rrun's own (rootfs::idmap), not mount(2)'s.
+        assert_eq!(parse(&s(&["rbind", "ridmap"]), None).unwrap().data, "");
     }
 
     #[test]

@@ -1,0 +1,130 @@
+//! The new mount API pieces id-mapped mounts need (open_tree, mount_setattr
+//! with MOUNT_ATTR_IDMAP, move_mount) and a user namespace that exists only
+//! to carry a mapping. Linux 5.12+; older kernels answer ENOSYS.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+
+use super::CloneResult;
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+
+/// open_tree(path, OPEN_TREE_CLONE [| AT_RECURSIVE]): a detached copy of
+/// the mount tree at `path` (its top only, unless `recursive`), owned by
+/// the returned fd until it is attached with [`move_mount_onto`].
+pub fn open_tree_clone(path: &Path, recursive: bool) -> Result<OwnedFd, Errno> {
+    let cpath = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| Errno::EINVAL)?;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    // SAFETY: cpath is a valid C string for the duration of the call; the
+    // returned fd is new and owned by nobody else.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, cpath.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: a fresh fd from the kernel, owned here only.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE], MOUNT_ATTR_IDMAP
+/// with `userns`): ids on the detached mount `fd` are seen through the
+/// mapping of `userns`. Only a mount that was never attached can be
+/// id-mapped.
+pub fn idmap_mount(fd: &impl AsFd, recursive: bool, userns: &impl AsFd) -> Result<(), Errno> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_fd().as_raw_fd() as u64,
+    };
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    // SAFETY: attr is fully initialised and its size passed; the empty path
+    // with AT_EMPTY_PATH names the fd itself; both fds are borrowed and open.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_fd().as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(ret).map(|_| ())
+}
+
+/// move_mount(from, "", to, "", F_EMPTY_PATH | T_EMPTY_PATH): attaches the
+/// detached mount `from` on the directory or file `to` is open on (an
+/// O_PATH fd resolved inside the rootfs: no path is looked up again).
+pub fn move_mount_onto(from: &impl AsFd, to: &impl AsFd) -> Result<(), Errno> {
+    // SAFETY: both fds are borrowed and open; the paths are empty C strings.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_fd().as_raw_fd(),
+            c"".as_ptr(),
+            to.as_fd().as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    Errno::result(ret).map(|_| ())
+}
+
+/// A user namespace with the given uid_map/gid_map text, held by the
+/// returned fd (`/proc/<pid>/ns/user` of a child that lived only long
+/// enough to own it). The caller needs CAP_SETUID/CAP_SETGID for maps
+/// other than its own ids.
+///
+/// Single-threaded callers only, like [`super::clone_process`].
+pub fn userns_with_maps(uid_map: &str, gid_map: &str) -> Result<OwnedFd, Errno> {
+    let (hold_r, hold_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let child = match super::clone_process(CloneFlags::CLONE_NEWUSER)? {
+        CloneResult::Child => {
+            // Wait until the parent has what it needs (EOF), then go.
+            drop(hold_w);
+            let mut b = [0u8; 1];
+            let _ = nix::unistd::read(&hold_r, &mut b);
+            super::exit_now(0);
+        }
+        CloneResult::Parent { child } => child,
+    };
+    drop(hold_r);
+    let result = (|| {
+        let proc = format!("/proc/{child}");
+        std::fs::write(format!("{proc}/uid_map"), uid_map).map_err(io_errno)?;
+        std::fs::write(format!("{proc}/gid_map"), gid_map).map_err(io_errno)?;
+        nix::fcntl::open(
+            format!("{proc}/ns/user").as_str(),
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+    })();
+    drop(hold_w);
+    let _ = nix::sys::wait::waitpid(child, None);
+    result
+}
+
+fn io_errno(e: std::io::Error) -> Errno {
+    e.raw_os_error().map(Errno::from_raw).unwrap_or(Errno::EIO)
+}
