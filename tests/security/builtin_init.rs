@@ -402,6 +402,23 @@ fn init_status_fifo_is_never_opened() {
     }
     assert!(!writers.is_empty(), "no FIFO to write to");
     assert_state_ignores(&c, "FIFO with the marker queued");
+    // Not even read and dropped: the marker is still queued.
+    for w in &mut writers {
+        use std::io::Read;
+        use std::os::fd::AsFd;
+        nix::fcntl::fcntl(
+            w.as_fd(),
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .unwrap();
+        let mut buf = vec![0u8; MARKER.len() + 16];
+        let n = w.read(&mut buf).unwrap_or(0);
+        assert_eq!(
+            String::from_utf8_lossy(&buf[..n]),
+            MARKER,
+            "state read (and consumed) the FIFO's data"
+        );
+    }
     // Another file bind-mounted over the status (in the container's mount
     // namespace, as its root could): a mount crossing, never followed.
     drop(writers);
@@ -480,6 +497,12 @@ fn init_status_links_huge_and_malformed_files_are_refused() {
     let v = c.state();
     assert_eq!(v["init"]["restarts"], 5, "{v:#}");
     assert_eq!(v["init"]["reportedBy"], "container", "{v:#}");
+    let list = c.rrun(&["list"]);
+    list.ok();
+    assert!(
+        list.stderr.contains("reported by the container"),
+        "list does not say whose numbers RESTARTS and HEALTH are:\n{list}"
+    );
     c.kill("KILL").ok();
     c.wait_status("stopped");
     c.delete().ok();
