@@ -163,7 +163,7 @@ fn init_events(
         // Health starts as "starting": a change from it that happened before
         // we began watching is still news.
         if now["health"] != "starting" && now["health"] != "none" {
-            out.push(json!({"type": "health", "id": id, "data": {"health": now["health"]}}));
+            out.push(json!({"type": "health", "id": id, "data": {"health": now["health"], "reportedBy": crate::init::REPORTED_BY}}));
         }
         return out;
     };
@@ -180,6 +180,10 @@ fn init_events(
     }
     if now["gaveUp"] == true && before["gaveUp"] != true {
         out.push(json!({"type": "gave-up", "id": id, "data": {"lastExit": now["lastExit"]}}));
+    }
+    // What the init publishes is the container's word, not rrun's.
+    for e in &mut out {
+        e["data"]["reportedBy"] = json!(crate::init::REPORTED_BY);
     }
     out
 }
@@ -308,6 +312,18 @@ pub fn update(store: &Store, a: &UpdateArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn init_events_say_whose_word_they_are() {
+        let before = serde_json::json!({"restarts": 0, "exits": 0, "health": "starting"});
+        let now = serde_json::json!({"restarts": 1, "exits": 1, "health": "healthy",
+            "lastExit": {"code": 3}, "gaveUp": true});
+        let evs = init_events("c", Some(&before), &now);
+        assert_eq!(evs.len(), 4, "{evs:?}");
+        for e in evs.iter().chain(&init_events("c", None, &now)) {
+            assert_eq!(e["data"]["reportedBy"], "container", "{e}");
+        }
+    }
 
     #[test]
     fn durations() {

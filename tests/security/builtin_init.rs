@@ -503,6 +503,20 @@ fn init_status_links_huge_and_malformed_files_are_refused() {
         list.stderr.contains("reported by the container"),
         "list does not say whose numbers RESTARTS and HEALTH are:\n{list}"
     );
+    // A /dev that is no longer the tmpfs rrun mounted (here a ramfs the
+    // container's root mounted over it, holding a status): not read. A
+    // FUSE mount there could block every lookup.
+    let mut script = String::from("mount -t ramfs none /dev && mkdir /dev/.rrun-init");
+    for rel in STATUS_FILES {
+        script.push_str(&format!(" && echo '{MARKER}' > /{rel}"));
+    }
+    let o = sh(&format!(
+        "nsenter -t {} -m -- sh -c \"{}\"",
+        c.pid(),
+        script.replace('"', "\\\"")
+    ));
+    assert!(o.success(), "mounting a ramfs on /dev: {o}");
+    assert_state_ignores(&c, "a ramfs over /dev");
     c.kill("KILL").ok();
     c.wait_status("stopped");
     c.delete().ok();
