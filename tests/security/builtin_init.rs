@@ -303,6 +303,11 @@ fn builtin_init_restarts_and_health_checks_with_dropped_credentials() {
         "health check:\n{hc}"
     );
     assert_eq!(field(&hc, "Seccomp"), "2", "health check:\n{hc}");
+    // exec still joins a container whose PID 1 is unprivileged and
+    // non-dumpable.
+    let o = c.rrun(&["exec", &c.id, "sh", "-c", "id -u"]);
+    o.ok();
+    assert_eq!(o.stdout.trim(), "1000", "{o}");
     // `rrun kill` (TERM) still stops it: the init receives and forwards.
     c.kill("TERM").ok();
     c.wait_status("stopped");
