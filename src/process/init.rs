@@ -380,7 +380,7 @@ pub(super) fn apply_process(process: &Process, opts: &ProcessOptions) -> StepRes
     }
     sys::set_keep_caps(true).map_err(step("PR_SET_KEEPCAPS"))?;
     let user = process.user();
-    let setgroups_allowed = std::fs::read_to_string("/proc/self/setgroups")
+    let setgroups_allowed = read_in_container("/proc/self/setgroups", 64)
         .map(|s| s.trim() != "deny")
         .unwrap_or(true);
     if setgroups_allowed {
@@ -640,8 +640,7 @@ fn build_env(process: &Process, listen_fds: u32) -> Vec<String> {
 /// HOME for a uid from the container's /etc/passwd, "/" when absent, as
 /// runc sets it when the config does not.
 fn home_dir(uid: u32) -> String {
-    std::fs::read_to_string("/etc/passwd")
-        .ok()
+    read_in_container("/etc/passwd", 4 << 20)
         .and_then(|p| {
             p.lines().find_map(|l| {
                 let f: Vec<&str> = l.split(':').collect();
@@ -650,6 +649,42 @@ fn home_dir(uid: u32) -> String {
             })
         })
         .unwrap_or_else(|| "/".into())
+}
+
+/// A small regular file of the container's, read by rrun's own process in
+/// it (create's init, exec's child) while the host command waits on it:
+/// the rootfs image or the running container chose what is there. Only a
+/// regular file, opened O_NONBLOCK inside the root without magic links (a
+/// FIFO, device or `/proc/self/fd/N` link never blocks rrun or reaches
+/// one of its fds), at most `max` bytes; anything else reads as absent.
+fn read_in_container(path: &str, max: u64) -> Option<String> {
+    use std::io::Read;
+    let root = crate::rootfs::resolve::Root::open(Path::new("/")).ok()?;
+    let flags =
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_NOCTTY;
+    // O_PATH first: a FIFO or device is never opened for reading.
+    let handle = root
+        .open_in(Path::new(path), nix::fcntl::OFlag::O_PATH)
+        .ok()?;
+    let meta = std::fs::metadata(crate::rootfs::resolve::fd_path(
+        &std::os::fd::AsRawFd::as_raw_fd(&handle),
+    ))
+    .ok()?;
+    if !meta.is_file() || meta.len() > max {
+        return None;
+    }
+    let fd = nix::fcntl::open(
+        &crate::rootfs::resolve::fd_path(&std::os::fd::AsRawFd::as_raw_fd(&handle)),
+        flags | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ok()?;
+    let mut text = String::new();
+    std::fs::File::from(fd)
+        .take(max)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
 }
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

@@ -577,3 +577,65 @@ fn init_status_device_node_made_in_the_container_is_never_opened() {
 fn exec_sh(c: &Container, script: &str) {
     c.rrun(&["exec", &c.id, "sh", "-c", script]).ok();
 }
+
+// ---------------------------------------------------------------------------
+// Files rrun's own processes read inside the container
+// ---------------------------------------------------------------------------
+
+#[test]
+fn container_passwd_as_fifo_or_device_never_blocks_create_or_exec() {
+    require!(is_root(), "needs root");
+    require!(
+        !is_runc(),
+        "runc blocks on a FIFO /etc/passwd in the rootfs (it opens it to find HOME)"
+    );
+    // create's init and exec's child read /etc/passwd (for HOME) and
+    // /proc/self/setgroups while the host command waits on them.
+    let b = Bundle::new()
+        .private_rootfs()
+        .with(|c| {
+            let env = c["process"]["env"].as_array_mut().unwrap();
+            env.retain(|e| !e.as_str().unwrap_or("").starts_with("HOME="));
+        })
+        .sh("echo home=$HOME; exec sleep 1000");
+    let passwd = b.rootfs.join("etc/passwd");
+    fs::remove_file(&passwd).unwrap();
+    nix::unistd::mkfifo(&passwd, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let c = Container::new(b);
+    let started = Instant::now();
+    let o = c.run_detached();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "run with a FIFO /etc/passwd took {:?}",
+        started.elapsed()
+    );
+    o.ok();
+    {
+        // A character device (the zero device: endless data) for exec.
+        let p = in_container(&c, "etc/passwd");
+        fs::remove_file(&p).unwrap();
+        nix::sys::stat::mknod(
+            &p,
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+            nix::sys::stat::makedev(1, 5),
+        )
+        .unwrap();
+        let started = Instant::now();
+        let o = run_timeout(
+            c.cmd(&["exec", &c.id, "sh", "-c", "echo home=$HOME"]),
+            Duration::from_secs(30),
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "exec with /etc/passwd a device took {:?}:\n{o}",
+            started.elapsed()
+        );
+        o.ok();
+        assert!(o.stdout.contains("home=/"), "{o}");
+    }
+    c.kill("KILL").ok();
+    c.wait_status("stopped");
+    c.delete().ok();
+    c.assert_clean();
+}
