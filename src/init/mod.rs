@@ -117,12 +117,21 @@ pub fn empty_status() -> serde_json::Value {
     })
 }
 
+/// How many of the init's children `host_pid_of_child` looks at; the
+/// program is among the first (children are listed oldest first, and the
+/// program is restarted only after the last run's leftovers are killed).
+const MAX_CHILDREN_SCANNED: usize = 1024;
+
 /// The host pid of the init's child whose pid in the container is `ns_pid`.
 fn host_pid_of_child(init_pid: i32, ns_pid: i32) -> Option<i32> {
     let children =
         std::fs::read_to_string(format!("/proc/{init_pid}/task/{init_pid}/children")).ok()?;
+    // The container decides how many children its PID 1 has (orphans are
+    // reparented to it): look at a bounded number, so `state` costs the
+    // host a bounded number of /proc reads.
     children
         .split_whitespace()
+        .take(MAX_CHILDREN_SCANNED)
         .filter_map(|c| c.parse::<i32>().ok())
         .find(|c| {
             std::fs::read_to_string(format!("/proc/{c}/status"))
