@@ -39,6 +39,12 @@ pub fn init_binary() -> Result<OwnedFd, String> {
     dst.write_all(INIT_BINARY)
         .map_err(|e| format!("copying the built-in init: {e}"))?;
     let fd = OwnedFd::from(dst);
+    // Execute-only: exec'ing a file its user cannot read leaves the
+    // process non-dumpable from the execve on, so an init without
+    // CAP_DAC_READ_SEARCH is never ptraceable by the program's user, not
+    // even before rrun-init's first prctl.
+    nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o111))
+        .map_err(|e| format!("making the built-in init execute-only: {e}"))?;
     crate::sys::seal(&fd).map_err(|e| format!("sealing the built-in init: {e}"))?;
     Ok(fd)
 }
