@@ -639,3 +639,27 @@ fn container_passwd_as_fifo_or_device_never_blocks_create_or_exec() {
     c.delete().ok();
     c.assert_clean();
 }
+
+#[test]
+fn builtin_init_is_under_the_profile_from_its_exec() {
+    rrun_init_only!();
+    // The init is exec'd (execveat of its memfd) under the program's
+    // filter, so a profile that denies execveat denies the init, in one
+    // clear line, leaving nothing behind.
+    let b = with_init(
+        Bundle::new().args(&["true"]).with(|c| {
+            c["linux"]["seccomp"] = json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "architectures": ["SCMP_ARCH_X86_64"],
+                "syscalls": [{ "names": ["execveat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1 }]
+            })
+        }),
+        &[],
+    );
+    let c = Container::new(b);
+    let o = c.run();
+    o.failed()
+        .stderr_mentions(&["built-in init", "execveat"])
+        .stderr_is_short_error();
+    c.assert_clean();
+}
