@@ -380,18 +380,24 @@ pub(super) fn apply_process(process: &Process, opts: &ProcessOptions) -> StepRes
     }
     sys::set_keep_caps(true).map_err(step("PR_SET_KEEPCAPS"))?;
     let user = process.user();
-    let setgroups_allowed = read_in_container("/proc/self/setgroups", 64)
-        .map(|s| s.trim() != "deny")
-        .unwrap_or(true);
-    if setgroups_allowed {
-        let gids: Vec<Gid> = user
-            .additional_gids()
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .map(|g| Gid::from_raw(*g))
-            .collect();
-        setgroups(&gids).map_err(step("setgroups"))?;
+    let gids: Vec<Gid> = user
+        .additional_gids()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
+    // Always tried: the kernel decides. /proc/self/setgroups is only asked
+    // why it failed (a user namespace that denies it, as rootless maps
+    // are written): an exec'd process reads it from a /proc the container
+    // may have replaced, and a planted "deny" must never leave it with
+    // rrun's own supplementary groups.
+    match setgroups(&gids) {
+        Ok(()) => {}
+        Err(nix::errno::Errno::EPERM)
+            if read_in_container("/proc/self/setgroups", 64)
+                .is_some_and(|s| s.trim() == "deny") => {}
+        Err(e) => return Err(format!("setgroups: {e}")),
     }
     let gid = Gid::from_raw(user.gid());
     let uid = Uid::from_raw(user.uid());
@@ -658,27 +664,33 @@ fn home_dir(uid: u32) -> String {
 /// FIFO, device or `/proc/self/fd/N` link never blocks rrun or reaches
 /// one of its fds), at most `max` bytes; anything else reads as absent.
 fn read_in_container(path: &str, max: u64) -> Option<String> {
+    use nix::fcntl::OFlag;
+    use nix::sys::stat::{SFlag, fstat};
     use std::io::Read;
     let root = crate::rootfs::resolve::Root::open(Path::new("/")).ok()?;
-    let flags =
-        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_NOCTTY;
     // O_PATH first: a FIFO or device is never opened for reading.
-    let handle = root
-        .open_in(Path::new(path), nix::fcntl::OFlag::O_PATH)
-        .ok()?;
-    let meta = std::fs::metadata(crate::rootfs::resolve::fd_path(
-        &std::os::fd::AsRawFd::as_raw_fd(&handle),
-    ))
-    .ok()?;
-    if !meta.is_file() || meta.len() > max {
+    let handle = root.open_in(Path::new(path), OFlag::O_PATH).ok()?;
+    let st = fstat(&handle).ok()?;
+    let regular = |st: &nix::sys::stat::FileStat| {
+        SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG
+            && st.st_size >= 0
+            && st.st_size as u64 <= max
+    };
+    if !regular(&st) {
         return None;
     }
+    // Reopened through /proc/self/fd, which in a running container is the
+    // container's /proc: the result must be the very inode checked above.
     let fd = nix::fcntl::open(
         &crate::rootfs::resolve::fd_path(&std::os::fd::AsRawFd::as_raw_fd(&handle)),
-        flags | nix::fcntl::OFlag::O_CLOEXEC,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
     .ok()?;
+    let again = fstat(&fd).ok()?;
+    if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino) || !regular(&again) {
+        return None;
+    }
     let mut text = String::new();
     std::fs::File::from(fd)
         .take(max)

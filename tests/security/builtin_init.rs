@@ -663,3 +663,36 @@ fn builtin_init_is_under_the_profile_from_its_exec() {
         .stderr_is_short_error();
     c.assert_clean();
 }
+
+#[test]
+fn exec_sets_groups_whatever_the_containers_proc_says() {
+    require!(is_root(), "needs root");
+    require!(
+        !is_runc(),
+        "runc 1.1.5's exec needs the container's /proc/self/fd and fails once /proc is replaced"
+    );
+    // The container's root replaced /proc (a tmpfs with self/setgroups
+    // saying "deny"): an exec'd process must still get exactly its groups,
+    // never the runtime's own.
+    let c = Container::new(Bundle::new().args(&["sleep", "1000"]));
+    c.run_detached().ok();
+    let o = sh(&format!(
+        "nsenter -t {} -m -- sh -c 'mount -t tmpfs none /proc && mkdir -p /proc/self && echo deny > /proc/self/setgroups'",
+        c.pid()
+    ));
+    assert!(o.success(), "replacing the container's /proc: {o}");
+    require!(have_cmd("setpriv"), "setpriv (util-linux) not found");
+    // The runtime runs with a supplementary group of its own (4242).
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--groups=4242", "--"])
+        .arg(rrun_bin())
+        .args(["--root", &c.root.to_string_lossy()])
+        .args(["exec", "--user", "1000:1000", &c.id, "id", "-G"]);
+    let o = run_timeout(cmd, Duration::from_secs(30));
+    o.ok();
+    assert_eq!(o.stdout.trim(), "1000", "the exec'd process's groups:\n{o}");
+    c.kill("KILL").ok();
+    c.wait_status("stopped");
+    c.delete().ok();
+    c.assert_clean();
+}
