@@ -446,40 +446,6 @@ fn cpuset_cpus_and_mems() {
     c.assert_clean();
 }
 
-/// The container's first process joins its v1 cgroups itself (its own
-/// thread into each hierarchy's `tasks`). A hierarchy that refuses it —
-/// here an existing cpuset with no cpus — fails `create` with one line
-/// naming it, and leaves no process, state or cgroup of its own.
-#[test]
-fn a_cgroup_refusing_the_init_fails_create_cleanly() {
-    require_v1!();
-    require!(v1_controller("cpuset"), "no cpuset controller");
-    let own = own_cgroup_with("cpuset.cpus").expect("our cpuset cgroup");
-    let c = Container::new(Bundle::new().args(&["true"]));
-    let dir = own.join(c.bundle.cgroups_path.trim_start_matches('/'));
-    // Not made by the runtime, so not filled in from its parent: a new v1
-    // cpuset starts with no cpus and refuses every task.
-    fs::create_dir_all(&dir).expect("pre-create the cpuset cgroup");
-    struct Rmdir(PathBuf);
-    impl Drop for Rmdir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir(&self.0);
-        }
-    }
-    let pre = Rmdir(dir.clone());
-    let o = c.create();
-    o.failed().stderr_is_short_error();
-    if !is_runc() {
-        o.stderr_mentions(&["cpuset"]);
-    }
-    assert!(
-        procs(&dir).is_empty(),
-        "a process joined the refusing cgroup"
-    );
-    drop(pre);
-    c.assert_clean();
-}
-
 // ---------------------------------------------------------------------------
 // Block I/O
 // ---------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 //! The rrun-init main loop: PID 1 of a container that asked for it. It
-//! starts the program (applying the launch plan in the child), reaps every
+//! runs with the program's credentials, user, capabilities, seccomp
+//! filter and labels (rrun applied them before exec'ing it), never more.
+//! It starts the program (a fork that inherits them), reaps every
 //! zombie, forwards signals, restarts per policy with backoff and a start
 //! limit, runs health checks, and publishes its status. It never busy-polls:
 //! it sleeps in sigtimedwait(2) with the next timer as the timeout.
@@ -8,11 +10,11 @@
 
 use alloc::format;
 use alloc::string::{String, ToString};
-use alloc::vec::Vec;
+
 use core::time::Duration;
 
 use crate::log;
-use crate::plan::{LastExit, Launch, STATUS_PATH, Status};
+use crate::plan::{LastExit, Launch, STATUS_DIR, STATUS_FILE, Status};
 use crate::policy::{self, Backoff, Config, Exit};
 use crate::sys::{self, Errno, Pid, SigSet, Wait};
 
@@ -28,11 +30,12 @@ fn now() -> Instant {
     sys::monotonic()
 }
 
-/// Applies the plan to the calling (forked) process and execs `args`.
-/// Mirrors rrun's own order: rlimits and the bounding set while
-/// privileged, uid change with keepcaps, cwd, the other capability sets,
-/// umask, no_new_privs, seccomp, execve. Returns the failing step and
-/// its errno.
+/// Makes the calling (forked) process the program's and execs `args`.
+/// Credentials, limits, no_new_privs, seccomp and LSM labels are not
+/// touched: the init already has exactly the program's (rrun applied them
+/// before exec'ing it), and a fork inherits them. Only what the init must
+/// not share with the program is reset. Returns the failing step and its
+/// errno.
 fn exec_with(plan: &Launch, args: &[String], path: &str) -> (String, Errno) {
     if let Err(e) = prepare(plan) {
         return e;
@@ -53,55 +56,10 @@ fn prepare(plan: &Launch) -> Result<(), (String, Errno)> {
         // controlling terminal (the init never holds it).
         sys::set_controlling_tty().map_err(at("TIOCSCTTY"))?;
     }
-    for (res, soft, hard) in &plan.rlimits {
-        sys::setrlimit(*res, *soft, *hard).map_err(|e| (format!("setrlimit {res}"), e))?;
-    }
-    sys::limit_bounding_set(plan.caps.bounding).map_err(at("bounding set"))?;
-    let mut early_seccomp = false;
-    if !plan.no_new_privs && !plan.seccomp.is_empty() {
-        load_seccomp(plan)?;
-        early_seccomp = true;
-    }
-    sys::set_keep_caps(true).map_err(at("keepcaps"))?;
-    if let Some(groups) = &plan.groups {
-        sys::setgroups(groups).map_err(at("setgroups"))?;
-    }
-    sys::setresgid(plan.gid).map_err(at("setresgid"))?;
-    sys::setresuid(plan.uid).map_err(at("setresuid"))?;
-    sys::set_keep_caps(false).map_err(at("keepcaps"))?;
+    // By path, as the program's user: a restart starts in the cwd as it is
+    // now, not in a directory the last run may have removed.
     sys::chdir(&plan.cwd).map_err(|e| (format!("chdir {}", plan.cwd), e))?;
-    sys::capset(sys::CapSets {
-        effective: plan.caps.effective,
-        permitted: plan.caps.permitted,
-        inheritable: plan.caps.inheritable,
-    })
-    .map_err(at("capabilities"))?;
-    sys::set_ambient(plan.caps.ambient & plan.caps.inheritable & plan.caps.permitted)
-        .map_err(at("ambient capabilities"))?;
-    sys::umask(plan.umask);
-    if plan.no_new_privs {
-        sys::set_no_new_privs().map_err(at("no_new_privs"))?;
-    }
     sys::cloexec_from(3 + plan.preserve_fds).map_err(at("close_range"))?;
-    if !early_seccomp && !plan.seccomp.is_empty() {
-        load_seccomp(plan)?;
-    }
-    Ok(())
-}
-
-fn load_seccomp(plan: &Launch) -> Result<(), (String, Errno)> {
-    for prog in &plan.seccomp {
-        let p: Vec<linux_raw_sys::ptrace::sock_filter> = prog
-            .iter()
-            .map(|(code, jt, jf, k)| linux_raw_sys::ptrace::sock_filter {
-                code: *code,
-                jt: *jt,
-                jf: *jf,
-                k: *k,
-            })
-            .collect();
-        sys::seccomp_load(&p, plan.seccomp_flags).map_err(|e| ("seccomp".to_string(), e))?;
-    }
     Ok(())
 }
 
@@ -159,8 +117,9 @@ impl Init {
         let Ok(json) = serde_json::to_vec(&self.status) else {
             return;
         };
-        let tmp = format!("{STATUS_PATH}.tmp");
-        if let Err(e) = sys::write_file_atomic(STATUS_PATH, &tmp, &json) {
+        let path = format!("{STATUS_DIR}/{STATUS_FILE}");
+        let tmp = format!("{path}.tmp");
+        if let Err(e) = sys::write_file_atomic(&path, &tmp, &json) {
             log!("publishing the status: {e}");
         }
     }
@@ -352,37 +311,13 @@ impl Init {
     }
 }
 
-/// PID 1 keeps only what the program is allowed plus what starting it
-/// needs (changing ids and capabilities, rlimits, signalling, loading
-/// seccomp without no_new_privs, reaching the program's cwd and files).
-fn drop_init_capabilities(plan: &Launch) {
-    const NEEDED: [u32; 8] = [
-        7,  // CAP_SETUID
-        6,  // CAP_SETGID
-        8,  // CAP_SETPCAP
-        5,  // CAP_KILL
-        24, // CAP_SYS_RESOURCE
-        21, // CAP_SYS_ADMIN
-        1,  // CAP_DAC_OVERRIDE
-        2,  // CAP_DAC_READ_SEARCH
-    ];
-    let keep = NEEDED.iter().fold(plan.caps.bounding, |m, c| m | 1 << c);
-    let _ = sys::limit_bounding_set(keep);
-    if let Ok(cur) = sys::capget() {
-        let kept = cur.permitted & keep;
-        let _ = sys::capset(sys::CapSets {
-            effective: kept,
-            permitted: kept,
-            inheritable: 0,
-        });
-    }
-}
-
 pub fn main(plan: Launch) -> ! {
+    // PID 1 holds nothing the program lacks (rrun exec'd it with the
+    // program's credentials); non-dumpable all the same, so that without
+    // CAP_SYS_PTRACE nothing in the container attaches to it.
     if let Err(e) = sys::set_non_dumpable() {
         log!("PR_SET_DUMPABLE: {e}");
     }
-    drop_init_capabilities(&plan);
     let cfg = match policy::parse(&plan.annotations) {
         Ok(c) => c,
         Err(e) => {

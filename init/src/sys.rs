@@ -230,120 +230,10 @@ fn prctl(op: u32, a: usize, b: usize) -> Result<usize, Errno> {
     unsafe { syscall!(Sysno::prctl, op, a, b, 0usize, 0usize) }
 }
 
-/// PR_SET_DUMPABLE 0: nothing in the container (even its root) may ptrace
-/// PID 1 or open its /proc/1/{fd,cwd,root,environ,mem}.
+/// PR_SET_DUMPABLE 0: nothing in the container without CAP_SYS_PTRACE may
+/// ptrace PID 1 or open its /proc/1/{fd,cwd,root,environ,mem}.
 pub fn set_non_dumpable() -> Result<(), Errno> {
     prctl(pr::PR_SET_DUMPABLE, 0, 0).map(|_| ())
-}
-
-pub fn set_keep_caps(on: bool) -> Result<(), Errno> {
-    prctl(pr::PR_SET_KEEPCAPS, on as usize, 0).map(|_| ())
-}
-
-pub fn set_no_new_privs() -> Result<(), Errno> {
-    prctl(pr::PR_SET_NO_NEW_PRIVS, 1, 0).map(|_| ())
-}
-
-/// The capabilities in the bounding set, as a mask (bits up to the
-/// kernel's last capability).
-pub fn bounding_set() -> u64 {
-    (0..64u32)
-        .take_while(|c| prctl(pr::PR_CAPBSET_READ, *c as usize, 0).is_ok())
-        .filter(|c| prctl(pr::PR_CAPBSET_READ, *c as usize, 0) == Ok(1))
-        .fold(0, |m, c| m | 1 << c)
-}
-
-/// Drops every capability not in `keep` from the bounding set.
-pub fn limit_bounding_set(keep: u64) -> Result<(), Errno> {
-    let have = bounding_set();
-    for c in 0..64 {
-        if have & (1 << c) != 0 && keep & (1 << c) == 0 {
-            prctl(pr::PR_CAPBSET_DROP, c, 0)?;
-        }
-    }
-    Ok(())
-}
-
-/// Effective, permitted, inheritable, as 64-bit masks.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CapSets {
-    pub effective: u64,
-    pub permitted: u64,
-    pub inheritable: u64,
-}
-
-fn cap_header() -> k::__user_cap_header_struct {
-    k::__user_cap_header_struct {
-        version: k::_LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    }
-}
-
-pub fn capget() -> Result<CapSets, Errno> {
-    let mut hdr = cap_header();
-    let mut data = [k::__user_cap_data_struct {
-        effective: 0,
-        permitted: 0,
-        inheritable: 0,
-    }; 2];
-    // SAFETY: version 3 capget writes two data structs, which `data` holds.
-    unsafe {
-        syscall!(
-            Sysno::capget,
-            &mut hdr as *mut k::__user_cap_header_struct,
-            data.as_mut_ptr()
-        )
-    }?;
-    let join = |lo: u32, hi: u32| lo as u64 | (hi as u64) << 32;
-    Ok(CapSets {
-        effective: join(data[0].effective, data[1].effective),
-        permitted: join(data[0].permitted, data[1].permitted),
-        inheritable: join(data[0].inheritable, data[1].inheritable),
-    })
-}
-
-pub fn capset(c: CapSets) -> Result<(), Errno> {
-    let mut hdr = cap_header();
-    let half = |shift: u32| k::__user_cap_data_struct {
-        effective: (c.effective >> shift) as u32,
-        permitted: (c.permitted >> shift) as u32,
-        inheritable: (c.inheritable >> shift) as u32,
-    };
-    let data = [half(0), half(32)];
-    // SAFETY: version 3 capset reads two data structs from a live local.
-    unsafe {
-        syscall!(
-            Sysno::capset,
-            &mut hdr as *mut k::__user_cap_header_struct,
-            data.as_ptr()
-        )
-    }
-    .map(|_| ())
-}
-
-/// Replaces the ambient set with `mask`.
-pub fn set_ambient(mask: u64) -> Result<(), Errno> {
-    prctl(pr::PR_CAP_AMBIENT, pr::PR_CAP_AMBIENT_CLEAR_ALL as usize, 0)?;
-    for c in (0..64).filter(|c| mask & (1 << c) != 0) {
-        prctl(pr::PR_CAP_AMBIENT, pr::PR_CAP_AMBIENT_RAISE as usize, c)?;
-    }
-    Ok(())
-}
-
-pub fn setgroups(groups: &[u32]) -> Result<(), Errno> {
-    // SAFETY: the kernel reads `len` gids from a live slice.
-    unsafe { syscall!(Sysno::setgroups, groups.len(), groups.as_ptr()) }.map(|_| ())
-}
-
-pub fn setresgid(gid: u32) -> Result<(), Errno> {
-    // SAFETY: integer arguments only. This process has one thread, so the
-    // raw (per-thread) syscall changes the whole process's ids.
-    unsafe { syscall!(Sysno::setresgid, gid, gid, gid) }.map(|_| ())
-}
-
-pub fn setresuid(uid: u32) -> Result<(), Errno> {
-    // SAFETY: as setresgid.
-    unsafe { syscall!(Sysno::setresuid, uid, uid, uid) }.map(|_| ())
 }
 
 pub fn setsid() -> Result<(), Errno> {
@@ -355,30 +245,6 @@ pub fn setsid() -> Result<(), Errno> {
 pub fn set_controlling_tty() -> Result<(), Errno> {
     // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal).
     unsafe { syscall!(Sysno::ioctl, 0, linux_raw_sys::ioctl::TIOCSCTTY, 0) }.map(|_| ())
-}
-
-pub fn setrlimit(resource: u32, soft: u64, hard: u64) -> Result<(), Errno> {
-    let lim = k::rlimit64 {
-        rlim_cur: soft,
-        rlim_max: hard,
-    };
-    // SAFETY: prlimit64 on ourselves (pid 0) reads one struct from a live
-    // local and writes no old value.
-    unsafe {
-        syscall!(
-            Sysno::prlimit64,
-            0,
-            resource,
-            &lim as *const k::rlimit64,
-            0usize
-        )
-    }
-    .map(|_| ())
-}
-
-pub fn umask(mask: u32) {
-    // SAFETY: integer argument; umask cannot fail.
-    let _ = unsafe { syscall!(Sysno::umask, mask) };
 }
 
 pub fn chdir(path: &str) -> Result<(), Errno> {
@@ -395,25 +261,6 @@ pub fn cloexec_from(first: u32) -> Result<(), Errno> {
     // SAFETY: with CLOSE_RANGE_CLOEXEC only fd flags change; nothing is
     // closed under anyone's feet.
     unsafe { syscall!(Sysno::close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) }.map(|_| ())
-}
-
-/// seccomp(SECCOMP_SET_MODE_FILTER, flags, prog).
-pub fn seccomp_load(prog: &[linux_raw_sys::ptrace::sock_filter], flags: u32) -> Result<(), Errno> {
-    let fprog = linux_raw_sys::ptrace::sock_fprog {
-        len: prog.len() as u16,
-        filter: prog.as_ptr() as *mut _,
-    };
-    // SAFETY: fprog points at a live array of sock_filter that outlives the
-    // call; the kernel copies it.
-    unsafe {
-        syscall!(
-            Sysno::seccomp,
-            linux_raw_sys::ptrace::SECCOMP_SET_MODE_FILTER,
-            flags,
-            &fprog as *const linux_raw_sys::ptrace::sock_fprog
-        )
-    }
-    .map(|_| ())
 }
 
 /// Whether `path` is a regular file (following symlinks).

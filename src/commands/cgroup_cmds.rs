@@ -185,7 +185,11 @@ fn init_events<'a>(
     now: &serde_json::Value,
 ) -> Vec<Event<'a, serde_json::Value>> {
     use serde_json::json;
-    let ev = |kind, data| Event::new(kind, id, Some(data));
+    // What the init publishes is the container's word, not rrun's.
+    let ev = |kind, mut data: serde_json::Value| {
+        data["reportedBy"] = json!(crate::init::REPORTED_BY);
+        Event::new(kind, id, Some(data))
+    };
     let mut out = Vec::new();
     let Some(before) = before else {
         // Health starts as "starting": a change from it that happened before
@@ -342,6 +346,19 @@ pub fn update(store: &Store, a: &UpdateArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn init_events_say_whose_word_they_are() {
+        let before = serde_json::json!({"restarts": 0, "exits": 0, "health": "starting"});
+        let now = serde_json::json!({"restarts": 1, "exits": 1, "health": "healthy",
+            "lastExit": {"code": 3}, "gaveUp": true});
+        let evs = init_events("c", Some(&before), &now);
+        assert_eq!(evs.len(), 4);
+        for e in evs.iter().chain(&init_events("c", None, &now)) {
+            let v: serde_json::Value = serde_json::from_str(&e.to_string()).unwrap();
+            assert_eq!(v["data"]["reportedBy"], "container", "{e}");
+        }
+    }
 
     #[test]
     fn durations() {

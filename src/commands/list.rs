@@ -107,6 +107,11 @@ pub fn list(store: &Store, a: &ListArgs) -> Result<()> {
                 rows.push(row);
             }
             print!("{}", table(&rows));
+            if with_init {
+                // The init runs in the container: its numbers are the
+                // container's word (`reportedBy` in the JSON formats).
+                eprintln!("RESTARTS and HEALTH are reported by the container, not checked by rrun");
+            }
         }
         "json" => {
             let v: Vec<_> = states.iter().map(|s| s.full_state()).collect();

@@ -1,17 +1,22 @@
 //! The built-in init: the policy (pure, shared with the rrun-init binary),
-//! the launch plan handed to it, finding and sealing its binary, and
-//! reading its published status from the host.
+//! the launch plan handed to it, sealing its binary, preparing its status
+//! directory, and reading its published status from the host (status.rs:
+//! hostile input).
 
 // Shared with the rrun-init binary, which uses the parts rrun does not.
 #[allow(dead_code)]
 pub mod plan;
 #[allow(dead_code)]
 pub mod policy;
+pub mod status;
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
+use nix::errno::Errno;
 use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use nix::unistd::{Gid, Uid};
 
 /// The rrun-init binary, built from init/ by build.rs and embedded: the
 /// init is part of rrun, not a file that could go missing or be swapped.
@@ -34,43 +39,62 @@ pub fn init_binary() -> Result<OwnedFd, String> {
     dst.write_all(INIT_BINARY)
         .map_err(|e| format!("copying the built-in init: {e}"))?;
     let fd = OwnedFd::from(dst);
+    // Execute-only: exec'ing a file its user cannot read leaves the
+    // process non-dumpable from the execve on, so an init without
+    // CAP_DAC_READ_SEARCH is never ptraceable by the program's user, not
+    // even before rrun-init's first prctl.
+    nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o111))
+        .map_err(|e| format!("making the built-in init execute-only: {e}"))?;
     crate::sys::seal(&fd).map_err(|e| format!("sealing the built-in init: {e}"))?;
     Ok(fd)
 }
 
-/// The directory (the container's /dev tmpfs) where the init publishes its
-/// status, opened from the host through /proc/<pid>/root with
-/// RESOLVE_IN_ROOT. Holding this fd keeps the tmpfs readable after the
-/// container is gone, so a watcher (`events`, a foreground `run`) still
-/// reads the final status. The container never gets a host fd or path.
-pub fn status_dir(init_pid: i32) -> Option<crate::rootfs::resolve::Root> {
-    let root =
-        crate::rootfs::resolve::Root::open(Path::new(&format!("/proc/{init_pid}/root"))).ok()?;
-    let dev = Path::new(plan::STATUS_PATH).parent()?;
-    let fd = root.open_in(dev, OFlag::O_PATH | OFlag::O_DIRECTORY).ok()?;
-    Some(crate::rootfs::resolve::Root::from_fd(fd))
+/// Makes the status directory, inside the container (after pivot_root,
+/// before the init drops to the program's user), owned by that user: the
+/// init then publishes with no privilege over /dev. A read-only or missing
+/// /dev only means no status, as before.
+pub fn prepare_status_dir(uid: u32, gid: u32) -> Result<(), Errno> {
+    let root = crate::rootfs::resolve::Root::open(Path::new("/"))?;
+    let dir = Path::new(plan::STATUS_DIR);
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+        unreachable!("STATUS_DIR is an absolute path with a final name");
+    };
+    let parent = match root.open_in(parent, OFlag::O_PATH | OFlag::O_DIRECTORY) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    match nix::sys::stat::mkdirat(parent.as_fd(), name, Mode::from_bits_truncate(0o755)) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(Errno::EROFS) => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    // Never through a symlink the rootfs may have put there.
+    let fd = nix::fcntl::openat(
+        parent.as_fd(),
+        name,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    nix::unistd::fchown(&fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))?;
+    nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o755))
 }
 
-/// The init's status as `rrun state` shows it. The container controls the
-/// file, so it is size-limited and parsed defensively; the program's pid
-/// is translated to the host's pid namespace while the init lives.
-pub fn status_in(dir: &crate::rootfs::resolve::Root, init_pid: i32) -> Option<serde_json::Value> {
-    use std::io::Read;
-    let name = Path::new(plan::STATUS_PATH).file_name()?;
-    let fd = dir
-        .open_in(
-            Path::new(name),
-            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK,
-        )
-        .ok()?;
-    let mut data = Vec::new();
-    std::fs::File::from(fd)
-        .take(64 * 1024)
-        .read_to_end(&mut data)
-        .ok()?;
-    let s: plan::Status = serde_json::from_slice(&data).ok()?;
+/// The init's status directory in the container of `init_pid`, held open
+/// by a watcher (see status::StatusDir).
+pub fn status_dir(init_pid: i32) -> Option<status::StatusDir> {
+    status::open_dir(init_pid).ok()
+}
+
+/// The init's status as `rrun state` shows it: the container's word
+/// (`reportedBy`), checked and bounded (status.rs); the program's pid is
+/// translated to the host's pid namespace while the init lives, by the
+/// host's /proc (a pid that is not the init's child shows as null).
+pub fn status_in(dir: &status::StatusDir, init_pid: i32) -> Option<serde_json::Value> {
+    let s = status::read(dir).ok()?;
     let host_pid = s.pid.and_then(|p| host_pid_of_child(init_pid, p));
     Some(serde_json::json!({
+        "reportedBy": REPORTED_BY,
         "restarts": s.restarts,
         "pid": host_pid,
         "lastExit": s.last_exit,
@@ -81,6 +105,9 @@ pub fn status_in(dir: &crate::rootfs::resolve::Root, init_pid: i32) -> Option<se
     }))
 }
 
+/// Who vouches for the init's numbers: the container, not rrun.
+pub const REPORTED_BY: &str = "container";
+
 /// The status of a running container's init.
 pub fn status(init_pid: i32) -> Option<serde_json::Value> {
     status_in(&status_dir(init_pid)?, init_pid)
@@ -90,17 +117,27 @@ pub fn status(init_pid: i32) -> Option<serde_json::Value> {
 /// last status nobody saw): every key, nothing known.
 pub fn empty_status() -> serde_json::Value {
     serde_json::json!({
+        "reportedBy": REPORTED_BY,
         "restarts": 0, "pid": null, "lastExit": null, "health": "none",
         "gaveUp": false, "exits": 0, "starts": []
     })
 }
 
+/// How many of the init's children `host_pid_of_child` looks at; the
+/// program is among the first (children are listed oldest first, and the
+/// program is restarted only after the last run's leftovers are killed).
+const MAX_CHILDREN_SCANNED: usize = 1024;
+
 /// The host pid of the init's child whose pid in the container is `ns_pid`.
 fn host_pid_of_child(init_pid: i32, ns_pid: i32) -> Option<i32> {
     let children =
         std::fs::read_to_string(format!("/proc/{init_pid}/task/{init_pid}/children")).ok()?;
+    // The container decides how many children its PID 1 has (orphans are
+    // reparented to it): look at a bounded number, so `state` costs the
+    // host a bounded number of /proc reads.
     children
         .split_whitespace()
+        .take(MAX_CHILDREN_SCANNED)
         .filter_map(|c| c.parse::<i32>().ok())
         .find(|c| {
             std::fs::read_to_string(format!("/proc/{c}/status"))

@@ -1,8 +1,10 @@
-//! The launch plan: everything the built-in init needs to start (and
-//! restart) the user's program exactly as rrun would have started it, in
-//! plain numbers. rrun computes it inside the container, before exec'ing
-//! the init, and hands it over in a sealed memfd; the init applies it in
-//! each child it forks (and in health checks). Shared by rrun and rrun-init.
+//! The launch plan: what the built-in init needs to start (and restart)
+//! the user's program. rrun computes it inside the container and hands it
+//! over in a sealed memfd. It holds no credentials: rrun applies the whole
+//! process config (user, groups, capabilities, rlimits, no_new_privs,
+//! seccomp, LSM labels) to the init itself before exec'ing it, so PID 1
+//! never holds more than the program, and the program and health checks
+//! inherit exactly that. Shared by rrun and rrun-init.
 
 // core/alloc only: the init is built without std.
 use alloc::collections::BTreeMap;
@@ -12,33 +14,12 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Caps {
-    pub bounding: u64,
-    pub effective: u64,
-    pub inheritable: u64,
-    pub permitted: u64,
-    pub ambient: u64,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Launch {
     /// args[0] resolved against the container's PATH.
     pub path: String,
     pub args: Vec<String>,
     pub env: Vec<String>,
     pub cwd: String,
-    pub uid: u32,
-    pub gid: u32,
-    /// None where setgroups is denied (some user namespaces).
-    pub groups: Option<Vec<u32>>,
-    pub umask: u32,
-    /// (resource, soft, hard)
-    pub rlimits: Vec<(u32, u64, u64)>,
-    pub caps: Caps,
-    pub no_new_privs: bool,
-    /// Raw sock_filter programs: (code, jt, jf, k).
-    pub seccomp: Vec<Vec<(u16, u8, u8, u32)>>,
-    pub seccomp_flags: u32,
     pub terminal: bool,
     /// fds 3.. that pass to the program.
     pub preserve_fds: u32,
@@ -46,14 +27,20 @@ pub struct Launch {
     pub annotations: BTreeMap<String, String>,
 }
 
-/// Where, inside the container, the init publishes its status (a tmpfs
-/// the runtime created). The host reads it through /proc/<pid>/root with
-/// RESOLVE_IN_ROOT: the container gets no host fd or path for it.
-pub const STATUS_PATH: &str = "/dev/.rrun-init.json";
+/// The directory, inside the container, where the init publishes its
+/// status (in the /dev tmpfs the runtime created). rrun makes it before
+/// the init drops to the program's user and gives it to that user, so the
+/// init can replace the file atomically with no privilege over /dev.
+pub const STATUS_DIR: &str = "/dev/.rrun-init";
+
+/// The status file in STATUS_DIR. Anything in the container can rewrite or
+/// replace it: the host reads it as hostile input (src/init/status.rs).
+pub const STATUS_FILE: &str = "status.json";
 
 /// The status the init publishes (and `rrun state` shows as `init`).
+/// Unknown keys are refused: the host parses what the container wrote.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Status {
     pub restarts: u32,
     /// The program's pid in the container's pid namespace, while it runs.

@@ -149,19 +149,31 @@ pub fn run(plan: &InitPlan, chan: &Channel, listener: &OwnedFd, console: Option<
     }
     let exe = match target {
         Target::Program(exe) => exe,
-        Target::Init(plan_fd) => {
+        Target::Init {
+            plan: plan_fd,
+            late_seccomp,
+        } => {
             let init_bin = plan
                 .init_binary
                 .as_ref()
                 .expect("init target only with the init binary");
+            if let Some(f) = &late_seccomp
+                && let Err(e) = crate::security::seccomp::load(f)
+            {
+                report(format!("loading the seccomp filter: {e}"));
+            }
             let args = [
                 CString::new("rrun-init").expect("no NUL"),
                 CString::new(std::os::fd::AsRawFd::as_raw_fd(&plan_fd).to_string())
                     .expect("no NUL"),
             ];
             let env: [CString; 0] = [];
+            // fexecve is execveat(AT_EMPTY_PATH): a seccomp profile must
+            // allow it for the built-in init.
             let err = nix::unistd::fexecve(init_bin, &args, &env).unwrap_err();
-            report(format!("exec of the built-in init: {err}"))
+            report(format!(
+                "exec of the built-in init (execveat of a memfd; the seccomp profile and LSM must allow it): {err}"
+            ))
         }
     };
     if let Some(f) = &exe.late_seccomp
@@ -189,7 +201,12 @@ fn cstring(s: &str, what: &'static str) -> StepResult<CString> {
 /// What the init execs once started: the program, or the built-in init.
 enum Target {
     Program(Exec),
-    Init(OwnedFd),
+    /// The launch plan's fd, and the filter to load right before the exec
+    /// (no_new_privs case), as for the program.
+    Init {
+        plan: OwnedFd,
+        late_seccomp: Option<crate::security::seccomp::Compiled>,
+    },
 }
 
 fn setup(
@@ -293,29 +310,49 @@ fn setup(
         };
         sys::set_personality(persona).map_err(step("linux.personality"))?;
     }
-    if plan.init_binary.is_some() {
-        apply_scheduling(process)?;
-        let launch = build_launch(plan, process)?;
-        // The built-in init execs into the container's labels; the
-        // program, its child, inherits them (as under docker --init).
-        lsm::set_exec_labels(&plan.lsm).map_err(|e| e.to_string())?;
-        sys::cloexec_from(3 + plan.preserve_fds).map_err(step("close_range"))?;
-        return Ok(Target::Init(plan_fd(&launch, 3 + plan.preserve_fds)?));
-    }
-
     // h.
-    apply_process(
-        process,
-        &ProcessOptions {
-            keyring: (!plan.no_new_keyring).then_some(plan.id.as_str()),
-            preserve_fds: plan.preserve_fds,
-            listen_fds: plan.listen_fds,
-            seccomp: plan.seccomp.as_ref(),
-            lsm: &plan.lsm,
-            chan,
-        },
-    )
-    .map(Target::Program)
+    let options = ProcessOptions {
+        keyring: (!plan.no_new_keyring).then_some(plan.id.as_str()),
+        preserve_fds: plan.preserve_fds,
+        listen_fds: plan.listen_fds,
+        seccomp: plan.seccomp.as_ref(),
+        lsm: &plan.lsm,
+        chan,
+    };
+    if plan.init_binary.is_some() {
+        return setup_builtin_init(plan, process, &options);
+    }
+    // h.
+    apply_process(process, &options).map(Target::Program)
+}
+
+/// Step h with the built-in init (issue: PID 1 must never hold more than
+/// the program). The init gets the program's whole process config, exactly
+/// as the program would (user, groups, capabilities in every set, rlimits,
+/// keyring, LSM labels, no_new_privs, seccomp): the program and health
+/// checks it forks inherit that, and nothing in the container can borrow
+/// a privilege from PID 1. What the init needs beyond it is made first,
+/// while privileged: the launch plan's memfd (a filter may deny
+/// memfd_create) and the status directory, owned by the program's user.
+fn setup_builtin_init(
+    plan: &InitPlan,
+    process: &Process,
+    options: &ProcessOptions,
+) -> StepResult<Target> {
+    let launch = build_launch(plan, process)?;
+    let plan_fd = plan_fd(&launch, 3 + plan.preserve_fds)?;
+    let user = process.user();
+    crate::init::prepare_status_dir(user.uid(), user.gid())
+        .map_err(step("making the built-in init's status directory"))?;
+    let exe = apply_process(process, options)?;
+    // apply_process marked every fd above the passed ones close-on-exec;
+    // the plan alone must reach the init (which reads and closes it).
+    sys::clear_cloexec(std::os::fd::AsRawFd::as_raw_fd(&plan_fd))
+        .map_err(step("passing the launch plan"))?;
+    Ok(Target::Init {
+        plan: plan_fd,
+        late_seccomp: exe.late_seccomp,
+    })
 }
 
 /// What differs between the container's init and an exec'd process when
@@ -373,18 +410,24 @@ pub(super) fn apply_process(process: &Process, opts: &ProcessOptions) -> StepRes
     }
     sys::set_keep_caps(true).map_err(step("PR_SET_KEEPCAPS"))?;
     let user = process.user();
-    let setgroups_allowed = std::fs::read_to_string("/proc/self/setgroups")
-        .map(|s| s.trim() != "deny")
-        .unwrap_or(true);
-    if setgroups_allowed {
-        let gids: Vec<Gid> = user
-            .additional_gids()
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .map(|g| Gid::from_raw(*g))
-            .collect();
-        setgroups(&gids).map_err(step("setgroups"))?;
+    let gids: Vec<Gid> = user
+        .additional_gids()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
+    // Always tried: the kernel decides. /proc/self/setgroups is only asked
+    // why it failed (a user namespace that denies it, as rootless maps
+    // are written): an exec'd process reads it from a /proc the container
+    // may have replaced, and a planted "deny" must never leave it with
+    // rrun's own supplementary groups.
+    match setgroups(&gids) {
+        Ok(()) => {}
+        Err(nix::errno::Errno::EPERM)
+            if read_in_container("/proc/self/setgroups", 64)
+                .is_some_and(|s| s.trim() == "deny") => {}
+        Err(e) => return Err(format!("setgroups: {e}")),
     }
     let gid = Gid::from_raw(user.gid());
     let uid = Uid::from_raw(user.uid());
@@ -572,49 +615,18 @@ fn set_rlimit(typ: PosixRlimitType, soft: u64, hard: u64) -> StepResult<()> {
         .map_err(|e| format!("setrlimit {typ:?} soft={soft} hard={hard}: {e}"))
 }
 
-/// The launch plan for the built-in init: the same decisions as
-/// apply_process, as numbers, for the init to apply in each child.
+/// The launch plan for the built-in init: what to exec, with which argv,
+/// env and cwd (the credentials are the init's own, see setup_builtin_init).
 fn build_launch(plan: &InitPlan, process: &Process) -> StepResult<crate::init::plan::Launch> {
-    use crate::init::plan::{Caps, Launch};
+    use crate::init::plan::Launch;
     let env = build_env(process, plan.listen_fds);
     let args = process.args().clone().unwrap_or_default();
     let path = find_executable(&args[0], &env, process.cwd())?;
-    let caps = CapPlan::from_spec(process.capabilities().as_ref());
-    let mask = |s: &caps::CapsHashSet| s.iter().fold(0u64, |m, c| m | c.bitmask());
-    let user = process.user();
-    let setgroups_allowed = std::fs::read_to_string("/proc/self/setgroups")
-        .map(|s| s.trim() != "deny")
-        .unwrap_or(true);
     Ok(Launch {
         path: path.to_string_lossy().into_owned(),
         args,
         env,
         cwd: process.cwd().to_string_lossy().into_owned(),
-        uid: user.uid(),
-        gid: user.gid(),
-        groups: setgroups_allowed.then(|| user.additional_gids().clone().unwrap_or_default()),
-        umask: user.umask().unwrap_or(0o022),
-        rlimits: process
-            .rlimits()
-            .iter()
-            .flatten()
-            .map(|r| (rlimit_number(r.typ()), r.soft(), r.hard()))
-            .collect(),
-        caps: Caps {
-            bounding: mask(&caps.bounding),
-            effective: mask(&caps.effective),
-            inheritable: mask(&caps.inheritable),
-            permitted: mask(&caps.permitted),
-            ambient: mask(&caps.ambient),
-        },
-        no_new_privs: process.no_new_privileges().unwrap_or(false),
-        seccomp: plan
-            .seccomp
-            .iter()
-            .flat_map(|c| c.programs.iter())
-            .map(|p| p.iter().map(|f| (f.code, f.jt, f.jf, f.k)).collect())
-            .collect(),
-        seccomp_flags: plan.seccomp.as_ref().map_or(0, |c| c.flags),
         terminal: process.terminal().unwrap_or(false),
         preserve_fds: plan.preserve_fds,
         annotations: plan
@@ -664,24 +676,57 @@ fn build_env(process: &Process, listen_fds: u32) -> Vec<String> {
 /// HOME for a uid from the container's /etc/passwd, "/" when absent, as
 /// runc sets it when the config does not.
 fn home_dir(uid: u32) -> String {
-    // The rootfs's file: a FIFO there must not hang create (runc hangs).
-    nix::fcntl::open(
-        "/etc/passwd",
-        nix::fcntl::OFlag::O_RDONLY
-            | nix::fcntl::OFlag::O_NONBLOCK
-            | nix::fcntl::OFlag::O_NOCTTY
-            | nix::fcntl::OFlag::O_CLOEXEC,
+    read_in_container("/etc/passwd", 4 << 20)
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() >= 6 && f[2].parse() == Ok(uid) && !f[5].is_empty())
+                    .then(|| f[5].to_string())
+            })
+        })
+        .unwrap_or_else(|| "/".into())
+}
+
+/// A small regular file of the container's, read by rrun's own process in
+/// it (create's init, exec's child) while the host command waits on it:
+/// the rootfs image or the running container chose what is there. Only a
+/// regular file, opened O_NONBLOCK inside the root without magic links (a
+/// FIFO, device or `/proc/self/fd/N` link never blocks rrun or reaches
+/// one of its fds), at most `max` bytes; anything else reads as absent.
+fn read_in_container(path: &str, max: u64) -> Option<String> {
+    use nix::fcntl::OFlag;
+    use nix::sys::stat::{SFlag, fstat};
+    use std::io::Read;
+    let root = crate::rootfs::resolve::Root::open(Path::new("/")).ok()?;
+    // O_PATH first: a FIFO or device is never opened for reading.
+    let handle = root.open_in(Path::new(path), OFlag::O_PATH).ok()?;
+    let st = fstat(&handle).ok()?;
+    let regular = |st: &nix::sys::stat::FileStat| {
+        SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG
+            && st.st_size >= 0
+            && st.st_size as u64 <= max
+    };
+    if !regular(&st) {
+        return None;
+    }
+    // Reopened through /proc/self/fd, which in a running container is the
+    // container's /proc: the result must be the very inode checked above.
+    let fd = nix::fcntl::open(
+        &crate::rootfs::resolve::fd_path(&std::os::fd::AsRawFd::as_raw_fd(&handle)),
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
-    .and_then(|fd| crate::rootfs::resolve::read_regular(fd, 4 << 20))
-    .ok()
-    .and_then(|p| {
-        p.lines().find_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            (f.len() >= 6 && f[2].parse() == Ok(uid) && !f[5].is_empty()).then(|| f[5].to_string())
-        })
-    })
-    .unwrap_or_else(|| "/".into())
+    .ok()?;
+    let again = fstat(&fd).ok()?;
+    if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino) || !regular(&again) {
+        return None;
+    }
+    let mut text = String::new();
+    std::fs::File::from(fd)
+        .take(max)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
 }
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

@@ -67,11 +67,6 @@ impl Root {
         Ok(Root { fd })
     }
 
-    /// A root from an already open directory fd.
-    pub fn from_fd(fd: OwnedFd) -> Root {
-        Root { fd }
-    }
-
     /// Opens `p` (O_PATH) inside the root, following symlinks only within it.
     pub fn resolve(&self, p: &Path) -> Result<OwnedFd, Errno> {
         self.open_in(p, OFlag::O_PATH)
