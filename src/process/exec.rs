@@ -34,6 +34,8 @@ use crate::sys::{self, CloneResult};
 pub enum ExecError {
     #[error("cannot exec in a stopped container")]
     Stopped,
+    #[error("cannot exec in a container that is still being created")]
+    Creating,
     #[error("cannot exec in a paused container (use --ignore-paused)")]
     Paused,
     #[error("{0}")]
@@ -275,6 +277,9 @@ pub fn exec(state: &ContainerState, opts: &ExecOptions) -> Result<Execed, ExecEr
     let status = state.status();
     match status {
         Status::Stopped => return Err(ExecError::Stopped),
+        // Until the init reports Ready it may still hold the host's root
+        // and cwd (before pivot_root): nothing may join it then.
+        Status::Creating => return Err(ExecError::Creating),
         Status::Paused if !opts.ignore_paused => return Err(ExecError::Paused),
         _ => {}
     }
@@ -312,7 +317,7 @@ pub fn exec(state: &ContainerState, opts: &ExecOptions) -> Result<Execed, ExecEr
         tty::console_endpoints(console_socket.map(|p| p.as_path()), terminal)
             .map_err(ExecError::Invalid)?;
     let (parent_end, child_end) = sync::pair()?;
-    let keyring = format!("_ses.{}", state.id);
+    let keyring = super::init::session_keyring_name(&state.id);
 
     // The helper joins the container's cgroups itself, before anything
     // else (see cgroups::Placement): born in the cgroup2 directory, then
@@ -334,6 +339,14 @@ pub fn exec(state: &ContainerState, opts: &ExecOptions) -> Result<Execed, ExecEr
             drop(parent_end);
             drop(console_parent);
             super::join_cgroups(placement.as_ref(), born_in_unified, &child_end);
+            drop(placement);
+            // Before setns: the process it forks is in the container's pid
+            // namespace at once, and holds what the helper holds (fds.rs).
+            let mut keep = vec![child_end.as_fd(), pidfd.as_fd()];
+            keep.extend(console_child.as_ref().map(|c| c.as_fd()));
+            if let Err(e) = super::fds::enter(opts.preserve_fds, &keep) {
+                super::init::fail_before_go(&child_end, format!("closing rrun's fds: {e}"));
+            }
             helper(
                 &pidfd,
                 ns,
@@ -345,6 +358,7 @@ pub fn exec(state: &ContainerState, opts: &ExecOptions) -> Result<Execed, ExecEr
         }
         CloneResult::Parent { child } => child,
     };
+    drop(placement);
     drop(child_end);
     drop(console_child);
     let fail = |e: ExecError| -> ExecError {
@@ -464,7 +478,10 @@ fn helper(
         sys::exit_now(1);
     }
     match sys::fork_process() {
-        Ok(CloneResult::Child) => {}
+        Ok(CloneResult::Child) => {
+            // The process needs the init's pidfd no more.
+            sys::close_in_child(std::os::fd::AsRawFd::as_raw_fd(pidfd));
+        }
         Ok(CloneResult::Parent { child }) => {
             let _ = chan.send(&Msg::ChildPid(child.as_raw()));
             sys::exit_now(0);
@@ -494,7 +511,7 @@ fn helper(
         apply_process(
             process,
             &ProcessOptions {
-                keyring: Some(keyring),
+                keyring: Some(keyring.to_string()),
                 preserve_fds,
                 listen_fds: 0,
                 seccomp,

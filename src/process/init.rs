@@ -277,7 +277,7 @@ fn setup(plan: &InitPlan, chan: &Channel, console: Option<&OwnedFd>) -> StepResu
     apply_process(
         process,
         &ProcessOptions {
-            keyring: (!plan.no_new_keyring).then_some(plan.id.as_str()),
+            keyring: (!plan.no_new_keyring).then(|| session_keyring_name(&plan.id)),
             preserve_fds: plan.preserve_fds,
             listen_fds: plan.listen_fds,
             seccomp: plan.seccomp.as_ref(),
@@ -288,11 +288,21 @@ fn setup(plan: &InitPlan, chan: &Channel, console: Option<&OwnedFd>) -> StepResu
     .map(Target::Program)
 }
 
+/// The session keyring of the container's processes (init and exec
+/// alike). KEYCTL_JOIN_SESSION_KEYRING joins an existing keyring of that
+/// name when the caller may search it, so the name must never be one a
+/// host keyring has: the kernel's own are `_uid.N`, `_uid_ses.N`, `_ses`,
+/// `_pid`, `_tid`, and nothing but a container runtime names one `_ses.`
+/// plus a suffix (runc uses the same name).
+pub fn session_keyring_name(id: &str) -> String {
+    format!("_ses.{id}")
+}
+
 /// What differs between the container's init and an exec'd process when
 /// the process config is applied.
 pub struct ProcessOptions<'a> {
     /// Name of a new session keyring to join, if any.
-    pub keyring: Option<&'a str>,
+    pub keyring: Option<String>,
     pub preserve_fds: u32,
     pub listen_fds: u32,
     pub seccomp: Option<&'a crate::security::seccomp::Compiled>,
@@ -312,7 +322,7 @@ pub(super) fn apply_process(process: &Process, opts: &ProcessOptions) -> StepRes
         set_rlimit(r.typ(), r.soft(), r.hard())?;
     }
     apply_scheduling(process)?;
-    if let Some(name) = opts.keyring {
+    if let Some(name) = &opts.keyring {
         let joined = lsm::with_keyring_label(opts.lsm, || sys::join_session_keyring(name));
         match joined.map_err(|e| e.to_string())? {
             Ok(()) | Err(nix::errno::Errno::ENOSYS) => {}
@@ -370,12 +380,9 @@ pub(super) fn apply_process(process: &Process, opts: &ProcessOptions) -> StepRes
         sys::set_no_new_privs().map_err(step("PR_SET_NO_NEW_PRIVS"))?;
     }
     // Nothing rrun opened (or was handed) reaches the program, except the
-    // fds the caller asked to pass on (runc CVE-2024-21626 class).
-    let first_closed = 3 + opts.preserve_fds;
-    sys::cloexec_from(first_closed).map_err(step("close_range"))?;
-    for fd in 3..first_closed {
-        let _ = sys::clear_cloexec(fd as i32);
-    }
+    // fds the caller passed among 3..3+N (runc CVE-2024-21626 class): those
+    // are inheritable already, rrun's own are close-on-exec (fds.rs).
+    sys::cloexec_from(3 + opts.preserve_fds).map_err(step("close_range"))?;
     if let Some(f) = opts.seccomp.filter(|_| nnp) {
         load_notify_filter(f, opts.chan)?;
     }
