@@ -506,6 +506,8 @@ fn helper(
             tty::send_fd(console, &pty.master, "/dev/ptmx")
                 .map_err(|e| format!("sending the pty master: {e}"))?;
             drop(pty.master);
+            // See init::setup: the console socket is done with.
+            sys::close_in_child(std::os::fd::AsRawFd::as_raw_fd(console));
             tty::attach_slave(&pty.slave)?;
         }
         apply_process(

@@ -114,6 +114,9 @@ pub fn run(plan: &InitPlan, chan: &Channel, listener: &OwnedFd, console: Option<
     if chan.send(&Msg::Ready).is_err() {
         sys::exit_now(1);
     }
+    // The parent is done with us: from `created` on, a process exec'd into
+    // the container (pidfd_getfd) finds no channel to rrun to write to.
+    sys::close_in_child(std::os::fd::AsRawFd::as_raw_fd(&chan.as_fd()));
     // i. Wait for `start`. The connection fd is CLOEXEC: a successful
     //    execve closes it, which is how `start` learns the exec happened.
     let conn = loop {
@@ -250,6 +253,9 @@ fn setup(plan: &InitPlan, chan: &Channel, console: Option<&OwnedFd>) -> StepResu
         // With the built-in init, each run of the program takes the
         // terminal as its controlling tty; the init must not hold it.
         setup_terminal(process, console, plan.init_binary.is_none())?;
+        // The engine's console socket took the pty master: nobody in the
+        // container may send it anything else.
+        sys::close_in_child(std::os::fd::AsRawFd::as_raw_fd(console));
     }
     // Personality (and, for the built-in init, scheduling and I/O
     // priority) are inherited across fork and exec: set here, they hold for

@@ -627,3 +627,52 @@ fn running_with_id(b: Bundle, id: &str) -> Container {
     c.wait_status("running");
     c
 }
+
+/// The fds (>= 3) of `pid`, as `N -> target`.
+fn fds_of(pid: i32) -> Vec<(u32, String)> {
+    let mut v: Vec<(u32, String)> = fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let n: u32 = e.file_name().to_str()?.parse().ok()?;
+            let t = fs::read_link(e.path()).ok()?;
+            (n >= 3).then(|| (n, t.to_string_lossy().into_owned()))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// At `created`, the init holds nothing of rrun's but the exec socket it
+/// waits on for `start`: not the channel to the long-gone `create`, not
+/// the engine's console socket (the pty master went through it), which a
+/// process exec'd into the container could take with pidfd_getfd.
+#[test]
+fn created_init_holds_only_its_start_socket() {
+    if is_runc() {
+        return skip("runc's init holds its own fifo and log pipe");
+    }
+    for terminal in [false, true] {
+        let b = Bundle::new()
+            .args(&["sleep", "100"])
+            .with(|c| c["process"]["terminal"] = json!(terminal));
+        let c = Container::new(b);
+        let mut console = terminal.then(ConsoleSocket::new);
+        let arg = console.as_ref().map(|s| s.arg());
+        match &arg {
+            Some(a) => c.create_with(&["--console-socket", a]).ok(),
+            None => c.create().ok(),
+        };
+        if let Some(s) = console.as_mut() {
+            s.receive();
+        }
+        let fds = fds_of(c.pid());
+        assert!(
+            fds.len() == 1 && fds[0].1.starts_with("socket:"),
+            "terminal={terminal}: the created init holds {fds:?}"
+        );
+        c.delete_force().ok();
+        c.assert_clean();
+    }
+}
