@@ -278,7 +278,9 @@ pub fn exec(state: &ContainerState, opts: &ExecOptions) -> Result<Execed, ExecEr
     match status {
         Status::Stopped => return Err(ExecError::Stopped),
         // Until the init reports Ready it may still hold the host's root
-        // and cwd (before pivot_root): nothing may join it then.
+        // and cwd (before pivot_root): nothing may join it then. (The
+        // state lock keeps exec out while `create` runs; this covers a
+        // state left `creating` with its init somehow alive.)
         Status::Creating => return Err(ExecError::Creating),
         Status::Paused if !opts.ignore_paused => return Err(ExecError::Paused),
         _ => {}
