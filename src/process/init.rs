@@ -52,6 +52,10 @@ pub fn intermediate(
 ) -> ! {
     let result = (|| -> StepResult<()> {
         plan.ns.join_all().map_err(|e| e.to_string())?;
+        // The init, forked next, has no use for them (see fds.rs).
+        for fd in plan.ns.join_fds() {
+            sys::close_in_child(std::os::fd::AsRawFd::as_raw_fd(&fd));
+        }
         if plan.ns.new_user() {
             unshare(CloneFlags::CLONE_NEWUSER).map_err(step("unshare user namespace"))?;
             chan.send(&Msg::MapRequest).map_err(|e| e.to_string())?;

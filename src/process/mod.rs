@@ -434,6 +434,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
             let mut keep = vec![child_end.as_fd(), listener.as_fd()];
             keep.extend(console_child.as_ref().map(|c| c.as_fd()));
             keep.extend(plan.init_binary.as_ref().map(|b| b.as_fd()));
+            keep.extend(plan.ns.join_fds());
             if let Err(e) = fds::enter(plan.preserve_fds, &keep) {
                 init::fail_before_go(&child_end, format!("closing rrun's fds: {e}"));
             }
