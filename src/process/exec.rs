@@ -297,6 +297,7 @@ pub fn exec(state: &ContainerState, opts: &ExecOptions) -> Result<Execed, ExecEr
             "cannot allocate a terminal for a detached process without --console-socket".into(),
         ));
     }
+    super::fds::check_count("--preserve-fds", opts.preserve_fds).map_err(ExecError::Invalid)?;
     // --apparmor/--process-label, or the container's labels.
     let lsm =
         crate::security::lsm::plan(process, None).map_err(|e| ExecError::Invalid(e.to_string()))?;

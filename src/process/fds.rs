@@ -42,6 +42,19 @@ pub fn enter(preserve: u32, keep: &[BorrowedFd]) -> Result<(), nix::errno::Errno
     sys::close_from_except(end, &keep)
 }
 
+/// Checks a count of fds to pass on (3..3+`n`) before any side effect:
+/// no fd can exist at or above the hard RLIMIT_NOFILE, so a larger count
+/// is a mistake, and one that would overflow the fd numbers.
+pub fn check_count(what: &str, n: u32) -> Result<(), String> {
+    let limit = fd_limit();
+    if n > limit.saturating_sub(3) {
+        return Err(format!(
+            "{what} {n}: more fds than a process may have (the open-file limit is {limit})"
+        ));
+    }
+    Ok(())
+}
+
 /// No fd number reaches the hard RLIMIT_NOFILE (itself at most
 /// fs.nr_open): a huge --preserve-fds costs no more checks than the
 /// process can have fds.

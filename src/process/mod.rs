@@ -310,6 +310,13 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
             || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
     });
     let listen = listen_fds();
+    let preserve_fds = opts.preserve_fds.saturating_add(listen);
+    let what = if listen > 0 {
+        "--preserve-fds plus LISTEN_FDS"
+    } else {
+        "--preserve-fds"
+    };
+    fds::check_count(what, preserve_fds).map_err(CreateError::Unsupported)?;
     let seccomp = seccomp_profile(&spec)
         .map(crate::security::seccomp::compile_with_cache)
         .transpose()?;
@@ -406,7 +413,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         placement,
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
-        preserve_fds: opts.preserve_fds + listen,
+        preserve_fds,
         listen_fds: listen,
         has_runtime_hooks,
         seccomp,
