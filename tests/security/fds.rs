@@ -173,16 +173,23 @@ fn assert_probe_blocked(o: &Output) {
 /// built-in init with its child: host fds the caller leaked to `create`
 /// (without --preserve-fds), the --log file, the cgroup directories, the
 /// state dir: none of them is held, from the host's view and from inside
-/// with CAP_SYS_PTRACE.
-fn created_init_case(builtin_init: bool) {
+/// with CAP_SYS_PTRACE. With `shared_pid`, the container joins the pid
+/// namespace of another one (a pod sharing its process namespace), whose
+/// process probes it: the init is then forked by the intermediate.
+fn created_init_case(builtin_init: bool, shared_pid: bool) {
     if builtin_init && is_runc() {
         return skip("the built-in init is rrun's");
     }
     let (_m, rel) = marker();
     let leaked = host_dir("fds-leak");
-    let mut b = with_caps(Bundle::new(), &caps_plus(&["CAP_SYS_PTRACE"])).args(&["sleep", "100"]);
+    let ptrace = || with_caps(Bundle::new(), &caps_plus(&["CAP_SYS_PTRACE"]));
+    let peer = shared_pid.then(|| running(ptrace().args(&["sleep", "100"])));
+    let mut b = ptrace().args(&["sleep", "100"]);
     if builtin_init {
         b = b.with(|c| c["annotations"] = json!({"rrun.init": "true"}));
+    }
+    if let Some(p) = &peer {
+        b = b.namespace("pid", Some(&format!("/proc/{}/ns/pid", p.pid())));
     }
     let c = Container::new(b);
     c.bundle.write();
@@ -195,8 +202,9 @@ fn created_init_case(builtin_init: bool) {
     )
     .ok();
     c.wait_status("created");
+    let prober = peer.as_ref().unwrap_or(&c);
     assert_nothing_reaches_host(&c, &rel, "created");
-    assert_probe_blocked(&exec(&c, &[], &["sh", "-c", &inside_probe(&rel)]));
+    assert_probe_blocked(&exec(prober, &[], &["sh", "-c", &inside_probe(&rel)]));
     c.start().ok();
     if builtin_init {
         // rrun-init and the program it forked.
@@ -206,19 +214,28 @@ fn created_init_case(builtin_init: bool) {
         .expect("the built-in init started the program");
     }
     assert_nothing_reaches_host(&c, &rel, "running");
-    assert_probe_blocked(&exec(&c, &[], &["sh", "-c", &inside_probe(&rel)]));
+    assert_probe_blocked(&exec(prober, &[], &["sh", "-c", &inside_probe(&rel)]));
     c.delete_force().ok();
     c.assert_clean();
+    if let Some(p) = peer {
+        p.delete_force().ok();
+        p.assert_clean();
+    }
 }
 
 #[test]
 fn created_init_holds_no_host_fd_cwd_or_root() {
-    created_init_case(false);
+    created_init_case(false, false);
+}
+
+#[test]
+fn created_init_in_a_shared_pid_namespace_holds_no_host_fd() {
+    created_init_case(false, true);
 }
 
 #[test]
 fn builtin_init_holds_no_host_fd_cwd_or_root() {
-    created_init_case(true);
+    created_init_case(true, false);
 }
 
 /// Every exec'd process, from its fork to its execve, as a racer on the
