@@ -9,7 +9,8 @@
 //! | step | who     | what                                                    |
 //! |------|---------|---------------------------------------------------------|
 //! | 1    | parent  | fork helper (clone3 into the cgroup2 directory)         |
-//! | 2    | helper  | joins the v1 cgroups (`tasks` <- 0); parent sends Go    |
+//! | 2    | helper  | joins the v1 cgroups (`tasks` <- 0), closes all fds but |
+//! |      |         | the channel, pidfd, console, passed ones (fds.rs); Go   |
 //! | 3    | helper  | non-dumpable; setns(pidfd, all differing namespaces)    |
 //! | 4    | helper  | fork the process; send ChildPid; exit                   |
 //! | 5    | process | tty (if asked), process config, execve                  |

@@ -16,8 +16,12 @@
 //!   a number the caller left closed stays closed (or is filled later by a
 //!   close-on-exec fd that the execve closes), never one of rrun's;
 //! - the few rrun still needs (`keep`): the sync channel, the exec socket's
-//!   listener, the console socket, the built-in init's memfd, exec's pidfd.
-//!   None is a path: sockets and memfds lead nowhere on the host's disk.
+//!   listener, the console socket, the built-in init's memfd, exec's pidfd,
+//!   the namespace files the intermediate joins. None is a path: sockets,
+//!   memfds and namespace files lead nowhere on the host's disk; each is
+//!   closed as soon as it has served (the channel at Ready, the console
+//!   socket once the pty master went through it, the namespace files once
+//!   joined, the pidfd after setns).
 //!
 //! The --log file is closed too (later lines of the child go to stderr).
 //! Nothing here ever clears close-on-exec: whatever the caller passed is

@@ -12,7 +12,9 @@
 //! Parent (rrun create)                       Child (container init)
 //! 1. validate config, cgroup paths, id       -
 //! 2. claim state dir, exec socket, channel   -
-//! 3. clone(new namespaces)                   a. reset signals, non-dumpable
+//! 3. clone(new namespaces)                   a. join cgroups, close all fds but
+//! -                                             what it needs (fds.rs); reset
+//! -                                             signals, non-dumpable
 //! 4. write id maps, cgroups, oom_score_adj   b. wait for Go
 //! 5. send Go                                 c. uid 0 in userns, cgroup ns, setsid
 //! -                                          d. hostname, mounts, devices
