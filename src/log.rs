@@ -47,6 +47,17 @@ pub fn init(path: Option<&Path>, format: Format, debug: bool) {
     }));
 }
 
+/// Closes the --log file in a process that is about to enter a container
+/// (see `process::fds`): a host file must not be reachable from it. Its
+/// later lines go to stderr, as without --log.
+pub fn close_file() {
+    if let Some(l) = LOGGER.get()
+        && let Ok(mut l) = l.lock()
+    {
+        l.file = None;
+    }
+}
+
 /// True when log lines go to a file (so the CLI also prints the plain error).
 pub fn to_file() -> bool {
     LOGGER

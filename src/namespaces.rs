@@ -197,6 +197,11 @@ impl NsPlan {
         !self.joins.is_empty() || self.new_time || (self.new_user() && self.unprivileged)
     }
 
+    /// The open namespace files to join (kept until the joins are done).
+    pub fn join_fds(&self) -> Vec<std::os::fd::BorrowedFd<'_>> {
+        self.joins.iter().map(|j| j.file.as_fd()).collect()
+    }
+
     /// setns into every joined namespace, user first.
     pub fn join_all(&self) -> Result<(), NsError> {
         for j in &self.joins {

@@ -379,14 +379,6 @@ impl ContainerDir {
             .map_err(|e| Store::io(&self.id, "writing", &self.path.join(STATE_FILE), e))
     }
 
-    /// The raw fd of the lock, for a forked child to close its copy: flock
-    /// locks belong to the open file description, so a child keeping the
-    /// copy would hold the lock after a crashed parent.
-    pub fn lock_raw_fd(&self) -> i32 {
-        use std::os::fd::AsRawFd;
-        self.lock.as_raw_fd()
-    }
-
     pub fn exec_socket(&self) -> PathBuf {
         self.path.join(EXEC_SOCKET)
     }

@@ -9,7 +9,8 @@
 //! | step | who     | what                                                    |
 //! |------|---------|---------------------------------------------------------|
 //! | 1    | parent  | fork helper (clone3 into the cgroup2 directory)         |
-//! | 2    | helper  | joins the v1 cgroups (`tasks` <- 0); parent sends Go    |
+//! | 2    | helper  | joins the v1 cgroups (`tasks` <- 0), closes all fds but |
+//! |      |         | the channel, pidfd, console, passed ones (fds.rs); Go   |
 //! | 3    | helper  | non-dumpable; setns(pidfd, all differing namespaces)    |
 //! | 4    | helper  | fork the process; send ChildPid; exit                   |
 //! | 5    | process | tty (if asked), process config, execve                  |
@@ -34,6 +35,8 @@ use crate::sys::{self, CloneResult};
 pub enum ExecError {
     #[error("cannot exec in a stopped container")]
     Stopped,
+    #[error("cannot exec in a container that is still being created")]
+    Creating,
     #[error("cannot exec in a paused container (use --ignore-paused)")]
     Paused,
     #[error("{0}")]
@@ -243,6 +246,11 @@ pub fn exec(state: &ContainerState, opts: &ExecOptions) -> Result<Execed, ExecEr
     let status = state.status();
     match status {
         Status::Stopped => return Err(ExecError::Stopped),
+        // Until the init reports Ready it may still hold the host's root
+        // and cwd (before pivot_root): nothing may join it then. (The
+        // state lock keeps exec out while `create` runs; this covers a
+        // state left `creating` with its init somehow alive.)
+        Status::Creating => return Err(ExecError::Creating),
         Status::Paused if !opts.ignore_paused => return Err(ExecError::Paused),
         _ => {}
     }
@@ -258,6 +266,7 @@ pub fn exec(state: &ContainerState, opts: &ExecOptions) -> Result<Execed, ExecEr
             "cannot allocate a terminal for a detached process without --console-socket".into(),
         ));
     }
+    super::fds::check_count("--preserve-fds", opts.preserve_fds).map_err(ExecError::Invalid)?;
     // --apparmor/--process-label, or the container's labels.
     let lsm =
         crate::security::lsm::plan(process, None).map_err(|e| ExecError::Invalid(e.to_string()))?;
@@ -281,7 +290,7 @@ pub fn exec(state: &ContainerState, opts: &ExecOptions) -> Result<Execed, ExecEr
         tty::console_endpoints(console_socket.map(|p| p.as_path()), terminal)
             .map_err(ExecError::Invalid)?;
     let (parent_end, child_end) = sync::pair()?;
-    let keyring = format!("_ses.{}", state.id);
+    let keyring = super::init::session_keyring_name(&state.id);
 
     // The helper joins the container's cgroups itself, before anything
     // else (see cgroups::Placement): born in the cgroup2 directory, then
@@ -303,6 +312,14 @@ pub fn exec(state: &ContainerState, opts: &ExecOptions) -> Result<Execed, ExecEr
             drop(parent_end);
             drop(console_parent);
             super::join_cgroups(placement.as_ref(), born_in_unified, &child_end);
+            drop(placement);
+            // Before setns: the process it forks is in the container's pid
+            // namespace at once, and holds what the helper holds (fds.rs).
+            let mut keep = vec![child_end.as_fd(), pidfd.as_fd()];
+            keep.extend(console_child.as_ref().map(|c| c.as_fd()));
+            if let Err(e) = super::fds::enter(opts.preserve_fds, &keep) {
+                super::init::fail_before_go(&child_end, format!("closing rrun's fds: {e}"));
+            }
             helper(
                 &pidfd,
                 ns,
@@ -314,6 +331,7 @@ pub fn exec(state: &ContainerState, opts: &ExecOptions) -> Result<Execed, ExecEr
         }
         CloneResult::Parent { child } => child,
     };
+    drop(placement);
     drop(child_end);
     drop(console_child);
     let fail = |e: ExecError| -> ExecError {
@@ -433,7 +451,10 @@ fn helper(
         sys::exit_now(1);
     }
     match sys::fork_process() {
-        Ok(CloneResult::Child) => {}
+        Ok(CloneResult::Child) => {
+            // The process needs the init's pidfd no more.
+            sys::close_in_child(std::os::fd::AsRawFd::as_raw_fd(pidfd));
+        }
         Ok(CloneResult::Parent { child }) => {
             let _ = chan.send(&Msg::ChildPid(child.as_raw()));
             sys::exit_now(0);
@@ -458,12 +479,14 @@ fn helper(
             tty::send_fd(console, &pty.master, "/dev/ptmx")
                 .map_err(|e| format!("sending the pty master: {e}"))?;
             drop(pty.master);
+            // See init::setup: the console socket is done with.
+            sys::close_in_child(std::os::fd::AsRawFd::as_raw_fd(console));
             tty::attach_slave(&pty.slave)?;
         }
         apply_process(
             process,
             &ProcessOptions {
-                keyring: Some(keyring),
+                keyring: Some(keyring.to_string()),
                 preserve_fds,
                 listen_fds: 0,
                 seccomp,

@@ -52,6 +52,10 @@ pub fn intermediate(
 ) -> ! {
     let result = (|| -> StepResult<()> {
         plan.ns.join_all().map_err(|e| e.to_string())?;
+        // The init, forked next, has no use for them (see fds.rs).
+        for fd in plan.ns.join_fds() {
+            sys::close_in_child(std::os::fd::AsRawFd::as_raw_fd(&fd));
+        }
         if plan.ns.new_user() {
             unshare(CloneFlags::CLONE_NEWUSER).map_err(step("unshare user namespace"))?;
             chan.send(&Msg::MapRequest).map_err(|e| e.to_string())?;
@@ -116,9 +120,14 @@ pub fn run(plan: &InitPlan, chan: &Channel, listener: &OwnedFd, console: Option<
         Ok(exe) => exe,
         Err(e) => fail(chan, e),
     };
+    // Attached in the rootfs by now: nothing of them is held past setup.
+    drop(idmapped);
     if chan.send(&Msg::Ready).is_err() {
         sys::exit_now(1);
     }
+    // The parent is done with us: from `created` on, a process exec'd into
+    // the container (pidfd_getfd) finds no channel to rrun to write to.
+    sys::close_in_child(std::os::fd::AsRawFd::as_raw_fd(&chan.as_fd()));
     // i. Wait for `start`. The connection fd is CLOEXEC: a successful
     //    execve closes it, which is how `start` learns the exec happened.
     let conn = loop {
@@ -297,6 +306,9 @@ fn setup(
         // With the built-in init, each run of the program takes the
         // terminal as its controlling tty; the init must not hold it.
         setup_terminal(process, console, plan.init_binary.is_none())?;
+        // The engine's console socket took the pty master: nobody in the
+        // container may send it anything else.
+        sys::close_in_child(std::os::fd::AsRawFd::as_raw_fd(console));
     }
     // Personality (and, for the built-in init, scheduling and I/O
     // priority) are inherited across fork and exec: set here, they hold for
@@ -312,7 +324,7 @@ fn setup(
     }
     // h.
     let options = ProcessOptions {
-        keyring: (!plan.no_new_keyring).then_some(plan.id.as_str()),
+        keyring: (!plan.no_new_keyring).then(|| session_keyring_name(&plan.id)),
         preserve_fds: plan.preserve_fds,
         listen_fds: plan.listen_fds,
         seccomp: plan.seccomp.as_ref(),
@@ -347,19 +359,32 @@ fn setup_builtin_init(
     let exe = apply_process(process, options)?;
     // apply_process marked every fd above the passed ones close-on-exec;
     // the plan alone must reach the init (which reads and closes it).
-    sys::clear_cloexec(std::os::fd::AsRawFd::as_raw_fd(&plan_fd))
-        .map_err(step("passing the launch plan"))?;
+    nix::fcntl::fcntl(
+        &plan_fd,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+    )
+    .map_err(step("passing the launch plan"))?;
     Ok(Target::Init {
         plan: plan_fd,
         late_seccomp: exe.late_seccomp,
     })
 }
 
+/// The session keyring of the container's processes (init and exec
+/// alike). KEYCTL_JOIN_SESSION_KEYRING joins an existing keyring of that
+/// name when the caller may search it, so the name must never be one a
+/// host keyring has: the kernel's own are `_uid.N`, `_uid_ses.N`, `_ses`,
+/// `_pid`, `_tid`, and nothing but a container runtime names one `_ses.`
+/// plus a suffix (runc uses the same name).
+pub fn session_keyring_name(id: &str) -> String {
+    format!("_ses.{id}")
+}
+
 /// What differs between the container's init and an exec'd process when
 /// the process config is applied.
 pub struct ProcessOptions<'a> {
     /// Name of a new session keyring to join, if any.
-    pub keyring: Option<&'a str>,
+    pub keyring: Option<String>,
     pub preserve_fds: u32,
     pub listen_fds: u32,
     pub seccomp: Option<&'a crate::security::seccomp::Compiled>,
@@ -379,7 +404,7 @@ pub(super) fn apply_process(process: &Process, opts: &ProcessOptions) -> StepRes
         set_rlimit(r.typ(), r.soft(), r.hard())?;
     }
     apply_scheduling(process)?;
-    if let Some(name) = opts.keyring {
+    if let Some(name) = &opts.keyring {
         let joined = lsm::with_keyring_label(opts.lsm, || sys::join_session_keyring(name));
         match joined.map_err(|e| e.to_string())? {
             Ok(()) | Err(nix::errno::Errno::ENOSYS) => {}
@@ -443,12 +468,9 @@ pub(super) fn apply_process(process: &Process, opts: &ProcessOptions) -> StepRes
         sys::set_no_new_privs().map_err(step("PR_SET_NO_NEW_PRIVS"))?;
     }
     // Nothing rrun opened (or was handed) reaches the program, except the
-    // fds the caller asked to pass on (runc CVE-2024-21626 class).
-    let first_closed = 3 + opts.preserve_fds;
-    sys::cloexec_from(first_closed).map_err(step("close_range"))?;
-    for fd in 3..first_closed {
-        let _ = sys::clear_cloexec(fd as i32);
-    }
+    // fds the caller passed among 3..3+N (runc CVE-2024-21626 class): those
+    // are inheritable already, rrun's own are close-on-exec (fds.rs).
+    sys::cloexec_from(3 + opts.preserve_fds).map_err(step("close_range"))?;
     if let Some(f) = opts.seccomp.filter(|_| nnp) {
         load_notify_filter(f, opts.chan)?;
     }

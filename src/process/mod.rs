@@ -12,7 +12,9 @@
 //! Parent (rrun create)                       Child (container init)
 //! 1. validate config, cgroup paths, id       -
 //! 2. claim state dir, exec socket, channel   -
-//! 3. clone(new namespaces)                   a. reset signals, non-dumpable
+//! 3. clone(new namespaces)                   a. join cgroups, close all fds but
+//! -                                             what it needs (fds.rs); reset
+//! -                                             signals, non-dumpable
 //! 4. write id maps, cgroups, oom_score_adj   b. wait for Go
 //! 5. send Go                                 c. uid 0 in userns, cgroup ns, setsid
 //! -                                          d. hostname, mounts, devices
@@ -30,12 +32,13 @@
 //! See sync.rs for the message table.
 
 pub mod exec;
+pub mod fds;
 pub mod init;
 pub mod sync;
 pub mod tty;
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::sys::signal::{Signal, kill};
@@ -226,19 +229,25 @@ pub fn oci_state_json(state: &ContainerState, status: Status) -> Vec<u8> {
     serde_json::to_vec(&state.oci_state(status)).expect("state serialises: plain data")
 }
 
-/// LISTEN_FDS from socket activation, honoured as runc does: only when
-/// LISTEN_PID names us (or is absent).
+/// LISTEN_FDS from socket activation, honoured as runc (go-systemd's
+/// activation.Files) does: only when LISTEN_PID is our own pid, so a
+/// variable meant for another process (an ancestor) is ignored. The
+/// program gets LISTEN_FDS=n and LISTEN_PID=1; LISTEN_FDNAMES is not
+/// passed on (neither by runc): the config's env says what it gets. The
+/// fds themselves pass only where the caller really opened them (fds.rs).
 fn listen_fds() -> u32 {
-    let pid_ok = std::env::var("LISTEN_PID")
-        .map(|p| p == std::process::id().to_string())
-        .unwrap_or(true);
-    if !pid_ok {
+    listen_fds_from(
+        std::env::var("LISTEN_PID").ok().as_deref(),
+        std::env::var("LISTEN_FDS").ok().as_deref(),
+        std::process::id(),
+    )
+}
+
+fn listen_fds_from(pid: Option<&str>, fds: Option<&str>, me: u32) -> u32 {
+    if pid.and_then(|p| p.parse::<u32>().ok()) != Some(me) {
         return 0;
     }
-    std::env::var("LISTEN_FDS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
+    fds.and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
 /// Validates everything, then builds the container up to `created`.
@@ -306,6 +315,13 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
     });
     let listen = listen_fds();
     let idmaps = crate::rootfs::idmap::requests(&spec, &bundle, ns.in_userns())?;
+    let preserve_fds = opts.preserve_fds.saturating_add(listen);
+    let what = if listen > 0 {
+        "--preserve-fds plus LISTEN_FDS"
+    } else {
+        "--preserve-fds"
+    };
+    fds::check_count(what, preserve_fds).map_err(CreateError::Unsupported)?;
     let seccomp = seccomp_profile(&spec)
         .map(crate::security::seccomp::compile_with_cache)
         .transpose()?;
@@ -391,7 +407,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         tty::console_endpoints(opts.console_socket.as_deref(), terminal)
             .map_err(CreateError::Unsupported)?;
     let (parent_end, child_end) = sync::pair()?;
-    let plan = InitPlan {
+    let mut plan = InitPlan {
         id: opts.id.clone(),
         spec: spec.clone(),
         bundle,
@@ -402,7 +418,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         placement,
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
-        preserve_fds: opts.preserve_fds + listen,
+        preserve_fds,
         listen_fds: listen,
         has_runtime_hooks,
         seccomp,
@@ -410,11 +426,6 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         init_binary,
     };
 
-    let lock_fd = guard
-        .dir
-        .as_ref()
-        .expect("guard holds the dir")
-        .lock_raw_fd();
     let intermediate = plan.ns.needs_intermediate();
     let clone_flags = if intermediate {
         nix::sched::CloneFlags::empty()
@@ -427,8 +438,18 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         CloneResult::Child => {
             drop(parent_end);
             drop(console_parent);
-            let _ = nix::unistd::close(lock_fd);
-            join_cgroups(plan.placement.as_ref(), born_in_unified, &child_end);
+            let placement = plan.placement.take();
+            join_cgroups(placement.as_ref(), born_in_unified, &child_end);
+            drop(placement);
+            // From here on the process may be seen from the container
+            // (see fds.rs): nothing of rrun's but what it needs.
+            let mut keep = vec![child_end.as_fd(), listener.as_fd()];
+            keep.extend(console_child.as_ref().map(|c| c.as_fd()));
+            keep.extend(plan.init_binary.as_ref().map(|b| b.as_fd()));
+            keep.extend(plan.ns.join_fds());
+            if let Err(e) = fds::enter(plan.preserve_fds, &keep) {
+                init::fail_before_go(&child_end, format!("closing rrun's fds: {e}"));
+            }
             if intermediate {
                 init::intermediate(&plan, &child_end, &listener, console_child.as_ref())
             } else {
@@ -437,6 +458,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         }
         CloneResult::Parent { child } => child,
     };
+    drop(plan.placement.take());
     drop(child_end);
     drop(listener);
     drop(console_child);
@@ -755,4 +777,18 @@ pub fn destroy(
     }
     crate::log::step("delete-done");
     removed
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn listen_fds_need_our_pid() {
+        use super::listen_fds_from as f;
+        assert_eq!(f(None, Some("3"), 42), 0);
+        assert_eq!(f(Some("41"), Some("3"), 42), 0);
+        assert_eq!(f(Some(""), Some("3"), 42), 0);
+        assert_eq!(f(Some("42"), Some("3"), 42), 3);
+        assert_eq!(f(Some("42"), Some("x"), 42), 0);
+        assert_eq!(f(Some("42"), None, 42), 0);
+    }
 }

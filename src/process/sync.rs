@@ -75,6 +75,12 @@ pub fn pair() -> Result<(Channel, Channel), SyncError> {
     Ok((Channel { fd: a }, Channel { fd: b }))
 }
 
+impl std::os::fd::AsFd for Channel {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
 impl Channel {
     pub fn send(&self, msg: &Msg) -> Result<(), SyncError> {
         let data = encode(msg);

@@ -4,7 +4,7 @@
 //! never see a raw pointer.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
@@ -174,13 +174,57 @@ pub fn cloexec_from(first: u32) -> Result<(), Errno> {
     Ok(())
 }
 
-/// Clears FD_CLOEXEC on one fd the config asked to pass on (--preserve-fds).
-pub fn clear_cloexec(fd: i32) -> Result<(), Errno> {
+/// Whether `fd` is open and, if so, whether it is close-on-exec.
+pub fn fd_cloexec(fd: RawFd) -> Option<bool> {
     use nix::fcntl::{FcntlArg, FdFlag, fcntl};
-    // SAFETY: the fd number comes from the caller's explicit request; F_SETFD
-    // on a closed fd fails with EBADF and touches nothing.
+    // SAFETY: F_GETFD only reads the flags of the fd number; on a closed
+    // number it fails with EBADF. The borrow ends with the call.
     let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::empty())).map(|_| ())
+    fcntl(borrowed, FcntlArg::F_GETFD)
+        .ok()
+        .map(|f| FdFlag::from_bits_truncate(f).contains(FdFlag::FD_CLOEXEC))
+}
+
+/// Closes fds by number: `fd` itself, or every fd >= `first` except those
+/// in `keep`. Only for a process about to enter a container (a fresh
+/// child of rrun that never returns into the code owning these fds: it
+/// execs or exits), where what it may hold is decided by
+/// `process::fds`; an OwnedFd elsewhere in such a process must not be
+/// used after this.
+pub fn close_in_child(fd: RawFd) {
+    // SAFETY: see above: no owner of `fd` uses it after this call.
+    let _ = unsafe { libc::close(fd) };
+}
+
+/// See [`close_in_child`].
+pub fn close_from_except(first: u32, keep: &[RawFd]) -> Result<(), Errno> {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter_map(|&k| u32::try_from(k).ok())
+        .filter(|&k| k >= first)
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut lo = first;
+    for k in keep.into_iter().chain(std::iter::once(u32::MAX)) {
+        if k > lo {
+            // SAFETY: close_range on [lo, k-1]; see close_in_child for why
+            // no owner of these fds uses them afterwards.
+            let ret = unsafe {
+                libc::syscall(
+                    libc::SYS_close_range,
+                    lo as libc::c_uint,
+                    k - 1,
+                    0 as libc::c_uint,
+                )
+            };
+            if ret < 0 {
+                return Err(Errno::last());
+            }
+        }
+        lo = k.saturating_add(1);
+    }
+    Ok(())
 }
 
 /// PR_SET_KEEPCAPS: keep the permitted set across the uid change.
