@@ -20,7 +20,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::Mode;
 
 use super::plan::{self, LastExit, Status};
@@ -70,7 +70,7 @@ fn open_below(dir: &impl AsFd, name: &str, flags: OFlag) -> Result<OwnedFd, Errn
                 | ResolveFlag::RESOLVE_NO_MAGICLINKS
                 | ResolveFlag::RESOLVE_NO_XDEV,
         );
-    openat2(dir.as_fd(), name, how)
+    crate::rootfs::resolve::openat2(dir.as_fd(), name, how)
 }
 
 /// Opens the status directory of the container whose init is `init_pid`.
@@ -92,7 +92,8 @@ pub fn open_dir(init_pid: i32) -> Result<StatusDir, StatusError> {
                 | ResolveFlag::RESOLVE_NO_SYMLINKS
                 | ResolveFlag::RESOLVE_NO_MAGICLINKS,
         );
-    let dev = openat2(root.as_fd(), "dev", how).map_err(sys("opening the container's /dev"))?;
+    let dev = crate::rootfs::resolve::openat2(root.as_fd(), "dev", how)
+        .map_err(sys("opening the container's /dev"))?;
     let mnt_id = |fd: &OwnedFd| {
         crate::sys::vfs_stat(fd, "")
             .map(|st| st.mnt_id)

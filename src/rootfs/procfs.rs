@@ -12,7 +12,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2, readlinkat};
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag, readlinkat};
 use nix::sys::stat::fstat;
 use nix::sys::statfs::{PROC_SUPER_MAGIC, fstatfs};
 
@@ -62,7 +62,8 @@ impl ProcFs {
                     | ResolveFlag::RESOLVE_NO_MAGICLINKS
                     | ResolveFlag::RESOLVE_NO_XDEV,
             );
-        let fd = openat2(self.root.as_fd(), rel, how).map_err(err("opening", &shown))?;
+        let fd =
+            super::resolve::openat2(self.root.as_fd(), rel, how).map_err(err("opening", &shown))?;
         if !is_procfs(&fd).map_err(err("statfs", &shown))? {
             return Err(RootfsError::Invalid(format!(
                 "{} is not on procfs",

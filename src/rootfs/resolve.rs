@@ -9,13 +9,32 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat, openat2, readlinkat};
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat, readlinkat};
 use nix::sys::stat::{Mode, SFlag, fstat, mkdirat};
 
 use super::RootfsError;
 
 pub struct Root {
     fd: OwnedFd,
+}
+
+/// openat2(2), retried on EAGAIN: with RESOLVE_IN_ROOT or RESOLVE_BENEATH
+/// the kernel refuses a lookup of ".." during which any mount or rename
+/// happened anywhere on the host (it cannot prove the walk stayed inside),
+/// and asks for a retry. A busy host makes that common enough to fail a
+/// create now and then; a bounded number of retries makes it vanishing.
+pub fn openat2<P: ?Sized + nix::NixPath>(
+    dir: std::os::fd::BorrowedFd<'_>,
+    path: &P,
+    how: OpenHow,
+) -> Result<OwnedFd, Errno> {
+    let mut tries = 0;
+    loop {
+        match nix::fcntl::openat2(dir, path, how) {
+            Err(Errno::EAGAIN) if tries < 64 => tries += 1,
+            other => return other,
+        }
+    }
 }
 
 /// Lexically normalises `p` relative to the root: drops `.`, folds `..`
