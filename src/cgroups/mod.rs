@@ -1118,7 +1118,9 @@ fn remove_tree(dir: &Path, foreign: &dyn Fn(i32) -> bool, deadline: Instant, lef
     match fs::remove_dir(dir) {
         Ok(()) => return,
         Err(e) if e.kind() == ErrorKind::NotFound => return,
-        Err(e) if e.raw_os_error() != Some(libc::EBUSY) => {
+        // Busy (ENOTEMPTY from a plain directory, in the unit tests):
+        // children or processes are in the way.
+        Err(e) if !matches!(e.raw_os_error(), Some(libc::EBUSY | libc::ENOTEMPTY)) => {
             left.push(Left {
                 dir: dir.to_path_buf(),
                 why: e.to_string(),
@@ -1163,7 +1165,7 @@ fn remove_tree(dir: &Path, foreign: &dyn Fn(i32) -> bool, deadline: Instant, lef
                 "it holds processes that are not the container's (pids {}), left alone",
                 strangers.join(" ")
             ))
-        } else if e.raw_os_error() != Some(libc::EBUSY) {
+        } else if !matches!(e.raw_os_error(), Some(libc::EBUSY | libc::ENOTEMPTY)) {
             Some(e.to_string())
         } else if Instant::now() >= deadline {
             Some(format!("still busy ({e})"))
@@ -1232,6 +1234,71 @@ mod tests {
         let dirs = container_dirs(&h, Some(Path::new("")), "c1", false).unwrap();
         assert!(dirs.contains(&PathBuf::from("/sys/fs/cgroup/pids/c1")));
         assert!(container_dirs(&h, None, "c1", true).is_err());
+    }
+
+    fn tmp_hierarchy(tmp: &Path) -> Vec<Hierarchy> {
+        vec![Hierarchy {
+            mount: tmp.to_path_buf(),
+            own_dir: tmp.join("own"),
+            controllers: vec!["pids".into()],
+            unified: false,
+        }]
+    }
+
+    #[test]
+    fn plan_records_what_is_missing_and_checks_what_exists() {
+        let tmp = tempfile::tempdir().unwrap();
+        let h = tmp_hierarchy(tmp.path());
+        fs::create_dir_all(tmp.path().join("own/pod")).unwrap();
+        let dirs = vec![tmp.path().join("own/pod/a/b")];
+        let p = plan(&h, &dirs);
+        assert_eq!(
+            p.missing,
+            vec![tmp.path().join("own/pod/a"), tmp.path().join("own/pod/a/b")]
+        );
+        assert!(p.existing.is_empty());
+        p.check(true, "c").unwrap();
+        // A frozen cgroup above the one asked for.
+        fs::write(tmp.path().join("own/pod/freezer.state"), "FROZEN\n").unwrap();
+        let e = plan(&h, &dirs).check(false, "c").unwrap_err();
+        assert!(
+            matches!(e, CgroupError::Frozen(ref d) if d.ends_with("own/pod")),
+            "{e}"
+        );
+        fs::write(tmp.path().join("own/pod/freezer.state"), "THAWED\n").unwrap();
+        // Existing: fine when named by cgroupsPath, refused as the default.
+        fs::create_dir_all(&dirs[0]).unwrap();
+        let p = plan(&h, &dirs);
+        assert!(p.missing.is_empty());
+        assert_eq!(p.existing, dirs);
+        p.check(false, "c").unwrap();
+        let e = p.check(true, "c").unwrap_err().to_string();
+        assert!(e.contains("--root") && e.contains("cgroupsPath"), "{e}");
+        // rrun's own cgroup cannot be frozen (rrun runs in it): not read.
+        fs::write(tmp.path().join("own/freezer.state"), "FROZEN\n").unwrap();
+        plan(&h, &[tmp.path().join("own/x")])
+            .check(false, "c")
+            .unwrap();
+    }
+
+    #[test]
+    fn remove_created_removes_only_what_rrun_made() {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path();
+        for d in ["own/a/b/inside/deeper", "own/a/other", "own/pre/c"] {
+            fs::create_dir_all(t.join(d)).unwrap();
+        }
+        // rrun made a and a/b (the container's), and pre/c under an
+        // existing pre; a/other is another container's, inside/deeper was
+        // made inside the container.
+        let created = vec![t.join("own/a"), t.join("own/a/b"), t.join("own/pre/c")];
+        let leaves = vec![t.join("own/a/b"), t.join("own/pre/c")];
+        let left = remove_created(&created, &leaves, &|_| false);
+        assert!(left.is_empty(), "{left:?}");
+        assert!(!t.join("own/a/b").exists() && !t.join("own/pre/c").exists());
+        assert!(t.join("own/a/other").is_dir(), "a sibling is not ours");
+        assert!(t.join("own/a").is_dir(), "a parent in use stays");
+        assert!(t.join("own/pre").is_dir(), "never made by rrun");
     }
 
     #[test]
