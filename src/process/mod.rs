@@ -213,8 +213,7 @@ impl Drop for CleanupGuard<'_> {
         // intermediate, createContainer hooks without a pid namespace of
         // their own) is in the cgroups rrun made; a cgroup that existed
         // before is left alone, with whatever else is in it.
-        let owned = owned_leaves(&self.cgroup_dirs, &self.cgroups_made);
-        kill_members(&Rule::Owned(owned), &self.cgroup_dirs);
+        kill_owned(&owned_leaves(&self.cgroup_dirs, &self.cgroups_made));
         let left = cgroups::remove_created(&self.cgroups_made, &self.cgroup_dirs, &|_| false);
         warn_left("cleanup after failed create", &left);
         if let Some((spec, state)) = &self.poststop
@@ -293,20 +292,23 @@ pub fn members_of(state: &ContainerState) -> (Rule, members::Found) {
     (rule, found)
 }
 
-/// SIGKILLs the members found in `dirs` under `rule` until none is left
-/// (about a second at most): a process may fork while we look.
-fn kill_members(rule: &Rule, dirs: &[PathBuf]) {
-    if matches!(rule, Rule::Owned(o) if o.is_empty()) || matches!(rule, Rule::Nobody) {
+/// For a container without a pid namespace of its own: SIGKILLs the
+/// processes in the cgroups rrun made for it (`owned`, and below) until
+/// none is left (about a second at most: a process may fork while we
+/// look). Only those cgroups are read, and thawed if frozen.
+fn kill_owned(owned: &[PathBuf]) {
+    if owned.is_empty() {
         return;
     }
+    let rule = Rule::Owned(owned.to_vec());
     for _ in 0..100 {
-        let found = members::find(rule, dirs, None);
+        let found = members::find(&rule, owned, None);
         if found.members.is_empty() {
             return;
         }
         // A frozen process dies only once thawed.
-        if cgroups::is_frozen(dirs) {
-            let _ = cgroups::set_frozen(dirs, false);
+        if cgroups::is_frozen(owned) {
+            let _ = cgroups::set_frozen(owned, false);
         }
         for m in &found.members {
             let _ = m.signal(libc::SIGKILL);
@@ -822,8 +824,8 @@ pub fn destroy(
     // once its init is seen dead (the kernel kills the rest first).
     // Without one, its processes are those in the cgroups rrun made for it;
     // in a cgroup that existed before, only the init is known to be its.
-    if let Rule::Owned(_) = rule {
-        kill_members(&rule, &state.cgroup_paths);
+    if let Rule::Owned(owned) = &rule {
+        kill_owned(owned);
     }
     checkpoint("delete-killed");
     let left = cgroups::remove_created(&state.cgroups_created, &state.cgroup_paths, &|pid| {

@@ -230,6 +230,20 @@ fn shared_cgroup_foreign_processes_survive_kill_all_and_delete() {
     f.mk_sub("child");
     f.sleeper("");
     f.sleeper("child");
+    // A create failing half-way (a prestart hook) undoes only its own.
+    let failing = Container::new(
+        Bundle::new()
+            .args(&["sleep", "1000"])
+            .hook("prestart", json!({"path": "/bin/false"}))
+            .with(|c| c["linux"]["cgroupsPath"] = json!(f.name)),
+    );
+    failing.create().failed();
+    std::thread::sleep(Duration::from_millis(200));
+    f.assert_alive("a failed create");
+    f.assert_dirs_exist("child");
+    assert!(!failing.root.join(&failing.id).exists(), "state dir left");
+    drop(failing);
+
     let c = Container::new(in_cgroup(Bundle::new().args(&["sleep", "1000"]), &f.name));
     let created = c.run_detached();
     created.ok();
