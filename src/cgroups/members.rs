@@ -38,35 +38,34 @@ pub enum Rule {
     Nobody,
 }
 
-/// A process found to be the container's, held by a pidfd.
-pub struct Member {
-    pub pid: i32,
-    pub pidfd: OwnedFd,
-}
-
-impl Member {
-    /// Sends `sig` (0: only checks it exists) through the pidfd.
-    pub fn signal(&self, sig: i32) -> Result<(), nix::Error> {
-        sys::pidfd_send_signal(&self.pidfd, sig)
-    }
-}
-
 /// The members of a container and the other processes seen in its cgroups.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Found {
-    pub members: Vec<Member>,
+    /// Members' pids, sorted.
+    pub members: Vec<i32>,
     /// Pids in the container's cgroups (or below) that are not members.
     pub foreign: Vec<i32>,
+    /// The first error signalling a member, other than ESRCH (it exited).
+    pub error: Option<nix::Error>,
 }
 
 impl Found {
-    /// The members' pids, sorted.
-    pub fn member_pids(&self) -> Vec<i32> {
-        let mut v: Vec<i32> = self.members.iter().map(|m| m.pid).collect();
-        v.sort_unstable();
-        v
+    fn signalled(&mut self, pid: i32, fd: &OwnedFd, sig: Option<i32>) {
+        self.members.push(pid);
+        if let Some(sig) = sig {
+            match sys::pidfd_send_signal(fd, sig) {
+                Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+                Err(e) => {
+                    self.error.get_or_insert(e);
+                }
+            }
+        }
     }
 }
+
+/// Candidates are pinned this many at a time, so a container with many
+/// processes never runs rrun out of file descriptors.
+const BATCH: usize = 256;
 
 /// The (device, inode) of `pid`'s pid namespace.
 pub fn pid_ns_of(pid: i32) -> Option<(u64, u64)> {
@@ -147,9 +146,15 @@ fn all_pids() -> Vec<i32> {
 }
 
 /// Sorts the processes in `dirs` (and below) into members and foreign
-/// ones under `rule`; `init` (already verified by its start time) is
-/// always a member.
-pub fn find(rule: &Rule, dirs: &[PathBuf], init: Option<(i32, &OwnedFd)>) -> Found {
+/// ones under `rule`, and sends `signal` (if any; 0 only checks) to each
+/// member through its pidfd as it is found. `init` (already verified by
+/// its start time) is always a member.
+pub fn find(
+    rule: &Rule,
+    dirs: &[PathBuf],
+    init: Option<(i32, &OwnedFd)>,
+    signal: Option<i32>,
+) -> Found {
     let mut candidates = pids_below(dirs);
     if dirs.is_empty() && matches!(rule, Rule::PidNs(..)) {
         // No cgroups (rootless without delegation): the namespace alone
@@ -158,38 +163,39 @@ pub fn find(rule: &Rule, dirs: &[PathBuf], init: Option<(i32, &OwnedFd)>) -> Fou
     }
     let init_pid = init.map(|(p, _)| p);
     let mut found = Found::default();
-    if let Some((pid, fd)) = init
-        && let Ok(pidfd) = fd.try_clone()
-    {
-        found.members.push(Member { pid, pidfd });
+    if let Some((pid, fd)) = init {
+        found.signalled(pid, fd, signal);
     }
-    // Pin each candidate first: what is checked below is then either the
-    // process the pidfd holds, or (if it died and the pid was reused) a
-    // check whose signal would go to the dead one.
-    let pinned: Vec<(i32, OwnedFd)> = candidates
-        .into_iter()
-        .filter(|p| Some(*p) != init_pid)
-        .filter_map(|p| sys::pidfd_open(p).ok().map(|fd| (p, fd)))
-        .collect();
-    let owned_now = match rule {
-        // Read after pinning: a pid listed now in a cgroup rrun made
-        // belongs to the live process its pidfd holds, or that process is
-        // dead (pids are unique among live processes).
-        Rule::Owned(owned) => pids_below(owned).into_iter().collect(),
-        _ => BTreeSet::new(),
-    };
-    for (pid, pidfd) in pinned {
-        let member = match rule {
-            Rule::PidNs(dev, ino) => in_pid_ns(pid, (*dev, *ino)),
-            Rule::Owned(_) => owned_now.contains(&pid),
-            Rule::Nobody => false,
+    candidates.retain(|p| Some(*p) != init_pid);
+    for batch in candidates.chunks(BATCH) {
+        // Pin each candidate first: what is checked below is then either
+        // the process the pidfd holds, or (if it died and the pid was
+        // reused) a check whose signal would go to the dead one.
+        let pinned: Vec<(i32, OwnedFd)> = batch
+            .iter()
+            .filter_map(|p| sys::pidfd_open(*p).ok().map(|fd| (*p, fd)))
+            .collect();
+        let owned_now: BTreeSet<i32> = match rule {
+            // Read after pinning: a pid listed now in a cgroup rrun made
+            // belongs to the live process its pidfd holds, or that process
+            // is dead (pids are unique among live processes).
+            Rule::Owned(owned) => pids_below(owned).into_iter().collect(),
+            _ => BTreeSet::new(),
         };
-        if member {
-            found.members.push(Member { pid, pidfd });
-        } else if !dirs.is_empty() {
-            found.foreign.push(pid);
+        for (pid, pidfd) in pinned {
+            let member = match rule {
+                Rule::PidNs(dev, ino) => in_pid_ns(pid, (*dev, *ino)),
+                Rule::Owned(_) => owned_now.contains(&pid),
+                Rule::Nobody => false,
+            };
+            if member {
+                found.signalled(pid, &pidfd, signal);
+            } else if !dirs.is_empty() {
+                found.foreign.push(pid);
+            }
         }
     }
+    found.members.sort_unstable();
     found
 }
 
@@ -215,14 +221,15 @@ mod tests {
         fs::write(sub.join("cgroup.procs"), format!("{me}\n")).unwrap();
         let dirs = vec![dir.clone()];
         assert_eq!(pids_below(&dirs), vec![me as i32]);
-        let f = find(&Rule::Nobody, &dirs, None);
+        let f = find(&Rule::Nobody, &dirs, None, None);
         assert!(f.members.is_empty());
         assert_eq!(f.foreign, vec![me as i32]);
-        // Listed below a directory rrun made: a member.
-        let f = find(&Rule::Owned(vec![dir.clone()]), &dirs, None);
-        assert_eq!(f.member_pids(), vec![me as i32]);
+        // Listed below a directory rrun made: a member (signal 0 checks).
+        let f = find(&Rule::Owned(vec![dir.clone()]), &dirs, None, Some(0));
+        assert_eq!(f.members, vec![me as i32]);
+        assert!(f.error.is_none());
         // Made by somebody else: not one.
-        let f = find(&Rule::Owned(vec![]), &dirs, None);
+        let f = find(&Rule::Owned(vec![]), &dirs, None, None);
         assert_eq!(f.foreign, vec![me as i32]);
     }
 }

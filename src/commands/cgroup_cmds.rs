@@ -21,7 +21,7 @@ pub fn pause(store: &Store, id: &str) -> Result<()> {
     // Freezing is per cgroup: in a cgroup shared with processes that are
     // not the container's (an existing cgroupsPath), it would stop them
     // too. resume stays allowed: thawing only undoes a freeze.
-    let (_, found) = crate::process::members_of(&state);
+    let found = crate::process::members_of(&state, None);
     if let Some(p) = found.foreign.first() {
         bail!(
             "cannot pause container {id}: its cgroups also hold processes that are not the \
@@ -50,7 +50,7 @@ pub fn resume(store: &Store, id: &str) -> Result<()> {
 pub fn ps(store: &Store, a: &PsArgs) -> Result<()> {
     let state = store.open(&a.id)?.load()?;
     // The container's processes only, not others sharing its cgroups.
-    let pids = crate::process::members_of(&state).1.member_pids();
+    let pids = crate::process::members_of(&state, None).members;
     match a.format.as_str() {
         "json" => {
             println!("{}", serde_json::to_string(&pids)?);

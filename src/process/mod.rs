@@ -280,16 +280,17 @@ fn membership(state: &ContainerState, init: Option<&OwnedFd>) -> Rule {
     }
 }
 
-/// The members of the container under `rule`, with its init (if alive).
-pub fn members_of(state: &ContainerState) -> (Rule, members::Found) {
+/// The container's processes (its init, if alive, among them) and the
+/// others in its cgroups; `signal` goes to each member as it is found.
+pub fn members_of(state: &ContainerState, signal: Option<i32>) -> members::Found {
     let init = init_pidfd(state);
     let rule = membership(state, init.as_ref());
-    let found = members::find(
+    members::find(
         &rule,
         &state.cgroup_paths,
         init.as_ref().map(|fd| (state.pid, fd)),
-    );
-    (rule, found)
+        signal,
+    )
 }
 
 /// For a container without a pid namespace of its own: SIGKILLs the
@@ -302,16 +303,13 @@ fn kill_owned(owned: &[PathBuf]) {
     }
     let rule = Rule::Owned(owned.to_vec());
     for _ in 0..100 {
-        let found = members::find(&rule, owned, None);
-        if found.members.is_empty() {
-            return;
-        }
         // A frozen process dies only once thawed.
         if cgroups::is_frozen(owned) {
             let _ = cgroups::set_frozen(owned, false);
         }
-        for m in &found.members {
-            let _ = m.signal(libc::SIGKILL);
+        let found = members::find(&rule, owned, None, Some(libc::SIGKILL));
+        if found.members.is_empty() {
+            return;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
@@ -768,15 +766,11 @@ pub fn start(
 /// never hit.
 pub fn signal(state: &ContainerState, sig: i32, all: bool) -> std::result::Result<(), nix::Error> {
     if all {
-        let (_, found) = members_of(state);
-        for m in &found.members {
-            match m.signal(sig) {
-                Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        // With --all the init may already be gone.
-        return Ok(());
+        // With --all the init may already be gone: not an error.
+        return match members_of(state, Some(sig)).error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        };
     }
     let pidfd = init_pidfd(state).ok_or(nix::errno::Errno::ESRCH)?;
     sys::pidfd_send_signal(&pidfd, sig)

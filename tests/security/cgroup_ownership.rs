@@ -327,15 +327,20 @@ fn host_pid_namespace_container_kills_only_in_cgroups_rrun_made() {
     drop(c);
 
     // Its own cgroup: kill --all and delete reach every process in it,
-    // also one in a sub-cgroup made inside it.
-    let c = Container::new(Bundle::new().without_namespace("pid").sh(script));
+    // also one in a sub-cgroup made inside it, and more processes than the
+    // runtime checks at a time.
+    let many = "i=0; while [ $i -lt 300 ]; do sleep 1000 & i=$((i+1)); done; wait";
+    let c = Container::new(Bundle::new().without_namespace("pid").sh(many));
     c.run_detached().ok();
     let init = c.pid();
-    let kids = poll(Duration::from_secs(5), || {
+    let kids = poll(Duration::from_secs(15), || {
         let k = children_of(init);
-        (k.len() == 2).then_some(k)
+        (k.len() == 300).then_some(k)
     })
-    .expect("the container's two sleeps");
+    .expect("the container's 300 sleeps");
+    for k in &kids {
+        c.remember(*k);
+    }
     let dirs = own_dirs(&c.bundle.cgroups_path);
     for d in &dirs {
         mk_cgroup(&d.join("inner"));
