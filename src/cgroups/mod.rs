@@ -1,6 +1,9 @@
 //! Control groups: finding the hierarchies rrun itself lives in, placing the
-//! container in its own cgroup in each, the v1 device allowlist, listing and
-//! signalling its processes, and removing the cgroups on delete.
+//! container in its own cgroup in each (planned first, so the state records
+//! which directories rrun makes before it makes them), the v1 device
+//! allowlist, and removing on delete exactly the cgroups rrun made. A
+//! cgroup rrun did not make is never removed; which processes in the
+//! container's cgroups are its own is `members`' business.
 //!
 //! Hybrid and legacy hosts use every v1 hierarchy rrun is in (plus the
 //! unified one in hybrid mode, as runc does); pure v2 hosts use the single
