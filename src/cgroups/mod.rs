@@ -1132,6 +1132,7 @@ fn remove_tree(dir: &Path, foreign: &dyn Fn(i32) -> bool, deadline: Instant, lef
         }
         Err(_) => {}
     }
+    let grace = Instant::now() + Duration::from_millis(300);
     let before = left.len();
     if let Ok(rd) = fs::read_dir(dir) {
         for e in rd.flatten() {
@@ -1163,7 +1164,10 @@ fn remove_tree(dir: &Path, foreign: &dyn Fn(i32) -> bool, deadline: Instant, lef
             .filter(|p| foreign(**p))
             .map(i32::to_string)
             .collect();
-        let why = if !strangers.is_empty() {
+        // A stranger may be passing through (an exec helper of rrun's
+        // joins the cgroups before it enters the container): a short
+        // grace before giving up on the cgroup.
+        let why = if !strangers.is_empty() && Instant::now() >= grace {
             Some(format!(
                 "it holds processes that are not the container's (pids {}), left alone",
                 strangers.join(" ")
