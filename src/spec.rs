@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use serde_json::json;
 
+pub mod limits;
+
 /// The runtime-spec versions rrun accepts (major 1, minor 0 ..= MAX_MINOR).
 pub const OCI_VERSION_MIN: &str = "1.0.0";
 pub const OCI_VERSION_MAX: &str = "1.3.0";
@@ -35,6 +37,9 @@ pub enum SpecError {
     },
     #[error("config.json: {0}")]
     Invalid(String),
+    /// Input over one of the size limits (the message names the file or field).
+    #[error("{0}")]
+    Limit(String),
 }
 
 pub type Result<T> = std::result::Result<T, SpecError>;
@@ -81,10 +86,7 @@ pub fn load_bundle(bundle: &Path) -> Result<Bundle> {
 
 /// Parses config.json, naming the field (and line/column) of any error.
 pub fn parse_config(config: &Path) -> Result<Spec> {
-    let data = fs::read(config).map_err(|e| SpecError::Read {
-        path: config.to_path_buf(),
-        source: e,
-    })?;
+    let data = limits::read_capped(config, "config.json")?;
     parse_config_bytes(config, &data)
 }
 
@@ -183,6 +185,7 @@ fn check_without_mount_ns(spec: &Spec, joined: bool) -> Result<()> {
 
 pub fn validate(spec: &Spec) -> Result<()> {
     check_version(spec.version())?;
+    limits::check_spec(spec)?;
     let process = spec
         .process()
         .as_ref()

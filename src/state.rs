@@ -84,9 +84,18 @@ pub struct ContainerState {
     pub creating: bool,
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
-    /// Every cgroup directory the container owns, one per hierarchy.
+    /// The container's cgroup directory in each hierarchy (made by rrun,
+    /// or an existing one that cgroupsPath named).
     #[serde(default)]
     pub cgroup_paths: Vec<PathBuf>,
+    /// Every cgroup directory rrun made for the container (its own
+    /// directories and the parents it had to make), parents first,
+    /// recorded before they are made. `delete` removes these and nothing
+    /// else; a container without a pid namespace of its own is known by
+    /// them (see cgroups::members). Missing in states written by an older
+    /// rrun: such a container's cgroups are then left in place.
+    #[serde(default)]
+    pub cgroups_created: Vec<PathBuf>,
     /// config.json as it was at create: start (poststart hooks), exec (the
     /// process defaults) and delete (poststop hooks) must not re-read a
     /// bundle that may have changed since.

@@ -1,6 +1,9 @@
 //! Control groups: finding the hierarchies rrun itself lives in, placing the
-//! container in its own cgroup in each, the v1 device allowlist, listing and
-//! signalling its processes, and removing the cgroups on delete.
+//! container in its own cgroup in each (planned first, so the state records
+//! which directories rrun makes before it makes them), the v1 device
+//! allowlist, and removing on delete exactly the cgroups rrun made. A
+//! cgroup rrun did not make is never removed; which processes in the
+//! container's cgroups are its own is `members`' business.
 //!
 //! Hybrid and legacy hosts use every v1 hierarchy rrun is in (plus the
 //! unified one in hybrid mode, as runc does); pure v2 hosts use the single
@@ -11,13 +14,14 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::ErrorKind;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
 
 pub mod bpf;
 pub mod devices_v1;
+pub mod members;
 pub mod resources;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,14 +36,20 @@ pub enum CgroupError {
     },
     #[error("cgroups: creating {0}: {1}")]
     Create(PathBuf, std::io::Error),
-    #[error("cgroups: removing {0}: {1}")]
-    Remove(PathBuf, std::io::Error),
     #[error("cgroups: opening {0}: {1}")]
     Open(PathBuf, std::io::Error),
     #[error("cgroups: no cgroup hierarchy found for this process")]
     NoHierarchy,
-    #[error("cgroups: linux.cgroupsPath {0:?}: must not contain '..'")]
-    BadPath(PathBuf),
+    #[error("linux.cgroupsPath {0:?}: {1}")]
+    BadPath(String, &'static str),
+    #[error(
+        "cgroups: {0} already exists, and linux.cgroupsPath is not set: another container with this id \
+         (perhaps under another --root) or a leftover uses it; set linux.cgroupsPath, pick another id, \
+         or remove the cgroup"
+    )]
+    DefaultTaken(PathBuf),
+    #[error("cgroups: {0} is frozen: the container's processes would hang in it (thaw it first)")]
+    Frozen(PathBuf),
     #[error("cgroups: {0}")]
     Resource(#[from] resources::ResourceError),
     #[error("--cgroup {0:?}: {1}")]
@@ -195,12 +205,11 @@ pub fn container_dirs(
     if systemd {
         return Err(CgroupError::Systemd);
     }
+    // An empty cgroupsPath is no cgroupsPath, as in runc.
     let rel = cgroups_path
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new(id));
-    if rel.components().any(|c| c == Component::ParentDir) {
-        return Err(CgroupError::BadPath(rel.to_path_buf()));
-    }
+    validate_path(rel)?;
     let pure_v2 = is_pure_v2(hierarchies);
     Ok(hierarchies
         .iter()
@@ -219,6 +228,33 @@ pub fn container_dirs(
         .collect())
 }
 
+/// Refuses a cgroupsPath that does not name one cgroup of its own, in
+/// one spelling: `.`/`..` components (`.` is rrun's own cgroup, `..`
+/// leaves the tree it nests in), empty components (`a//b`, a trailing
+/// `/`, and `/` alone, the root of every hierarchy), and the characters
+/// a cgroup name cannot hold. The path is stored as given, so `a/./b`
+/// and `a/b` would otherwise be two spellings of one cgroup.
+pub fn validate_path(p: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = p.as_os_str().as_bytes();
+    let bad = |why| Err(CgroupError::BadPath(p.to_string_lossy().into_owned(), why));
+    if bytes.contains(&0) || bytes.contains(&b'\n') {
+        return bad("must not contain NUL or newline characters");
+    }
+    let rest = bytes.strip_prefix(b"/").unwrap_or(bytes);
+    if rest.is_empty() {
+        return bad("names the root of every cgroup hierarchy; name a cgroup below it");
+    }
+    for part in rest.split(|b| *b == b'/') {
+        match part {
+            b"" => return bad("empty path component (a doubled or trailing '/')"),
+            b"." | b".." => return bad("'.' and '..' components are not allowed"),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 fn write(path: &Path, value: &str) -> Result<()> {
     fs::write(path, value).map_err(|e| CgroupError::Write {
         path: path.to_path_buf(),
@@ -227,10 +263,27 @@ fn write(path: &Path, value: &str) -> Result<()> {
     })
 }
 
-/// Creates the directories. Returns the ones that did not exist before, so a
-/// failed create removes only what it made.
-pub fn create(hierarchies: &[Hierarchy], dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut made = Vec::new();
+/// What creating the container's cgroups will do, found before any side
+/// effect: which directories are missing (so the state can record, before
+/// they exist, which ones rrun makes and so alone may remove), and which
+/// container directories already exist (made by somebody else).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Plan {
+    /// Directories to make, each parent before its children.
+    pub missing: Vec<PathBuf>,
+    /// Container directories that exist already.
+    pub existing: Vec<PathBuf>,
+    /// For each container directory, its deepest existing ancestor (or
+    /// itself) that is not an ancestor of rrun's own cgroup: where a
+    /// freeze could come from (rrun's own cgroup cannot be frozen: rrun
+    /// runs in it).
+    frozen_candidates: Vec<PathBuf>,
+}
+
+/// Plans the creation of `dirs` (one per hierarchy, as `container_dirs`
+/// returns them).
+pub fn plan(hierarchies: &[Hierarchy], dirs: &[PathBuf]) -> Plan {
+    let mut plan = Plan::default();
     for (h, dir) in hierarchies.iter().zip(dirs) {
         let mut missing = Vec::new();
         let mut p = dir.as_path();
@@ -241,21 +294,105 @@ pub fn create(hierarchies: &[Hierarchy], dirs: &[PathBuf]) -> Result<Vec<PathBuf
                 None => break,
             }
         }
-        for d in missing.iter().rev() {
-            match fs::create_dir(d) {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(CgroupError::Create(d.clone(), e)),
+        if missing.is_empty() {
+            plan.existing.push(dir.clone());
+        }
+        if !h.own_dir.starts_with(p) {
+            plan.frozen_candidates.push(p.to_path_buf());
+        }
+        plan.missing.extend(missing.into_iter().rev());
+    }
+    plan
+}
+
+impl Plan {
+    /// Refuses what would make the container hang or share by accident:
+    /// a frozen cgroup (or one below a frozen cgroup), and, when the
+    /// cgroupsPath was not given (the default `<id>`), a cgroup that
+    /// exists already — two --root directories with one id would
+    /// otherwise share it. An existing cgroup named by cgroupsPath is the
+    /// caller's choice (pods, slices): it is used, with a warning when it
+    /// holds processes already.
+    pub fn check(&self, default_path: bool, id: &str) -> Result<()> {
+        for d in &self.frozen_candidates {
+            if freeze_state(d) {
+                return Err(CgroupError::Frozen(d.clone()));
             }
         }
+        if default_path && let Some(d) = self.existing.first() {
+            return Err(CgroupError::DefaultTaken(d.clone()));
+        }
+        for d in &self.existing {
+            let procs = fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+            let pids: Vec<&str> = procs.split_whitespace().take(8).collect();
+            if !pids.is_empty() {
+                crate::log::warn(&format!(
+                    "cgroups: {} already holds processes that are not container {id}'s (pids {}{}); \
+                     rrun will not signal them, and will not remove this cgroup",
+                    d.display(),
+                    pids.join(" "),
+                    if procs.split_whitespace().nth(8).is_some() {
+                        " ..."
+                    } else {
+                        ""
+                    }
+                ));
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether the cgroup `dir` is frozen or freezing, by itself or through an
+/// ancestor: v1's freezer.state reports both; v2's cgroup.events `frozen`
+/// reports the effective state, cgroup.freeze a freeze still under way.
+fn freeze_state(dir: &Path) -> bool {
+    if let Ok(s) = fs::read_to_string(dir.join("freezer.state")) {
+        return s.trim() != "THAWED";
+    }
+    let events = fs::read_to_string(dir.join("cgroup.events")).unwrap_or_default();
+    events.lines().any(|l| l.trim() == "frozen 1")
+        || fs::read_to_string(dir.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+}
+
+/// Makes the planned directories, recording in `made` the ones rrun made: one that
+/// appeared meanwhile (a concurrent create) is somebody else's and left
+/// out; a parent that vanished meanwhile (a concurrent delete removing
+/// what it had made) is made again, and counted.
+/// `made` is filled as it goes, so a failure half-way still tells the
+/// caller what to remove.
+pub fn create(missing: &[PathBuf], made: &mut Vec<PathBuf>) -> Result<()> {
+    for d in missing {
+        mkdir_recorded(d, made, 0)?;
+    }
+    Ok(())
+}
+
+fn mkdir_recorded(d: &Path, made: &mut Vec<PathBuf>, depth: usize) -> Result<()> {
+    match fs::create_dir(d) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound && depth < 64 => {
+            let parent = d.parent().ok_or_else(|| CgroupError::Create(d.into(), e))?;
+            mkdir_recorded(parent, made, depth + 1)?;
+            return mkdir_recorded(d, made, depth + 1);
+        }
+        Err(e) => return Err(CgroupError::Create(d.to_path_buf(), e)),
+    }
+    made.push(d.to_path_buf());
+    Ok(())
+}
+
+/// Fills the v1 cpuset levels of the container's directories (see
+/// `fill_cpusets`), once they all exist.
+pub fn fill_cpusets_of(hierarchies: &[Hierarchy], dirs: &[PathBuf]) -> Result<()> {
+    for (h, dir) in hierarchies.iter().zip(dirs) {
         if h.controllers.iter().any(|c| c == "cpuset") {
             fill_cpusets(&h.mount, dir)?;
         }
-        if !missing.is_empty() {
-            made.push(dir.clone());
-        }
     }
-    Ok(made)
+    Ok(())
 }
 
 /// A v1 cpuset cgroup with an empty cpuset.cpus or cpuset.mems refuses
@@ -1050,29 +1187,6 @@ pub fn device_rules(rules: &[LinuxDeviceCgroup]) -> Vec<(bool, String)> {
     out
 }
 
-/// Every pid in the container's cgroups (nested cgroups included).
-pub fn pids(dirs: &[PathBuf]) -> Vec<i32> {
-    fn walk(dir: &Path, out: &mut Vec<i32>) {
-        if let Ok(s) = fs::read_to_string(dir.join("cgroup.procs")) {
-            out.extend(s.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
-        }
-        if let Ok(rd) = fs::read_dir(dir) {
-            for e in rd.flatten() {
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    walk(&e.path(), out);
-                }
-            }
-        }
-    }
-    let mut out = Vec::new();
-    for dir in dirs {
-        walk(dir, &mut out);
-    }
-    out.sort_unstable();
-    out.dedup();
-    out
-}
-
 /// Paused means frozen in the freezer (v1) or cgroup.freeze (v2).
 pub fn is_frozen(dirs: &[PathBuf]) -> bool {
     dirs.iter().any(|d| {
@@ -1081,54 +1195,121 @@ pub fn is_frozen(dirs: &[PathBuf]) -> bool {
     })
 }
 
-/// Removes the container's cgroups, nested ones first. A cgroup whose last
-/// process is still exiting reports EBUSY for a moment: retry briefly.
-pub fn remove(dirs: &[PathBuf]) -> Result<()> {
+/// A cgroup rrun made that it could not remove, and why.
+#[derive(Debug)]
+pub struct Left {
+    pub dir: PathBuf,
+    pub why: String,
+}
+
+/// Removes the cgroups rrun made for a container (`created`, in creation
+/// order, as recorded in the state), deepest first, and nothing else: a
+/// cgroup that existed before is never removed, whoever uses it. Below a
+/// container directory rrun made (one of `leaves`), the cgroups made
+/// inside the container go first. Processes are never killed here: the
+/// caller has signalled the container's own; a cgroup still holding a
+/// process that is `foreign` (not the container's) is left at once, one
+/// holding an exiting process is retried for a few seconds. A parent rrun
+/// made is removed only if nothing else uses it (another container may
+/// have made a cgroup beside this one).
+pub fn remove_created(
+    created: &[PathBuf],
+    leaves: &[PathBuf],
+    foreign: &dyn Fn(i32) -> bool,
+) -> Vec<Left> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut left = Vec::new();
+    for dir in created.iter().rev() {
+        if leaves.contains(dir) {
+            remove_tree(dir, foreign, deadline, &mut left);
+        } else if let Err(e) = fs::remove_dir(dir)
+            && e.kind() != ErrorKind::NotFound
+            && !matches!(e.raw_os_error(), Some(libc::EBUSY | libc::ENOTEMPTY))
+        {
+            left.push(Left {
+                dir: dir.clone(),
+                why: e.to_string(),
+            });
+        }
+    }
+    left
+}
+
+/// Removes `dir` and the cgroups below it, deepest first.
+fn remove_tree(dir: &Path, foreign: &dyn Fn(i32) -> bool, deadline: Instant, left: &mut Vec<Left>) {
     // rmdir first: a container's cgroup normally has neither children nor
     // processes left, and listing a cgroup directory (dozens of control
-    // files) costs more than the rmdir. Busy means child cgroups (made
-    // inside the container) or processes still in it: those are killed —
-    // a cgroup being removed has nothing left worth keeping.
-    fn rm_tree(dir: &Path) -> std::io::Result<()> {
-        match fs::remove_dir(dir) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-            Err(e) if e.raw_os_error() != Some(libc::EBUSY) => return Err(e),
-            Err(_) => {}
+    // files) costs more than the rmdir.
+    match fs::remove_dir(dir) {
+        Ok(()) => return,
+        Err(e) if e.kind() == ErrorKind::NotFound => return,
+        // Busy (ENOTEMPTY from a plain directory, in the unit tests):
+        // children or processes are in the way.
+        Err(e) if !matches!(e.raw_os_error(), Some(libc::EBUSY | libc::ENOTEMPTY)) => {
+            left.push(Left {
+                dir: dir.to_path_buf(),
+                why: e.to_string(),
+            });
+            return;
         }
-        if let Ok(s) = fs::read_to_string(dir.join("cgroup.procs")) {
-            for pid in s.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-        }
-        if let Ok(rd) = fs::read_dir(dir) {
-            for e in rd.flatten() {
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    rm_tree(&e.path())?;
-                }
-            }
-        }
-        match fs::remove_dir(dir) {
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            other => other,
-        }
+        Err(_) => {}
     }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    for dir in dirs {
-        loop {
-            match rm_tree(dir) {
-                Ok(()) => break,
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Err(e) => return Err(CgroupError::Remove(dir.clone(), e)),
+    let grace = Instant::now() + Duration::from_millis(300);
+    let before = left.len();
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_tree(&e.path(), foreign, deadline, left);
             }
         }
     }
-    Ok(())
+    if left.len() > before {
+        left.push(Left {
+            dir: dir.to_path_buf(),
+            why: "a cgroup below it could not be removed".into(),
+        });
+        return;
+    }
+    loop {
+        let e = match fs::remove_dir(dir) {
+            Ok(()) => return,
+            Err(e) if e.kind() == ErrorKind::NotFound => return,
+            Err(e) => e,
+        };
+        let procs: Vec<i32> = fs::read_to_string(dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        let strangers: Vec<String> = procs
+            .iter()
+            .filter(|p| foreign(**p))
+            .map(i32::to_string)
+            .collect();
+        // A stranger may be passing through (an exec helper of rrun's
+        // joins the cgroups before it enters the container): a short
+        // grace before giving up on the cgroup.
+        let why = if !strangers.is_empty() && Instant::now() >= grace {
+            Some(format!(
+                "it holds processes that are not the container's (pids {}), left alone",
+                strangers.join(" ")
+            ))
+        } else if !matches!(e.raw_os_error(), Some(libc::EBUSY | libc::ENOTEMPTY)) {
+            Some(e.to_string())
+        } else if Instant::now() >= deadline {
+            Some(format!("still busy ({e})"))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            left.push(Left {
+                dir: dir.to_path_buf(),
+                why,
+            });
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[cfg(test)]
@@ -1209,8 +1390,95 @@ mod tests {
         assert!(dirs.contains(&PathBuf::from("/sys/fs/cgroup/memory/outer/inner/c1")));
         let dirs = container_dirs(&h, Some(Path::new("/abs/x")), "c1", false).unwrap();
         assert!(dirs.contains(&PathBuf::from("/sys/fs/cgroup/memory/abs/x")));
-        assert!(container_dirs(&h, Some(Path::new("a/../../x")), "c1", false).is_err());
+        for bad in [
+            "a/../../x",
+            ".",
+            "./x",
+            "a/./b",
+            "a/..",
+            "/",
+            "a//b",
+            "a/",
+            "a\nb",
+        ] {
+            let e = container_dirs(&h, Some(Path::new(bad)), "c1", false).unwrap_err();
+            assert!(e.to_string().contains("linux.cgroupsPath"), "{bad:?}: {e}");
+        }
+        for good in ["a", "/a/b", "a.b/.c/..d", "system.slice:rrun:x"] {
+            assert!(
+                container_dirs(&h, Some(Path::new(good)), "c1", false).is_ok(),
+                "{good:?}"
+            );
+        }
+        // Empty is absent (runc): the default <id>.
+        let dirs = container_dirs(&h, Some(Path::new("")), "c1", false).unwrap();
+        assert!(dirs.contains(&PathBuf::from("/sys/fs/cgroup/pids/c1")));
         assert!(container_dirs(&h, None, "c1", true).is_err());
+    }
+
+    fn tmp_hierarchy(tmp: &Path) -> Vec<Hierarchy> {
+        vec![Hierarchy {
+            mount: tmp.to_path_buf(),
+            own_dir: tmp.join("own"),
+            controllers: vec!["pids".into()],
+            unified: false,
+        }]
+    }
+
+    #[test]
+    fn plan_records_what_is_missing_and_checks_what_exists() {
+        let tmp = tempfile::tempdir().unwrap();
+        let h = tmp_hierarchy(tmp.path());
+        fs::create_dir_all(tmp.path().join("own/pod")).unwrap();
+        let dirs = vec![tmp.path().join("own/pod/a/b")];
+        let p = plan(&h, &dirs);
+        assert_eq!(
+            p.missing,
+            vec![tmp.path().join("own/pod/a"), tmp.path().join("own/pod/a/b")]
+        );
+        assert!(p.existing.is_empty());
+        p.check(true, "c").unwrap();
+        // A frozen cgroup above the one asked for.
+        fs::write(tmp.path().join("own/pod/freezer.state"), "FROZEN\n").unwrap();
+        let e = plan(&h, &dirs).check(false, "c").unwrap_err();
+        assert!(
+            matches!(e, CgroupError::Frozen(ref d) if d.ends_with("own/pod")),
+            "{e}"
+        );
+        fs::write(tmp.path().join("own/pod/freezer.state"), "THAWED\n").unwrap();
+        // Existing: fine when named by cgroupsPath, refused as the default.
+        fs::create_dir_all(&dirs[0]).unwrap();
+        let p = plan(&h, &dirs);
+        assert!(p.missing.is_empty());
+        assert_eq!(p.existing, dirs);
+        p.check(false, "c").unwrap();
+        let e = p.check(true, "c").unwrap_err().to_string();
+        assert!(e.contains("--root") && e.contains("cgroupsPath"), "{e}");
+        // rrun's own cgroup cannot be frozen (rrun runs in it): not read.
+        fs::write(tmp.path().join("own/freezer.state"), "FROZEN\n").unwrap();
+        plan(&h, &[tmp.path().join("own/x")])
+            .check(false, "c")
+            .unwrap();
+    }
+
+    #[test]
+    fn remove_created_removes_only_what_rrun_made() {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path();
+        for d in ["own/a/b/inside/deeper", "own/a/other", "own/pre/c"] {
+            fs::create_dir_all(t.join(d)).unwrap();
+        }
+        // rrun made a and a/b (the container's), and pre/c under an
+        // existing pre; a/other is another container's, inside/deeper was
+        // made inside the container.
+        let created = vec![t.join("own/a"), t.join("own/a/b"), t.join("own/pre/c")];
+        let leaves = vec![t.join("own/a/b"), t.join("own/pre/c")];
+        let left = remove_created(&created, &leaves, &|_| false);
+        assert!(left.is_empty(), "{left:?}");
+        assert!(!t.join("own/a/b").exists() && !t.join("own/pre/c").exists());
+        assert!(t.join("own/a/other").is_dir(), "a sibling is not ours");
+        assert!(t.join("own/a").is_dir(), "a parent in use stays");
+        assert!(t.join("own/pre").is_dir(), "never made by rrun");
     }
 
     #[test]

@@ -18,6 +18,21 @@ pub fn pause(store: &Store, id: &str) -> Result<()> {
         Status::Running => {}
         s => bail!("container {id} is not running: {s}"),
     }
+    // Freezing is per cgroup: in a cgroup shared with processes that are
+    // not the container's (an existing cgroupsPath), it would stop them
+    // too. resume stays allowed: thawing only undoes a freeze.
+    let found = crate::process::members_of(&state, None);
+    if let Some(p) = found.foreign.first() {
+        bail!(
+            "cannot pause container {id}: its cgroups also hold processes that are not the \
+             container's (pid {p}{}), which freezing would stop too",
+            if found.foreign.len() > 1 {
+                " and others"
+            } else {
+                ""
+            }
+        );
+    }
     cgroups::set_frozen(&state.cgroup_paths, true)?;
     Ok(())
 }
@@ -34,7 +49,8 @@ pub fn resume(store: &Store, id: &str) -> Result<()> {
 
 pub fn ps(store: &Store, a: &PsArgs) -> Result<()> {
     let state = store.open(&a.id)?.load()?;
-    let pids = cgroups::pids(&state.cgroup_paths);
+    // The container's processes only, not others sharing its cgroups.
+    let pids = crate::process::members_of(&state, None).members;
     match a.format.as_str() {
         "json" => {
             println!("{}", serde_json::to_string(&pids)?);

@@ -19,8 +19,7 @@ pub fn exec(store: &Store, a: &ExecArgs) -> Result<i32> {
     };
     let from_file = match &a.process {
         Some(path) => {
-            let data =
-                std::fs::read(path).with_context(|| format!("--process {}", path.display()))?;
+            let data = crate::spec::limits::read_capped(path, "--process")?;
             let de = &mut serde_json::Deserializer::from_slice(&data);
             let p = serde_path_to_error::deserialize(de).map_err(|e| {
                 anyhow::anyhow!(
@@ -30,6 +29,7 @@ pub fn exec(store: &Store, a: &ExecArgs) -> Result<i32> {
                     e.inner()
                 )
             })?;
+            crate::spec::limits::check_process(&p, &format!("--process {}: ", path.display()))?;
             Some(p)
         }
         None => None,

@@ -49,6 +49,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
 
+use crate::cgroups::members::{self, Rule};
 use crate::cgroups::{self, Hierarchy};
 use crate::hooks;
 use crate::namespaces::{self, NsPlan};
@@ -190,8 +191,13 @@ pub struct Created {
 /// place for every failure).
 struct CleanupGuard<'a> {
     dir: Option<ContainerDir>,
+    /// rrun's own child (the init, or the intermediate before it): no
+    /// other process can have its pid until it is reaped here.
     pid: Option<Pid>,
+    /// The cgroups rrun made, parents first.
     cgroups_made: Vec<PathBuf>,
+    /// The container's cgroup directories (made or not).
+    cgroup_dirs: Vec<PathBuf>,
     poststop: Option<(&'a Spec, ContainerState)>,
 }
 
@@ -208,9 +214,13 @@ impl Drop for CleanupGuard<'_> {
             let _ = kill(pid, Signal::SIGKILL);
             let _ = waitpid(pid, None);
         }
-        if let Err(e) = cgroups::remove(&self.cgroups_made) {
-            crate::log::warn(&format!("cleanup after failed create: {e}"));
-        }
+        // What else of this create runs (the init forked by an
+        // intermediate, createContainer hooks without a pid namespace of
+        // their own) is in the cgroups rrun made; a cgroup that existed
+        // before is left alone, with whatever else is in it.
+        kill_owned(&owned_leaves(&self.cgroup_dirs, &self.cgroups_made));
+        let left = cgroups::remove_created(&self.cgroups_made, &self.cgroup_dirs, &|_| false);
+        warn_left("cleanup after failed create", &left);
         if let Some((spec, state)) = &self.poststop
             && let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststop().as_deref())
         {
@@ -222,6 +232,101 @@ impl Drop for CleanupGuard<'_> {
         if let Err(e) = dir.destroy() {
             crate::log::warn(&format!("cleanup after failed create: {e}"));
         }
+    }
+}
+
+/// The container's cgroup directories that rrun made.
+fn owned_leaves(dirs: &[PathBuf], made: &[PathBuf]) -> Vec<PathBuf> {
+    dirs.iter().filter(|d| made.contains(d)).cloned().collect()
+}
+
+/// Whether the container has a pid namespace of its own (a new one, not
+/// one joined by path).
+fn own_pid_ns(spec: Option<&Spec>) -> bool {
+    spec.and_then(|s| s.linux().as_ref())
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter().any(|n| {
+                n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none()
+            })
+        })
+}
+
+/// A pidfd of the container's init, if the recorded process is alive:
+/// opened first, then checked by start time, so it cannot be a recycled
+/// pid.
+fn init_pidfd(state: &ContainerState) -> Option<OwnedFd> {
+    if state.pid <= 0 {
+        return None;
+    }
+    let fd = sys::pidfd_open(state.pid).ok()?;
+    crate::state::process_alive(state.pid, state.pid_start).then_some(fd)
+}
+
+/// Who is the container's (see cgroups::members), given its init's pidfd
+/// if it is alive.
+fn membership(state: &ContainerState, init: Option<&OwnedFd>) -> Rule {
+    let owned = || Rule::Owned(owned_leaves(&state.cgroup_paths, &state.cgroups_created));
+    // A create killed before it saved the init's pid: what it started is
+    // in the cgroups it made.
+    if !own_pid_ns(state.spec.as_ref()) || state.pid <= 0 {
+        return owned();
+    }
+    if init.is_none() {
+        return Rule::Nobody;
+    }
+    // Read, then check the init is still the recorded process: the
+    // namespace read is then surely its own.
+    match members::pid_ns_of(state.pid) {
+        Some((dev, ino)) if crate::state::process_alive(state.pid, state.pid_start) => {
+            Rule::PidNs(dev, ino)
+        }
+        _ => Rule::Nobody,
+    }
+}
+
+/// The container's processes (its init, if alive, among them) and the
+/// others in its cgroups; `signal` goes to each member as it is found.
+pub fn members_of(state: &ContainerState, signal: Option<i32>) -> members::Found {
+    let init = init_pidfd(state);
+    let rule = membership(state, init.as_ref());
+    members::find(
+        &rule,
+        &state.cgroup_paths,
+        init.as_ref().map(|fd| (state.pid, fd)),
+        signal,
+    )
+}
+
+/// For a container without a pid namespace of its own: SIGKILLs the
+/// processes in the cgroups rrun made for it (`owned`, and below) until
+/// none is left (about a second at most: a process may fork while we
+/// look). Only those cgroups are read, and thawed if frozen.
+fn kill_owned(owned: &[PathBuf]) {
+    if owned.is_empty() {
+        return;
+    }
+    let rule = Rule::Owned(owned.to_vec());
+    for _ in 0..100 {
+        // A frozen process dies only once thawed.
+        if cgroups::is_frozen(owned) {
+            let _ = cgroups::set_frozen(owned, false);
+        }
+        let found = members::find(&rule, owned, None, Some(libc::SIGKILL));
+        if found.members.is_empty() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+fn warn_left(what: &str, left: &[cgroups::Left]) {
+    for l in left {
+        crate::log::warn(&format!(
+            "{what}: cgroup {} not removed: {}",
+            l.dir.display(),
+            l.why
+        ));
     }
 }
 
@@ -286,6 +391,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         .linux()
         .as_ref()
         .and_then(|l| l.cgroups_path().as_deref());
+    let default_cgroup = cgroups_path.is_none_or(|p| p.as_os_str().is_empty());
     let mut cgroup_dirs =
         cgroups::container_dirs(&hierarchies, cgroups_path, &opts.id, opts.systemd_cgroup)?;
     // Rootless: cgroups only where they were delegated to us (writable);
@@ -350,6 +456,8 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         None
     };
 
+    let cgroup_plan = cgroups::plan(&hierarchies, &cgroup_dirs);
+
     crate::log::step("create-validated");
     let dir = store.create(&opts.id)?;
     let annotations: BTreeMap<String, String> = spec
@@ -370,6 +478,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         creating: true,
         annotations,
         cgroup_paths: cgroup_dirs.clone(),
+        cgroups_created: cgroup_plan.missing.clone(),
         spec: Some(spec.clone()),
         init_status: None,
     };
@@ -377,18 +486,30 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         dir: Some(dir),
         pid: None,
         cgroups_made: Vec::new(),
+        cgroup_dirs: cgroup_dirs.clone(),
         poststop: None,
     };
+    // After the claim, so a second create of one id under one --root
+    // hears that the id is taken, not that its cgroup is.
+    cgroup_plan.check(default_cgroup, &opts.id)?;
     let dir_ref = guard.dir.as_ref().expect("guard holds the dir");
-    // Recorded before anything exists, and again once the init has a pid:
-    // if rrun is killed mid-create, `delete --force` finds what to clean.
+    // Recorded before anything exists (with the cgroups about to be made),
+    // and again once the init has a pid: if rrun is killed mid-create,
+    // `delete --force` finds what to clean.
     dir_ref.save(&state)?;
     checkpoint("create-claimed");
 
     // The cgroups exist, with their limits, before the container's first
     // process: it joins them itself as its first act (see
     // cgroups::Placement), so nothing of it ever runs outside them.
-    guard.cgroups_made = cgroups::create(&hierarchies, &cgroup_dirs)?;
+    cgroups::create(&cgroup_plan.missing, &mut guard.cgroups_made)?;
+    cgroups::fill_cpusets_of(&hierarchies, &cgroup_dirs)?;
+    if guard.cgroups_made != state.cgroups_created {
+        // A concurrent create or delete moved the tree under us (rare):
+        // record what was really made.
+        state.cgroups_created = guard.cgroups_made.clone();
+        dir_ref.save(&state)?;
+    }
     checkpoint("create-cgroups");
     let resources = spec
         .linux()
@@ -670,37 +791,20 @@ pub fn start(
     Ok(())
 }
 
-/// Sends `sig` to the container's init, or with `all` to every process in
-/// its cgroups. The init is signalled through a pidfd whose process is
-/// checked to be the one recorded, so a recycled pid is never hit.
+/// Sends `sig` to the container's init, or with `all` to every process
+/// of the container (see cgroups::members: never one that merely shares
+/// its cgroup). Every signal goes through a pidfd, so a recycled pid is
+/// never hit.
 pub fn signal(state: &ContainerState, sig: i32, all: bool) -> std::result::Result<(), nix::Error> {
     if all {
-        // Signal 0 (an existence check) has no nix Signal: None sends it.
-        let nsig = Signal::try_from(sig).ok();
-        for pid in cgroups::pids(&state.cgroup_paths) {
-            match kill(Pid::from_raw(pid), nsig) {
-                Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        // The init may not be in the cgroup files (e.g. cgroups unreadable).
+        // With --all the init may already be gone: not an error.
+        return match members_of(state, Some(sig)).error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        };
     }
-    // With --all the init may already be gone (it was in the cgroup too).
-    let gone = |e: nix::Error| {
-        if all && e == nix::errno::Errno::ESRCH {
-            Ok(())
-        } else {
-            Err(e)
-        }
-    };
-    let pidfd = match sys::pidfd_open(state.pid) {
-        Ok(fd) => fd,
-        Err(e) => return gone(e),
-    };
-    if !crate::state::process_alive(state.pid, state.pid_start) {
-        return gone(nix::errno::Errno::ESRCH);
-    }
-    sys::pidfd_send_signal(&pidfd, sig).or_else(gone)
+    let pidfd = init_pidfd(state).ok_or(nix::errno::Errno::ESRCH)?;
+    sys::pidfd_send_signal(&pidfd, sig)
 }
 
 /// Waits until the pidfd's process has exited (or the timeout passes).
@@ -718,52 +822,41 @@ fn wait_exit(pidfd: &OwnedFd, timeout_ms: i32) -> bool {
     }
 }
 
-/// Kills whatever is left of the container (init first, then every process
-/// in its cgroups), removes its cgroups, runs poststop hooks and removes the
-/// state dir. Used by `delete` and by a foreground `run` that ends.
+/// Kills whatever is left of the container (its init, then, without a pid
+/// namespace of its own, the processes in the cgroups rrun made for it),
+/// removes the cgroups rrun made, runs poststop hooks and removes the
+/// state dir. Processes that only share the container's cgroups, and
+/// cgroups rrun did not make, are left alone (a warning names a cgroup
+/// rrun made that they keep busy). Used by `delete` and by a foreground
+/// `run` that ends.
 pub fn destroy(
     dir: ContainerDir,
     state: &ContainerState,
 ) -> std::result::Result<(), cgroups::CgroupError> {
     crate::log::step("delete-begin");
-    // Open the pidfd first, then check the start time: the pidfd then
-    // surely refers to the container's init, not to a recycled pid.
-    if let Ok(pidfd) = sys::pidfd_open(state.pid)
-        && crate::state::process_alive(state.pid, state.pid_start)
-    {
-        let _ = sys::pidfd_send_signal(&pidfd, libc::SIGKILL);
+    let init = init_pidfd(state);
+    // Decided while the init lives: its pid namespace names the container.
+    let rule = membership(state, init.as_ref());
+    if let Some(pidfd) = &init {
+        let _ = sys::pidfd_send_signal(pidfd, libc::SIGKILL);
         // A frozen (paused) process dies only once thawed.
         if cgroups::is_frozen(&state.cgroup_paths) {
             let _ = cgroups::set_frozen(&state.cgroup_paths, false);
         }
-        wait_exit(&pidfd, 5000);
+        wait_exit(pidfd, 5000);
     }
-    // Stragglers: with a private pid namespace there are none (the kernel
-    // kills every process in it before its init is seen to exit); a shared
-    // one leaves them. (Anything else in the cgroups is killed by
-    // cgroups::remove, which finds them busy.)
-    let shared_pid_ns = !state.spec.as_ref().is_some_and(|s| {
-        s.linux()
-            .as_ref()
-            .and_then(|l| l.namespaces().as_ref())
-            .is_some_and(|ns| {
-                ns.iter().any(|n| {
-                    n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none()
-                })
-            })
-    });
-    for _ in 0..if shared_pid_ns { 100 } else { 0 } {
-        let pids = cgroups::pids(&state.cgroup_paths);
-        if pids.is_empty() {
-            break;
-        }
-        for p in pids {
-            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
+    // With a pid namespace of its own nothing of the container is left
+    // once its init is seen dead (the kernel kills the rest first).
+    // Without one, its processes are those in the cgroups rrun made for it;
+    // in a cgroup that existed before, only the init is known to be its.
+    if let Rule::Owned(owned) = &rule {
+        kill_owned(owned);
     }
     checkpoint("delete-killed");
-    let removed = cgroups::remove(&state.cgroup_paths);
+    let left = cgroups::remove_created(&state.cgroups_created, &state.cgroup_paths, &|pid| {
+        members::is_foreign(&rule, pid)
+    });
+    warn_left(&format!("delete {}", state.id), &left);
     checkpoint("delete-cgroups-removed");
     if let Some(h) = state.hooks().and_then(|h| h.poststop().as_deref()) {
         // A failing poststop hook is only a warning (config.md).
@@ -776,7 +869,7 @@ pub fn destroy(
         crate::log::warn(&e.to_string());
     }
     crate::log::step("delete-done");
-    removed
+    Ok(())
 }
 
 #[cfg(test)]

@@ -135,6 +135,22 @@ pub fn pidfd_send_signal(pidfd: &impl AsFd, sig: i32) -> Result<(), Errno> {
     Ok(())
 }
 
+/// The parent of a pid namespace (`ns`: an open /proc/<pid>/ns/pid), with
+/// the NS_GET_PARENT ioctl. EPERM once the parent is outside the caller's
+/// view (the top of the chain).
+pub fn pid_ns_parent(ns: &impl AsFd) -> Result<OwnedFd, Errno> {
+    // _IO(0xb7, 0x2) of linux/nsfs.h; libc does not export it.
+    const NS_GET_PARENT: u32 = 0xb702;
+    // SAFETY: NS_GET_PARENT takes no argument and returns a new fd or -1;
+    // the borrowed fd stays open for the call.
+    let ret = unsafe { libc::ioctl(ns.as_fd().as_raw_fd(), NS_GET_PARENT as _) };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: ret is a freshly created fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret) })
+}
+
 /// Joins a fresh session keyring named `name` (what runc does unless
 /// --no-new-keyring), so the container does not share the host's keys.
 pub fn join_session_keyring(name: &str) -> Result<(), Errno> {

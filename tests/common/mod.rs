@@ -1246,9 +1246,14 @@ impl Drop for Container {
                 .stderr(Stdio::null())
                 .status();
         }
-        for d in cgroup_dirs(&self.bundle.cgroups_path) {
-            if d.exists() {
-                rmdir_cgroup_tree(&d);
+        // Only a cgroupsPath naming one cgroup of its own: "." or "/"
+        // would sweep every empty cgroup on the host.
+        let rel = self.bundle.cgroups_path.trim_start_matches('/');
+        if !rel.is_empty() && rel.split('/').all(|p| !matches!(p, "" | "." | "..")) {
+            for d in cgroup_dirs(&self.bundle.cgroups_path) {
+                if d.exists() {
+                    rmdir_cgroup_tree(&d);
+                }
             }
         }
         let _ = fs::remove_dir_all(&self.root);
