@@ -214,6 +214,7 @@ fn check_mount_point(
     {
         let why = root
             .diagnose(dest)
+            .or_else(|| root.first_symlink(dest))
             .unwrap_or_else(|| format!("cannot be reached without a symlink ({e})"));
         return Err(hostile(format!(
             "{why}; {} is only mounted on a real directory",

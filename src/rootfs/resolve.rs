@@ -57,6 +57,23 @@ pub fn read_regular(fd: OwnedFd, limit: u64) -> Result<String, Errno> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
+/// openat2 with RESOLVE_IN_ROOT fails with EAGAIN when a rename or mount
+/// anywhere on the host races a ".." in the path (openat2(2) says: retry);
+/// with other containers starting that is not rare.
+fn openat2_retrying(
+    dir: std::os::fd::BorrowedFd,
+    rel: &Path,
+    how: OpenHow,
+) -> Result<OwnedFd, Errno> {
+    let mut tries = 0;
+    loop {
+        match openat2(dir, rel, how) {
+            Err(Errno::EAGAIN) if tries < 64 => tries += 1,
+            other => return other,
+        }
+    }
+}
+
 impl Root {
     pub fn open(path: &Path) -> Result<Root, Errno> {
         let fd = nix::fcntl::open(
@@ -87,7 +104,7 @@ impl Root {
         let how = OpenHow::new()
             .flags(flags | OFlag::O_CLOEXEC)
             .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-        openat2(self.fd.as_fd(), &rel, how)
+        openat2_retrying(self.fd.as_fd(), &rel, how)
     }
 
     /// Like `mkdir -p` inside the root; returns an O_PATH fd of the directory.
@@ -145,9 +162,9 @@ impl Root {
             rel
         };
         let how = OpenHow::new()
-            .flags(flags | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+            .flags(flags | OFlag::O_CLOEXEC)
             .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS);
-        openat2(self.fd.as_fd(), &rel, how)
+        openat2_retrying(self.fd.as_fd(), &rel, how)
     }
 
     /// Whether `fd` is the root directory itself (a destination that a
@@ -189,6 +206,25 @@ impl Root {
                 source,
             },
         }
+    }
+
+    /// The first symlink on the way to `p`, and where it points, in words.
+    pub fn first_symlink(&self, p: &Path) -> Option<String> {
+        let mut prefix = PathBuf::new();
+        for c in clean(p).components() {
+            prefix.push(c);
+            let entry = self
+                .open_in(&prefix, OFlag::O_PATH | OFlag::O_NOFOLLOW)
+                .ok()?;
+            if let Ok(t) = readlinkat(entry.as_fd(), "") {
+                return Some(format!(
+                    "{} in the rootfs is a symlink to {:?}",
+                    Path::new("/").join(&prefix).display(),
+                    t.to_string_lossy()
+                ));
+            }
+        }
+        None
     }
 
     /// The first entry on the way to `p` that cannot be walked: a symlink
