@@ -194,7 +194,7 @@ fn recursive_mount_options_reach_submounts() {
         "rro left a submount writable:\n{out}"
     );
     assert!(
-        !out.contains("WROTE-ro"),
+        is_runc() || !out.contains("WROTE-ro"),
         "ro on an rbind left a submount writable:\n{out}"
     );
     assert_eq!(
@@ -211,7 +211,15 @@ fn recursive_mount_options_reach_submounts() {
             );
         }
     }
+    // runc 1.1.5 makes only the top of an `rbind,ro` read-only (engines
+    // send `rro` for a recursive one); rrun's `ro` on an rbind is recursive,
+    // a deliberate difference: a volume asked read-only has no writable
+    // corner.
     let plain = mount_opts(&out, "/plain/sub").expect("/plain/sub mounted");
+    if is_runc() {
+        eprintln!("runc: /plain/sub is {plain} (ro on an rbind is top-level only there)");
+        return;
+    }
     assert!(plain.split(',').any(|o| o == "ro"), "{plain}");
     let back = mount_opts(&out, "/back/sub").expect("/back/sub mounted");
     assert!(
@@ -469,6 +477,12 @@ fn mount_destination_symlinked_into_proc_is_refused() {
         ),
     ];
     for (name, target, mut m) in cases {
+        if is_runc() && name != "core" {
+            // runc 1.1.5 mounts there (a tmpfs over procfs in the
+            // container): the CVE-2025-52881 class, fixed in runc 1.2.8.
+            eprintln!("{name}: skipped under runc 1.1.5, which mounts over procfs here");
+            continue;
+        }
         let b = Bundle::new().private_rootfs();
         let link = b.rootfs.join(format!("rrun-{name}"));
         symlink(target, &link).unwrap();
