@@ -16,6 +16,8 @@ use super::RootfsError;
 
 pub struct Root {
     fd: OwnedFd,
+    /// (st_dev, st_ino) of the root, taken on first use by `is_root`.
+    id: std::cell::OnceCell<(u64, u64)>,
 }
 
 /// Lexically normalises `p` relative to the root: drops `.`, folds `..`
@@ -81,12 +83,15 @@ impl Root {
             OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
         )?;
-        Ok(Root { fd })
+        Ok(Root::from_fd(fd))
     }
 
     /// A root from an already open directory fd.
     pub fn from_fd(fd: OwnedFd) -> Root {
-        Root { fd }
+        Root {
+            fd,
+            id: std::cell::OnceCell::new(),
+        }
     }
 
     /// Opens `p` (O_PATH) inside the root, following symlinks only within it.
@@ -170,8 +175,15 @@ impl Root {
     /// Whether `fd` is the root directory itself (a destination that a
     /// symlink in the rootfs turned into `/`).
     pub fn is_root(&self, fd: &impl AsFd) -> Result<bool, Errno> {
-        let (a, b) = (fstat(self.fd.as_fd())?, fstat(fd.as_fd())?);
-        Ok(a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+        let me = match self.id.get() {
+            Some(id) => *id,
+            None => {
+                let st = fstat(self.fd.as_fd())?;
+                *self.id.get_or_init(|| (st.st_dev, st.st_ino))
+            }
+        };
+        let st = fstat(fd.as_fd())?;
+        Ok(me == (st.st_dev, st.st_ino))
     }
 
     /// Where `fd` is inside the root, as an absolute container path (for
