@@ -343,9 +343,7 @@ pub(super) fn apply_process(process: &Process, opts: &ProcessOptions) -> StepRes
     }
     sys::set_keep_caps(true).map_err(step("PR_SET_KEEPCAPS"))?;
     let user = process.user();
-    let setgroups_allowed = std::fs::read_to_string("/proc/self/setgroups")
-        .map(|s| s.trim() != "deny")
-        .unwrap_or(true);
+    let setgroups_allowed = setgroups_allowed();
     if setgroups_allowed {
         let gids: Vec<Gid> = user
             .additional_gids()
@@ -552,9 +550,7 @@ fn build_launch(plan: &InitPlan, process: &Process) -> StepResult<crate::init::p
     let caps = CapPlan::from_spec(process.capabilities().as_ref());
     let mask = |s: &caps::CapsHashSet| s.iter().fold(0u64, |m, c| m | c.bitmask());
     let user = process.user();
-    let setgroups_allowed = std::fs::read_to_string("/proc/self/setgroups")
-        .map(|s| s.trim() != "deny")
-        .unwrap_or(true);
+    let setgroups_allowed = setgroups_allowed();
     Ok(Launch {
         path: path.to_string_lossy().into_owned(),
         args,
@@ -629,6 +625,21 @@ fn build_env(process: &Process, listen_fds: u32) -> Vec<String> {
         env.push(format!("HOME={}", home_dir(process.user().uid())));
     }
     env
+}
+
+/// Whether this user namespace allows setgroups. Read after pivot_root:
+/// without a proc mount in the config, /proc is the rootfs's own
+/// directory, so the file is opened as one from the rootfs (non-blocking,
+/// regular only, bounded).
+fn setgroups_allowed() -> bool {
+    nix::fcntl::open(
+        "/proc/self/setgroups",
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .and_then(|fd| crate::rootfs::resolve::read_regular(fd, 64))
+    .map(|s| s.trim() != "deny")
+    .unwrap_or(true)
 }
 
 /// HOME for a uid from the container's /etc/passwd, "/" when absent, as

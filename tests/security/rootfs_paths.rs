@@ -596,6 +596,38 @@ fn etc_passwd_special_files_do_not_hang_create() {
         o.ok();
         assert!(o.stdout.contains("HOME=/"), "{kind}: {o}");
     }
+    // Without a proc mount, /proc is the rootfs's own directory: a FIFO
+    // at /proc/self/setgroups (read to decide on setgroups) must not hang
+    // create either.
+    let b = Bundle::new()
+        .private_rootfs()
+        .with(|c| {
+            c["mounts"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|m| m["destination"] != "/proc");
+            // Masking works through /proc/self/fd, which is not there.
+            c["linux"]["maskedPaths"] = json!([]);
+            c["linux"]["readonlyPaths"] = json!([]);
+        })
+        .sh("echo ran");
+    let self_dir = b.rootfs.join("proc/self");
+    fs::create_dir_all(&self_dir).unwrap();
+    nix::unistd::mkfifo(
+        &self_dir.join("setgroups"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    let c = Container::new(b);
+    let t = Instant::now();
+    let o = c.run();
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        t.elapsed()
+    );
+    o.ok();
+    assert!(o.stdout.contains("ran"), "{o}");
 }
 
 /// Issue 17: a read-only /dev (tmpfs with `ro`) gets its mount points,
