@@ -176,6 +176,7 @@ fn mount_opts<'a>(mountinfo: &'a str, point: &str) -> Option<&'a str> {
 fn recursive_mount_options_reach_submounts() {
     let vol = HostVolume::new();
     let b = Bundle::new()
+        .private_rootfs()
         .bind_mount(
             vol.path(),
             "/data",
@@ -183,15 +184,22 @@ fn recursive_mount_options_reach_submounts() {
         )
         .bind_mount(vol.path(), "/plain", &["rbind", "ro"])
         .bind_mount(vol.path(), "/back", &["rbind", "ro", "rrw"])
-        .sh("cat /proc/self/mountinfo; \
+        .bind_mount(&vol.path().join("sub/x.sh"), "/file", &["bind", "rro"])
+        .sh(
+            "cat /proc/self/mountinfo; echo >> /file && echo WROTE-file; \
              touch /data/sub/w && echo WROTE-rro; touch /plain/sub/w && echo WROTE-ro; \
-             /data/sub/x.sh; /plain/sub/x.sh; echo done");
+             /data/sub/x.sh; /plain/sub/x.sh; echo done",
+        );
     let c = Container::new(b);
     let out = c.run_ok();
     assert!(out.contains("done"), "{out}");
     assert!(
         !out.contains("WROTE-rro"),
         "rro left a submount writable:\n{out}"
+    );
+    assert!(
+        !out.contains("WROTE-file"),
+        "rro on a file bind left it writable:\n{out}"
     );
     assert!(
         is_runc() || !out.contains("WROTE-ro"),
@@ -249,6 +257,7 @@ fn unknown_bind_options_are_refused_by_name() {
         c.assert_clean();
     }
     let b = Bundle::new()
+        .private_rootfs()
         .mount(
             json!({ "destination": "/t", "type": "tmpfs", "source": "tmpfs",
                        "options": ["size=1m", "mode=700", "rnosuid"] }),
