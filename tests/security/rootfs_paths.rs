@@ -432,7 +432,7 @@ fn bound_sys_leaves_host_cgroups_alone() {
         }
     };
     let cg = DelegatedCgroups::new(&unique_name(), Some(&user));
-    let mut b = Bundle::new();
+    let b = Bundle::new();
     user.chown(b.path());
     let mut spec = user.command(&rrun_bin(), b.path());
     spec.arg("spec")
@@ -442,20 +442,36 @@ fn bound_sys_leaves_host_cgroups_alone() {
     run_timeout(spec, TIMEOUT).ok();
     let text = fs::read_to_string(b.file("config.json")).expect("spec --rootless wrote config");
     let mut config: Value = serde_json::from_str(&text).unwrap();
-    b = b.private_rootfs();
-    user.chown_tree(&b.rootfs);
     config["process"]["terminal"] = json!(false);
-    config["root"] = json!({ "path": b.rootfs.to_string_lossy(), "readonly": true });
     config["process"]["args"] = json!(["sh", "-c", cgroup_probe(&cg.in_container())]);
-    b.config = config;
-    let c = Container::rootless(b, &user, false);
-    let o = c.run();
-    cg.assert_untouched(&o.to_string());
-    o.ok();
-    assert!(
-        !o.stdout.contains("MADE") && !o.stdout.contains("WROTE"),
-        "{o}"
-    );
+    // Variant: /sys asked as sysfs, which a user namespace without its own
+    // network namespace cannot mount: rrun binds the host's instead.
+    let mut as_sysfs = config.clone();
+    for m in as_sysfs["mounts"].as_array_mut().unwrap() {
+        if m["destination"] == "/sys" {
+            *m = json!({ "destination": "/sys", "type": "sysfs", "source": "sysfs",
+                         "options": ["nosuid", "noexec", "nodev", "ro"] });
+        }
+    }
+    for config in [config, as_sysfs] {
+        let mut b = Bundle::new();
+        user.chown(b.path());
+        b = b.private_rootfs();
+        user.chown_tree(&b.rootfs);
+        let mut config = config;
+        config["root"] = json!({ "path": b.rootfs.to_string_lossy(), "readonly": true });
+        b.config = config;
+        let c = Container::rootless(b, &user, false);
+        let o = c.run();
+        cg.assert_untouched(&o.to_string());
+        o.ok();
+        assert!(
+            !o.stdout.contains("MADE") && !o.stdout.contains("WROTE"),
+            "{o}"
+        );
+        let opts = mount_opts(&o.stdout, "/sys/fs/cgroup").expect("/sys/fs/cgroup masked");
+        assert!(opts.split(',').any(|o| o == "ro"), "{o}");
+    }
 }
 
 /// Finding 10: a mount destination is a path in the rootfs; a symlink there
