@@ -4,6 +4,7 @@
 //! readonly root. rootfs never touches a path that has not been resolved
 //! inside the container root (see resolve.rs).
 
+pub mod copyup;
 pub mod devices;
 pub mod idmap;
 pub mod options;
@@ -241,6 +242,40 @@ fn parse_options(m: &Mount) -> Result<options::MountOptions> {
         .map_err(|e| RootfsError::Invalid(format!("mount {}: {e}", m.destination().display())))
 }
 
+/// tmpcopyup: fills the tmpfs now at `dest` from the directory it covers,
+/// then applies a read-only flag the mount was asked for.
+fn copy_up(
+    root: &Root,
+    dest: &Path,
+    below: &std::os::fd::OwnedFd,
+    o: &options::MountOptions,
+) -> Result<()> {
+    let above = root
+        .open_in(dest, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+        .map_err(|e| root.error("opening the tmpfs at", dest, e))?;
+    let (b, a) = (
+        fstat(below.as_fd()).map_err(op("stat", dest))?,
+        fstat(above.as_fd()).map_err(op("stat", dest))?,
+    );
+    if b.st_dev == a.st_dev {
+        return Err(RootfsError::Invalid(format!(
+            "tmpcopyup {}: the tmpfs is not where it was mounted",
+            dest.display()
+        )));
+    }
+    copyup::copy_tree(below, &above).map_err(|(p, e)| {
+        RootfsError::Invalid(format!(
+            "tmpcopyup {}: copying {}: {e}",
+            dest.display(),
+            Path::new(dest).join(p).display()
+        ))
+    })?;
+    if o.flags.contains(MsFlags::MS_RDONLY) && !defers_readonly(dest, o) {
+        remount_bind(root, dest, o.flags, true)?;
+    }
+    Ok(())
+}
+
 /// A read-only /dev (not a bind) is mounted writable and made read-only
 /// once the mount points and device nodes below it exist.
 fn defers_readonly(dest: &Path, o: &options::MountOptions) -> bool {
@@ -269,6 +304,7 @@ fn check_mount_point(
     {
         let why = root
             .diagnose(dest)
+            .or_else(|| root.first_symlink(dest))
             .unwrap_or_else(|| format!("cannot be reached without a symlink ({e})"));
         return Err(hostile(format!(
             "{why}; {} is only mounted on a real directory",
@@ -460,9 +496,22 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
         };
         let data = (!data.is_empty()).then_some(data.as_str());
         let mut flags = opts.flags;
-        if defers_readonly(dest, &opts) {
+        if defers_readonly(dest, &opts) || opts.copy_up {
             flags.remove(MsFlags::MS_RDONLY);
         }
+        // The directory the tmpfs is about to cover, held for the copy.
+        let below = if opts.copy_up {
+            let fd = nix::fcntl::openat(
+                target.as_fd(),
+                ".",
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(op("opening for tmpcopyup", dest))?;
+            Some(fd)
+        } else {
+            None
+        };
         let res = mount(Some(&source), &fd_path(&target), typ, flags, data);
         match res {
             Ok(()) => {}
@@ -494,6 +543,9 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
                 }
             }
             Err(e) => return Err(op("mounting", dest)(e)),
+        }
+        if let Some(below) = below {
+            copy_up(root, dest, &below, &opts)?;
         }
         if let (MountLabeling::RootLabel, Some(label)) = (labeling, plan.mount_label) {
             let fd = root

@@ -50,6 +50,9 @@ pub struct MountOptions {
     /// nosymfollow/symfollow (no MsFlags bit in nix): applied with
     /// mount_setattr to the mount itself.
     pub attr: AttrChange,
+    /// tmpcopyup: a tmpfs starts with the contents of the directory it
+    /// covers (copyup.rs).
+    pub copy_up: bool,
 }
 
 impl MountOptions {
@@ -215,6 +218,7 @@ pub fn parse(options: &[String], typ: Option<&str>) -> Result<MountOptions, Opti
         recursive: false,
         recursive_attr: AttrChange::default(),
         attr: AttrChange::default(),
+        copy_up: false,
     };
     let mut data = Vec::new();
     if typ == Some("bind") {
@@ -227,9 +231,11 @@ pub fn parse(options: &[String], typ: Option<&str>) -> Result<MountOptions, Opti
                 m.bind = true;
                 m.recursive = true;
             }
-            // runc's extension for tmpfs (copy the directory's contents
-            // up) and mount(8)'s no-op; neither changes what mount(2) does.
-            "tmpcopyup" | "defaults" => {}
+            // runc's extension for tmpfs: copy the directory's contents up.
+            // On any other mount runc ignores it, and so does rrun.
+            "tmpcopyup" => m.copy_up = typ == Some("tmpfs"),
+            // mount(8)'s no-op.
+            "defaults" => {}
             "nosymfollow" => m.attr.apply(attr::NOSYMFOLLOW, 0),
             "symfollow" => m.attr.apply(0, attr::NOSYMFOLLOW),
             // Id-mapped mounts are made on the host side (rootfs::idmap);

@@ -16,6 +16,8 @@ use super::RootfsError;
 
 pub struct Root {
     fd: OwnedFd,
+    /// (st_dev, st_ino) of the root, taken on first use by `is_root`.
+    id: std::cell::OnceCell<(u64, u64)>,
 }
 
 /// openat2(2), retried on EAGAIN: with RESOLVE_IN_ROOT or RESOLVE_BENEATH
@@ -83,7 +85,15 @@ impl Root {
             OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
         )?;
-        Ok(Root { fd })
+        Ok(Root::from_fd(fd))
+    }
+
+    /// A root from an already open directory fd.
+    pub fn from_fd(fd: OwnedFd) -> Root {
+        Root {
+            fd,
+            id: std::cell::OnceCell::new(),
+        }
     }
 
     /// Opens `p` (O_PATH) inside the root, following symlinks only within it.
@@ -159,7 +169,7 @@ impl Root {
             rel
         };
         let how = OpenHow::new()
-            .flags(flags | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+            .flags(flags | OFlag::O_CLOEXEC)
             .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS);
         openat2(self.fd.as_fd(), &rel, how)
     }
@@ -167,8 +177,15 @@ impl Root {
     /// Whether `fd` is the root directory itself (a destination that a
     /// symlink in the rootfs turned into `/`).
     pub fn is_root(&self, fd: &impl AsFd) -> Result<bool, Errno> {
-        let (a, b) = (fstat(self.fd.as_fd())?, fstat(fd.as_fd())?);
-        Ok(a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+        let me = match self.id.get() {
+            Some(id) => *id,
+            None => {
+                let st = fstat(self.fd.as_fd())?;
+                *self.id.get_or_init(|| (st.st_dev, st.st_ino))
+            }
+        };
+        let st = fstat(fd.as_fd())?;
+        Ok(me == (st.st_dev, st.st_ino))
     }
 
     /// Where `fd` is inside the root, as an absolute container path (for
@@ -203,6 +220,25 @@ impl Root {
                 source,
             },
         }
+    }
+
+    /// The first symlink on the way to `p`, and where it points, in words.
+    pub fn first_symlink(&self, p: &Path) -> Option<String> {
+        let mut prefix = PathBuf::new();
+        for c in clean(p).components() {
+            prefix.push(c);
+            let entry = self
+                .open_in(&prefix, OFlag::O_PATH | OFlag::O_NOFOLLOW)
+                .ok()?;
+            if let Ok(t) = readlinkat(entry.as_fd(), "") {
+                return Some(format!(
+                    "{} in the rootfs is a symlink to {:?}",
+                    Path::new("/").join(&prefix).display(),
+                    t.to_string_lossy()
+                ));
+            }
+        }
+        None
     }
 
     /// The first entry on the way to `p` that cannot be walked: a symlink
