@@ -589,10 +589,10 @@ fn no_or_joined_mount_namespace() {
             .count()
     };
     let before = host_mounts();
-    let c =
-        Container::new(shared(Bundle::new().without_namespace("mount")).sh(
-            "test -x /bin/busybox && echo in-rootfs; readlink /proc/self/ns/mnt || echo no-proc",
-        ));
+    let c = Container::new(
+        shared(Bundle::new().without_namespace("mount"))
+            .sh("test -e /linuxrc && echo in-rootfs; readlink /proc/self/ns/mnt || echo no-proc"),
+    );
     let o = c.run();
     o.ok();
     assert!(o.stdout.starts_with("in-rootfs\nno-proc"), "{o}");
@@ -602,6 +602,32 @@ fn no_or_joined_mount_namespace() {
         before,
         "mounts were made in the host's namespace"
     );
+    c.assert_clean();
+    // exec into it lands in its root too (setns gives no root here), from
+    // inside and from outside.
+    let c = Container::new(shared(Bundle::new().without_namespace("mount")).args(&["sleep", "30"]));
+    c.create().ok();
+    c.start().ok();
+    let o = c.rrun(&[
+        "exec",
+        &c.id,
+        "sh",
+        "-c",
+        "test -e /linuxrc && echo in-rootfs",
+    ]);
+    o.ok();
+    assert_eq!(
+        o.stdout, "in-rootfs\n",
+        "exec ran outside the container's root:\n{o}"
+    );
+    let pid = c.exec_detached(&["sleep", "30"]);
+    let root = fs::read_link(format!("/proc/{pid}/root")).unwrap();
+    assert_eq!(
+        root,
+        fs::canonicalize(&c.bundle.rootfs).unwrap(),
+        "exec'd process root"
+    );
+    c.delete_force().ok();
     c.assert_clean();
     // What needs mounts of its own is refused, naming the field.
     let c = Container::new(Bundle::new().without_namespace("mount").args(&["true"]));

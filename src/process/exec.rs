@@ -214,6 +214,28 @@ pub struct Execed {
     pub console: Option<OwnedFd>,
 }
 
+/// The root an exec'd process takes when the container has no mount
+/// namespace of its own.
+enum ExecRoot {
+    Fd(OwnedFd),
+    Path(std::path::PathBuf),
+}
+
+/// Whether the container's config gave it a new mount namespace (else it
+/// shares one and was only chrooted into its root).
+fn has_own_mount_ns(state: &ContainerState) -> bool {
+    state
+        .spec
+        .as_ref()
+        .and_then(|s| s.linux().as_ref())
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter().any(|n| {
+                n.typ() == oci_spec::runtime::LinuxNamespaceType::Mount && n.path().is_none()
+            })
+        })
+}
+
 /// The namespaces of `pid` that differ from ours, as setns flags.
 fn differing_namespaces(pid: i32) -> CloneFlags {
     use std::os::unix::fs::MetadataExt;
@@ -286,6 +308,28 @@ pub fn exec(state: &ContainerState, opts: &ExecOptions) -> Result<Execed, ExecEr
         return Err(ExecError::Stopped);
     }
     let ns = differing_namespaces(state.pid);
+    // A container without a mount namespace of its own was only chrooted
+    // (rootfs::chroot_only): setns gives the exec'd process no root, so it
+    // takes the container's before it can be seen in the container. In
+    // rrun's own mount namespace: the root.path from the state (never from
+    // the container), opened here; in a joined one, that path as it is
+    // there, after setns.
+    let chroot = if has_own_mount_ns(state) {
+        None
+    } else if ns.contains(CloneFlags::CLONE_NEWNS) {
+        Some(ExecRoot::Path(state.rootfs.clone()))
+    } else {
+        Some(ExecRoot::Fd(
+            nix::fcntl::open(
+                state.rootfs.as_path(),
+                nix::fcntl::OFlag::O_PATH
+                    | nix::fcntl::OFlag::O_DIRECTORY
+                    | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(|e| ExecError::Sys("opening the container's root", e))?,
+        ))
+    };
     let (console_child, console_parent) =
         tty::console_endpoints(console_socket.map(|p| p.as_path()), terminal)
             .map_err(ExecError::Invalid)?;
@@ -317,12 +361,16 @@ pub fn exec(state: &ContainerState, opts: &ExecOptions) -> Result<Execed, ExecEr
             // namespace at once, and holds what the helper holds (fds.rs).
             let mut keep = vec![child_end.as_fd(), pidfd.as_fd()];
             keep.extend(console_child.as_ref().map(|c| c.as_fd()));
+            if let Some(ExecRoot::Fd(fd)) = &chroot {
+                keep.push(fd.as_fd());
+            }
             if let Err(e) = super::fds::enter(opts.preserve_fds, &keep) {
                 super::init::fail_before_go(&child_end, format!("closing rrun's fds: {e}"));
             }
             helper(
                 &pidfd,
                 ns,
+                chroot.as_ref(),
                 &child_end,
                 process,
                 console_child.as_ref(),
@@ -428,6 +476,7 @@ fn hand_to_listener(
 fn helper(
     pidfd: &OwnedFd,
     ns: CloneFlags,
+    chroot: Option<&ExecRoot>,
     chan: &Channel,
     process: &Process,
     console: Option<&OwnedFd>,
@@ -449,6 +498,20 @@ fn helper(
             "joining the container's namespaces: {e}"
         )));
         sys::exit_now(1);
+    }
+    if let Some(root) = chroot {
+        let entered = match root {
+            ExecRoot::Fd(fd) => nix::unistd::fchdir(fd).and_then(|()| nix::unistd::chroot(".")),
+            ExecRoot::Path(p) => nix::unistd::chroot(p.as_path()),
+        }
+        .and_then(|()| nix::unistd::chdir("/"));
+        if let Err(e) = entered {
+            let _ = chan.send(&Msg::Error(format!("entering the container's root: {e}")));
+            sys::exit_now(1);
+        }
+        if let ExecRoot::Fd(fd) = root {
+            sys::close_in_child(std::os::fd::AsRawFd::as_raw_fd(fd));
+        }
     }
     match sys::fork_process() {
         Ok(CloneResult::Child) => {
