@@ -69,6 +69,8 @@ pub enum ImageError {
     },
     #[error("{0}: exists and is not an empty directory")]
     NotEmpty(PathBuf),
+    #[error("{0} in the image is not a regular file")]
+    EtcNotRegular(&'static str),
     #[error("{path}: {source}")]
     Etc {
         path: &'static str,
@@ -348,6 +350,7 @@ fn read_etc(root: &Root, path: &'static str) -> Result<Option<String>, ImageErro
     {
         Ok(text) => Ok(Some(text)),
         Err(nix::errno::Errno::ENOENT) => Ok(None),
+        Err(nix::errno::Errno::ENODATA) => Err(ImageError::EtcNotRegular(path)),
         Err(source) => Err(ImageError::Etc { path, source }),
     }
 }

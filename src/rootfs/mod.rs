@@ -519,8 +519,9 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
                 return Err(op("mounting (with linux.mountLabel as context=)", dest)(e));
             }
             // sysfs cannot be mounted by a user namespace that does not own
-            // the network namespace: show the host's, read-only all the way
-            // down, as runc does.
+            // the network namespace: show the host's, as runc does, but
+            // read-only all the way down and without the host's cgroups
+            // (runc 1.1.5 leaves those visible, read-only).
             Err(Errno::EPERM) if typ == Some("sysfs") => {
                 mount(
                     Some("/sys"),

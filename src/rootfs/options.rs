@@ -121,12 +121,13 @@ pub const KNOWN: &[&str] = &[
     "nodiratime",
     "noexec",
     "noiversion",
-    "nosymfollow",
     "nolazytime",
     "nomand",
     "norelatime",
     "nostrictatime",
     "nosuid",
+    "nosymfollow",
+    "notmpcopyup",
     "private",
     "rbind",
     "relatime",
@@ -234,6 +235,8 @@ pub fn parse(options: &[String], typ: Option<&str>) -> Result<MountOptions, Opti
             // runc's extension for tmpfs: copy the directory's contents up.
             // On any other mount runc ignores it, and so does rrun.
             "tmpcopyup" => m.copy_up = typ == Some("tmpfs"),
+            // podman's way to say no (it normally strips it itself).
+            "notmpcopyup" => m.copy_up = false,
             // mount(8)'s no-op.
             "defaults" => {}
             "nosymfollow" => m.attr.apply(attr::NOSYMFOLLOW, 0),

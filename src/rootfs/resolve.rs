@@ -338,6 +338,22 @@ mod tests {
     }
 
     #[test]
+    fn reads_regular_files_only_and_bounded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("passwd");
+        std::fs::write(&f, "root:x:0:0::/root:/bin/sh\n").unwrap();
+        nix::unistd::mkfifo(&tmp.path().join("fifo"), Mode::from_bits_truncate(0o600)).unwrap();
+        let root = Root::open(tmp.path()).unwrap();
+        let open = |p: &str| {
+            root.open_in(Path::new(p), OFlag::O_RDONLY | OFlag::O_NONBLOCK)
+                .unwrap()
+        };
+        assert_eq!(read_regular(open("passwd"), 4).unwrap(), "root");
+        // Opened without a writer and refused without a read: no hang.
+        assert_eq!(read_regular(open("fifo"), 4), Err(Errno::ENODATA));
+    }
+
+    #[test]
     fn diagnoses_hostile_links() {
         let tmp = tempfile::tempdir().unwrap();
         let r = tmp.path();
