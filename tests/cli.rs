@@ -215,6 +215,41 @@ fn spec_output_round_trips_through_create_unchanged() {
     );
 }
 
+/// exec's steps are in the debug log too, as runc's `--debug` shows its
+/// exec (text and JSON formats).
+#[test]
+fn debug_log_has_exec_steps() {
+    require!(!is_runc(), "rrun's step names are its own");
+    let c = Container::new(Bundle::new().args(&["sleep", "30"]));
+    c.create().ok();
+    c.start().ok();
+    for (format, prefix) in [("text", "level=debug"), ("json", "\"level\":\"debug\"")] {
+        let log = c.bundle.path().join(format!("exec-{format}.log"));
+        let l = log.to_string_lossy().into_owned();
+        c.rrun(&[
+            "--debug",
+            "--log",
+            &l,
+            "--log-format",
+            format,
+            "exec",
+            &c.id,
+            "true",
+        ])
+        .ok();
+        let text = std::fs::read_to_string(&log).expect("the debug log");
+        for step in ["exec-forked", "exec-joined", "exec-done"] {
+            assert!(
+                text.lines()
+                    .any(|l| l.contains(prefix) && l.contains(&format!("step {step} (+"))),
+                "no {format} debug line for {step} in:\n{text}"
+            );
+        }
+    }
+    c.delete_force().ok();
+    c.assert_clean();
+}
+
 #[test]
 fn version() {
     let o = rrun(&["--version"]);

@@ -387,6 +387,7 @@ pub fn exec(state: &ContainerState, opts: &ExecOptions) -> Result<Execed, ExecEr
         let _ = waitpid(helper, None);
         e
     };
+    crate::log::step("exec-forked");
     parent_end.send(&Msg::Go).map_err(|e| fail(e.into()))?;
     // The helper reports the process's pid; the process may hand over a
     // seccomp listener (sync s1, possibly before that report: they run
@@ -405,9 +406,15 @@ pub fn exec(state: &ContainerState, opts: &ExecOptions) -> Result<Execed, ExecEr
             (Ok((Msg::ChildPid(p), _)), None) => {
                 pid = Some(Pid::from_raw(p));
                 let _ = waitpid(helper, None);
+                crate::log::step("exec-joined");
+                crate::log::debug(&format!(
+                    "container {}: exec'd process pid {p} in its namespaces",
+                    state.id
+                ));
             }
             (Ok((Msg::SeccompFd, Some(fd))), _) => listener = Some(fd),
             (Err(sync::SyncError::Eof), Some(p)) => {
+                crate::log::step("exec-done");
                 if join_late && let Err(e) = crate::cgroups::add_pid(&dirs, p.as_raw()) {
                     kill_process(p);
                     return Err(ExecError::Process(e.to_string()));
