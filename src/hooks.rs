@@ -86,28 +86,47 @@ fn run_one(kind: &'static str, hook: &Hook, state_json: &[u8]) -> Result<(), Hoo
     let timeout = hook.timeout().map(|t| Duration::from_secs(t as u64));
     let status = match timeout {
         None => child.wait().map_err(|e| fail(format!("wait: {e}")))?,
-        Some(t) => {
-            let pidfd = crate::sys::pidfd_open(child.id() as i32)
-                .map_err(|e| fail(format!("pidfd_open: {e}")))?;
-            let mut fds = [PollFd::new(
-                std::os::fd::AsFd::as_fd(&pidfd),
-                PollFlags::POLLIN,
-            )];
-            let ms = PollTimeout::try_from(t.as_millis().min(i32::MAX as u128) as i32)
-                .unwrap_or(PollTimeout::MAX);
-            let ready = loop {
-                match poll(&mut fds, ms) {
-                    Err(nix::errno::Errno::EINTR) => continue,
-                    other => break other.unwrap_or(0),
+        // A startContainer hook runs under the container's seccomp filter,
+        // which may refuse pidfd_open (newer than many profiles): then the
+        // child is polled with wait4(WNOHANG) instead.
+        Some(t) => match crate::sys::pidfd_open(child.id() as i32) {
+            Err(_) => {
+                let deadline = std::time::Instant::now() + t;
+                loop {
+                    if let Some(status) =
+                        child.try_wait().map_err(|e| fail(format!("wait: {e}")))?
+                    {
+                        break status;
+                    }
+                    if std::time::Instant::now() >= deadline {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        return Err(fail(format!("timed out after {}s", t.as_secs())));
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
                 }
-            };
-            if ready == 0 {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(fail(format!("timed out after {}s", t.as_secs())));
             }
-            child.wait().map_err(|e| fail(format!("wait: {e}")))?
-        }
+            Ok(pidfd) => {
+                let mut fds = [PollFd::new(
+                    std::os::fd::AsFd::as_fd(&pidfd),
+                    PollFlags::POLLIN,
+                )];
+                let ms = PollTimeout::try_from(t.as_millis().min(i32::MAX as u128) as i32)
+                    .unwrap_or(PollTimeout::MAX);
+                let ready = loop {
+                    match poll(&mut fds, ms) {
+                        Err(nix::errno::Errno::EINTR) => continue,
+                        other => break other.unwrap_or(0),
+                    }
+                };
+                if ready == 0 {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(fail(format!("timed out after {}s", t.as_secs())));
+                }
+                child.wait().map_err(|e| fail(format!("wait: {e}")))?
+            }
+        },
     };
     if status.success() {
         Ok(())
