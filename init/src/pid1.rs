@@ -57,6 +57,8 @@ fn prepare(plan: &Launch) -> Result<(), (String, Errno)> {
         sys::setrlimit(*res, *soft, *hard).map_err(|e| (format!("setrlimit {res}"), e))?;
     }
     sys::limit_bounding_set(plan.caps.bounding).map_err(at("bounding set"))?;
+    // Before an early filter: close_range is newer than many profiles.
+    sys::cloexec_from(3 + plan.preserve_fds).map_err(at("close_range"))?;
     let mut early_seccomp = false;
     if !plan.no_new_privs && !plan.seccomp.is_empty() {
         load_seccomp(plan)?;
@@ -82,7 +84,6 @@ fn prepare(plan: &Launch) -> Result<(), (String, Errno)> {
     if plan.no_new_privs {
         sys::set_no_new_privs().map_err(at("no_new_privs"))?;
     }
-    sys::cloexec_from(3 + plan.preserve_fds).map_err(at("close_range"))?;
     if !early_seccomp && !plan.seccomp.is_empty() {
         load_seccomp(plan)?;
     }
