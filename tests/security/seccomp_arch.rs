@@ -422,12 +422,28 @@ fn assert_profile_never_breaks_rrun(name: &str, profile: &Value) {
     }
 }
 
+/// An engine profile lists i386: a 32-bit getpid is allowed (it used to
+/// kill the process), an i386 syscall the profile refuses (swapoff, 115)
+/// gets the profile's errno.
+fn assert_engine_i386(name: &str, profile: &Value) {
+    let Some(dir) = probe_dir() else { return };
+    let b = with_probe(Bundle::new(), &dir)
+        .with(|c| c["linux"]["seccomp"] = profile.clone())
+        .args(&["/probe/p", "i386:20", "i386:115"]);
+    let o = Container::new(b).run();
+    o.ok();
+    let r = results(&o.stdout);
+    assert_eq!(r["i386:20"], 1, "{name}: {o}");
+    assert!([EPERM, ENOSYS].contains(&r["i386:115"]), "{name}: {o}");
+}
+
 #[test]
 fn seccomp_podman_default_never_breaks_rrun() {
     let Some(p) = engine_profile(super::PODMAN_PROFILE, "golang-github-containers-common") else {
         return;
     };
     assert_profile_never_breaks_rrun("podman", &p);
+    assert_engine_i386("podman", &p);
 }
 
 #[test]
@@ -436,6 +452,7 @@ fn seccomp_docker_default_never_breaks_rrun() {
         return;
     };
     assert_profile_never_breaks_rrun("docker", &p);
+    assert_engine_i386("docker", &p);
 }
 
 #[test]
