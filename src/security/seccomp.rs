@@ -350,6 +350,20 @@ fn newest_named(s: &LinuxSeccomp, arch: Arch) -> Option<u32> {
         .max()
 }
 
+/// Whether the default action denies (kill, trap, errno): only then do
+/// syscalls newer than the profile get ENOSYS instead, as with runc.
+fn enosys_boundary(s: &LinuxSeccomp) -> bool {
+    use LinuxSeccompAction as A;
+    matches!(
+        s.default_action(),
+        A::ScmpActKill
+            | A::ScmpActKillThread
+            | A::ScmpActKillProcess
+            | A::ScmpActTrap
+            | A::ScmpActErrno
+    )
+}
+
 fn seccompiler_action(v: &Value) -> Result<seccompiler::SeccompAction, SeccompError> {
     use seccompiler::SeccompAction as S;
     let bad = || SeccompError::Compile(format!("unexpected action {v}"));
@@ -546,8 +560,11 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled, SeccompError> {
     let mut listener = None;
     for k in keys {
         let f = &doc[k];
-        // Only the default filter denies what the profile does not name.
-        let is_default = k.starts_with("999-default");
+        // Only the default filter denies what the profile does not name,
+        // and only a denying default gets the ENOSYS boundary: a log,
+        // trace or notify default hands a new syscall to whoever watches
+        // (a tracer or agent emulates it, or answers ENOSYS itself).
+        let is_default = k.starts_with("999-default") && enosys_boundary(s);
         let sections = arches
             .sections
             .iter()
@@ -1208,6 +1225,15 @@ mod tests {
             "close_range: older than openat2"
         );
         assert_eq!(verdict(&c, X64, 439, z), errno(ENOSYS), "faccessat2");
+        // A notify, trace or log default leaves new syscalls to the agent.
+        for def in ["SCMP_ACT_NOTIFY", "SCMP_ACT_LOG", "SCMP_ACT_TRACE"] {
+            let p = profile(&format!(
+                r#"{{"defaultAction":"{def}","listenerPath":"/a","syscalls":[{{"names":["sendmsg"],"action":"SCMP_ACT_ALLOW"}}]}}"#
+            ));
+            let c = compile(&p).unwrap();
+            assert_ne!(verdict(&c, X64, 47, z), errno(ENOSYS), "{def}: recvmsg");
+            assert_ne!(verdict(&c, X64, 1000, z), errno(ENOSYS), "{def}");
+        }
         // A blocklist allows what it does not name, new or not.
         let p = profile(
             r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}"#,
