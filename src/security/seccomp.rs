@@ -49,6 +49,8 @@ pub enum SeccompError {
     Unsupported(String),
     #[error("linux.seccomp: compiling the filter: {0}")]
     Compile(String),
+    #[error("linux.seccomp: a filter has {0} instructions, over the kernel's limit of 4096")]
+    TooLarge(usize),
     #[error("linux.seccomp.listenerPath {path}: {msg}")]
     Listener { path: String, msg: String },
 }
@@ -271,6 +273,7 @@ const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 const ENOSYS: u32 = 38;
 const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
 const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
+const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
 /// The kernel's limit on one filter (BPF_MAXINSNS).
 const MAX_INSNS: usize = 4096;
 
@@ -538,10 +541,7 @@ fn assemble(
         out.extend_from_slice(body);
     }
     if out.len() >= MAX_INSNS {
-        return Err(SeccompError::Compile(format!(
-            "a filter has {} instructions, over the kernel's limit of {MAX_INSNS}",
-            out.len()
-        )));
+        return Err(SeccompError::TooLarge(out.len()));
     }
     Ok(out)
 }
@@ -577,8 +577,32 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled, SeccompError> {
                 Ok((*a, section_body(f, *a)?, newest))
             })
             .collect::<Result<Vec<_>, SeccompError>>()?;
-        let mut p = assemble(&sections, arches.x32)?;
-        if k.ends_with("-notify") {
+        let notify = k.ends_with("-notify");
+        let mut p = match assemble(&sections, arches.x32) {
+            // Two architectures' rules may not fit in one filter: then one
+            // filter per architecture, each allowing the other's syscalls
+            // (the other filter decides them). Not the notify filter: a
+            // process gets one listener.
+            Err(SeccompError::TooLarge(_)) if sections.len() > 1 && !notify => {
+                for i in 0..sections.len() {
+                    let own: Vec<_> = sections
+                        .iter()
+                        .enumerate()
+                        .map(|(j, sec)| {
+                            if i == j {
+                                sec.clone()
+                            } else {
+                                (sec.0, vec![ret(SECCOMP_RET_ALLOW)], None)
+                            }
+                        })
+                        .collect();
+                    programs.push(assemble(&own, arches.x32)?);
+                }
+                continue;
+            }
+            other => other?,
+        };
+        if notify {
             if rewrite_notify_returns(&mut p) == 0 {
                 return Err(SeccompError::Compile(
                     "the notify filter has no notify return".into(),
@@ -1239,6 +1263,34 @@ mod tests {
             r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}"#,
         );
         assert_eq!(verdict(&compile(&p).unwrap(), X64, 437, z), ALLOW);
+    }
+
+    #[test]
+    fn too_large_for_one_filter_splits_by_architecture() {
+        // Every x86_64 name, allowed only with its first argument 7: about
+        // ten instructions a syscall, too many for both architectures in
+        // one filter.
+        let names: Vec<&str> = syscalls::x86_64::Sysno::iter().map(|n| n.name()).collect();
+        let p = profile(&format!(
+            r#"{{"defaultAction":"SCMP_ACT_ERRNO","architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86"],
+                "syscalls":[{{"names":{},"action":"SCMP_ACT_ALLOW","args":[{{"index":0,"value":7,"op":"SCMP_CMP_EQ"}}]}}]}}"#,
+            serde_json::to_string(&names).unwrap()
+        ));
+        let c = compile(&p).unwrap();
+        assert_eq!(c.programs.len(), 2, "one per architecture");
+        assert!(c.programs.iter().all(|p| p.len() < MAX_INSNS));
+        let seven = [7, 0, 0, 0, 0, 0];
+        assert_eq!(verdict(&c, X64, 39, seven), ALLOW);
+        assert_eq!(verdict(&c, X64, 39, [0; 6]), errno(EPERM));
+        assert_eq!(verdict(&c, I386, 20, seven), ALLOW);
+        assert_eq!(verdict(&c, I386, 20, [0; 6]), errno(EPERM));
+        assert_eq!(verdict(&c, X64, 39 | X32_SYSCALL_BIT, seven), KILL);
+        assert_eq!(verdict(&c, X64, 1000, seven), errno(ENOSYS));
+        assert_eq!(
+            verdict(&c, 0xdead, 1, seven),
+            KILL,
+            "an unknown architecture"
+        );
     }
 
     #[test]
