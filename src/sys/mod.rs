@@ -493,6 +493,25 @@ pub fn default_sigpipe() {
     let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }
 
+/// Sets SIGPIPE to ignored (a write to a closed pipe then fails with
+/// EPIPE instead of killing us) and returns whether it was ignored before,
+/// for [`restore_sigpipe`].
+pub fn ignore_sigpipe() -> bool {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: SIG_IGN runs no code in signal context.
+    matches!(
+        unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) },
+        Ok(SigHandler::SigIgn)
+    )
+}
+
+/// SIGPIPE back to what [`ignore_sigpipe`] found.
+pub fn restore_sigpipe(was_ignored: bool) {
+    if !was_ignored {
+        default_sigpipe();
+    }
+}
+
 /// Crash-consistency testing: in debug builds (the ones tests run), when
 /// RRUN_FAILPOINT names this point, rrun kills itself with SIGKILL right
 /// here, as a crash or an OOM kill would. Release builds compile it out.

@@ -307,6 +307,7 @@ const MINIMAL: &[&str] = &[
     "setsid",
     "rename",
     "unlink",
+    "restart_syscall",
 ];
 
 const SCRIPT: &str = "echo started; grep Seccomp: /proc/self/status; ls /etc >/dev/null && \
@@ -384,8 +385,14 @@ fn minimal_profile() -> Value {
 fn assert_profile_never_breaks_rrun(name: &str, profile: &Value) {
     for on in [true, false] {
         let what = format!("{name}, noNewPrivileges={on}");
+        // A startContainer hook with a timeout: run in the container,
+        // under the filter (state on stdin, waited for with a deadline).
         let b = nnp(Bundle::new(), on)
             .with(|c| c["linux"]["seccomp"] = profile.clone())
+            .hook(
+                "startContainer",
+                json!({ "path": "/bin/true", "args": ["true"], "timeout": 5 }),
+            )
             .sh(SCRIPT);
         assert_ran(&Container::new(b).run_ok(), &format!("run, {what}"));
 
