@@ -114,6 +114,9 @@ fn allowlist(arches: &[&str]) -> Value {
         "architectures": arches,
         "syscalls": [
             { "names": MINIMAL, "action": "SCMP_ACT_ALLOW" },
+            // runc 1.1 checks /proc/self/fd (fstatfs) and the program (faccessat)
+            // after the filter.
+            { "names": ["fstatfs", "faccessat"], "action": "SCMP_ACT_ALLOW" },
             { "names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 18 }
         ]
     })
@@ -482,6 +485,10 @@ fn seccomp_older_docker_default_never_breaks_rrun() {
 
 #[test]
 fn seccomp_minimal_allowlist_never_breaks_rrun() {
+    if is_runc() {
+        skip("runc 1.1 needs fstatfs after an early filter (its /proc/self/fd check)");
+        return;
+    }
     assert_profile_never_breaks_rrun("minimal", &minimal_profile());
 }
 
@@ -535,10 +542,15 @@ fn seccomp_start_container_hooks_run_under_the_filter() {
         let c = Container::new(b);
         c.create().ok();
         let o = c.start();
+        // rrun's start reports the hook's failure; runc's start returns
+        // before the hooks run, and the init then exits: either way the
+        // program (sleep 60) never runs.
         assert!(
-            !o.success(),
+            !o.success() || is_runc(),
             "noNewPrivileges={on}: the hook's mkdir is filtered: {o}"
         );
+        let stopped = poll(STATUS_TIMEOUT, || (c.status() == "stopped").then_some(()));
+        assert!(stopped.is_some(), "noNewPrivileges={on}: {}", c.status());
         // Without the filter the same hook succeeds: the failure is the
         // filter's, not the hook's.
         let b = nnp(Bundle::new(), on)
