@@ -2143,6 +2143,10 @@ mod seccomp_arch;
 /// the listener yet.
 #[test]
 fn seccomp_notify_on_write_works_end_to_end() {
+    require!(
+        !is_runc(),
+        "runc 1.1 refuses SCMP_ACT_NOTIFY for write (its init writes after the load)"
+    );
     for nnp in [true, false] {
         let agent = Agent::start();
         let profile = json!({
