@@ -54,6 +54,31 @@ int main(int argc, char **argv) {
 }
 "#;
 
+/// A real 32-bit program (gcc -m32 -static, glibc's i386 entry points):
+/// ordinary calls, and mkdir and swapoff, which an engine profile decides.
+const PROBE32_C: &str = r#"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/swap.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+int main(void) {
+    struct utsname u;
+    char cwd[256];
+    setvbuf(stdout, NULL, _IONBF, 0);
+    int fd = open("/proc/self/status", O_RDONLY);
+    printf("open=%d\n", fd >= 0 ? 0 : -errno);
+    printf("getpid=%d\n", getpid());
+    printf("uname=%d\n", uname(&u) == 0 ? 0 : -errno);
+    printf("getcwd=%d\n", getcwd(cwd, sizeof cwd) ? 0 : -errno);
+    printf("mkdir=%d\n", mkdir("/dev/shm/from-i386", 0755) == 0 ? 0 : -errno);
+    printf("swapoff=%d\n", swapoff("/rrun-no-such-swap") == 0 ? 0 : -errno);
+    return 0;
+}
+"#;
+
 /// The directory holding the static probe `p`, built once per test run;
 /// None (with a skip notice) without gcc.
 fn probe_dir() -> Option<PathBuf> {
@@ -63,16 +88,30 @@ fn probe_dir() -> Option<PathBuf> {
             if !have_cmd("gcc") {
                 return None;
             }
-            let dir = target_dir().join(format!("seccomp-probe-{}", std::process::id()));
+            let dir = target_dir().join("seccomp-probe");
             fs::create_dir_all(&dir).unwrap();
             set_mode(&dir, 0o755);
-            let src = dir.join("p.c");
-            fs::write(&src, PROBE_C).unwrap();
-            let mut c = Command::new("gcc");
-            c.args(["-static", "-O2", "-o"])
-                .arg(dir.join("p"))
-                .arg(&src);
-            run_timeout(c, TIMEOUT).ok();
+            // Built under a name of this process's, then renamed: another
+            // test binary may be running the old one.
+            let build = |name: &str, src: &str, flags: &[&str]| {
+                let tmp = dir.join(format!("{name}.{}", std::process::id()));
+                let c_file = tmp.with_extension("c");
+                fs::write(&c_file, src).unwrap();
+                let mut c = Command::new("gcc");
+                c.args(flags).arg("-o").arg(&tmp).arg(&c_file);
+                let ok = run_timeout(c, TIMEOUT).success();
+                let _ = fs::remove_file(&c_file);
+                if ok {
+                    fs::rename(&tmp, dir.join(name)).unwrap();
+                }
+                ok
+            };
+            assert!(
+                build("p", PROBE_C, &["-static", "-O2"]),
+                "gcc -static failed"
+            );
+            // p32 only where gcc builds 32-bit programs (gcc-multilib).
+            build("p32", PROBE32_C, &["-m32", "-static", "-O2"]);
             Some(dir)
         })
         .clone();
@@ -445,6 +484,44 @@ fn assert_engine_i386(name: &str, profile: &Value) {
     let r = results(&o.stdout);
     assert_eq!(r["i386:20"], 1, "{name}: {o}");
     assert!([EPERM, ENOSYS].contains(&r["i386:115"]), "{name}: {o}");
+}
+
+/// A real 32-bit program under Docker's default (which lists
+/// SCMP_ARCH_X86) runs, with the profile's answers for i386; under the
+/// same profile with only SCMP_ARCH_X86_64 it is killed at its first
+/// syscall.
+#[test]
+fn seccomp_32bit_program_under_dockers_profile() {
+    let Some(dir) = probe_dir() else { return };
+    if !dir.join("p32").exists() {
+        skip("gcc -m32 -static fails (apt-get install gcc-multilib)");
+        return;
+    }
+    let Some(p) = engine_profile(DOCKER_PROFILE, "golang-github-docker-docker-dev") else {
+        return;
+    };
+    let b = with_probe(Bundle::new(), &dir)
+        .with(|c| c["linux"]["seccomp"] = p.clone())
+        .args(&["/probe/p32"]);
+    let o = Container::new(b).run();
+    o.ok();
+    let r = results(&o.stdout);
+    for k in ["open", "uname", "getcwd", "mkdir"] {
+        assert_eq!(r[k], 0, "{k}: {o}");
+    }
+    assert_eq!(r["getpid"], 1, "{o}");
+    assert_eq!(
+        r["swapoff"], EPERM,
+        "swapoff needs CAP_SYS_ADMIN in the profile: {o}"
+    );
+    let mut native = p;
+    native["architectures"] = json!(["SCMP_ARCH_X86_64"]);
+    let b = with_probe(Bundle::new(), &dir)
+        .with(|c| c["linux"]["seccomp"] = native)
+        .args(&["/probe/p32"]);
+    let o = Container::new(b).run();
+    assert_eq!(o.code, Some(SIGSYS_EXIT), "{o}");
+    assert!(o.stdout.is_empty(), "{o}");
 }
 
 #[test]
