@@ -76,58 +76,95 @@ fn run_one(
     // and stderr, like runc's, and the state on stdin. stdin is a socket,
     // not a pipe, so that a hook exiting without reading it costs us an
     // EPIPE (sent with MSG_NOSIGNAL), never a SIGPIPE.
-    let (ours, theirs) = socketpair(
+    // A startContainer hook runs under the container's seccomp filter: a
+    // profile without socketpair gets a pipe, written with SIGPIPE ignored.
+    let (ours, theirs, pipe) = match socketpair(
         AddressFamily::Unix,
         SockType::Stream,
         None,
         SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(|e| fail(format!("socketpair: {e}")))?;
-    let _ = shutdown(theirs.as_raw_fd(), Shutdown::Write);
+    ) {
+        Ok((ours, theirs)) => {
+            let _ = shutdown(theirs.as_raw_fd(), Shutdown::Write);
+            (ours, theirs, false)
+        }
+        Err(_) => {
+            let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                .map_err(|e| fail(format!("pipe: {e}")))?;
+            (w, r, true)
+        }
+    };
     cmd.stdin(Stdio::from(theirs));
     let mut child = cmd
         .spawn()
         .map_err(|e| fail(format!("cannot start: {e}")))?;
     // The state fits in the socket buffer: a hook that never reads stdin
     // does not block us.
+    let sigpipe_was_ignored = pipe && crate::sys::ignore_sigpipe();
     let mut sent = 0;
     while sent < state_json.len() {
-        match send(
-            ours.as_raw_fd(),
-            &state_json[sent..],
-            MsgFlags::MSG_NOSIGNAL,
-        ) {
+        let rest = &state_json[sent..];
+        let r = if pipe {
+            nix::unistd::write(&ours, rest)
+        } else {
+            send(ours.as_raw_fd(), rest, MsgFlags::MSG_NOSIGNAL)
+        };
+        match r {
             Ok(n) => sent += n,
             Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => break,
         }
     }
+    if pipe {
+        crate::sys::restore_sigpipe(sigpipe_was_ignored);
+    }
     drop(ours);
     let timeout = hook.timeout().map(|t| Duration::from_secs(t as u64));
     let status = match timeout {
         None => child.wait().map_err(|e| fail(format!("wait: {e}")))?,
-        Some(t) => {
-            let pidfd = crate::sys::pidfd_open(child.id() as i32)
-                .map_err(|e| fail(format!("pidfd_open: {e}")))?;
-            let mut fds = [PollFd::new(
-                std::os::fd::AsFd::as_fd(&pidfd),
-                PollFlags::POLLIN,
-            )];
-            let ms = PollTimeout::try_from(t.as_millis().min(i32::MAX as u128) as i32)
-                .unwrap_or(PollTimeout::MAX);
-            let ready = loop {
-                match poll(&mut fds, ms) {
-                    Err(nix::errno::Errno::EINTR) => continue,
-                    other => break other.unwrap_or(0),
+        // A startContainer hook runs under the container's seccomp filter,
+        // which may refuse pidfd_open (newer than many profiles): then the
+        // child is polled with wait4(WNOHANG) instead.
+        Some(t) => match crate::sys::pidfd_open(child.id() as i32) {
+            Err(_) => {
+                let deadline = std::time::Instant::now() + t;
+                loop {
+                    if let Some(status) =
+                        child.try_wait().map_err(|e| fail(format!("wait: {e}")))?
+                    {
+                        break status;
+                    }
+                    if std::time::Instant::now() >= deadline {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        return Err(fail(format!("timed out after {}s", t.as_secs())));
+                    }
+                    // Not thread::sleep, which panics when the filter
+                    // refuses the restart of an interrupted sleep.
+                    let _ = poll(&mut [], PollTimeout::from(10u8));
                 }
-            };
-            if ready == 0 {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(fail(format!("timed out after {}s", t.as_secs())));
             }
-            child.wait().map_err(|e| fail(format!("wait: {e}")))?
-        }
+            Ok(pidfd) => {
+                let mut fds = [PollFd::new(
+                    std::os::fd::AsFd::as_fd(&pidfd),
+                    PollFlags::POLLIN,
+                )];
+                let ms = PollTimeout::try_from(t.as_millis().min(i32::MAX as u128) as i32)
+                    .unwrap_or(PollTimeout::MAX);
+                let ready = loop {
+                    match poll(&mut fds, ms) {
+                        Err(nix::errno::Errno::EINTR) => continue,
+                        other => break other.unwrap_or(0),
+                    }
+                };
+                if ready == 0 {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(fail(format!("timed out after {}s", t.as_secs())));
+                }
+                child.wait().map_err(|e| fail(format!("wait: {e}")))?
+            }
+        },
     };
     if status.success() {
         Ok(())

@@ -2131,3 +2131,65 @@ mod cgroup_ownership;
 /// Seccomp architectures, x32, unknown syscalls.
 #[path = "security/seccomp_arch.rs"]
 mod seccomp_arch;
+
+// ---------------------------------------------------------------------------
+// Seccomp (issue 17): a notify rule on write, end to end
+// ---------------------------------------------------------------------------
+
+/// `write` is notified: every line the program prints goes through the
+/// agent (which lets it continue), for run and exec, with and without
+/// noNewPrivileges. rrun's own hand-off of the listener (sendmsg) and its
+/// messages after the load must never wait for an agent that has not got
+/// the listener yet.
+#[test]
+fn seccomp_notify_on_write_works_end_to_end() {
+    require!(
+        !is_runc(),
+        "runc 1.1 refuses SCMP_ACT_NOTIFY for write (its init writes after the load)"
+    );
+    for nnp in [true, false] {
+        let agent = Agent::start();
+        let profile = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": agent.path_str(),
+            "syscalls": [ { "names": ["write", "writev"], "action": "SCMP_ACT_NOTIFY" } ]
+        });
+        let b = Bundle::new()
+            .with(|c| {
+                c["linux"]["seccomp"] = profile.clone();
+                c["process"]["noNewPrivileges"] = json!(nnp);
+            })
+            .sh("echo through-the-agent");
+        let c = Container::new(b);
+        let out = c.run_ok();
+        assert!(out.contains("through-the-agent"), "nnp={nnp}: {out}");
+        let writes = |a: &Agent| {
+            a.notified()
+                .iter()
+                .filter(|n| n.nr == libc::SYS_write)
+                .count()
+        };
+        assert!(
+            writes(&agent) >= 1,
+            "nnp={nnp}: the write went to the agent"
+        );
+        c.assert_clean();
+
+        let c = running(
+            Bundle::new()
+                .with(|c| {
+                    c["linux"]["seccomp"] = profile.clone();
+                    c["process"]["noNewPrivileges"] = json!(nnp);
+                })
+                .args(&["sleep", "60"]),
+        );
+        let before = writes(&agent);
+        let o = exec(&c, &[], &["sh", "-c", "echo exec-through-the-agent"]);
+        o.ok();
+        assert!(
+            o.stdout.contains("exec-through-the-agent"),
+            "nnp={nnp}: {o}"
+        );
+        assert!(writes(&agent) > before, "nnp={nnp}: exec's write notified");
+    }
+}

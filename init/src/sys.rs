@@ -260,7 +260,43 @@ pub fn cloexec_from(first: u32) -> Result<(), Errno> {
     const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
     // SAFETY: with CLOSE_RANGE_CLOEXEC only fd flags change; nothing is
     // closed under anyone's feet.
-    unsafe { syscall!(Sysno::close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) }.map(|_| ())
+    match unsafe { syscall!(Sysno::close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) } {
+        Ok(_) => Ok(()),
+        // The init runs under the program's seccomp profile, and
+        // close_range is newer than many: mark each fd with fcntl, up to
+        // the soft RLIMIT_NOFILE (fds at or above it cannot exist).
+        Err(_) => {
+            let limit = nofile_limit().unwrap_or(1 << 20);
+            for fd in first..limit.min(1 << 20) as u32 {
+                // SAFETY: F_GETFD/F_SETFD only read and set one fd's flags;
+                // a closed number answers EBADF.
+                if let Ok(flags) = unsafe { syscall!(Sysno::fcntl, fd, k::F_GETFD) } {
+                    let _ = unsafe {
+                        syscall!(Sysno::fcntl, fd, k::F_SETFD, flags | k::FD_CLOEXEC as usize)
+                    };
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The soft RLIMIT_NOFILE, if the profile lets us ask.
+fn nofile_limit() -> Option<u64> {
+    // SAFETY: prlimit64 on ourselves (pid 0) writes one rlimit64 into a
+    // live, zeroed local and sets nothing (new limit NULL).
+    let mut old: k::rlimit64 = unsafe { core::mem::zeroed() };
+    unsafe {
+        syscall!(
+            Sysno::prlimit64,
+            0,
+            k::RLIMIT_NOFILE,
+            core::ptr::null::<k::rlimit64>(),
+            &mut old as *mut k::rlimit64
+        )
+    }
+    .ok()
+    .map(|_| old.rlim_cur)
 }
 
 /// Whether `path` is a regular file (following symlinks).

@@ -122,6 +122,24 @@ pub fn run(plan: &InitPlan, chan: &Channel, listener: &OwnedFd, console: Option<
     };
     // Attached in the rootfs by now: nothing of them is held past setup.
     drop(idmapped);
+    // --- seccomp: without no_new_privs the filter is already loaded, and
+    // the wait for `start` below is accept4(2): a profile that denies it
+    // fails create here with a clear error, not start with a dead init.
+    let early_filter = plan.seccomp.is_some()
+        && !plan
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.no_new_privileges())
+            .unwrap_or(false);
+    if early_filter && let Err(e) = accept_allowed(listener) {
+        fail(
+            chan,
+            format!(
+                "linux.seccomp: the profile denies accept4, which the init needs to wait for start: {e}"
+            ),
+        );
+    }
     if chan.send(&Msg::Ready).is_err() {
         sys::exit_now(1);
     }
@@ -141,7 +159,18 @@ pub fn run(plan: &InitPlan, chan: &Channel, listener: &OwnedFd, console: Option<
         let _ = nix::unistd::write(&conn, msg.as_bytes());
         sys::exit_now(127)
     };
-    // j. startContainer hooks run in the container, then the program.
+    // j. startContainer hooks run in the container under the filter (as
+    //    with runc: a profile that denies what a hook does fails start),
+    //    then the program.
+    let late_seccomp = match &target {
+        Target::Program(exe) => exe.late_seccomp.as_ref(),
+        Target::Init { late_seccomp, .. } => late_seccomp.as_ref(),
+    };
+    if let Some(f) = late_seccomp
+        && let Err(e) = crate::security::seccomp::load(f)
+    {
+        report(format!("loading the seccomp filter: {e}"));
+    }
     if let Some(h) = plan
         .spec
         .hooks()
@@ -158,19 +187,11 @@ pub fn run(plan: &InitPlan, chan: &Channel, listener: &OwnedFd, console: Option<
     }
     let exe = match target {
         Target::Program(exe) => exe,
-        Target::Init {
-            plan: plan_fd,
-            late_seccomp,
-        } => {
+        Target::Init { plan: plan_fd, .. } => {
             let init_bin = plan
                 .init_binary
                 .as_ref()
                 .expect("init target only with the init binary");
-            if let Some(f) = &late_seccomp
-                && let Err(e) = crate::security::seccomp::load(f)
-            {
-                report(format!("loading the seccomp filter: {e}"));
-            }
             let args = [
                 CString::new("rrun-init").expect("no NUL"),
                 CString::new(std::os::fd::AsRawFd::as_raw_fd(&plan_fd).to_string())
@@ -185,17 +206,33 @@ pub fn run(plan: &InitPlan, chan: &Channel, listener: &OwnedFd, console: Option<
             ))
         }
     };
-    if let Some(f) = &exe.late_seccomp
-        && let Err(e) = crate::security::seccomp::load(f)
-    {
-        report(format!("loading the seccomp filter: {e}"));
-    }
     let err = nix::unistd::execve(&exe.path, &exe.args, &exe.env).unwrap_err();
     report(format!("exec {}: {}", exe.path.to_string_lossy(), err))
 }
 
+/// Whether accept4 on `listener` passes the loaded filter: tried once
+/// without blocking (EAGAIN: allowed, nobody is connecting yet).
+fn accept_allowed(listener: &OwnedFd) -> Result<(), nix::Error> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let flags = OFlag::from_bits_truncate(fcntl(listener, FcntlArg::F_GETFL)?);
+    fcntl(listener, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    let tried = accept4(listener.as_fd(), nix::sys::socket::SockFlag::SOCK_CLOEXEC);
+    fcntl(listener, FcntlArg::F_SETFL(flags))?;
+    match tried {
+        Err(nix::errno::Errno::EAGAIN) => Ok(()),
+        // A connection already there is a stray one: `start` only
+        // connects once Ready is in state.json. It is dropped.
+        Ok(stray) => {
+            drop(stray);
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
 pub(super) struct Exec {
-    /// The filter to load right before execve (no_new_privs case).
+    /// The filter to load last (no_new_privs case): the init loads it
+    /// before the startContainer hooks, exec right before execve.
     pub late_seccomp: Option<crate::security::seccomp::Compiled>,
     pub path: CString,
     pub args: Vec<CString>,
@@ -424,11 +461,14 @@ pub(super) fn apply_process(process: &Process, opts: &ProcessOptions) -> StepRes
     caps.drop_bounding().map_err(|e| e.to_string())?;
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
     // now, while we have it. With no_new_privs it is loaded by the caller
-    // right before execve, so the filter sees as few of rrun's own
+    // at the end (`Exec::late_seccomp`), so the filter sees as few of rrun's own
     // syscalls as possible (as runc does); all but a notify filter, which
     // is loaded at the end of this function, while the parent that hands
     // its listener on is still there (`start` has no sync channel).
     let nnp = process.no_new_privileges().unwrap_or(false);
+    // --- seccomp: nothing after an early load may need a syscall that an
+    // ordinary allowlist lacks (openat2 here; close_range falls back).
+    let cwd = resolve_cwd(process.cwd())?;
     if let Some(f) = opts.seccomp.filter(|_| !nnp) {
         load_notify_filter(f, opts.chan)?;
         crate::security::seccomp::load(f).map_err(step("loading the seccomp filter"))?;
@@ -459,7 +499,7 @@ pub(super) fn apply_process(process: &Process, opts: &ProcessOptions) -> StepRes
     setresgid(gid, gid, gid).map_err(|e| format!("setting gid {}: {e}", user.gid()))?;
     setresuid(uid, uid, uid).map_err(|e| format!("setting uid {}: {e}", user.uid()))?;
     sys::set_keep_caps(false).map_err(step("PR_SET_KEEPCAPS"))?;
-    enter_cwd(process.cwd())?;
+    enter_cwd(process.cwd(), cwd)?;
     caps.apply().map_err(|e| e.to_string())?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
         user.umask().unwrap_or(0o022) as libc::mode_t,
@@ -594,18 +634,24 @@ fn apply_scheduling(process: &Process) -> StepResult<()> {
     Ok(())
 }
 
-/// chdir to process.cwd, resolved inside the container's root without
-/// magic links: `/proc/self/fd/N` naming one of rrun's (or the caller's)
-/// fds can never make the program start in a host directory
-/// (runc CVE-2024-21626). Run as the target user, so permissions apply.
-fn enter_cwd(cwd: &Path) -> StepResult<()> {
+/// process.cwd, resolved inside the container's root without magic links:
+/// `/proc/self/fd/N` naming one of rrun's (or the caller's) fds can never
+/// make the program start in a host directory (runc CVE-2024-21626).
+/// Resolved before the seccomp filter is loaded (openat2 is newer than
+/// many profiles), entered by [`enter_cwd`] after it.
+fn resolve_cwd(cwd: &Path) -> StepResult<OwnedFd> {
     let root = crate::rootfs::resolve::Root::open(Path::new("/")).map_err(step("opening /"))?;
-    let fd = root
-        .open_in(
-            cwd,
-            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY,
-        )
-        .map_err(|e| format!("chdir to cwd {cwd:?}: {e}"))?;
+    root.open_in(
+        cwd,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY,
+    )
+    .map_err(|e| format!("chdir to cwd {cwd:?}: {e}"))
+}
+
+/// fchdir into the resolved cwd as the target user, so that the
+/// directory's own permissions apply (fchdir checks search permission),
+/// then closes the fd: only plain fchdir and close after the filter.
+fn enter_cwd(cwd: &Path, fd: OwnedFd) -> StepResult<()> {
     nix::unistd::fchdir(&fd).map_err(|e| format!("chdir to cwd {cwd:?}: {e}"))
 }
 

@@ -9,8 +9,19 @@
 //! and takes the most restrictive answer (kill, then trap, errno, notify,
 //! trace, log, allow), which is the profile's meaning for the profiles
 //! engines ship. Unknown syscall names are skipped with a warning, as runc
-//! does. The filters accept only the native architecture (x86_64): others,
-//! e.g. the 32-bit int 0x80 entry, are killed rather than let through.
+//! does.
+//!
+//! Architectures: seccompiler knows only x86_64's table and builds one
+//! architecture's filter, so rrun takes from it the rule chains only, one
+//! per architecture (numbers from the `syscalls` crate's x86_64 and i386
+//! tables), and puts its own small dispatch in front ([`assemble`]): the
+//! architecture first, then, on x86_64, the x32 bit (x32 numbers are
+//! x86_64 numbers | 0x40000000: killed unless SCMP_ARCH_X32 is listed,
+//! then matched by the x86_64 rules), then in the default filter the
+//! ENOSYS boundary (a syscall newer than every one the profile names gets
+//! ENOSYS, as with runc, so libc falls back). i386 (int 0x80, 32-bit
+//! programs) has its own section when SCMP_ARCH_X86 is listed; any other
+//! architecture is killed.
 //!
 //! SCMP_ACT_NOTIFY: every notify rule (or a notify defaultAction) lands in
 //! one filter, because a process may load only one filter with a listener.
@@ -38,6 +49,8 @@ pub enum SeccompError {
     Unsupported(String),
     #[error("linux.seccomp: compiling the filter: {0}")]
     Compile(String),
+    #[error("linux.seccomp: a filter has {0} instructions, over the kernel's limit of 4096")]
+    TooLarge(usize),
     #[error("linux.seccomp.listenerPath {path}: {msg}")]
     Listener { path: String, msg: String },
 }
@@ -60,8 +73,9 @@ const SECCOMP_RET_TRACE: u32 = 0x7ff0_0000;
 const BPF_RET_K: u16 = 0x06; // BPF_RET | BPF_K
 /// The data of the stand-in action the notify filter is compiled with
 /// (seccompiler's `trace`). Only that filter is rewritten, and its only
-/// other returns are allow and the architecture check's kill, so the
-/// value cannot be mistaken for a profile's own SCMP_ACT_TRACE.
+/// other returns are allow, the default action and the prefix's kill and
+/// ENOSYS, so the value cannot be mistaken for a profile's own
+/// SCMP_ACT_TRACE.
 const NOTIFY_STANDIN_DATA: u32 = 0x4e54;
 const NOTIFY_STANDIN: u32 = SECCOMP_RET_TRACE | NOTIFY_STANDIN_DATA;
 
@@ -242,81 +256,367 @@ fn flags(s: &LinuxSeccomp) -> u32 {
         .fold(0, |a, b| a | b)
 }
 
-/// Syscall names of the profile this architecture does not have. Engines'
-/// profiles list every architecture's names (dozens unknown on x86_64), so
-/// they are found with one tiny compile each rather than one full compile
-/// per unknown name, and reported at debug level, as runc does.
-fn unknown_names(s: &LinuxSeccomp) -> Vec<String> {
+/// An architecture a filter has a section for. x32 has none of its own:
+/// it enters the x86_64 table with [`X32_SYSCALL_BIT`] set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arch {
+    X86_64,
+    I386,
+}
+
+/// `AUDIT_ARCH_*` of linux/audit.h: EM_X86_64 | 64BIT | LE, EM_386 | LE.
+const AUDIT_ARCH_X86_64: u32 = 62 | 0x8000_0000 | 0x4000_0000;
+const AUDIT_ARCH_I386: u32 = 3 | 0x4000_0000;
+/// x32 syscalls are x86_64 syscalls with this bit in the number
+/// (arch/x86/include/uapi/asm/unistd.h).
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+const ENOSYS: u32 = 38;
+const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
+const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
+const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
+/// The kernel's limit on one filter (BPF_MAXINSNS).
+const MAX_INSNS: usize = 4096;
+
+impl Arch {
+    fn audit(self) -> u32 {
+        match self {
+            Arch::X86_64 => AUDIT_ARCH_X86_64,
+            Arch::I386 => AUDIT_ARCH_I386,
+        }
+    }
+
+    /// The syscall number of `name` in this architecture's table.
+    fn number(self, name: &str) -> Option<u32> {
+        use std::str::FromStr;
+        match self {
+            Arch::X86_64 => syscalls::x86_64::Sysno::from_str(name).ok().map(|n| n.id()),
+            Arch::I386 => syscalls::x86::Sysno::from_str(name).ok().map(|n| n.id()),
+        }
+        .and_then(|n| u32::try_from(n).ok())
+    }
+}
+
+/// Which architectures the filters accept: the native one always (as
+/// libseccomp does), i386 and x32 when the profile lists them. Anything
+/// else, and x32 numbers when x32 is not listed, is killed: a filter keyed
+/// on x86_64 numbers must never see another table's numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Arches {
+    sections: Vec<Arch>,
+    x32: bool,
+}
+
+impl Arches {
+    fn of(s: &LinuxSeccomp) -> Arches {
+        use oci_spec::runtime::Arch as A;
+        let listed = s.architectures().as_deref().unwrap_or_default();
+        let mut sections = vec![Arch::X86_64];
+        if listed.contains(&A::ScmpArchX86) {
+            sections.push(Arch::I386);
+        }
+        Arches {
+            sections,
+            x32: listed.contains(&A::ScmpArchX32),
+        }
+    }
+}
+
+/// Syscall names of the profile the native table does not have. Engines'
+/// profiles list every architecture's names (dozens unknown on x86_64);
+/// they are skipped and reported at debug level, as runc does.
+fn log_unknown_names(s: &LinuxSeccomp) {
     let mut names: Vec<&String> = s
         .syscalls()
         .iter()
         .flatten()
         .flat_map(|sc| sc.names())
+        .filter(|n| Arch::X86_64.number(n).is_none())
         .collect();
     names.sort();
     names.dedup();
-    names
-        .into_iter()
-        .filter(|n| {
-            let probe = json!({"p": {"mismatch_action": "allow", "match_action": "trap", "filter": [{"syscall": n}]}});
-            seccompiler::compile_from_json(probe.to_string().as_bytes(), TargetArch::x86_64).is_err()
-        })
-        .map(|n| {
-            crate::log::debug(&format!("seccomp: unknown syscall {n:?} skipped"));
-            n.clone()
-        })
-        .collect()
+    for n in names {
+        crate::log::debug(&format!("seccomp: unknown syscall {n:?} skipped"));
+    }
+}
+
+/// The highest syscall number of `arch` that the profile names, in any
+/// rule: a syscall above it is newer than the profile (or no syscall at
+/// all) and gets ENOSYS instead of the default action, so that libc and
+/// Go fall back to an older call (clone3 -> clone, openat2 -> openat), as
+/// runc does since 1.0.
+fn newest_named(s: &LinuxSeccomp, arch: Arch) -> Option<u32> {
+    s.syscalls()
+        .iter()
+        .flatten()
+        .flat_map(|sc| sc.names())
+        .filter_map(|n| arch.number(n))
+        .max()
+}
+
+/// Whether the default action denies (kill, trap, errno): only then do
+/// syscalls newer than the profile get ENOSYS instead, as with runc.
+fn enosys_boundary(s: &LinuxSeccomp) -> bool {
+    use LinuxSeccompAction as A;
+    matches!(
+        s.default_action(),
+        A::ScmpActKill
+            | A::ScmpActKillThread
+            | A::ScmpActKillProcess
+            | A::ScmpActTrap
+            | A::ScmpActErrno
+    )
+}
+
+fn seccompiler_action(v: &Value) -> Result<seccompiler::SeccompAction, SeccompError> {
+    use seccompiler::SeccompAction as S;
+    let bad = || SeccompError::Compile(format!("unexpected action {v}"));
+    let num = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+    };
+    Ok(match v.as_str() {
+        Some("allow") => S::Allow,
+        Some("kill_thread") => S::KillThread,
+        Some("kill_process") => S::KillProcess,
+        Some("trap") => S::Trap,
+        Some("log") => S::Log,
+        Some(_) => return Err(bad()),
+        None => match (num("errno"), num("trace")) {
+            (Some(e), None) => S::Errno(e),
+            (None, Some(t)) => S::Trace(t),
+            _ => return Err(bad()),
+        },
+    })
+}
+
+fn seccompiler_condition(
+    v: &Value,
+    arch: Arch,
+) -> Result<seccompiler::SeccompCondition, SeccompError> {
+    use seccompiler::{SeccompCmpArgLen as L, SeccompCmpOp as O};
+    let bad = || SeccompError::Compile(format!("unexpected condition {v}"));
+    let index = v["index"].as_u64().ok_or_else(bad)? as u8;
+    let val = v["val"].as_u64().ok_or_else(bad)?;
+    let op = match &v["op"] {
+        Value::String(o) => match o.as_str() {
+            "ne" => O::Ne,
+            "lt" => O::Lt,
+            "le" => O::Le,
+            "eq" => O::Eq,
+            "ge" => O::Ge,
+            "gt" => O::Gt,
+            _ => return Err(bad()),
+        },
+        o => O::MaskedEq(o["masked_eq"].as_u64().ok_or_else(bad)?),
+    };
+    // i386 arguments are 32 bits wide (the kernel zero-extends them), so
+    // only the low half is compared, as libseccomp does for 32-bit arches.
+    let (len, val, op) = match (arch, op) {
+        (Arch::X86_64, op) => (L::Qword, val, op),
+        (Arch::I386, O::MaskedEq(m)) => (L::Dword, val & 0xffff_ffff, O::MaskedEq(m & 0xffff_ffff)),
+        (Arch::I386, op) => (L::Dword, val & 0xffff_ffff, op),
+    };
+    seccompiler::SeccompCondition::new(index, len, op, val)
+        .map_err(|e| SeccompError::Compile(e.to_string()))
+}
+
+/// One filter of [`filters_json`] for one architecture: its instructions
+/// after the syscall number is loaded (seccompiler's own architecture
+/// check and load are left out: [`assemble`] does both). Names this
+/// architecture does not have are skipped.
+fn section_body(f: &Value, arch: Arch) -> Result<Vec<seccompiler::sock_filter>, SeccompError> {
+    let err = |e: seccompiler::BackendError| SeccompError::Compile(e.to_string());
+    let mut rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> = BTreeMap::new();
+    let mut unconditional = std::collections::BTreeSet::new();
+    for r in f["filter"].as_array().into_iter().flatten() {
+        let Some(nr) = r["syscall"].as_str().and_then(|n| arch.number(n)) else {
+            continue;
+        };
+        let conds = r["args"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| seccompiler_condition(c, arch))
+            .collect::<Result<Vec<_>, _>>()?;
+        // No condition: the syscall matches whatever its arguments, which
+        // seccompiler spells as an empty chain; another rule for the same
+        // syscall with conditions then adds nothing.
+        if conds.is_empty() {
+            unconditional.insert(nr);
+        }
+        let chain = rules.entry(i64::from(nr)).or_default();
+        if unconditional.contains(&nr) {
+            chain.clear();
+        } else {
+            chain.push(seccompiler::SeccompRule::new(conds).map_err(err)?);
+        }
+    }
+    let filter = seccompiler::SeccompFilter::new(
+        rules,
+        seccompiler_action(&f["mismatch_action"])?,
+        seccompiler_action(&f["match_action"])?,
+        TargetArch::x86_64,
+    )
+    .map_err(err)?;
+    let prog: BpfProgram = filter.try_into().map_err(err)?;
+    // [ld arch; jeq; ret kill] then, unless there are no rules, [ld nr].
+    let mut body = prog[3..].to_vec();
+    if body.first().is_some_and(|i| *i == ld(DATA_NR)) {
+        body.remove(0);
+    }
+    Ok(body)
+}
+
+const BPF_LD_W_ABS: u16 = 0x20;
+const BPF_JMP_JA: u16 = 0x05;
+const BPF_JMP_JEQ_K: u16 = 0x15;
+const BPF_JMP_JGT_K: u16 = 0x25;
+const BPF_JMP_JSET_K: u16 = 0x45;
+const BPF_ALU_AND_K: u16 = 0x54;
+/// Offsets in struct seccomp_data.
+const DATA_NR: u32 = 0;
+const DATA_ARCH: u32 = 4;
+
+fn insn(code: u16, jt: u8, jf: u8, k: u32) -> seccompiler::sock_filter {
+    seccompiler::sock_filter { code, jt, jf, k }
+}
+
+fn ld(offset: u32) -> seccompiler::sock_filter {
+    insn(BPF_LD_W_ABS, 0, 0, offset)
+}
+
+fn ret(k: u32) -> seccompiler::sock_filter {
+    insn(BPF_RET_K, 0, 0, k)
+}
+
+/// One filter for every architecture the profile accepts:
+///
+/// ```text
+///     ld arch; for each section: jeq AUDIT_ARCH_x, then ja to it
+///     ret KILL_PROCESS                      (an architecture not listed)
+/// x86_64: ld nr
+///     jset X32_BIT: ret KILL_PROCESS       (x32 not listed), or
+///     and ~X32_BIT                          (x32 listed: the same rules)
+///     [jgt newest: ret ERRNO(ENOSYS)]       (the default filter only)
+///     body
+/// i386: ld nr; [jgt newest: ret ERRNO(ENOSYS)]; body
+/// ```
+///
+/// The architecture is checked before anything looks at the number: the
+/// same number is another syscall in another table.
+fn assemble(
+    sections: &[(Arch, Vec<seccompiler::sock_filter>, Option<u32>)],
+    x32: bool,
+) -> Result<BpfProgram, SeccompError> {
+    let mut prefixes = Vec::new();
+    for (arch, _, newest) in sections {
+        let mut p = vec![ld(DATA_NR)];
+        if *arch == Arch::X86_64 {
+            if x32 {
+                p.push(insn(BPF_ALU_AND_K, 0, 0, !X32_SYSCALL_BIT));
+            } else {
+                p.push(insn(BPF_JMP_JSET_K, 0, 1, X32_SYSCALL_BIT));
+                p.push(ret(SECCOMP_RET_KILL_PROCESS));
+            }
+        }
+        if let Some(n) = newest {
+            p.push(insn(BPF_JMP_JGT_K, 0, 1, *n));
+            p.push(ret(SECCOMP_RET_ERRNO | ENOSYS));
+        }
+        prefixes.push(p);
+    }
+    let dispatch_len = 1 + 2 * sections.len() + 1;
+    let mut out = vec![ld(DATA_ARCH)];
+    let mut start = dispatch_len;
+    for (i, (arch, body, _)) in sections.iter().enumerate() {
+        out.push(insn(BPF_JMP_JEQ_K, 0, 1, arch.audit()));
+        let ja_at = out.len();
+        out.push(insn(BPF_JMP_JA, 0, 0, (start - ja_at - 1) as u32));
+        start += prefixes[i].len() + body.len();
+    }
+    out.push(ret(SECCOMP_RET_KILL_PROCESS));
+    for (p, (_, body, _)) in prefixes.into_iter().zip(sections) {
+        out.extend(p);
+        out.extend_from_slice(body);
+    }
+    if out.len() >= MAX_INSNS {
+        return Err(SeccompError::TooLarge(out.len()));
+    }
+    Ok(out)
 }
 
 /// Compiles the profile. Unknown syscall names are dropped (debug log).
 pub fn compile(s: &LinuxSeccomp) -> Result<Compiled, SeccompError> {
-    let mut skip: Vec<String> = unknown_names(s);
-    loop {
-        let doc = filters_json(s, &skip)?;
-        match seccompiler::compile_from_json(doc.to_string().as_bytes(), TargetArch::x86_64) {
-            Ok(map) => {
-                let mut keys: Vec<_> = map.keys().cloned().collect();
-                keys.sort();
-                let mut map = map;
-                let mut programs = Vec::new();
-                let mut listener = None;
-                for k in &keys {
-                    let Some(mut p) = map.remove(k) else { continue };
-                    if k.ends_with("-notify") {
-                        if rewrite_notify_returns(&mut p) == 0 {
-                            return Err(SeccompError::Compile(
-                                "the notify filter has no notify return".into(),
-                            ));
-                        }
-                        listener = Some(programs.len());
-                    }
-                    programs.push(p);
+    log_unknown_names(s);
+    let doc = filters_json(s, &[])?;
+    let arches = Arches::of(s);
+    let mut keys: Vec<&String> = doc
+        .as_object()
+        .map(|m| m.keys().collect())
+        .unwrap_or_default();
+    keys.sort();
+    let mut programs = Vec::new();
+    let mut listener = None;
+    for k in keys {
+        let f = &doc[k];
+        // Only the default filter denies what the profile does not name,
+        // and only a denying default gets the ENOSYS boundary: a log,
+        // trace or notify default hands a new syscall to whoever watches
+        // (a tracer or agent emulates it, or answers ENOSYS itself).
+        let is_default = k.starts_with("999-default") && enosys_boundary(s);
+        let sections = arches
+            .sections
+            .iter()
+            .map(|a| {
+                let newest = if is_default {
+                    newest_named(s, *a)
+                } else {
+                    None
+                };
+                Ok((*a, section_body(f, *a)?, newest))
+            })
+            .collect::<Result<Vec<_>, SeccompError>>()?;
+        let notify = k.ends_with("-notify");
+        let mut p = match assemble(&sections, arches.x32) {
+            // Two architectures' rules may not fit in one filter: then one
+            // filter per architecture, each allowing the other's syscalls
+            // (the other filter decides them). Not the notify filter: a
+            // process gets one listener.
+            Err(SeccompError::TooLarge(_)) if sections.len() > 1 && !notify => {
+                for i in 0..sections.len() {
+                    let own: Vec<_> = sections
+                        .iter()
+                        .enumerate()
+                        .map(|(j, sec)| {
+                            if i == j {
+                                sec.clone()
+                            } else {
+                                (sec.0, vec![ret(SECCOMP_RET_ALLOW)], None)
+                            }
+                        })
+                        .collect();
+                    programs.push(assemble(&own, arches.x32)?);
                 }
-                return Ok(Compiled {
-                    programs,
-                    flags: flags(s),
-                    listener,
-                });
+                continue;
             }
-            Err(e) => {
-                let msg = e.to_string();
-                // seccompiler keeps its syscall table private: its error
-                // names the unknown syscall, which we skip and retry.
-                let unknown = msg
-                    .split("Invalid syscall name: ")
-                    .nth(1)
-                    .and_then(|r| r.split(" for given arch").next())
-                    .map(str::to_string);
-                match unknown {
-                    Some(name) if !skip.contains(&name) => {
-                        crate::log::debug(&format!("seccomp: unknown syscall {name:?} skipped"));
-                        skip.push(name);
-                    }
-                    _ => return Err(SeccompError::Compile(msg)),
-                }
+            other => other?,
+        };
+        if notify {
+            if rewrite_notify_returns(&mut p) == 0 {
+                return Err(SeccompError::Compile(
+                    "the notify filter has no notify return".into(),
+                ));
             }
+            listener = Some(programs.len());
         }
+        programs.push(p);
     }
+    Ok(Compiled {
+        programs,
+        flags: flags(s),
+        listener,
+    })
 }
 
 /// Loads the compiled filters into the calling process, all but the notify
@@ -430,7 +730,7 @@ pub fn compile_with_cache(s: &LinuxSeccomp) -> Result<Compiled, SeccompError> {
 /// A cache entry: the programs as raw instructions, the flags, the index
 /// of the notify filter.
 type CacheEntry = (Vec<Vec<(u16, u8, u8, u32)>>, u32, Option<usize>);
-const CACHE_FORMAT: &[u8] = b"rrun-seccomp-cache-2\n";
+const CACHE_FORMAT: &[u8] = b"rrun-seccomp-cache-3\n";
 
 /// [`compile`] through a cache of compiled filters in `dir`, keyed by the
 /// SHA-256 of the profile: engines pass the same profile on every create
@@ -441,6 +741,16 @@ pub fn compile_cached(s: &LinuxSeccomp, dir: &std::path::Path) -> Result<Compile
     // The entry format is part of the key: a binary that stores another
     // shape never reads (and rewrites) this one's entries.
     let mut key = CACHE_FORMAT.to_vec();
+    // So are the syscall tables: a profile's newest named syscall (the
+    // ENOSYS boundary) and which names are skipped depend on them.
+    key.extend(
+        format!(
+            "x86_64={} i386={}\n",
+            syscalls::x86_64::Sysno::last().id(),
+            syscalls::x86::Sysno::last().id()
+        )
+        .as_bytes(),
+    );
     key.extend(serde_json::to_vec(s).map_err(|e| SeccompError::Compile(e.to_string()))?);
     let hash: String = Sha256::digest(&key)
         .iter()
@@ -518,7 +828,7 @@ pub fn features() -> Value {
                     "SCMP_ACT_TRAP"],
         "operators": ["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
                       "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
-        "archs": ["SCMP_ARCH_X86_64"],
+        "archs": ["SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32"],
         "knownFlags": KNOWN_FLAGS.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
         "supportedFlags": supported,
     })
@@ -774,6 +1084,227 @@ mod tests {
             "{e}"
         );
         assert_eq!(e.lines().count(), 1, "{e}");
+    }
+
+    /// What the kernel's classic BPF interpreter would return for one
+    /// syscall (the subset of opcodes rrun's filters use).
+    fn run(p: &[seccompiler::sock_filter], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
+        let word = |off: u32| -> u32 {
+            match off {
+                0 => nr,
+                4 => arch,
+                8 | 12 => 0, // instruction pointer
+                o => {
+                    let a = args[((o - 16) / 8) as usize];
+                    if (o - 16) % 8 == 0 {
+                        a as u32
+                    } else {
+                        (a >> 32) as u32
+                    }
+                }
+            }
+        };
+        let (mut pc, mut a) = (0usize, 0u32);
+        loop {
+            let i = &p[pc];
+            pc += 1;
+            let jump = |c: bool| if c { i.jt as usize } else { i.jf as usize };
+            match i.code {
+                0x20 => a = word(i.k),
+                0x54 => a &= i.k,
+                0x05 => pc += i.k as usize,
+                0x15 => pc += jump(a == i.k),
+                0x25 => pc += jump(a > i.k),
+                0x35 => pc += jump(a >= i.k),
+                0x45 => pc += jump(a & i.k != 0),
+                0x06 => return i.k,
+                c => panic!("opcode {c:#x} at {}", pc - 1),
+            }
+        }
+    }
+
+    /// The most restrictive answer of all filters, as the kernel picks it.
+    fn verdict(c: &Compiled, arch: u32, nr: u32, args: [u64; 6]) -> u32 {
+        c.programs
+            .iter()
+            .map(|p| run(p, arch, nr, args))
+            .min_by_key(|r| {
+                // KILL_PROCESS sorts first, then by action (lower is stricter).
+                if r & 0xffff_0000 == SECCOMP_RET_KILL_PROCESS {
+                    0
+                } else {
+                    1 + (r & 0x7fff_0000) as u64
+                }
+            })
+            .expect("at least one filter")
+    }
+
+    const I386: u32 = AUDIT_ARCH_I386;
+    const X64: u32 = AUDIT_ARCH_X86_64;
+    const ALLOW: u32 = 0x7fff_0000;
+    const KILL: u32 = SECCOMP_RET_KILL_PROCESS;
+    const fn errno(e: u32) -> u32 {
+        SECCOMP_RET_ERRNO | e
+    }
+
+    fn arch_profile(arches: &str) -> LinuxSeccomp {
+        profile(&format!(
+            r#"{{"defaultAction":"SCMP_ACT_ERRNO","architectures":[{arches}],"syscalls":[
+                {{"names":["read","write","getpid","close"],"action":"SCMP_ACT_ALLOW"}},
+                {{"names":["personality"],"action":"SCMP_ACT_ALLOW","args":[{{"index":0,"value":8,"op":"SCMP_CMP_EQ"}}]}},
+                {{"names":["mkdir"],"action":"SCMP_ACT_ERRNO","errnoRet":18}}]}}"#
+        ))
+    }
+
+    #[test]
+    fn native_only_kills_i386_and_x32() {
+        let c = compile(&arch_profile(r#""SCMP_ARCH_X86_64""#)).unwrap();
+        let z = [0; 6];
+        assert_eq!(verdict(&c, X64, 39, z), ALLOW, "getpid");
+        assert_eq!(verdict(&c, X64, 83, z), errno(18), "mkdir");
+        assert_eq!(verdict(&c, X64, 57, z), errno(EPERM), "fork: default");
+        assert_eq!(verdict(&c, I386, 20, z), KILL, "i386 getpid");
+        // x32 getpid, and x32 mkdir: never the x86_64 rule's answer.
+        assert_eq!(verdict(&c, X64, 39 | X32_SYSCALL_BIT, z), KILL);
+        assert_eq!(verdict(&c, X64, 83 | X32_SYSCALL_BIT, z), KILL);
+        // No architectures at all: the native one.
+        let c = compile(&profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}"#)).unwrap();
+        assert_eq!(verdict(&c, X64, 83, z), errno(EPERM));
+        assert_eq!(
+            verdict(&c, X64, 83 | X32_SYSCALL_BIT, z),
+            KILL,
+            "blocklist bypass via x32"
+        );
+        assert_eq!(verdict(&c, I386, 39, z), KILL, "i386 mkdir is 39");
+    }
+
+    #[test]
+    fn listed_i386_gets_its_own_numbers() {
+        let c = compile(&arch_profile(r#""SCMP_ARCH_X86_64","SCMP_ARCH_X86""#)).unwrap();
+        let z = [0; 6];
+        // i386: getpid 20, mkdir 39, fork 2, personality 136.
+        assert_eq!(verdict(&c, I386, 20, z), ALLOW);
+        assert_eq!(verdict(&c, I386, 39, z), errno(18));
+        assert_eq!(verdict(&c, I386, 2, z), errno(EPERM));
+        assert_eq!(verdict(&c, I386, 136, [8, 0, 0, 0, 0, 0]), ALLOW);
+        assert_eq!(verdict(&c, I386, 136, [0, 0, 0, 0, 0, 0]), errno(EPERM));
+        // x86_64's 39 is getpid, and stays allowed.
+        assert_eq!(verdict(&c, X64, 39, z), ALLOW);
+        assert_eq!(
+            verdict(&c, X64, 39 | X32_SYSCALL_BIT, z),
+            KILL,
+            "x32 still off"
+        );
+        let c = compile(&arch_profile(r#""SCMP_ARCH_X86_64","SCMP_ARCH_X32""#)).unwrap();
+        assert_eq!(
+            verdict(&c, X64, 39 | X32_SYSCALL_BIT, z),
+            ALLOW,
+            "x32 getpid"
+        );
+        assert_eq!(
+            verdict(&c, X64, 83 | X32_SYSCALL_BIT, z),
+            errno(18),
+            "x32 mkdir"
+        );
+        assert_eq!(verdict(&c, I386, 20, z), KILL, "i386 not listed");
+        // Architectures the host cannot run are accepted and mean nothing.
+        let c = compile(&arch_profile(r#""SCMP_ARCH_AARCH64","SCMP_ARCH_ARM""#)).unwrap();
+        assert_eq!(verdict(&c, X64, 39, z), ALLOW);
+        assert_eq!(verdict(&c, I386, 20, z), KILL);
+    }
+
+    #[test]
+    fn syscalls_newer_than_the_profile_get_enosys() {
+        let c = compile(&arch_profile(
+            r#""SCMP_ARCH_X86_64","SCMP_ARCH_X86","SCMP_ARCH_X32""#,
+        ))
+        .unwrap();
+        let z = [0; 6];
+        // The newest name is personality (135 on x86_64, 136 on i386).
+        assert_eq!(verdict(&c, X64, 135, [8, 0, 0, 0, 0, 0]), ALLOW);
+        assert_eq!(verdict(&c, X64, 135, z), errno(EPERM), "named: default");
+        assert_eq!(verdict(&c, X64, 134, z), errno(EPERM), "older: default");
+        for nr in [136, 435, 437, 1000, X32_SYSCALL_BIT - 1] {
+            assert_eq!(verdict(&c, X64, nr, z), errno(ENOSYS), "x86_64 {nr}");
+        }
+        assert_eq!(
+            verdict(&c, X64, 437 | X32_SYSCALL_BIT, z),
+            errno(ENOSYS),
+            "x32 openat2"
+        );
+        assert_eq!(verdict(&c, I386, 137, z), errno(ENOSYS), "i386");
+        assert_eq!(verdict(&c, I386, 135, z), errno(EPERM), "i386 older");
+        // A rule that names a new syscall moves the boundary: the profile
+        // knows it, so it gets the profile's answer.
+        let p = profile(
+            r#"{"defaultAction":"SCMP_ACT_KILL_PROCESS","syscalls":[
+                {"names":["read"],"action":"SCMP_ACT_ALLOW"},
+                {"names":["openat2"],"action":"SCMP_ACT_KILL_PROCESS"}]}"#,
+        );
+        let c = compile(&p).unwrap();
+        assert_eq!(verdict(&c, X64, 437, z), KILL);
+        assert_eq!(
+            verdict(&c, X64, 436, z),
+            KILL,
+            "close_range: older than openat2"
+        );
+        assert_eq!(verdict(&c, X64, 439, z), errno(ENOSYS), "faccessat2");
+        // A notify, trace or log default leaves new syscalls to the agent.
+        for def in ["SCMP_ACT_NOTIFY", "SCMP_ACT_LOG", "SCMP_ACT_TRACE"] {
+            let p = profile(&format!(
+                r#"{{"defaultAction":"{def}","listenerPath":"/a","syscalls":[{{"names":["sendmsg"],"action":"SCMP_ACT_ALLOW"}}]}}"#
+            ));
+            let c = compile(&p).unwrap();
+            assert_ne!(verdict(&c, X64, 47, z), errno(ENOSYS), "{def}: recvmsg");
+            assert_ne!(verdict(&c, X64, 1000, z), errno(ENOSYS), "{def}");
+        }
+        // A blocklist allows what it does not name, new or not.
+        let p = profile(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}"#,
+        );
+        assert_eq!(verdict(&compile(&p).unwrap(), X64, 437, z), ALLOW);
+    }
+
+    #[test]
+    fn too_large_for_one_filter_splits_by_architecture() {
+        // Every x86_64 name, allowed only with its first argument 7: about
+        // ten instructions a syscall, too many for both architectures in
+        // one filter.
+        let names: Vec<&str> = syscalls::x86_64::Sysno::iter().map(|n| n.name()).collect();
+        let p = profile(&format!(
+            r#"{{"defaultAction":"SCMP_ACT_ERRNO","architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86"],
+                "syscalls":[{{"names":{},"action":"SCMP_ACT_ALLOW","args":[{{"index":0,"value":7,"op":"SCMP_CMP_EQ"}}]}}]}}"#,
+            serde_json::to_string(&names).unwrap()
+        ));
+        let c = compile(&p).unwrap();
+        assert_eq!(c.programs.len(), 2, "one per architecture");
+        assert!(c.programs.iter().all(|p| p.len() < MAX_INSNS));
+        let seven = [7, 0, 0, 0, 0, 0];
+        assert_eq!(verdict(&c, X64, 39, seven), ALLOW);
+        assert_eq!(verdict(&c, X64, 39, [0; 6]), errno(EPERM));
+        assert_eq!(verdict(&c, I386, 20, seven), ALLOW);
+        assert_eq!(verdict(&c, I386, 20, [0; 6]), errno(EPERM));
+        assert_eq!(verdict(&c, X64, 39 | X32_SYSCALL_BIT, seven), KILL);
+        assert_eq!(verdict(&c, X64, 1000, seven), errno(ENOSYS));
+        assert_eq!(
+            verdict(&c, 0xdead, 1, seven),
+            KILL,
+            "an unknown architecture"
+        );
+    }
+
+    #[test]
+    fn cache_key_covers_the_architectures() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = compile_cached(&arch_profile(r#""SCMP_ARCH_X86_64""#), tmp.path()).unwrap();
+        let b = compile_cached(
+            &arch_profile(r#""SCMP_ARCH_X86_64","SCMP_ARCH_X86""#),
+            tmp.path(),
+        )
+        .unwrap();
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 2);
+        assert_ne!(a.programs, b.programs);
+        assert_eq!(verdict(&b, I386, 20, [0; 6]), ALLOW);
     }
 
     #[test]

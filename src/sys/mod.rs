@@ -185,9 +185,46 @@ pub fn cloexec_from(first: u32) -> Result<(), Errno> {
         )
     };
     if ret < 0 {
-        return Err(Errno::last());
+        return match Errno::last() {
+            // Older kernels (before 5.11), and seccomp profiles that predate
+            // close_range (the filter may already be loaded): the same, one
+            // fcntl per open fd.
+            Errno::ENOSYS | Errno::EPERM | Errno::EACCES => cloexec_each_from(first),
+            e => Err(e),
+        };
     }
     Ok(())
+}
+
+/// [`cloexec_from`] with fcntl only: the open fds from /proc/self/fd,
+/// or every number below RLIMIT_NOFILE when procfs is not there.
+fn cloexec_each_from(first: u32) -> Result<(), Errno> {
+    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+    let set = |fd: i32| {
+        // SAFETY: only the fd's flags change; F_GETFD on a closed number
+        // fails with EBADF and touches nothing.
+        let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        match fcntl(b, FcntlArg::F_GETFD) {
+            Ok(f) => {
+                let flags = FdFlag::from_bits_truncate(f) | FdFlag::FD_CLOEXEC;
+                fcntl(b, FcntlArg::F_SETFD(flags)).map(|_| ())
+            }
+            Err(Errno::EBADF) => Ok(()),
+            Err(e) => Err(e),
+        }
+    };
+    // The directory's own fd is listed too: it is CLOEXEC already.
+    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+        let fds: Vec<i32> = dir
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .filter(|fd| *fd >= first as i32)
+            .collect();
+        return fds.into_iter().try_for_each(set);
+    }
+    let (soft, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)?;
+    let last = i32::try_from(soft).unwrap_or(i32::MAX);
+    (first as i32..last).try_for_each(set)
 }
 
 /// Whether `fd` is open and, if so, whether it is close-on-exec.
@@ -560,6 +597,25 @@ pub fn default_sigpipe() {
     use nix::sys::signal::{SigHandler, Signal, signal};
     // SAFETY: SIG_DFL runs no code in signal context.
     let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+}
+
+/// Sets SIGPIPE to ignored (a write to a closed pipe then fails with
+/// EPIPE instead of killing us) and returns whether it was ignored before,
+/// for [`restore_sigpipe`].
+pub fn ignore_sigpipe() -> bool {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: SIG_IGN runs no code in signal context.
+    matches!(
+        unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) },
+        Ok(SigHandler::SigIgn)
+    )
+}
+
+/// SIGPIPE back to what [`ignore_sigpipe`] found.
+pub fn restore_sigpipe(was_ignored: bool) {
+    if !was_ignored {
+        default_sigpipe();
+    }
 }
 
 /// Crash-consistency testing: in debug builds (the ones tests run), when
