@@ -11,12 +11,14 @@ set -euo pipefail
 # build and the static probes the security tests compile; strace: the
 # host-side read checks; umoci/skopeo: images for the unpack tests;
 # golang-github-containers-common (Debian's containers-common): podman's
-# seccomp.json; podman/containerd/docker.io: the engine suite;
+# seccomp.json; golang-github-docker-docker-dev: Docker's default seccomp
+# profile (profiles/seccomp/default.json); gcc-multilib: the 32-bit probe
+# of the seccomp architecture tests; podman/containerd/docker.io: the engine suite;
 # qemu-system-x86/linux-image-amd64/cpio: the test VM (scripts/vm);
 # apparmor, checkpolicy: apparmor_parser and SELinux's policy compiler,
 # packed into the VM for tests/lsm.rs.
 PKGS=(busybox-static runc golang-github-containers-common jq iproute2 util-linux mount procps
-      build-essential pkg-config ca-certificates strace umoci skopeo podman containerd docker.io
+      build-essential gcc-multilib golang-github-docker-docker-dev pkg-config ca-certificates strace umoci skopeo podman containerd docker.io
       qemu-system-x86 linux-image-amd64 cpio apparmor checkpolicy)
 
 missing=()
