@@ -727,6 +727,47 @@ fn idmapped_bind_mounts() {
     c.assert_clean();
 }
 
+/// A bind whose source only the host's root may reach (below a 0700
+/// directory), in a container with a user namespace: the namespace's root
+/// cannot open it, so rrun clones it on the host side; it is there, with
+/// its options (a reachable source is still bound by the init: see
+/// rootfs::host_mounts for why).
+#[test]
+fn userns_bind_of_a_source_only_host_root_reaches() {
+    require!(is_root(), "needs root");
+    require!(
+        !is_runc(),
+        "runc 1.1 binds from inside the user namespace (EACCES)"
+    );
+    let closed = tempfile::Builder::new()
+        .prefix("rrun-test-closed-")
+        .tempdir()
+        .unwrap();
+    set_mode(closed.path(), 0o700);
+    let vol = closed.path().join("vol");
+    fs::create_dir(&vol).unwrap();
+    set_mode(&vol, 0o755);
+    fs::write(vol.join("data"), "behind-0700\n").unwrap();
+    set_mode(&vol.join("data"), 0o644);
+    let b = Bundle::new()
+        .with(|c| {
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "user"}));
+            c["linux"]["uidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            c["linux"]["gidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        })
+        .mount(json!({"destination": "/mnt", "type": "bind",
+            "source": vol.to_string_lossy(), "options": ["rbind", "ro"]}))
+        .sh("cat /mnt/data; touch /mnt/x 2>/dev/null && echo WRITABLE || echo read-only");
+    let c = Container::new(b);
+    assert_eq!(c.run_ok(), "behind-0700\nread-only\n");
+    c.assert_clean();
+}
+
 #[test]
 fn relative_root_path() {
     // root.path relative to the bundle directory.

@@ -106,7 +106,7 @@ pub fn run(plan: &InitPlan, chan: &Channel, listener: &OwnedFd, console: Option<
     // Until exec, nothing in the container may ptrace us or open our
     // /proc/<pid>/exe (the rrun binary) or fds (CVE-2019-5736 class).
     let _ = sys::set_non_dumpable();
-    // Before Go, the parent may send id-mapped mounts (rootfs::idmap).
+    // Before Go, the parent may send id-mapped mounts (rootfs::host_mounts).
     let mut idmapped = Vec::new();
     loop {
         match chan.recv_with_fd() {

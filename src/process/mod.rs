@@ -77,7 +77,7 @@ pub enum CreateError {
     #[error(transparent)]
     Sync(#[from] sync::SyncError),
     #[error(transparent)]
-    Idmap(#[from] crate::rootfs::idmap::IdmapError),
+    Idmap(#[from] crate::rootfs::host_mounts::IdmapError),
     #[error("{0}: {1}")]
     Sys(&'static str, nix::Error),
     #[error("container init: {0}")]
@@ -334,6 +334,13 @@ pub fn oci_state_json(state: &ContainerState, status: Status) -> Vec<u8> {
     serde_json::to_vec(&state.oci_state(status)).expect("state serialises: plain data")
 }
 
+/// The host id of id 0 in a user namespace's mapping, if it is mapped.
+fn map_root(maps: &[oci_spec::runtime::LinuxIdMapping]) -> Option<u32> {
+    maps.iter()
+        .find(|m| m.container_id() == 0 && m.size() > 0)
+        .map(|m| m.host_id())
+}
+
 /// LISTEN_FDS from socket activation, honoured as runc (go-systemd's
 /// activation.Files) does: only when LISTEN_PID is our own pid, so a
 /// variable meant for another process (an ancestor) is ignored. The
@@ -420,7 +427,13 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
             || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
     });
     let listen = listen_fds();
-    let idmaps = crate::rootfs::idmap::requests(&spec, &bundle, ns.in_userns())?;
+    // A privileged rrun clones the bind sources of a container with a new
+    // user namespace that its root may not reach (host_mounts).
+    let userns_root = (ns.new_user() && nix::unistd::geteuid().is_root())
+        .then(|| (map_root(&ns.uid_mappings), map_root(&ns.gid_mappings)))
+        .and_then(|(u, g)| Some((u?, g?)));
+    let host_binds =
+        crate::rootfs::host_mounts::requests(&spec, &bundle, ns.in_userns(), userns_root)?;
     let preserve_fds = opts.preserve_fds.saturating_add(listen);
     let what = if listen > 0 {
         "--preserve-fds plus LISTEN_FDS"
@@ -614,9 +627,10 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
             .map_err(|e| CreateError::Init(format!("writing oom_score_adj: {e}")))?;
     }
-    // Id-mapped mounts are made here, host side, now that the init's user
-    // namespace (whose mapping a mount may use) has its maps.
-    for (i, tree) in crate::rootfs::idmap::make(&idmaps, pid.as_raw())? {
+    // Host-side binds (id-mapped ones, and a new user namespace's) are made
+    // here, now that the init's user namespace (whose mapping an id-mapped
+    // mount may use) has its maps.
+    for (i, tree) in crate::rootfs::host_mounts::make(&host_binds, pid.as_raw())? {
         parent_end.send_encoded_with_fd(&sync::encode(&Msg::MountFd(i)), &tree)?;
     }
     // Go, then the pid save: the init's mounts and the state write run side

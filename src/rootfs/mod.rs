@@ -6,7 +6,7 @@
 
 pub mod copyup;
 pub mod devices;
-pub mod idmap;
+pub mod host_mounts;
 pub mod options;
 pub mod procfs;
 pub mod resolve;
@@ -73,8 +73,8 @@ pub struct RootfsPlan<'a> {
     pub cgroup_dirs: &'a [PathBuf],
     /// linux.mountLabel, when SELinux is on (security::lsm).
     pub mount_label: Option<&'a str>,
-    /// Detached id-mapped mounts made by the host side, by mounts[] index
-    /// (rootfs::idmap).
+    /// Detached binds made by the host side, by mounts[] index
+    /// (rootfs::host_mounts).
     pub idmapped: &'a [(usize, std::os::fd::OwnedFd)],
 }
 
@@ -402,8 +402,9 @@ fn mask_host_cgroupfs(root: &Root, plan: &RootfsPlan) -> Result<()> {
     .map_err(op("masking the host's cgroups at", cg))
 }
 
-/// An id-mapped bind (made and sent by the host side): attached where the
-/// bind would have gone, with the same checks and flags.
+/// A bind made and sent by the host side (id-mapped, or of a new user
+/// namespace): attached where the bind would have gone, with the same
+/// checks and flags.
 fn attach_idmapped(root: &Root, m: &Mount, tree: &std::os::fd::OwnedFd) -> Result<()> {
     let dest = m.destination();
     let typ = m.typ().as_deref().filter(|t| !t.is_empty());
@@ -411,7 +412,7 @@ fn attach_idmapped(root: &Root, m: &Mount, tree: &std::os::fd::OwnedFd) -> Resul
     check_destination(dest, typ)?;
     let is_dir = nix::sys::stat::fstat(tree)
         .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
-        .map_err(op("stat of the id-mapped mount for", dest))?;
+        .map_err(op("stat of the host-side bind for", dest))?;
     let target = if is_dir {
         root.mkdir_all(dest, 0o755)
     } else {
@@ -420,7 +421,7 @@ fn attach_idmapped(root: &Root, m: &Mount, tree: &std::os::fd::OwnedFd) -> Resul
     .map_err(|e| root.error("creating mount point", dest, e))?;
     check_mount_point(root, &target, dest, typ)?;
     crate::sys::mount_api::move_mount_onto(tree, &target)
-        .map_err(op("attaching the id-mapped mount at", dest))?;
+        .map_err(op("attaching the bind (made host side) at", dest))?;
     let extra = opts.flags & !MsFlags::MS_REMOUNT;
     if !extra.is_empty() {
         remount_bind(root, dest, extra, false)?;

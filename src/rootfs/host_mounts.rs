@@ -1,14 +1,18 @@
-//! Id-mapped bind mounts (runtime-spec 1.2: `mounts[].uidMappings` and
-//! `gidMappings`, options `idmap` and `ridmap`).
+//! Bind mounts made on the host side: id-mapped ones (runtime-spec 1.2:
+//! `mounts[].uidMappings` and `gidMappings`, options `idmap` and
+//! `ridmap`), and every bind of a container with a new user namespace.
 //!
-//! The host side makes them: only a process privileged over the source
-//! filesystem (host root) may id-map a mount, and the container init may be
-//! in a user namespace by then. rrun create, after the init's id maps are
-//! written and before Go, clones each source tree (open_tree), applies the
-//! mapping (mount_setattr MOUNT_ATTR_IDMAP with a user namespace that
-//! carries it) and sends the detached mount over the sync channel; the
-//! init attaches it at its destination inside the rootfs (move_mount onto
-//! the fd resolved in the root), where a bind would have gone.
+//! Why the host side: only a process privileged over the source filesystem
+//! (host root) may id-map a mount, and a source below a directory only the
+//! host's root may enter cannot be reached by the init once it is root of
+//! a user namespace only. rrun create, after the init's id maps are
+//! written and before Go, clones each source tree (open_tree), id-maps it
+//! where asked (mount_setattr MOUNT_ATTR_IDMAP with a user namespace that
+//! carries the mapping) and sends the detached mount over the sync
+//! channel; the init attaches it at its destination inside the rootfs
+//! (move_mount onto the fd resolved in the root), where a bind would have
+//! gone. An unprivileged rrun (rootless) cannot clone trees: its binds are
+//! made by the init, as before, and it cannot id-map.
 //!
 //! The mapping: the mount's own uidMappings/gidMappings ("containerID" is
 //! the id on the source filesystem, "hostID" the id seen through the
@@ -40,7 +44,7 @@ pub enum IdmapError {
     },
 }
 
-/// One mount to id-map.
+/// One bind to make on the host side.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
     pub index: usize,
@@ -50,8 +54,19 @@ pub struct Request {
     pub tree: bool,
     /// ridmap: they are id-mapped too.
     pub recursive: bool,
-    /// uid_map and gid_map text; None: the container's user namespace.
-    pub maps: Option<(String, String)>,
+    pub mapping: Mapping,
+}
+
+/// How a host-side bind is id-mapped.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mapping {
+    /// Not at all: a plain bind, cloned here because the container's user
+    /// namespace may not reach its source.
+    None,
+    /// The mount's own uid_map and gid_map text.
+    Own(String, String),
+    /// The container's user namespace's.
+    Container,
 }
 
 /// Whether `m` asks for an id-mapped mount: the idmap/ridmap option, or
@@ -63,13 +78,20 @@ pub fn wanted(m: &Mount) -> bool {
         || m.gid_mappings().as_ref().is_some_and(|v| !v.is_empty())
 }
 
-/// The id-mapped mounts of `spec`, checked before anything is created.
-/// `container_userns`: the container has a user namespace (new or joined)
-/// whose mappings a mount without its own may use.
+/// The binds of `spec` to make host side, checked before anything is
+/// created: the id-mapped ones, and, with `userns_root` (a privileged rrun
+/// and a new user namespace: the host uid and gid of its root), the binds
+/// whose source that root cannot reach. Only those: a bind the init makes
+/// itself keeps the kernel's locks on the submounts it copies (the
+/// container cannot unmount them to look underneath), which a tree cloned
+/// on the host side does not have. `container_userns`: the container has
+/// a user namespace (new or joined) whose mappings a mount without its own
+/// may use.
 pub fn requests(
     spec: &Spec,
     bundle: &Path,
     container_userns: bool,
+    userns_root: Option<(u32, u32)>,
 ) -> Result<Vec<Request>, IdmapError> {
     let mut out = Vec::new();
     for (index, m) in spec
@@ -79,7 +101,20 @@ pub fn requests(
         .iter()
         .enumerate()
     {
-        if !wanted(m) {
+        let opts = m.options().as_deref().unwrap_or_default();
+        let has = |o: &str| opts.iter().any(|x| x == o);
+        let bind = has("bind") || has("rbind") || m.typ().as_deref() == Some("bind");
+        let idmapped = wanted(m);
+        let source_of = |m: &Mount| {
+            m.source()
+                .clone()
+                .map(|s| if s.is_absolute() { s } else { bundle.join(s) })
+        };
+        let unreachable = bind
+            && userns_root.is_some_and(|(uid, gid)| {
+                source_of(m).is_some_and(|s| !reachable_by(&s, uid, gid))
+            });
+        if !idmapped && !unreachable {
             continue;
         }
         let dest = m.destination().display().to_string();
@@ -88,52 +123,67 @@ pub fn requests(
             dest: dest.clone(),
             why: why.to_string(),
         };
-        let opts = m.options().as_deref().unwrap_or_default();
-        let has = |o: &str| opts.iter().any(|x| x == o);
-        if !(has("bind") || has("rbind") || m.typ().as_deref() == Some("bind")) {
+        if !bind {
             return Err(bad(
                 "an id-mapped mount must be a bind mount (rrun id-maps binds only)",
             ));
         }
         let uid = m.uid_mappings().as_deref().unwrap_or_default();
         let gid = m.gid_mappings().as_deref().unwrap_or_default();
-        let maps = match (uid.is_empty(), gid.is_empty()) {
-            (false, false) => Some((map_text(uid), map_text(gid))),
-            (true, true) if container_userns => None,
-            (true, true) => {
+        let mapping = match (idmapped, uid.is_empty(), gid.is_empty()) {
+            (false, _, _) => Mapping::None,
+            (true, false, false) => Mapping::Own(map_text(uid), map_text(gid)),
+            (true, true, true) if container_userns => Mapping::Container,
+            (true, true, true) => {
                 return Err(bad(
                     "idmap without uidMappings/gidMappings needs the container's user namespace, and it has none",
                 ));
             }
             _ => return Err(bad("uidMappings and gidMappings must be given together")),
         };
-        let source = m
-            .source()
-            .clone()
-            .ok_or_else(|| bad("an id-mapped bind needs a source"))?;
-        let source = if source.is_absolute() {
-            source
-        } else {
-            bundle.join(source)
-        };
+        let source = source_of(m).ok_or_else(|| bad("a bind mount needs a source"))?;
         out.push(Request {
             index,
             dest: dest.clone(),
             source,
             tree: has("rbind"),
             recursive: has("ridmap"),
-            maps,
+            mapping,
         });
     }
     Ok(out)
+}
+
+/// Whether `uid`/`gid` may search every directory on the way to `path`
+/// (mode bits; an ACL could only grant more, so a false "unreachable"
+/// merely makes the bind host side). A path that does not exist counts as
+/// reachable: the init's own bind then reports it.
+fn reachable_by(path: &Path, uid: u32, gid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(path) = std::fs::canonicalize(path) else {
+        return true;
+    };
+    path.ancestors().skip(1).all(|dir| {
+        let Ok(m) = std::fs::metadata(dir) else {
+            return true;
+        };
+        let mode = m.mode();
+        if m.uid() == uid {
+            mode & 0o100 != 0
+        } else if m.gid() == gid {
+            mode & 0o010 != 0
+        } else {
+            mode & 0o001 != 0
+        }
+    })
 }
 
 fn map_text(maps: &[LinuxIdMapping]) -> String {
     crate::namespaces::map_text(maps)
 }
 
-/// Makes the detached, id-mapped mounts (host side; `init_pid` is the
-/// container init, whose user namespace serves mounts without mappings).
+/// Makes the detached mounts (host side; `init_pid` is the container
+/// init, whose user namespace serves id-mapped mounts without mappings).
 pub fn make(reqs: &[Request], init_pid: i32) -> Result<Vec<(usize, OwnedFd)>, IdmapError> {
     let mut out = Vec::with_capacity(reqs.len());
     let mut container_userns: Option<OwnedFd> = None;
@@ -150,13 +200,17 @@ pub fn make(reqs: &[Request], init_pid: i32) -> Result<Vec<(usize, OwnedFd)>, Id
         let tree =
             mount_api::open_tree_clone(&r.source, r.tree).map_err(sys("cloning the source"))?;
         let own;
-        let userns = match &r.maps {
-            Some((u, g)) => {
+        let userns = match &r.mapping {
+            Mapping::None => {
+                out.push((r.index, tree));
+                continue;
+            }
+            Mapping::Own(u, g) => {
                 own = mount_api::userns_with_maps(u, g)
                     .map_err(sys("making a user namespace with the mount's mappings"))?;
                 &own
             }
-            None => {
+            Mapping::Container => {
                 if container_userns.is_none() {
                     container_userns = Some(
                         nix::fcntl::open(
@@ -198,6 +252,19 @@ mod tests {
         (serde_json::from_value(v).unwrap(), userns)
     }
 
+    /// A fresh directory with `mode`, owned by this (root) process.
+    fn tempfile_dir(mode: u32) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let d = std::env::temp_dir().join(format!(
+            "rrun-unit-host-mounts-{}-{mode:o}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode)).unwrap();
+        d
+    }
+
     #[test]
     fn requests_follow_the_spec_rules() {
         let (s, u) = spec(
@@ -210,15 +277,40 @@ mod tests {
             ]),
             true,
         );
-        let r = requests(&s, Path::new("/bundle"), u).unwrap();
+        let r = requests(&s, Path::new("/bundle"), u, None).unwrap();
         assert_eq!(r.len(), 2);
         assert_eq!((r[0].tree, r[0].recursive), (true, true));
-        assert_eq!(r[0].maps.as_ref().unwrap().0.trim(), "0 1000 1");
+        assert!(matches!(&r[0].mapping, Mapping::Own(u, _) if u.trim() == "0 1000 1"));
         assert_eq!(r[1].source, Path::new("/bundle/rel"));
         assert_eq!(
-            (r[1].tree, r[1].recursive, r[1].maps.is_none()),
-            (false, false, true)
+            (r[1].tree, r[1].recursive, &r[1].mapping),
+            (false, false, &Mapping::Container)
         );
+        // A new user namespace's root that cannot reach a bind's source
+        // gets it cloned host side; a reachable one is left to the init.
+        let closed = tempfile_dir(0o700);
+        let open = tempfile_dir(0o755);
+        std::fs::create_dir(closed.join("d")).unwrap();
+        std::fs::create_dir(open.join("d")).unwrap();
+        let (s2, _) = spec(
+            serde_json::json!([
+                {"destination": "/p", "type": "bind", "source": closed.join("d"), "options": ["rbind"]},
+                {"destination": "/q", "type": "bind", "source": open.join("d"), "options": ["bind"]},
+                {"destination": "/t", "type": "tmpfs", "source": "tmpfs"}]),
+            true,
+        );
+        let r = requests(&s2, Path::new("/b"), true, Some((100000, 100000))).unwrap();
+        assert_eq!(
+            (r.len(), r[0].index, r[0].tree, &r[0].mapping),
+            (1, 0, true, &Mapping::None)
+        );
+        assert!(
+            requests(&s2, Path::new("/b"), true, None)
+                .unwrap()
+                .is_empty()
+        );
+        let _ = std::fs::remove_dir_all(&closed);
+        let _ = std::fs::remove_dir_all(&open);
 
         for (mounts, userns) in [
             // No mappings, no user namespace.
@@ -239,7 +331,7 @@ mod tests {
             ),
         ] {
             let (s, u) = spec(mounts.clone(), userns);
-            assert!(requests(&s, Path::new("/b"), u).is_err(), "{mounts}");
+            assert!(requests(&s, Path::new("/b"), u, None).is_err(), "{mounts}");
         }
     }
 }
