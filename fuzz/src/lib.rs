@@ -18,9 +18,14 @@
 // rrun-init) and name `alloc::` paths.
 extern crate alloc;
 
-#[allow(dead_code)]
-#[path = "../../src/spec.rs"]
-pub mod spec;
+// Through its directory, so that spec.rs's own submodules (spec/limits.rs)
+// resolve as they do in rrun's crate.
+#[path = "../../src"]
+mod src_dir {
+    #[allow(dead_code)]
+    pub mod spec;
+}
+pub use src_dir::spec;
 
 #[allow(dead_code)]
 #[path = "../../src/sys/mod.rs"]

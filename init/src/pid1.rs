@@ -145,7 +145,7 @@ impl Init {
 
     /// Every process but us: TERM, a grace period, then KILL; all reaped.
     fn kill_leftovers(&mut self, grace: Duration) {
-        if sys::kill(-1, SIGTERM).is_err() {
+        if sys::kill_namespace(SIGTERM).is_err() {
             return; // nothing left
         }
         let deadline = now() + grace;
@@ -156,7 +156,7 @@ impl Init {
                 _ => {}
             }
         }
-        let _ = sys::kill(-1, SIGKILL);
+        let _ = sys::kill_namespace(SIGKILL);
         while sys::wait_any(true).is_ok() {}
     }
 
@@ -290,7 +290,7 @@ impl Init {
             self.start();
         }
         if self.stopping.is_some_and(|t| t <= now) {
-            let _ = sys::kill(-1, SIGKILL);
+            let _ = sys::kill_namespace(SIGKILL);
             self.stopping = Some(now + Duration::from_secs(3600));
         }
         if let Some((p, deadline)) = self.health_check

@@ -256,9 +256,14 @@ pub fn runtime_config(
     }
     process["user"] = u;
 
+    // An image's labels become annotations, except rrun's own: whether the
+    // built-in init runs, its restart policy and health command are the
+    // choice of whoever runs the image (unpack's flags), never of its
+    // author (an image could otherwise turn the init on under --no-init).
     let mut ann: BTreeMap<String, String> = image
         .labels
         .iter()
+        .filter(|(k, _)| !crate::init::policy::is_rrun_key(k))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     if let Some(sig) = &image.stop_signal {
@@ -367,7 +372,11 @@ mod tests {
             env: vec!["PATH=/bin".into(), "A=1".into()],
             working_dir: Some("/srv".into()),
             user: None,
-            labels: HashMap::from([("l".to_string(), "v".to_string())]),
+            labels: HashMap::from([
+                ("l".to_string(), "v".to_string()),
+                ("rrun.restart".to_string(), "always".to_string()),
+                ("rrun.init".to_string(), "true".to_string()),
+            ]),
             stop_signal: Some("SIGQUIT".into()),
         }
     }
@@ -394,6 +403,17 @@ mod tests {
             "SIGQUIT"
         );
         assert_eq!(c["annotations"]["rrun.init"], "true");
+        // The image's own rrun.* labels are not taken.
+        assert!(c["annotations"].get("rrun.restart").is_none(), "{c}");
+        let none = runtime_config(
+            json!({"process": {"args": ["sh"]}}),
+            &image(),
+            &Overrides::default(),
+            &ResolvedUser::default(),
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        assert!(none["annotations"].get("rrun.init").is_none(), "{none}");
     }
 
     #[test]

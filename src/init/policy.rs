@@ -120,6 +120,11 @@ fn parse_codes(key: &str, s: &str) -> Result<Vec<i32>, String> {
 
 pub const PREFIX: &str = "rrun.";
 
+/// Whether `key` is one of rrun's own annotations (the `rrun.` prefix).
+pub fn is_rrun_key(key: &str) -> bool {
+    key.starts_with(PREFIX)
+}
+
 /// Whether the annotations turn the init on (`rrun.init: "true"`, or any
 /// restart/health/stop key).
 pub fn enabled(ann: &BTreeMap<String, String>) -> bool {

@@ -452,6 +452,16 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         .collect();
     let init_binary = if crate::init::policy::enabled(&ann_map) {
         crate::init::policy::parse(&ann_map).map_err(CreateError::Unsupported)?;
+        // PID 1 reaps and stops what is left with kill(-1): only in a pid
+        // namespace of its own is that the container and nothing else.
+        if !own_pid_ns(Some(&spec)) {
+            return Err(CreateError::Unsupported(
+                "annotations rrun.*: the built-in init needs a new pid namespace of its own \
+                 (linux.namespaces has none, or joins one by path): as PID 1 it signals every \
+                 process of its namespace"
+                    .into(),
+            ));
+        }
         // The init loads the filters anew in every child it starts, inside
         // the container, where listenerPath (a host socket) is out of reach
         // and no rrun parent is left to hand a listener to.

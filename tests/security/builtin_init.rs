@@ -696,3 +696,57 @@ fn exec_sets_groups_whatever_the_containers_proc_says() {
     c.delete().ok();
     c.assert_clean();
 }
+
+/// As PID 1 the built-in init stops what is left with kill(-1): in a pid
+/// namespace that is not its own (none in the config, or one joined by
+/// path) that reaches every process its credentials may signal, outside
+/// the container too. Such configs are refused at create, and a process
+/// outside the container (started here) survives the attempt, a restart
+/// policy included.
+#[test]
+fn builtin_init_needs_a_pid_namespace_of_its_own() {
+    require!(is_root(), "needs root");
+    require!(!is_runc(), "rrun's built-in init");
+    let mut victim = std::process::Command::new("sleep")
+        .arg("300")
+        .spawn()
+        .expect("spawn the victim");
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let vpid = victim.id() as i32;
+    let host = with_init(
+        Bundle::new().without_namespace("pid").args(&["true"]),
+        &[("rrun.restart", "on-failure:1")],
+    );
+    let c = Container::new(host);
+    c.run().failed().stderr_mentions(&["pid namespace"]);
+    c.assert_clean();
+    // Joined: another container's pid namespace.
+    let a = Container::new(Bundle::new().args(&["sleep", "30"]));
+    a.create().ok();
+    a.start().ok();
+    let path = format!("/proc/{}/ns/pid", a.pid());
+    let b = Container::new(with_init(
+        Bundle::new().namespace("pid", Some(&path)).args(&["true"]),
+        &[],
+    ));
+    b.run().failed().stderr_mentions(&["pid namespace"]);
+    b.assert_clean();
+    assert_eq!(
+        a.status(),
+        "running",
+        "the joined container's process was signalled"
+    );
+    a.delete_force().ok();
+    a.assert_clean();
+    assert!(
+        victim.try_wait().ok().flatten().is_none() && pid_alive(vpid),
+        "a host process was signalled"
+    );
+    drop(Reap(victim));
+}
