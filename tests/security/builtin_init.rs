@@ -701,30 +701,45 @@ fn exec_sets_groups_whatever_the_containers_proc_says() {
 /// namespace that is not its own (none in the config, or one joined by
 /// path) that reaches every process its credentials may signal, outside
 /// the container too. Such configs are refused at create, and a process
-/// outside the container (started here) survives the attempt, a restart
-/// policy included.
+/// outside the container survives the attempt, a restart policy included.
+/// The "host" here is a throwaway pid namespace (unshare): should the
+/// check ever regress, kill(-1) stays inside it.
 #[test]
 fn builtin_init_needs_a_pid_namespace_of_its_own() {
     require!(is_root(), "needs root");
     require!(!is_runc(), "rrun's built-in init");
-    let mut victim = std::process::Command::new("sleep")
-        .arg("300")
-        .spawn()
-        .expect("spawn the victim");
-    struct Reap(std::process::Child);
-    impl Drop for Reap {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let vpid = victim.id() as i32;
+    require!(have_cmd("unshare"), "needs unshare (util-linux)");
     let host = with_init(
         Bundle::new().without_namespace("pid").args(&["true"]),
         &[("rrun.restart", "on-failure:1")],
     );
     let c = Container::new(host);
-    c.run().failed().stderr_mentions(&["pid namespace"]);
+    c.bundle.write();
+    let script = format!(
+        "sleep 300 & v=$!; {} --root {} run --bundle {} {} 2>&1; echo rc=$?; \
+         kill -0 $v && echo victim-alive; kill $v",
+        rrun_bin().display(),
+        c.root.display(),
+        c.bundle_arg(),
+        c.id
+    );
+    let o = run_timeout(
+        {
+            let mut cmd = std::process::Command::new("unshare");
+            cmd.args(["--pid", "--fork", "--mount-proc", "sh", "-c", &script]);
+            cmd
+        },
+        Duration::from_secs(60),
+    );
+    assert!(
+        o.stdout.contains("pid namespace"),
+        "not refused by name:\n{o}"
+    );
+    assert!(!o.stdout.contains("rc=0"), "run succeeded:\n{o}");
+    assert!(
+        o.stdout.contains("victim-alive"),
+        "a process outside the container was signalled:\n{o}"
+    );
     c.assert_clean();
     // Joined: another container's pid namespace.
     let a = Container::new(Bundle::new().args(&["sleep", "30"]));
@@ -744,9 +759,4 @@ fn builtin_init_needs_a_pid_namespace_of_its_own() {
     );
     a.delete_force().ok();
     a.assert_clean();
-    assert!(
-        victim.try_wait().ok().flatten().is_none() && pid_alive(vpid),
-        "a host process was signalled"
-    );
-    drop(Reap(victim));
 }
