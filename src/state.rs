@@ -105,6 +105,10 @@ pub struct ContainerState {
     /// `state` after the container stopped).
     #[serde(default)]
     pub init_status: Option<serde_json::Value>,
+    /// The random part of the session keyring's name (see
+    /// process::init::session_keyring_name); empty in older states.
+    #[serde(default)]
+    pub keyring_nonce: String,
 }
 
 /// The state JSON of runtime.md as runc prints it (same field order).

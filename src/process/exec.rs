@@ -334,7 +334,7 @@ pub fn exec(state: &ContainerState, opts: &ExecOptions) -> Result<Execed, ExecEr
         tty::console_endpoints(console_socket.map(|p| p.as_path()), terminal)
             .map_err(ExecError::Invalid)?;
     let (parent_end, child_end) = sync::pair()?;
-    let keyring = super::init::session_keyring_name(&state.id);
+    let keyring = super::init::session_keyring_name(&state.id, &state.keyring_nonce);
 
     // The helper joins the container's cgroups itself, before anything
     // else (see cgroups::Placement): born in the cgroup2 directory, then

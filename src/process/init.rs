@@ -361,7 +361,8 @@ fn setup(
     }
     // h.
     let options = ProcessOptions {
-        keyring: (!plan.no_new_keyring).then(|| session_keyring_name(&plan.id)),
+        keyring: (!plan.no_new_keyring)
+            .then(|| session_keyring_name(&plan.id, &plan.keyring_nonce)),
         preserve_fds: plan.preserve_fds,
         listen_fds: plan.listen_fds,
         seccomp: plan.seccomp.as_ref(),
@@ -407,14 +408,89 @@ fn setup_builtin_init(
     })
 }
 
+/// Reads back what the credential steps set. A seccomp profile may answer
+/// setresuid, setgroups or capset with "success" without running them
+/// (SCMP_ACT_ERRNO with errnoRet 0): the process would then keep rrun's
+/// root and capabilities while the config asked for less. The kernel's
+/// answer must be exactly the config's, or nothing runs (runc does not
+/// check). A getter the profile fakes reads as zeros, which differs from
+/// the config wherever the config is not all-zero; one it refuses with an
+/// error is skipped.
+fn verify_credentials(
+    uid: Uid,
+    gid: Gid,
+    gids: Option<&[Gid]>,
+    caps: &crate::security::CapPlan,
+) -> StepResult<()> {
+    use caps::CapSet;
+    let refuse = |what: &str| {
+        Err(format!(
+            "{what} is not what the config asks after setting it (does the seccomp profile \
+             fake success for a credential syscall, e.g. errnoRet 0?)"
+        ))
+    };
+    // A getter the profile refuses with an error cannot tell: skipped.
+    if let Ok(r) = nix::unistd::getresuid()
+        && (r.real, r.effective, r.saved) != (uid, uid, uid)
+    {
+        return refuse("the user id");
+    }
+    if let Ok(r) = nix::unistd::getresgid()
+        && (r.real, r.effective, r.saved) != (gid, gid, gid)
+    {
+        return refuse("the group id");
+    }
+    // Where setgroups is denied (a user namespace written that way) the
+    // list is what it was, and not checked.
+    if let Some(gids) = gids {
+        let mut want = gids.to_vec();
+        want.sort_by_key(|g| g.as_raw());
+        want.dedup();
+        if let Ok(mut now) = nix::unistd::getgroups() {
+            now.sort_by_key(|g| g.as_raw());
+            now.dedup();
+            if now != want {
+                return refuse("the supplementary group list");
+            }
+        }
+    }
+    for (set, want) in [
+        (CapSet::Permitted, &caps.permitted),
+        (CapSet::Effective, &caps.effective),
+    ] {
+        if let Ok(now) = caps::read(None, set)
+            && &now != want
+        {
+            return refuse("the capability sets");
+        }
+    }
+    Ok(())
+}
+
 /// The session keyring of the container's processes (init and exec
 /// alike). KEYCTL_JOIN_SESSION_KEYRING joins an existing keyring of that
 /// name when the caller may search it, so the name must never be one a
-/// host keyring has: the kernel's own are `_uid.N`, `_uid_ses.N`, `_ses`,
-/// `_pid`, `_tid`, and nothing but a container runtime names one `_ses.`
-/// plus a suffix (runc uses the same name).
-pub fn session_keyring_name(id: &str) -> String {
-    format!("_ses.{id}")
+/// host keyring has (the kernel's own are `_uid.N`, `_uid_ses.N`, `_ses`,
+/// `_pid`, `_tid`; nothing else names one `_ses.` plus a suffix), nor one
+/// another container could make ahead of time: a container running as
+/// host root can link a keyring named `_ses.<id>` into root's user
+/// keyring, where a later container with that id would join it (runc's
+/// name). The random nonce chosen at create (kept in the state for exec)
+/// makes the name unguessable; states without one keep `_ses.<id>`.
+pub fn session_keyring_name(id: &str, nonce: &str) -> String {
+    if nonce.is_empty() {
+        format!("_ses.{id}")
+    } else {
+        format!("_ses.{id}.{nonce}")
+    }
+}
+
+/// 64 random bits as hex, for [`session_keyring_name`].
+pub fn keyring_nonce() -> std::io::Result<String> {
+    use std::io::Read;
+    let mut b = [0u8; 8];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
 /// What differs between the container's init and an exec'd process when
@@ -487,13 +563,16 @@ pub(super) fn apply_process(process: &Process, opts: &ProcessOptions) -> StepRes
     // are written): an exec'd process reads it from a /proc the container
     // may have replaced, and a planted "deny" must never leave it with
     // rrun's own supplementary groups.
-    match setgroups(&gids) {
-        Ok(()) => {}
+    let groups_set = match setgroups(&gids) {
+        Ok(()) => true,
         Err(nix::errno::Errno::EPERM)
             if read_in_container("/proc/self/setgroups", 64)
-                .is_some_and(|s| s.trim() == "deny") => {}
+                .is_some_and(|s| s.trim() == "deny") =>
+        {
+            false
+        }
         Err(e) => return Err(format!("setgroups: {e}")),
-    }
+    };
     let gid = Gid::from_raw(user.gid());
     let uid = Uid::from_raw(user.uid());
     setresgid(gid, gid, gid).map_err(|e| format!("setting gid {}: {e}", user.gid()))?;
@@ -501,6 +580,7 @@ pub(super) fn apply_process(process: &Process, opts: &ProcessOptions) -> StepRes
     sys::set_keep_caps(false).map_err(step("PR_SET_KEEPCAPS"))?;
     enter_cwd(process.cwd(), cwd)?;
     caps.apply().map_err(|e| e.to_string())?;
+    verify_credentials(uid, gid, groups_set.then_some(gids.as_slice()), &caps)?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
         user.umask().unwrap_or(0o022) as libc::mode_t,
     ));

@@ -108,6 +108,8 @@ pub struct CreateOptions {
 /// Everything the init needs, computed before clone so the child only acts.
 pub struct InitPlan {
     pub id: String,
+    /// See init::session_keyring_name.
+    pub keyring_nonce: String,
     pub spec: Spec,
     pub bundle: PathBuf,
     pub rootfs: PathBuf,
@@ -504,6 +506,8 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         cgroups_created: cgroup_plan.missing.clone(),
         spec: Some(spec.clone()),
         init_status: None,
+        keyring_nonce: init::keyring_nonce()
+            .map_err(|e| CreateError::Init(format!("reading /dev/urandom: {e}")))?,
     };
     let mut guard = CleanupGuard {
         dir: Some(dir),
@@ -562,6 +566,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         placement,
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
+        keyring_nonce: state.keyring_nonce.clone(),
         preserve_fds,
         listen_fds: listen,
         has_runtime_hooks,

@@ -596,7 +596,7 @@ fn session_keyring_is_never_a_host_keyring() {
             .find_map(|l| l.strip_prefix("session="))
             .unwrap_or_else(|| panic!("no session keyring described:\n{o}"));
         assert!(
-            session.ends_with(&format!(";_ses.{id}")),
+            session.contains(&format!(";_ses.{id}")),
             "container {id}: the init joined session keyring {session:?}"
         );
         c.delete_force();
@@ -621,7 +621,7 @@ fn session_keyring_is_never_a_host_keyring() {
         let o = exec(&c, &[], &["/mnt/keyprobe", &key]);
         o.ok();
         assert!(
-            o.stdout.contains(&format!(";_ses.{id}\n")),
+            o.stdout.contains(&format!(";_ses.{id}")),
             "exec in {id}: {o}"
         );
         c.delete_force().ok();
@@ -692,4 +692,70 @@ fn created_init_holds_only_its_start_socket() {
         c.delete_force().ok();
         c.assert_clean();
     }
+}
+
+/// A keyring another container planted ahead of time, named like runc's
+/// session keyring for an id (`_ses.<id>`) and linked into root's user
+/// keyring (any container running as host root can do that), is never
+/// joined by a later container with that id: rrun's name has a random
+/// part chosen at create. (runc 1.1 joins it.)
+#[test]
+fn planted_session_keyring_is_never_joined() {
+    require!(is_root(), "needs root");
+    require!(!is_runc(), "runc 1.1 joins a planted _ses.<id> keyring");
+    if !have_cmd("gcc") {
+        return skip("gcc is needed to build the static keyring probe");
+    }
+    const KEYCTL_LINK: libc::c_long = 8;
+    let probe_dir = host_dir("fds-keyplant");
+    let src = probe_dir.path().join("k.c");
+    fs::write(&src, KEY_PROBE).unwrap();
+    let bin = probe_dir.path().join("keyprobe");
+    let mut cc = Command::new("gcc");
+    cc.args(["-static", "-O2", "-o"]).arg(&bin).arg(&src);
+    run_timeout(cc, Duration::from_secs(120)).ok();
+    let id = unique_name();
+    let planted = format!("_ses.{id}");
+    let (user_ring, _) = own_keyring(KEY_SPEC_USER_KEYRING);
+    let name = std::ffi::CString::new(planted.clone()).unwrap();
+    // SAFETY: add_key with a valid C string type and description, no
+    // payload, into our session keyring (then linked into the user one).
+    let k = unsafe {
+        libc::syscall(
+            libc::SYS_add_key,
+            c"keyring".as_ptr(),
+            name.as_ptr(),
+            std::ptr::null::<u8>(),
+            0usize,
+            -3 as libc::c_long, // KEY_SPEC_SESSION_KEYRING
+        )
+    };
+    assert!(k > 0, "add_key: {}", std::io::Error::last_os_error());
+    let _cleanup = KeyCleanup(planted.clone());
+    // SAFETY: keyctl with integer arguments.
+    let linked = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_LINK, k, user_ring, 0, 0) };
+    assert_eq!(
+        linked,
+        0,
+        "keyctl(LINK): {}",
+        std::io::Error::last_os_error()
+    );
+    let key = unique_name();
+    let _key_cleanup = KeyCleanup(key.clone());
+    let b = Bundle::new()
+        .bind_mount(probe_dir.path(), "/mnt", &["rbind", "ro"])
+        .args(&["/mnt/keyprobe", &key]);
+    let c = Container::with_id(b, &id);
+    let o = c.run();
+    o.ok();
+    let session = o
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("session="))
+        .unwrap_or_else(|| panic!("no session keyring described:\n{o}"));
+    assert!(
+        !session.ends_with(&format!(";{planted}")),
+        "the container joined the planted keyring {session:?}"
+    );
+    c.assert_clean();
 }

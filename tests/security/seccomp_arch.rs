@@ -640,3 +640,44 @@ fn seccomp_start_container_hooks_run_under_the_filter() {
         assert!(out.contains("hook-ran"), "noNewPrivileges={on}: {out}");
     }
 }
+
+/// A profile may answer the credential syscalls with "success" without
+/// running them (SCMP_ACT_ERRNO with errnoRet 0). Without
+/// noNewPrivileges the filter is loaded before they run, so the process
+/// would keep rrun's root and full capabilities while the config asks for
+/// uid 1000 and none: rrun reads the result back and refuses (runc 1.1
+/// runs the program as root).
+#[test]
+fn faked_credential_syscalls_are_caught() {
+    require!(is_root(), "needs root");
+    require!(
+        !is_runc(),
+        "runc 1.1 runs the program with uid 0 and its capabilities"
+    );
+    for faked in [
+        &["setresuid", "setuid"][..],
+        &["setresgid", "setgid"],
+        &["setgroups"],
+        &["capset"],
+    ] {
+        let b = crate::common::Bundle::new()
+            .user(1000, 1000, &[5])
+            .args(&["id"])
+            .with(|c| {
+                c["process"]["noNewPrivileges"] = serde_json::json!(false);
+                c["linux"]["seccomp"] = serde_json::json!({
+                    "defaultAction": "SCMP_ACT_ALLOW",
+                    "architectures": ["SCMP_ARCH_X86_64"],
+                    "syscalls": [{"names": faked, "action": "SCMP_ACT_ERRNO", "errnoRet": 0}]
+                });
+            });
+        let c = Container::new(b);
+        let o = c.run();
+        assert!(!o.success(), "{faked:?} faked, the program ran: {o}");
+        assert!(
+            o.stderr.contains("seccomp") && !o.stdout.contains("uid=0"),
+            "{faked:?} faked: {o}"
+        );
+        c.assert_clean();
+    }
+}
