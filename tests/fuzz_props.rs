@@ -588,6 +588,10 @@ fn arg_token() -> impl Strategy<Value = Vec<u8>> {
 
 #[test]
 fn random_argv_never_panics() {
+    require!(
+        !is_runc(),
+        "runc 1.1 answers an unknown word with exit 3 (\"No help topic\"), outside 0/1/2/255"
+    );
     let env = Env::new();
     let cwd = tempfile::tempdir().unwrap();
     let mut r = runner(200);
@@ -645,6 +649,10 @@ fn scrub_root(root: &Path) {
 /// must answer with a usage error, not a panic (exit 101).
 #[test]
 fn non_utf8_argument_is_an_error_not_a_panic() {
+    require!(
+        !is_runc(),
+        "runc 1.1 answers an unknown word with exit 3 (\"No help topic\"), outside 0/1/2/255"
+    );
     let env = Env::new();
     for argv in [
         vec![b"\xff".to_vec()],

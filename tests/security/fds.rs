@@ -225,11 +225,19 @@ fn created_init_case(builtin_init: bool, shared_pid: bool) {
 
 #[test]
 fn created_init_holds_no_host_fd_cwd_or_root() {
+    require!(
+        !is_runc(),
+        "runc 1.1's created init holds an fd of its exec.fifo, a file in the host's state dir"
+    );
     created_init_case(false, false);
 }
 
 #[test]
 fn created_init_in_a_shared_pid_namespace_holds_no_host_fd() {
+    require!(
+        !is_runc(),
+        "runc 1.1's created init holds an fd of its exec.fifo, a file in the host's state dir"
+    );
     created_init_case(false, true);
 }
 
