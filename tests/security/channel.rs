@@ -264,3 +264,45 @@ fn a_thief_in_a_joined_pid_namespace_cannot_make_create_signal_a_host_process() 
     peer.delete_force().ok();
     peer.assert_clean();
 }
+
+/// With a notify rule, the exec'd process hands its seccomp listener to
+/// rrun on the same channel (SeccompFd): a forged one, carrying the stolen
+/// socket itself, must never reach the agent in its place, and the real
+/// one must, for every exec.
+#[test]
+fn a_thief_cannot_hand_the_seccomp_agent_a_forged_listener() {
+    let Some(dir) = thief_dir() else { return };
+    if is_runc() {
+        return skip("runc 1.1 refuses SCMP_ACT_NOTIFY for its own steps");
+    }
+    let mut victim = Victim::new();
+    let agent = super::Agent::start();
+    let (b, out) = thief_bundle(&dir, victim.pid());
+    let b = b.with(|c| {
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": agent.path_str(),
+            "syscalls": [ { "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY" } ]
+        })
+    });
+    let c = running(b);
+    const N: usize = 10;
+    for i in 0..N {
+        // The agent makes every mkdir "succeed" without a directory; a
+        // process whose listener went astray gets ENOSYS instead.
+        let script = format!("mkdir /dev/shm/by-agent-{i} && echo made-{i}");
+        let o = exec(&c, &[], &["sh", "-c", &script]);
+        o.ok();
+        assert!(o.stdout.contains(&format!("made-{i}")), "exec {i}: {o}");
+        victim.assert_untouched(&format!("after exec {i}"));
+    }
+    // The init's state, then one per exec; states() also asserts that no
+    // fd the agent got failed as a listener.
+    agent.states(N + 1);
+    assert!(
+        stolen(&out) > 0,
+        "the thief never reached a channel: the test proves nothing"
+    );
+    c.delete_force().ok();
+    c.assert_clean();
+}
