@@ -12,7 +12,7 @@
 //! | 2    | helper  | joins the v1 cgroups (`tasks` <- 0), closes all fds but |
 //! |      |         | the channel, pidfd, console, passed ones (fds.rs); Go   |
 //! | 3    | helper  | non-dumpable; setns(pidfd, all differing namespaces)    |
-//! | 4    | helper  | fork the process; send ChildPid; exit                   |
+//! | 4    | helper  | fork the process; send ChildPid + its pidfd; exit       |
 //! | 5    | process | tty (if asked), process config, execve                  |
 //! | 6    | parent  | EOF on the channel = exec happened; Error(msg) = failed |
 

@@ -207,8 +207,9 @@ struct CleanupGuard<'a> {
     /// rrun's own child (the init, or the intermediate before it): no
     /// other process can have its pid until it is reaped here.
     pid: Option<Pid>,
-    /// With `pid` once it is the init an intermediate forked (not rrun's
-    /// child, so its pid is pinned by this, not by being unreaped).
+    /// A pidfd of `pid` once it is the init: it pins an intermediate's
+    /// child (whose pid is not pinned by being unreaped here), and it
+    /// tells the wait for the init's messages when the init has exited.
     pidfd: Option<OwnedFd>,
     /// The cgroups rrun made, parents first.
     cgroups_made: Vec<PathBuf>,
@@ -226,15 +227,17 @@ impl CleanupGuard<'_> {
 impl Drop for CleanupGuard<'_> {
     fn drop(&mut self) {
         let Some(dir) = self.dir.take() else { return };
-        match (&self.pidfd, self.pid) {
-            (Some(fd), _) => {
-                let _ = sys::pidfd_send_signal(fd, libc::SIGKILL);
+        if let Some(pid) = self.pid {
+            match &self.pidfd {
+                Some(fd) => {
+                    let _ = sys::pidfd_send_signal(fd, libc::SIGKILL);
+                }
+                None => {
+                    let _ = kill(pid, Signal::SIGKILL);
+                }
             }
-            (None, Some(pid)) => {
-                let _ = kill(pid, Signal::SIGKILL);
-                let _ = waitpid(pid, None);
-            }
-            (None, None) => {}
+            // Reaps our own child; ECHILD at once for an intermediate's.
+            let _ = waitpid(pid, None);
         }
         // What else of this create runs (the init forked by an
         // intermediate, createContainer hooks without a pid namespace of
@@ -648,6 +651,10 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         if plan.ns.new_user() {
             namespaces::write_id_maps(first.as_raw(), &plan.ns)?;
         }
+        // For the wait below to end if the init exits while something else
+        // holds its end (a process of another container sharing the
+        // host's pid namespace could take it, as in a joined one).
+        guard.pidfd = sys::pidfd_open(first.as_raw()).ok();
         first
     };
 

@@ -7,7 +7,7 @@
 //! |------|--------------|---------------------|-------------------------------------------|
 //! | 1    | intermediate | MapRequest          | unshared a user ns: write my id maps      |
 //! | 2    | parent       | MapsWritten         | maps written; go on                       |
-//! | 3    | intermediate | ChildPid(pid)       | forked the container init; I exit now     |
+//! | 3    | intermediate | ChildPid(pid) + fd  | forked the init (fd: its pidfd); I exit   |
 //! | m    | parent       | MountFd(i) + fd     | the id-mapped mount for mounts[i]         |
 //! | 4    | parent       | Go                  | init is in its cgroups (and id-mapped)    |
 //! | 5    | init         | CreateRuntimeHooks  | mounts done: run prestart/createRuntime   |
@@ -21,10 +21,10 @@
 //! namespaces, time namespace); 5-6 only when those hooks exist; s1-s2 only
 //! with SCMP_ACT_NOTIFY in the profile, during step h of create (before 7)
 //! or in an exec'd process (exec.rs), where s1 may even come before the
-//! helper's ChildPid. s1 is the only message with an fd (SCM_RIGHTS); it
-//! is sent with [`Channel::send_encoded_with_fd`] right after the filter is
-//! loaded, one sendmsg(2) and no other syscall, since nobody can answer a
-//! notification before the agent has the listener.
+//! helper's ChildPid. ChildPid (also the exec helper's) and s1 carry an fd
+//! (SCM_RIGHTS); s1 is sent with [`Channel::send_encoded_with_fd`] right
+//! after the filter is loaded, one sendmsg(2) and no other syscall, since
+//! nobody can answer a notification before the agent has the listener.
 //!
 //! Who sent a message is the kernel's word, not the message's: the
 //! parent's end has SO_PASSCRED, so every packet it receives carries the
