@@ -2193,3 +2193,9 @@ fn seccomp_notify_on_write_works_end_to_end() {
         assert!(writes(&agent) > before, "nnp={nnp}: exec's write notified");
     }
 }
+
+/// The sync channel: rrun acts only on messages the kernel says come from
+/// the process it expects, so a thief of a child's end cannot make it
+/// signal or adjust a host process, or keep it waiting.
+#[path = "security/channel.rs"]
+mod channel;

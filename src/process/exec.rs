@@ -12,7 +12,7 @@
 //! | 2    | helper  | joins the v1 cgroups (`tasks` <- 0), closes all fds but |
 //! |      |         | the channel, pidfd, console, passed ones (fds.rs); Go   |
 //! | 3    | helper  | non-dumpable; setns(pidfd, all differing namespaces)    |
-//! | 4    | helper  | fork the process; send ChildPid; exit                   |
+//! | 4    | helper  | fork the process; send ChildPid + its pidfd; exit       |
 //! | 5    | process | tty (if asked), process config, execve                  |
 //! | 6    | parent  | EOF on the channel = exec happened; Error(msg) = failed |
 
@@ -392,57 +392,125 @@ pub fn exec(state: &ContainerState, opts: &ExecOptions) -> Result<Execed, ExecEr
     // The helper reports the process's pid; the process may hand over a
     // seccomp listener (sync s1, possibly before that report: they run
     // concurrently), then execs, which closes its end: EOF.
-    let mut pid: Option<Pid> = None;
+    //
+    // Until that exec the process's end is in reach of anything in the
+    // container that can ptrace (pidfd_getfd), so each packet counts only
+    // from the process the kernel names as its sender (sync.rs): the
+    // helper until it names the process, then that process. What comes
+    // before the helper's report from others is held, and judged by it.
+    let mut child: Option<(Pid, OwnedFd)> = None;
     let mut listener: Option<OwnedFd> = None;
-    let abort = |pid: Option<Pid>, e: ExecError| match pid {
+    let mut held: Vec<sync::Packet> = Vec::new();
+    let abort = |child: &Option<(Pid, OwnedFd)>, e: ExecError| match child {
         None => fail(e),
-        Some(p) => {
-            kill_process(p);
+        Some((p, fd)) => {
+            kill_process(*p, fd);
             e
         }
     };
     loop {
-        match (parent_end.recv_with_fd(), pid) {
-            (Ok((Msg::ChildPid(p), _)), None) => {
-                pid = Some(Pid::from_raw(p));
-                let _ = waitpid(helper, None);
-                crate::log::step("exec-joined");
-                crate::log::debug(&format!(
-                    "container {}: exec'd process pid {p} in its namespaces",
-                    state.id
-                ));
-            }
-            (Ok((Msg::SeccompFd, Some(fd))), _) => listener = Some(fd),
-            (Err(sync::SyncError::Eof), Some(p)) => {
+        let packet = match parent_end.recv_packet_while(child.as_ref().map(|c| &c.1)) {
+            Ok(packet) => packet,
+            Err(sync::SyncError::Eof) if let Some((p, fd)) = &child => {
                 crate::log::step("exec-done");
                 if join_late && let Err(e) = crate::cgroups::add_pid(&dirs, p.as_raw()) {
-                    kill_process(p);
+                    kill_process(*p, fd);
                     return Err(ExecError::Process(e.to_string()));
                 }
                 return Ok(Execed {
-                    pid: p,
+                    pid: *p,
                     console: console_parent,
                 });
             }
-            (Ok((Msg::Error(e), _)), _) => return Err(abort(pid, ExecError::Process(e))),
-            (Ok((other, _)), _) => {
-                let e = ExecError::Process(format!("unexpected {other:?}"));
-                return Err(abort(pid, e));
+            Err(e) => return Err(abort(&child, e.into())),
+        };
+        let expected = match &child {
+            None => helper,
+            Some((p, _)) => *p,
+        };
+        if packet.sender != Some(expected) {
+            let may_be_the_process = matches!(packet.msg, Ok(Msg::SeccompFd | Msg::Error(_)));
+            if child.is_none() && may_be_the_process && held.len() < HELD_MAX {
+                held.push(packet);
+            } else {
+                sync::refuse(&packet);
             }
-            (Err(e), _) => return Err(abort(pid, e.into())),
-        }
-        if let Some(p) = pid
-            && let Some(fd) = listener.take()
-        {
-            hand_to_listener(state, p, &fd, &parent_end)?;
+        } else if let Some((p, fd)) = &child {
+            match from_process(packet) {
+                Ok(l) => listener = Some(l),
+                Err(e) => return Err(abort(&child, e)),
+            }
+            hand_over(state, (*p, fd), &mut listener, &parent_end)?;
+        } else {
+            let (p, sent) = match (packet.msg, packet.fd) {
+                (Ok(Msg::ChildPid(p)), fd) => (Pid::from_raw(p), fd),
+                (Ok(Msg::Error(e)), _) => return Err(fail(ExecError::Process(e))),
+                (Ok(other), _) => {
+                    return Err(fail(ExecError::Process(format!("unexpected {other:?}"))));
+                }
+                (Err(e), _) => return Err(fail(e.into())),
+            };
+            let pidfd =
+                super::child_pidfd(p, sent).map_err(|e| fail(ExecError::Sys("pidfd_open", e)))?;
+            let _ = waitpid(helper, None);
+            crate::log::step("exec-joined");
+            crate::log::debug(&format!(
+                "container {}: exec'd process pid {p} in its namespaces",
+                state.id
+            ));
+            child = Some((p, pidfd));
+            for h in held.drain(..) {
+                if h.sender != Some(p) {
+                    sync::refuse(&h);
+                    continue;
+                }
+                match from_process(h) {
+                    Ok(l) => listener = Some(l),
+                    Err(e) => return Err(abort(&child, e)),
+                }
+            }
+            if let Some((p, fd)) = &child {
+                hand_over(state, (*p, fd), &mut listener, &parent_end)?;
+            }
         }
     }
 }
 
-/// Kills a process that failed before or at its exec and reaps it when it
-/// is ours (a foreground exec is the subreaper; otherwise ECHILD at once).
-fn kill_process(pid: Pid) {
-    let _ = kill(pid, Signal::SIGKILL);
+/// How many packets from others than the helper are kept until it names
+/// the process (the process itself sends at most two: SeccompFd, Error).
+/// Beyond that they are refused, so a flood cannot grow rrun's memory or
+/// fd table (it can crowd out the process's own listener, leaving it
+/// waiting: a thief that can ptrace it could stop it anyway).
+const HELD_MAX: usize = 16;
+
+/// A message from the exec'd process itself (the kernel says so): its
+/// seccomp listener, or why it failed.
+fn from_process(p: sync::Packet) -> Result<OwnedFd, ExecError> {
+    match (p.msg?, p.fd) {
+        (Msg::SeccompFd, Some(fd)) => Ok(fd),
+        (Msg::Error(e), _) => Err(ExecError::Process(e)),
+        (other, _) => Err(ExecError::Process(format!("unexpected {other:?}"))),
+    }
+}
+
+/// Step s2, once the process's pid is known and its listener came.
+fn hand_over(
+    state: &ContainerState,
+    child: (Pid, &OwnedFd),
+    listener: &mut Option<OwnedFd>,
+    chan: &Channel,
+) -> Result<(), ExecError> {
+    match listener.take() {
+        Some(l) => hand_to_listener(state, child, &l, chan),
+        None => Ok(()),
+    }
+}
+
+/// Kills a process that failed before or at its exec (through its pidfd:
+/// never a recycled pid) and reaps it when it is ours (a foreground exec
+/// is the subreaper; otherwise ECHILD at once).
+fn kill_process(pid: Pid, pidfd: &OwnedFd) {
+    let _ = sys::pidfd_send_signal(pidfd, libc::SIGKILL);
     let _ = waitpid(pid, None);
 }
 
@@ -452,7 +520,7 @@ fn kill_process(pid: Pid) {
 /// the process.
 fn hand_to_listener(
     state: &ContainerState,
-    pid: Pid,
+    (pid, pidfd): (Pid, &OwnedFd),
     fd: &OwnedFd,
     chan: &Channel,
 ) -> Result<(), ExecError> {
@@ -473,7 +541,7 @@ fn hand_to_listener(
         )),
     };
     if let Err(e) = sent.and_then(|()| chan.send(&Msg::SeccompDone).map_err(ExecError::from)) {
-        kill_process(pid);
+        kill_process(pid, pidfd);
         return Err(e);
     }
     Ok(())
@@ -526,7 +594,7 @@ fn helper(
             sys::close_in_child(std::os::fd::AsRawFd::as_raw_fd(pidfd));
         }
         Ok(CloneResult::Parent { child }) => {
-            let _ = chan.send(&Msg::ChildPid(child.as_raw()));
+            super::init::send_child_pid(chan, child);
             sys::exit_now(0);
         }
         Err(e) => {

@@ -15,7 +15,7 @@ use nix::unistd::{Gid, Uid, setgroups, setresgid, setresuid};
 use oci_spec::runtime::{LinuxNamespaceType, PosixRlimitType, Process};
 
 use super::InitPlan;
-use super::sync::{Channel, Msg};
+use super::sync::{self, Channel, Msg};
 use crate::rootfs::{self, RootfsPlan};
 use crate::security::{CapPlan, lsm};
 use crate::sys::{self, CloneResult};
@@ -82,11 +82,22 @@ pub fn intermediate(
     match sys::fork_process() {
         Ok(CloneResult::Child) => run(plan, chan, listener, console),
         Ok(CloneResult::Parent { child }) => {
-            let _ = chan.send(&Msg::ChildPid(child.as_raw()));
+            send_child_pid(chan, child);
             sys::exit_now(0)
         }
         Err(e) => fail(chan, format!("fork: {e}")),
     }
+}
+
+/// Reports a forked child's pid with a pidfd of it: the child cannot be
+/// reaped while we live, so the pidfd is surely it, and the parent signals
+/// through it whatever happens to the pid after we exit.
+pub(super) fn send_child_pid(chan: &Channel, child: nix::unistd::Pid) {
+    let msg = sync::encode(&Msg::ChildPid(child.as_raw()));
+    let _ = match sys::pidfd_open(child.as_raw()) {
+        Ok(fd) => chan.send_encoded_with_fd(&msg, &fd),
+        Err(_) => chan.send(&Msg::ChildPid(child.as_raw())),
+    };
 }
 
 /// setresuid/gid(0) inside a new user namespace, when 0 is mapped: files

@@ -188,6 +188,19 @@ pub struct Created {
     pub console: Option<OwnedFd>,
 }
 
+/// The pidfd of a process forked by rrun's helper or intermediate: the one
+/// it sent with ChildPid (opened while the process was its unreaped child,
+/// so surely that process), or else one opened now.
+pub(super) fn child_pidfd(
+    pid: Pid,
+    sent: Option<OwnedFd>,
+) -> std::result::Result<OwnedFd, nix::Error> {
+    match sent {
+        Some(fd) => Ok(fd),
+        None => sys::pidfd_open(pid.as_raw()),
+    }
+}
+
 /// Undoes a half-made container on drop unless committed: kills the init,
 /// removes the cgroups it made and the state dir (runc's destroy path, in one
 /// place for every failure).
@@ -196,6 +209,10 @@ struct CleanupGuard<'a> {
     /// rrun's own child (the init, or the intermediate before it): no
     /// other process can have its pid until it is reaped here.
     pid: Option<Pid>,
+    /// A pidfd of `pid` once it is the init: it pins an intermediate's
+    /// child (whose pid is not pinned by being unreaped here), and it
+    /// tells the wait for the init's messages when the init has exited.
+    pidfd: Option<OwnedFd>,
     /// The cgroups rrun made, parents first.
     cgroups_made: Vec<PathBuf>,
     /// The container's cgroup directories (made or not).
@@ -213,7 +230,15 @@ impl Drop for CleanupGuard<'_> {
     fn drop(&mut self) {
         let Some(dir) = self.dir.take() else { return };
         if let Some(pid) = self.pid {
-            let _ = kill(pid, Signal::SIGKILL);
+            match &self.pidfd {
+                Some(fd) => {
+                    let _ = sys::pidfd_send_signal(fd, libc::SIGKILL);
+                }
+                None => {
+                    let _ = kill(pid, Signal::SIGKILL);
+                }
+            }
+            // Reaps our own child; ECHILD at once for an intermediate's.
             let _ = waitpid(pid, None);
         }
         // What else of this create runs (the init forked by an
@@ -512,6 +537,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
     let mut guard = CleanupGuard {
         dir: Some(dir),
         pid: None,
+        pidfd: None,
         cgroups_made: Vec::new(),
         cgroup_dirs: cgroup_dirs.clone(),
         poststop: None,
@@ -614,26 +640,36 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
     guard.pid = Some(first);
     checkpoint("create-cloned");
 
+    // Every message below is taken only from the process meant to send
+    // it (sync.rs): the intermediate, then the init it names. The init may
+    // be visible in a joined pid namespace, its end of the channel in reach
+    // of anything there that can ptrace.
     let pid = if intermediate {
         if plan.ns.new_user() {
             parent_end
-                .expect(Msg::MapRequest)
+                .expect_from(first, Msg::MapRequest)
                 .map_err(CreateError::Init)?;
             namespaces::write_id_maps(first.as_raw(), &plan.ns)?;
             parent_end.send(&Msg::MapsWritten)?;
         }
-        let pid = match parent_end.recv()? {
-            Msg::ChildPid(p) => Pid::from_raw(p),
-            Msg::Error(e) => return Err(CreateError::Init(e)),
-            other => return Err(CreateError::Init(format!("unexpected {other:?}"))),
+        let (pid, pidfd) = match parent_end.recv_from(first, None)? {
+            (Msg::ChildPid(p), fd) => (Pid::from_raw(p), fd),
+            (Msg::Error(e), _) => return Err(CreateError::Init(e)),
+            (other, _) => return Err(CreateError::Init(format!("unexpected {other:?}"))),
         };
         let _ = waitpid(first, None);
+        guard.pid = None;
+        guard.pidfd = Some(child_pidfd(pid, pidfd).map_err(|e| CreateError::Sys("pidfd_open", e))?);
         guard.pid = Some(pid);
         pid
     } else {
         if plan.ns.new_user() {
             namespaces::write_id_maps(first.as_raw(), &plan.ns)?;
         }
+        // For the wait below to end if the init exits while something else
+        // holds its end (a process of another container sharing the
+        // host's pid namespace could take it, as in a joined one).
+        guard.pidfd = sys::pidfd_open(first.as_raw()).ok();
         first
     };
 
@@ -672,7 +708,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
     ));
 
     loop {
-        match parent_end.recv_with_fd() {
+        match parent_end.recv_from(pid, guard.pidfd.as_ref()) {
             Ok((Msg::SeccompFd, Some(fd))) => {
                 // Steps s1-s2: the init loaded its notify filter.
                 let s = seccomp_profile(&spec).ok_or_else(|| {

@@ -662,6 +662,13 @@ pub fn process_state(s: &LinuxSeccomp, pid: i32, state: Value) -> Value {
 /// agent that does not accept, a full socket buffer).
 const LISTENER_TIMEOUT_SECS: i64 = 10;
 
+/// True for a seccomp user-notification fd (the kernel names its anon
+/// inode "seccomp notify").
+fn is_notify_fd(fd: &impl AsFd) -> bool {
+    let link = format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd());
+    std::fs::read_link(link).is_ok_and(|t| t.as_os_str() == "anon_inode:seccomp notify")
+}
+
 /// Sends the listener `fd` of process `pid` to `linux.seccomp.listenerPath`
 /// with the container process state: one connection, one state, closed
 /// after sending, as the spec asks. `state` is the container's state JSON.
@@ -693,6 +700,14 @@ pub fn send_to_listener(
     setsockopt(&sock, sockopt::SendTimeout, &t).map_err(|e| err("SO_SNDTIMEO", e))?;
     let addr = UnixAddr::new(path).map_err(|e| err("address", e))?;
     connect(sock.as_raw_fd(), &addr).map_err(|e| err("connect", e))?;
+    // The fd came over the sync channel from a process in the container:
+    // whatever reached the parent, the agent only ever gets a listener.
+    if !is_notify_fd(fd) {
+        return Err(SeccompError::Listener {
+            path: path.display().to_string(),
+            msg: "the fd handed over is not a seccomp listener".into(),
+        });
+    }
     // The fd goes with the first bytes; a stream may take the rest in
     // further sends (the spec allows several, fds in the first only).
     let mut sent = crate::sys::send_with_fd(&sock, &data, fd).map_err(|e| err("sendmsg", e))?;
@@ -1084,6 +1099,27 @@ mod tests {
             "{e}"
         );
         assert_eq!(e.lines().count(), 1, "{e}");
+    }
+
+    #[test]
+    fn only_a_seccomp_listener_reaches_the_agent() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("agent.sock");
+        let agent = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let p = profile(&format!(
+            r#"{{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"{}"}}"#,
+            path.display()
+        ));
+        let fd = std::fs::File::open("/dev/null").unwrap();
+        let e = send_to_listener(&p, 1, json!({}), &fd)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a seccomp listener"), "{e}");
+        // Connected, then closed with nothing sent.
+        let (mut conn, _) = agent.accept().unwrap();
+        let mut got = Vec::new();
+        std::io::Read::read_to_end(&mut conn, &mut got).unwrap();
+        assert!(got.is_empty(), "the agent got {got:?}");
     }
 
     /// What the kernel's classic BPF interpreter would return for one

@@ -858,11 +858,15 @@ pub fn send_with_fd(sock: &impl AsFd, data: &[u8], fd: &impl AsFd) -> Result<usi
     }
 }
 
-/// One recvmsg(2) into `buf`: the byte count and the fds that came with the
-/// message (SCM_RIGHTS), owned and close-on-exec. EINTR is retried.
-pub fn recv_with_fds(sock: &impl AsFd, buf: &mut [u8]) -> Result<(usize, Vec<OwnedFd>), Errno> {
+/// One recvmsg(2) into `buf`: the byte count, the fds that came with the
+/// message (SCM_RIGHTS), owned and close-on-exec, and the sender's pid
+/// (SCM_CREDENTIALS, when `sock` has SO_PASSCRED). EINTR is retried.
+pub fn recv_with_fds(
+    sock: &impl AsFd,
+    buf: &mut [u8],
+) -> Result<(usize, Vec<OwnedFd>, Option<i32>), Errno> {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
-    let mut space = nix::cmsg_space!([libc::c_int; 4]);
+    let mut space = nix::cmsg_space!([libc::c_int; 4], libc::ucred);
     let mut iov = [std::io::IoSliceMut::new(buf)];
     let msg = loop {
         match recvmsg::<()>(
@@ -876,14 +880,21 @@ pub fn recv_with_fds(sock: &impl AsFd, buf: &mut [u8]) -> Result<(usize, Vec<Own
         }
     };
     let mut fds = Vec::new();
+    let mut sender = None;
     for c in msg.cmsgs()? {
-        if let ControlMessageOwned::ScmRights(raw) = c {
-            for fd in raw {
-                // SAFETY: the kernel installed this fd in our table for
-                // this message; nothing else knows or owns it.
-                fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+        match c {
+            ControlMessageOwned::ScmRights(raw) => {
+                for fd in raw {
+                    // SAFETY: the kernel installed this fd in our table for
+                    // this message; nothing else knows or owns it.
+                    fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+                }
             }
+            // Only with SO_PASSCRED on `sock`: the kernel's record of the
+            // sending process, its pid as seen from our pid namespace.
+            ControlMessageOwned::ScmCredentials(c) => sender = Some(c.pid()),
+            _ => {}
         }
     }
-    Ok((msg.bytes, fds))
+    Ok((msg.bytes, fds, sender))
 }
