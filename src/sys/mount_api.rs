@@ -1,6 +1,8 @@
-//! The new mount API pieces id-mapped mounts need (open_tree, mount_setattr
-//! with MOUNT_ATTR_IDMAP, move_mount) and a user namespace that exists only
-//! to carry a mapping. Linux 5.12+; older kernels answer ENOSYS.
+//! The new mount API pieces id-mapped mounts and fd-only mounting need
+//! (open_tree, mount_setattr, move_mount: a mount made detached, given its
+//! attributes, then attached on an fd, never looked up by name) and a user
+//! namespace that exists only to carry a mapping. Linux 5.12+; older
+//! kernels answer ENOSYS.
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -34,6 +36,71 @@ pub fn open_tree_clone(path: &Path, recursive: bool) -> Result<OwnedFd, Errno> {
     }
     // SAFETY: a fresh fd from the kernel, owned here only.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// open_tree(fd, "", OPEN_TREE_CLONE | AT_EMPTY_PATH [| AT_RECURSIVE]): a
+/// detached copy of the mount tree at the file `fd` is open on (an O_PATH
+/// fd resolved inside the rootfs, or another detached mount): like
+/// [`open_tree_clone`] with nothing looked up by name, so no /proc and no
+/// rename can redirect it.
+pub fn clone_fd(fd: &impl AsFd, recursive: bool) -> Result<OwnedFd, Errno> {
+    let mut flags =
+        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    // SAFETY: the fd is borrowed and open; the path is an empty C string
+    // naming it (AT_EMPTY_PATH); the returned fd is new and owned here only.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            fd.as_fd().as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+        )
+    };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: a fresh fd from the kernel, owned here only.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as i32) })
+}
+
+/// mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE]) with only a
+/// propagation type (MS_SHARED, MS_SLAVE, MS_PRIVATE or MS_UNBINDABLE):
+/// changes the propagation of the mount `fd` is the root of, found
+/// through the fd rather than by a path.
+pub fn set_propagation(fd: &impl AsFd, recursive: bool, propagation: u64) -> Result<(), Errno> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr {
+        attr_set: 0,
+        attr_clr: 0,
+        propagation,
+        userns_fd: 0,
+    };
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    // SAFETY: attr is fully initialised and its size passed; the empty path
+    // with AT_EMPTY_PATH names the borrowed, open fd itself.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_fd().as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(ret).map(|_| ())
 }
 
 /// mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE], MOUNT_ATTR_IDMAP
