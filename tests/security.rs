@@ -2131,3 +2131,9 @@ mod cgroup_ownership;
 /// Seccomp architectures, x32, unknown syscalls.
 #[path = "security/seccomp_arch.rs"]
 mod seccomp_arch;
+
+/// Mount setup raced by a second container (proc/sysfs destinations,
+/// read-only binds swapped, masked paths out of /proc and /sys), shared
+/// rootfs parents, `remount`, devices in an unpacked image.
+#[path = "security/rootfs_races.rs"]
+mod rootfs_races;
