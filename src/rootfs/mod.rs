@@ -477,6 +477,45 @@ fn attach_bind(
     Ok(())
 }
 
+/// A bind with mount(2) and a remount by name, for kernels before 5.12
+/// (no mount_setattr): the flags then reach whatever the name leads to
+/// when they are set, so a destination swapped in between (a directory
+/// shared with another container) can miss them; newer kernels take
+/// [`attach_bind`].
+fn legacy_bind(
+    root: &Root,
+    source: &Path,
+    target: &OwnedFd,
+    dest: &Path,
+    o: &options::MountOptions,
+) -> Result<()> {
+    let mut flags = MsFlags::MS_BIND;
+    if o.recursive {
+        flags |= MsFlags::MS_REC;
+    }
+    mount(
+        Some(source),
+        &fd_path(target),
+        None::<&str>,
+        flags,
+        None::<&str>,
+    )
+    .map_err(op("bind-mounting", dest))?;
+    let extra = o.flags & !MsFlags::MS_REMOUNT;
+    if !extra.is_empty() {
+        remount_bind(root, dest, extra, false)?;
+    }
+    apply_attributes(root, dest, o)?;
+    for p in &o.propagation {
+        let fd = root
+            .resolve(dest)
+            .map_err(|e| root.error("resolving mount point", dest, e))?;
+        mount(None::<&str>, &fd_path(&fd), None::<&str>, *p, None::<&str>)
+            .map_err(op("setting propagation of", dest))?;
+    }
+    Ok(())
+}
+
 /// The per-mount flags of a bind (ro, nosuid, ...) as a bind remount sets
 /// them, on the mount `fd` is the root of. In a user namespace the kernel
 /// refuses to clear flags the mount inherited locked (nosuid, nodev,
@@ -624,10 +663,21 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
         }
         .map_err(|e| root.error("creating mount point", dest, e))?;
         let target = check_mount_point(root, target, dest, typ)?;
-        let tree = crate::sys::mount_api::open_tree_clone(&source, opts.recursive)
-            .map_err(op("bind-mounting", dest))?;
-        attach_bind(&tree, &target, dest, &opts)?;
-        check_landed(root, dest, typ, same_as(&tree)?)?;
+        if crate::sys::mount_api::available() {
+            let tree = crate::sys::mount_api::open_tree_clone(&source, opts.recursive)
+                .map_err(op("bind-mounting", dest))?;
+            attach_bind(&tree, &target, dest, &opts)?;
+            check_landed(root, dest, typ, same_as(&tree)?)?;
+        } else {
+            legacy_bind(root, &source, &target, dest, &opts)?;
+            let src = nix::fcntl::open(
+                &source,
+                OFlag::O_PATH | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(op("opening bind source", &source))?;
+            check_landed(root, dest, typ, same_as(&src)?)?;
+        }
         if is_sys {
             mask_host_cgroupfs(root, plan)?;
         }
@@ -667,6 +717,21 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
             // sysfs cannot be mounted by a user namespace that does not own
             // the network namespace: show the host's, read-only all the way
             // down, as runc does.
+            Err(Errno::EPERM) if typ == Some("sysfs") && !crate::sys::mount_api::available() => {
+                // Before Linux 5.12: mount(2), then read-only by name.
+                mount(
+                    Some("/sys"),
+                    &fd_path(&target),
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None::<&str>,
+                )
+                .map_err(op("bind-mounting /sys", dest))?;
+                remount_bind(root, dest, opts.flags | MsFlags::MS_RDONLY, true)?;
+                if is_sys {
+                    mask_host_cgroupfs(root, plan)?;
+                }
+            }
             Err(Errno::EPERM) if typ == Some("sysfs") => {
                 let tree = crate::sys::mount_api::open_tree_clone(Path::new("/sys"), true)
                     .map_err(op("bind-mounting /sys", dest))?;
@@ -1048,6 +1113,20 @@ pub fn bind_console(slave: &str) -> Result<()> {
     }
     // Onto the fd of /dev/console: after pivot_root /proc is the
     // container's, so no /proc/self/fd path is used.
+    if !crate::sys::mount_api::available() {
+        let proc = procfs::ProcFs::open()?;
+        let to = self_fd(&target);
+        return via_procfs(&proc, || {
+            mount(
+                Some(slave),
+                &to,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+        })?
+        .map_err(op("bind-mounting the terminal on", console));
+    }
     let tree = crate::sys::mount_api::open_tree_clone(Path::new(slave), false)
         .map_err(op("bind-mounting the terminal on", console))?;
     crate::sys::mount_api::move_mount_onto(&tree, &target)
@@ -1166,12 +1245,24 @@ fn open_protected(root: &Root, p: &Path, what: &'static str) -> Result<Option<Ow
 /// Runs `f` with the working directory on the directory `fd`, so that a
 /// mount(2) on "." lands exactly there: no path through /proc, which
 /// after pivot_root is the container's and may not be what it seems.
-fn in_dir<T>(fd: &impl AsFd, f: impl FnOnce() -> nix::Result<T>) -> nix::Result<T> {
+fn in_dir<T>(fd: &impl AsFd, f: impl FnOnce() -> T) -> nix::Result<T> {
     nix::unistd::fchdir(fd.as_fd())?;
     let r = f();
-    let back = nix::unistd::chdir("/");
-    let r = r?;
-    back.map(|()| r)
+    nix::unistd::chdir("/")?;
+    Ok(r)
+}
+
+/// For kernels without the new mount API (before 5.12), after
+/// pivot_root: `f` gets "self/fd/N" for `fd`, to be used with the working
+/// directory on a procfs root checked to be one (not the name /proc,
+/// which another container may have replaced with a directory of
+/// symlinks), so mount(2) still reaches the fd's file.
+fn via_procfs<T>(proc: &procfs::ProcFs, f: impl FnOnce() -> T) -> Result<T> {
+    in_dir(&proc.root(), f).map_err(op("entering", Path::new("/proc")))
+}
+
+fn self_fd(fd: &impl std::os::fd::AsRawFd) -> PathBuf {
+    PathBuf::from(format!("self/fd/{}", fd.as_raw_fd()))
 }
 
 /// A read-only path: a recursive bind of the path over itself, made
@@ -1182,6 +1273,26 @@ fn readonly_path(root: &Root, p: &Path) -> Result<()> {
     let Some(fd) = open_protected(root, p, "resolving readonly path")? else {
         return Ok(());
     };
+    if !crate::sys::mount_api::available() {
+        let proc = procfs::ProcFs::open()?;
+        let path = self_fd(&fd);
+        via_procfs(&proc, || {
+            mount(
+                Some(&path),
+                &path,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+        })?
+        .map_err(op("bind-mounting readonly path", p))?;
+        // The bind is now on top of the name, reached by the same walk.
+        let top = open_protected(root, p, "resolving readonly path")?
+            .ok_or_else(|| op("resolving readonly path", p)(Errno::ENOENT))?;
+        let flags =
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        return via_procfs(&proc, || remount_path(&self_fd(&top), p, flags, true))?;
+    }
     let tree =
         crate::sys::mount_api::clone_fd(&fd, true).map_err(op("bind-mounting readonly path", p))?;
     let set = attr::RDONLY | attr::NOSUID | attr::NODEV | attr::NOEXEC;
@@ -1210,6 +1321,7 @@ fn mask_path(root: &Root, p: &Path, mount_label: Option<&str>) -> Result<()> {
                 Some(data.as_str()),
             )
         })
+        .and_then(|r| r)
         .map_err(op("masking", p))?;
         return Ok(());
     }
@@ -1222,6 +1334,20 @@ fn mask_path(root: &Root, p: &Path, mount_label: Option<&str>) -> Result<()> {
         return Err(RootfsError::Invalid(
             "/dev/null in the container is not the null device; refusing to mask with it".into(),
         ));
+    }
+    if !crate::sys::mount_api::available() {
+        let proc = procfs::ProcFs::open()?;
+        let (from, to) = (self_fd(&null), self_fd(&fd));
+        return via_procfs(&proc, || {
+            mount(
+                Some(&from),
+                &to,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+        })?
+        .map_err(op("masking", p));
     }
     let tree = crate::sys::mount_api::clone_fd(&null, false).map_err(op("masking", p))?;
     crate::sys::mount_api::move_mount_onto(&tree, &fd).map_err(op("masking", p))

@@ -38,6 +38,33 @@ pub fn open_tree_clone(path: &Path, recursive: bool) -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
+/// Whether open_tree, move_mount and mount_setattr exist (Linux 5.12+):
+/// probed once with an fd that cannot be valid, which such a kernel
+/// answers EBADF and an older one ENOSYS.
+pub fn available() -> bool {
+    static HAVE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAVE.get_or_init(|| {
+        // Debug builds can be told to take the pre-5.12 paths, so that
+        // they are tested on a newer kernel too.
+        if cfg!(debug_assertions) && std::env::var_os("RRUN_DEBUG_NO_MOUNT_API").is_some() {
+            return false;
+        }
+        // SAFETY: fd -1 and a null attr pointer with size 0: the kernel
+        // rejects the call before it reads anything.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                -1,
+                c"".as_ptr(),
+                libc::AT_EMPTY_PATH,
+                std::ptr::null::<u8>(),
+                0usize,
+            )
+        };
+        !(ret < 0 && Errno::last() == Errno::ENOSYS)
+    })
+}
+
 /// open_tree(fd, "", OPEN_TREE_CLONE | AT_EMPTY_PATH [| AT_RECURSIVE]): a
 /// detached copy of the mount tree at the file `fd` is open on (an O_PATH
 /// fd resolved inside the rootfs, or another detached mount): like
