@@ -501,3 +501,53 @@ fn unpack_never_opens_a_device_of_the_image() {
         assert!(!out.exists(), "{name}: output left behind");
     }
 }
+
+/// The weaker finding: an image whose /dev is a symlink into a volume
+/// (`/dev -> /data`, a host directory bound at /data) had rrun unlink and
+/// mknod in the host's directory. The variant: a `linux.devices` entry in
+/// a subdirectory reached through a symlink as well.
+#[test]
+fn device_nodes_only_in_real_directories() {
+    require!(!is_runc(), "runc makes the nodes through the symlink too");
+    let vol = host_dir("devvol");
+    fs::write(vol.path().join("null"), "host file").unwrap();
+    for (link_at, target, dev_path) in [
+        ("dev", "/data", None),
+        ("dev/sub", "/data", Some("/dev/sub/mydev")),
+    ] {
+        let b = Bundle::new().private_rootfs().with(|c| {
+            c["mounts"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|m| !m["destination"].as_str().unwrap_or("").starts_with("/dev"));
+        });
+        let link = b.rootfs.join(link_at);
+        if link_at == "dev" {
+            let _ = fs::remove_dir_all(&link);
+        }
+        symlink(target, &link).unwrap();
+        let mut b = b
+            .bind_mount(vol.path(), "/data", &["rbind", "rw"])
+            .args(&["true"]);
+        if let Some(p) = dev_path {
+            b = b.with(|c| {
+                c["linux"]["devices"] = json!([{"path": p, "type": "c", "major": 1, "minor": 3}]);
+            });
+        }
+        let c = Container::new(b);
+        let o = c.run();
+        let _ = c.delete();
+        assert!(!o.success(), "{link_at} -> {target} accepted: {o}");
+        o.stderr_mentions(&["symlink"]);
+        let names: Vec<String> = fs::read_dir(vol.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["null"], "{link_at}: the host directory changed");
+        assert_eq!(
+            fs::read_to_string(vol.path().join("null")).unwrap(),
+            "host file"
+        );
+    }
+}
