@@ -477,6 +477,15 @@ fn attach_bind(
     Ok(())
 }
 
+/// `source` relative to the rootfs when it lies inside it (lexically).
+fn source_in_rootfs(rootfs: &Path, source: &Path) -> Option<PathBuf> {
+    let abs = |p: &Path| Path::new("/").join(resolve::clean(p));
+    abs(source)
+        .strip_prefix(abs(rootfs))
+        .ok()
+        .map(Path::to_path_buf)
+}
+
 /// A bind with mount(2) and a remount by name, for kernels before 5.12
 /// (no mount_setattr): the flags then reach whatever the name leads to
 /// when they are set, so a destination swapped in between (a directory
@@ -648,15 +657,32 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
         } else {
             plan.bundle.join(source)
         };
-        let meta = std::fs::metadata(&source).map_err(|e| {
+        let bad_source = |e: Errno| {
             RootfsError::Invalid(format!(
                 "mount source {} for {}: {}",
                 source.display(),
                 dest.display(),
-                e
+                e.desc()
             ))
-        })?;
-        let target = if meta.is_dir() {
+        };
+        // A source inside the rootfs is a path of the image: resolved
+        // inside the rootfs as the container would, so a symlink there
+        // (`rootfs/vol -> /etc`) cannot make it a host path.
+        let src = match source_in_rootfs(plan.rootfs, &source) {
+            Some(rel) => root
+                .resolve(&rel)
+                .map_err(|e| root.error("resolving bind source", &rel, e))?,
+            None => nix::fcntl::open(
+                &source,
+                OFlag::O_PATH | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(bad_source)?,
+        };
+        let is_dir = SFlag::from_bits_truncate(fstat(&src).map_err(bad_source)?.st_mode)
+            & SFlag::S_IFMT
+            == SFlag::S_IFDIR;
+        let target = if is_dir {
             root.mkdir_all(dest, 0o755)
         } else {
             root.create_file(dest)
@@ -664,18 +690,13 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
         .map_err(|e| root.error("creating mount point", dest, e))?;
         let target = check_mount_point(root, target, dest, typ)?;
         if crate::sys::mount_api::available() {
-            let tree = crate::sys::mount_api::open_tree_clone(&source, opts.recursive)
+            let tree = crate::sys::mount_api::clone_fd(&src, opts.recursive)
                 .map_err(op("bind-mounting", dest))?;
             attach_bind(&tree, &target, dest, &opts)?;
             check_landed(root, dest, typ, same_as(&tree)?)?;
         } else {
-            legacy_bind(root, &source, &target, dest, &opts)?;
-            let src = nix::fcntl::open(
-                &source,
-                OFlag::O_PATH | OFlag::O_CLOEXEC,
-                nix::sys::stat::Mode::empty(),
-            )
-            .map_err(op("opening bind source", &source))?;
+            // Before pivot_root /proc is the host's: fd paths are safe.
+            legacy_bind(root, &fd_path(&src), &target, dest, &opts)?;
             check_landed(root, dest, typ, same_as(&src)?)?;
         }
         if is_sys {
@@ -1058,18 +1079,18 @@ pub fn finalize(plan: &RootfsPlan) -> Result<()> {
             proc.write_sysctl(k, v)?;
         }
     }
-    check_still_mounted(&root, plan)?;
+    let held = check_still_mounted(&root, plan)?;
     for p in linux
         .and_then(|l| l.readonly_paths().as_deref())
         .unwrap_or_default()
     {
-        readonly_path(&root, Path::new(p))?;
+        readonly_path(&root, &held, Path::new(p))?;
     }
     for p in linux
         .and_then(|l| l.masked_paths().as_deref())
         .unwrap_or_default()
     {
-        mask_path(&root, Path::new(p), plan.mount_label)?;
+        mask_path(&root, &held, Path::new(p), plan.mount_label)?;
     }
     if let Some(prop) = linux
         .and_then(|l| l.rootfs_propagation().as_deref())
@@ -1138,8 +1159,14 @@ pub fn bind_console(slave: &str) -> Result<()> {
 /// there. The mount points were checked when mounted, but a directory of
 /// the rootfs can be renamed from outside the mount namespace (another
 /// container sharing it) with the mount on it; the paths would then land
-/// on whatever took the name, and the real procfs stay unmasked.
-fn check_still_mounted(root: &Root, plan: &RootfsPlan) -> Result<()> {
+/// on whatever took the name, and the real procfs stay unmasked. The
+/// checked directories are held, and every masked and read-only path
+/// below them is opened from these fds, never by the name again.
+fn check_still_mounted(root: &Root, plan: &RootfsPlan) -> Result<Held> {
+    let mut held = Held {
+        proc: None,
+        sys: None,
+    };
     let mounts = plan.spec.mounts().as_deref().unwrap_or_default();
     for (top, magic) in [
         ("proc", nix::sys::statfs::PROC_SUPER_MAGIC),
@@ -1158,24 +1185,35 @@ fn check_still_mounted(root: &Root, plan: &RootfsPlan) -> Result<()> {
             continue;
         }
         let shown = Path::new("/").join(top);
-        let ok = root
+        let fd = root
             .open_no_symlinks(Path::new(top), OFlag::O_PATH | OFlag::O_DIRECTORY)
             .ok()
-            .and_then(|fd| {
-                let st = fstat(&fd).ok()?;
-                let fs = nix::sys::statfs::fstatfs(&fd).ok()?.filesystem_type();
-                Some(fs == magic && st.st_ino == 1)
-            })
-            .unwrap_or(false);
-        if !ok {
+            .filter(|fd| {
+                let st = fstat(fd).map(|st| st.st_ino);
+                let fs = nix::sys::statfs::fstatfs(fd).map(|s| s.filesystem_type());
+                matches!((st, fs), (Ok(1), Ok(f)) if f == magic)
+            });
+        let Some(fd) = fd else {
             return Err(RootfsError::InRootfs {
                 op: "mount destination",
                 path: shown,
                 why: "no longer holds the filesystem mounted there (moved from outside?)".into(),
             });
+        };
+        if top == "proc" {
+            held.proc = Some(fd);
+        } else {
+            held.sys = Some(fd);
         }
     }
-    Ok(())
+    Ok(held)
+}
+
+/// /proc and /sys as checked by [`check_still_mounted`] (None where the
+/// config mounts nothing of that type there).
+struct Held {
+    proc: Option<OwnedFd>,
+    sys: Option<OwnedFd>,
 }
 
 /// Opens a readonly or masked path (after pivot_root). Paths under /proc
@@ -1186,7 +1224,12 @@ fn check_still_mounted(root: &Root, plan: &RootfsPlan) -> Result<()> {
 /// or to follow elsewhere. A path that is genuinely absent (ENOENT with
 /// nothing hostile on the way) is skipped, as runc does; other paths are
 /// resolved inside the root as every config path is.
-fn open_protected(root: &Root, p: &Path, what: &'static str) -> Result<Option<OwnedFd>> {
+fn open_protected(
+    root: &Root,
+    held: &Held,
+    p: &Path,
+    what: &'static str,
+) -> Result<Option<OwnedFd>> {
     let rel = resolve::clean(p);
     let mut parts = rel.components();
     let top = parts.next().map(|c| Path::new(c.as_os_str()));
@@ -1204,7 +1247,19 @@ fn open_protected(root: &Root, p: &Path, what: &'static str) -> Result<Option<Ow
         };
     };
     let shown = Path::new("/").join(top);
-    let base = match root.open_no_symlinks(top, OFlag::O_PATH | OFlag::O_DIRECTORY) {
+    let kept = if top == Path::new("proc") {
+        held.proc.as_ref()
+    } else {
+        held.sys.as_ref()
+    };
+    let opened = match kept {
+        // dup(2): only fails when out of fds.
+        Some(fd) => Ok(fd.try_clone().map_err(|e| {
+            op("duplicating", &shown)(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EBADF)))
+        })?),
+        None => root.open_no_symlinks(top, OFlag::O_PATH | OFlag::O_DIRECTORY),
+    };
+    let base = match opened {
         Ok(fd) => fd,
         Err(Errno::ENOENT) => return Ok(None),
         Err(e) => {
@@ -1269,8 +1324,8 @@ fn self_fd(fd: &impl std::os::fd::AsRawFd) -> PathBuf {
 /// detached and made read-only (nosuid, nodev, noexec) all the way down
 /// before it is attached, so a submount below it is read-only too and no
 /// lookup by name follows the bind.
-fn readonly_path(root: &Root, p: &Path) -> Result<()> {
-    let Some(fd) = open_protected(root, p, "resolving readonly path")? else {
+fn readonly_path(root: &Root, held: &Held, p: &Path) -> Result<()> {
+    let Some(fd) = open_protected(root, held, p, "resolving readonly path")? else {
         return Ok(());
     };
     if !crate::sys::mount_api::available() {
@@ -1287,7 +1342,7 @@ fn readonly_path(root: &Root, p: &Path) -> Result<()> {
         })?
         .map_err(op("bind-mounting readonly path", p))?;
         // The bind is now on top of the name, reached by the same walk.
-        let top = open_protected(root, p, "resolving readonly path")?
+        let top = open_protected(root, held, p, "resolving readonly path")?
             .ok_or_else(|| op("resolving readonly path", p)(Errno::ENOENT))?;
         let flags =
             MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
@@ -1305,8 +1360,8 @@ fn readonly_path(root: &Root, p: &Path) -> Result<()> {
 /// so a symlink or file planted at /dev/null cannot be bound over procfs
 /// files instead (runc CVE-2025-31133 class). Both go onto the fd of the
 /// path, never through the container's /proc.
-fn mask_path(root: &Root, p: &Path, mount_label: Option<&str>) -> Result<()> {
-    let Some(fd) = open_protected(root, p, "resolving masked path")? else {
+fn mask_path(root: &Root, held: &Held, p: &Path, mount_label: Option<&str>) -> Result<()> {
+    let Some(fd) = open_protected(root, held, p, "resolving masked path")? else {
         return Ok(());
     };
     let st = fstat(fd.as_fd()).map_err(op("stat", p))?;

@@ -147,7 +147,7 @@ fn proc_renamed_away_during_setup_is_caught() {
         std::thread::sleep(std::time::Duration::from_millis(2));
     });
     let (mut ok, mut moved) = (0, 0);
-    for _ in 0..25 {
+    for _ in 0..40 {
         let o = c.run();
         let _ = c.delete();
         assert!(!o.stdout.contains("WRITABLE"), "procfs left writable: {o}");
@@ -160,7 +160,7 @@ fn proc_renamed_away_during_setup_is_caught() {
     }
     drop(racer);
     assert!(!core.changed());
-    eprintln!("{ok} of 25 runs succeeded, {moved} with the procfs moved after setup");
+    eprintln!("{ok} of 40 runs succeeded, {moved} with the procfs moved after setup");
     for e in fs::read_dir(&rootfs).unwrap().flatten() {
         if e.file_name().to_string_lossy().starts_with(".old") {
             let _ = fs::remove_dir(e.path());
@@ -548,6 +548,44 @@ fn device_nodes_only_in_real_directories() {
         assert_eq!(
             fs::read_to_string(vol.path().join("null")).unwrap(),
             "host file"
+        );
+    }
+}
+
+/// The weaker finding: a bind source inside the rootfs (`rootfs/vol`,
+/// relative to the bundle) through a symlink of the image (`vol -> /some/
+/// host/dir`) bound the host's directory. Such a source is now resolved
+/// inside the rootfs, as the container would see the link; the variant:
+/// the same source given as an absolute path.
+#[test]
+fn bind_source_inside_the_rootfs_stays_inside() {
+    require!(!is_runc(), "runc follows the image's symlink on the host");
+    let host = host_dir("srcvol");
+    fs::write(host.path().join("marker"), "HOST-SECRET").unwrap();
+    for absolute in [false, true] {
+        let b = Bundle::new().private_rootfs();
+        symlink(host.path(), b.rootfs.join("vol")).unwrap();
+        let src = if absolute {
+            b.rootfs.join("vol").to_string_lossy().into_owned()
+        } else {
+            "rootfs/vol".to_string()
+        };
+        let b = b
+            .mount(
+                json!({"destination": "/mnt/v", "type": "bind", "source": src,
+                          "options": ["rbind", "rw"]}),
+            )
+            .sh("cat /mnt/v/marker; touch /mnt/v/pwn");
+        let c = Container::new(b);
+        let o = c.run();
+        let _ = c.delete();
+        assert!(
+            !o.stdout.contains("HOST-SECRET"),
+            "host directory bound: {o}"
+        );
+        assert!(
+            !host.path().join("pwn").exists(),
+            "host directory written: {o}"
         );
     }
 }
