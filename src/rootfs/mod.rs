@@ -870,15 +870,7 @@ fn mount_cgroup(
             )
             .map_err(op("mounting cgroup2", dest))?;
         } else if let Some(dir) = plan.cgroup_dirs.first() {
-            mount(
-                Some(dir),
-                &fd_path(&target),
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            )
-            .map_err(op("bind-mounting cgroup", dest))?;
-            remount_bind(root, dest, opts.flags, true)?;
+            bind_with_flags(root, dir, &target, dest, opts.flags)?;
         }
         return Ok(());
     }
@@ -898,19 +890,11 @@ fn mount_cgroup(
         let fd = root
             .mkdir_all(&sub, 0o755)
             .map_err(|e| root.error("creating mount point", &sub, e))?;
-        mount(
-            Some(dir),
-            &fd_path(&fd),
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(op("bind-mounting cgroup", &sub))?;
         let mut f = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
         if ro {
             f |= MsFlags::MS_RDONLY;
         }
-        remount_bind(root, &sub, f, true)?;
+        bind_with_flags(root, dir, &fd, &sub, f)?;
         // Co-mounted controllers (cpu,cpuacct) are also reachable by each name.
         if h.controllers.len() > 1 {
             let dir_fd = root
@@ -940,6 +924,34 @@ fn mount_cgroup(
         .map_err(op("remounting read-only", dest))?;
     }
     Ok(())
+}
+
+/// A bind of the host's `source` (a cgroup directory) on `target` with
+/// `flags`, set before it is attached (see [`attach_bind`]); with mount(2)
+/// and a remount by name before Linux 5.12.
+fn bind_with_flags(
+    root: &Root,
+    source: &Path,
+    target: &OwnedFd,
+    dest: &Path,
+    flags: MsFlags,
+) -> Result<()> {
+    if crate::sys::mount_api::available() {
+        let tree = crate::sys::mount_api::open_tree_clone(source, false)
+            .map_err(op("bind-mounting cgroup", dest))?;
+        set_bind_flags(&tree, dest, flags & !MsFlags::MS_REMOUNT)?;
+        return crate::sys::mount_api::move_mount_onto(&tree, target)
+            .map_err(op("bind-mounting cgroup", dest));
+    }
+    mount(
+        Some(source),
+        &fd_path(target),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(op("bind-mounting cgroup", dest))?;
+    remount_bind(root, dest, flags, true)
 }
 
 /// Makes the rootfs the container's `/`. pivot_root(".", ".") stacks the old
