@@ -186,6 +186,18 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
         None::<&str>,
     )
     .map_err(op("bind-mounting rootfs", plan.rootfs))?;
+    if !before.contains(MsFlags::MS_REC) {
+        // A rootfs that is a shared mount of its own: its bind would be a
+        // peer of the host's, and every mount below it would show there.
+        mount(
+            None::<&str>,
+            plan.rootfs,
+            None::<&str>,
+            before,
+            None::<&str>,
+        )
+        .map_err(op("setting propagation of", plan.rootfs))?;
+    }
 
     let root = Root::open(plan.rootfs).map_err(op("opening rootfs", plan.rootfs))?;
     let mounts = plan.spec.mounts().as_deref().unwrap_or_default();
@@ -241,20 +253,18 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
 }
 
 /// With a non-recursive rootfsPropagation only `/` itself changed: the
-/// mount the rootfs lies on (a tmpfs, /run, /var/lib on their own mounts)
+/// mount the rootfs lies on (a tmpfs, /run, /var/lib on their own mounts,
+/// or the rootfs's own)
 /// may still be shared with the host, and then the rootfs bind and every
 /// mount made below it would appear in the host's mount namespace too
 /// (and pivot_root refuses a shared parent, leaving them all behind).
 /// That mount gets the same non-shared mode as `/` (runc makes it
 /// private). Read from this process's own mountinfo, before pivot_root.
 fn parent_mount_not_shared(rootfs: &Path, mode: MsFlags) -> Result<()> {
-    let parent = rootfs.parent().unwrap_or(Path::new("/"));
-    let parent = std::fs::canonicalize(parent).map_err(|e| {
-        RootfsError::Invalid(format!(
-            "rootfs {}: resolving its parent: {e}",
-            rootfs.display()
-        ))
-    })?;
+    // The mount the rootfs directory is on (the rootfs's own when it is a
+    // mount point): the one the rootfs bind will sit on.
+    let parent = std::fs::canonicalize(rootfs)
+        .map_err(|e| RootfsError::Invalid(format!("rootfs {}: {e}", rootfs.display())))?;
     let info = std::fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| RootfsError::Invalid(format!("reading /proc/self/mountinfo: {e}")))?;
     let point = info
