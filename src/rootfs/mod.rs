@@ -320,6 +320,76 @@ fn copy_up(
     Ok(())
 }
 
+/// What [`mount_tmpfs_detached`] makes.
+struct NewTmpfs<'a> {
+    source: &'a Path,
+    /// The data string (size=, mode=, context=...).
+    data: &'a str,
+    /// mount(2) flags for it (without a read-only flag that waits).
+    flags: MsFlags,
+    /// The directory it covers, for tmpcopyup.
+    below: Option<OwnedFd>,
+    /// data carries linux.mountLabel as context= (named in errors).
+    context: bool,
+}
+
+/// A tmpfs made detached (fsopen, fsmount), filled (tmpcopyup) and given
+/// its attributes through its own fd, then attached on `target` and its
+/// propagation set through the same fd: nothing of it is looked up by
+/// name, so a destination renamed or swapped meanwhile by another
+/// container sharing the directory can neither receive the copy (the
+/// covered directory's contents written into, say, the container's /etc)
+/// nor make the attributes miss this mount.
+fn mount_tmpfs_detached(
+    target: &OwnedFd,
+    dest: &Path,
+    new: NewTmpfs,
+    o: &options::MountOptions,
+) -> Result<()> {
+    let mut params = vec![(
+        "source".to_string(),
+        Some(new.source.to_string_lossy().into_owned()),
+    )];
+    params.extend(options::fs_params(new.data, new.flags));
+    let attrs = options::bind_flags_attr(new.flags).set;
+    let tree = crate::sys::mount_api::new_fs("tmpfs", &params, attrs).map_err(|e| {
+        if new.context {
+            op("mounting (with linux.mountLabel as context=)", dest)(e)
+        } else {
+            op("mounting", dest)(e)
+        }
+    })?;
+    if let Some(below) = new.below {
+        let above = nix::fcntl::openat(
+            tree.as_fd(),
+            ".",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(op("opening the new tmpfs for", dest))?;
+        copyup::copy_tree(&below, &above).map_err(|(p, e)| {
+            RootfsError::Invalid(format!(
+                "tmpcopyup {}: copying {}: {e}",
+                dest.display(),
+                Path::new(dest).join(p).display()
+            ))
+        })?;
+        if o.flags.contains(MsFlags::MS_RDONLY) && !defers_readonly(dest, o) {
+            crate::sys::mount_setattr(&tree, false, attr::RDONLY, 0)
+                .map_err(op("making read-only", dest))?;
+        }
+    }
+    apply_attributes_fd(&tree, dest, o)?;
+    crate::sys::mount_api::move_mount_onto(&tree, target)
+        .map_err(op("attaching the tmpfs at", dest))?;
+    for p in &o.propagation {
+        let kind = *p & !MsFlags::MS_REC;
+        crate::sys::mount_api::set_propagation(&tree, p.contains(MsFlags::MS_REC), kind.bits())
+            .map_err(op("setting propagation of", dest))?;
+    }
+    Ok(())
+}
+
 /// A read-only /dev (not a bind) is mounted writable and made read-only
 /// once the mount points and device nodes below it exist.
 fn defers_readonly(dest: &Path, o: &options::MountOptions) -> bool {
@@ -740,6 +810,17 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
         } else {
             None
         };
+        if typ == Some("tmpfs") && crate::sys::mount_api::available() {
+            let context = labeling == MountLabeling::Context && plan.mount_label.is_some();
+            let new = NewTmpfs {
+                source: &source,
+                data: data.unwrap_or_default(),
+                flags,
+                below,
+                context,
+            };
+            return mount_tmpfs_detached(&target, dest, new, &opts);
+        }
         let res = mount(Some(&source), &fd_path(&target), typ, flags, data);
         match res {
             Err(e) if labeling == MountLabeling::Context && plan.mount_label.is_some() => {

@@ -210,6 +210,45 @@ pub fn bind_flags_attr(flags: MsFlags) -> AttrChange {
     c
 }
 
+/// A mount's data string as fsconfig(2) parameters, with the superblock
+/// flags of `flags` (ro, sync, ...) as the flag parameters mount(2) turns
+/// them into: "key=value" or "key", split on commas outside double quotes
+/// (an SELinux context= holds commas), the quotes dropped.
+pub fn fs_params(data: &str, flags: MsFlags) -> Vec<(String, Option<String>)> {
+    use MsFlags as F;
+    let mut out = Vec::new();
+    let (mut cur, mut quoted) = (String::new(), false);
+    for ch in data.chars().chain(std::iter::once(',')) {
+        match ch {
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                if !cur.is_empty() {
+                    let item = std::mem::take(&mut cur);
+                    out.push(match item.split_once('=') {
+                        Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                        None => (item, None),
+                    });
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    for (f, name) in [
+        (F::MS_RDONLY, "ro"),
+        (F::MS_SYNCHRONOUS, "sync"),
+        (F::MS_DIRSYNC, "dirsync"),
+        (F::MS_LAZYTIME, "lazytime"),
+        (F::MS_MANDLOCK, "mand"),
+        (F::MS_SILENT, "silent"),
+        (F::MS_I_VERSION, "iversion"),
+    ] {
+        if flags.contains(f) {
+            out.push((name.to_string(), None));
+        }
+    }
+    out
+}
+
 /// (set, clear) for a flag keyword of mount(8).
 fn flag(opt: &str) -> Option<(MsFlags, MsFlags)> {
     use MsFlags as F;
@@ -428,6 +467,23 @@ mod tests {
                 | attr::ATIME_MASK
                 | attr::NODIRATIME
         );
+    }
+
+    #[test]
+    fn data_as_fs_params() {
+        let p = fs_params(
+            "size=1m,context=\"a:b:c:s0:c1,c2\",nr_inodes=5,noswap",
+            MsFlags::MS_RDONLY,
+        );
+        let want: Vec<(String, Option<String>)> = vec![
+            ("size".into(), Some("1m".into())),
+            ("context".into(), Some("a:b:c:s0:c1,c2".into())),
+            ("nr_inodes".into(), Some("5".into())),
+            ("noswap".into(), None),
+            ("ro".into(), None),
+        ];
+        assert_eq!(p, want);
+        assert!(fs_params("", MsFlags::empty()).is_empty());
     }
 
     #[test]

@@ -65,6 +65,62 @@ pub fn available() -> bool {
     })
 }
 
+/// A new, detached mount of a fresh `fstype` filesystem (fsopen, fsconfig,
+/// fsmount): `params` are its options as (key, value) pairs (None for a
+/// flag such as "ro"), `attrs` the mount attributes (MOUNT_ATTR_*). Nothing
+/// is attached anywhere: the caller finishes the mount through the fd
+/// (attributes, contents) and attaches it with [`move_mount_onto`].
+pub fn new_fs(
+    fstype: &str,
+    params: &[(String, Option<String>)],
+    attrs: u64,
+) -> Result<OwnedFd, Errno> {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    let c = |s: &str| CString::new(s).map_err(|_| Errno::EINVAL);
+    let name = c(fstype)?;
+    // SAFETY: name is a valid C string for the call; the fd returned is new.
+    let ret = unsafe { libc::syscall(libc::SYS_fsopen, name.as_ptr(), FSOPEN_CLOEXEC) };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: a fresh fd from the kernel, owned here only.
+    let fsfd = unsafe { OwnedFd::from_raw_fd(ret as i32) };
+    let config = |cmd: libc::c_uint, key: Option<&CString>, value: Option<&CString>| {
+        // SAFETY: fsfd is open; key and value are valid C strings or null,
+        // as fsconfig(2) expects for each command.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fsfd.as_raw_fd(),
+                cmd,
+                key.map_or(std::ptr::null(), |k| k.as_ptr()),
+                value.map_or(std::ptr::null(), |v| v.as_ptr()),
+                0,
+            )
+        };
+        Errno::result(ret).map(|_| ())
+    };
+    for (k, v) in params {
+        let key = c(k)?;
+        match v {
+            Some(v) => config(FSCONFIG_SET_STRING, Some(&key), Some(&c(v)?))?,
+            None => config(FSCONFIG_SET_FLAG, Some(&key), None)?,
+        }
+    }
+    config(FSCONFIG_CMD_CREATE, None, None)?;
+    // SAFETY: fsfd is open and configured; the fd returned is new.
+    let ret = unsafe { libc::syscall(libc::SYS_fsmount, fsfd.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: a fresh fd from the kernel, owned here only.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as i32) })
+}
+
 /// open_tree(fd, "", OPEN_TREE_CLONE | AT_EMPTY_PATH [| AT_RECURSIVE]): a
 /// detached copy of the mount tree at the file `fd` is open on (an O_PATH
 /// fd resolved inside the rootfs, or another detached mount): like

@@ -40,6 +40,15 @@ impl Drop for Racer {
     }
 }
 
+/// Detaches a mount the test made, also when it fails.
+struct Umount(PathBuf);
+
+impl Drop for Umount {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
 /// renameat2(a, b, RENAME_EXCHANGE).
 fn exchange(a: &Path, b: &Path) {
     let _ = nix::fcntl::renameat2(
@@ -343,12 +352,6 @@ fn remount_option_is_refused() {
         m.display()
     ))
     .ok();
-    struct Umount(PathBuf);
-    impl Drop for Umount {
-        fn drop(&mut self) {
-            let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
-        }
-    }
     let _u = Umount(m.clone());
     let before = sh(&format!("findmnt -no OPTIONS {}", m.display())).stdout;
     for opts in [json!(["remount", "ro", "size=2m"]), json!(["remount"])] {
@@ -604,4 +607,70 @@ fn bind_source_inside_the_rootfs_stays_inside() {
             "host directory written: {o}"
         );
     }
+}
+
+/// The class of F3 on a new filesystem: a tmpfs with tmpcopyup (and rro)
+/// whose destination a second container swaps with a symlink to /etc
+/// while it is set up. The copy and the attributes go to the tmpfs
+/// through its own fd: the container's /etc never receives the covered
+/// directory's contents, and the tmpfs is read-only wherever it landed.
+#[test]
+fn tmpfs_copy_up_never_lands_elsewhere() {
+    require!(
+        !is_runc(),
+        "runc copies up and remounts by name after the mount"
+    );
+    // The shared directory on a filesystem of its own (as a volume is),
+    // so that st_dev alone does not tell its directories from /etc's.
+    let shared = host_dir("copyvol");
+    let s = shared.path().to_path_buf();
+    sh(&format!("mount -t tmpfs rrun-copyvol-test {}", s.display())).ok();
+    let _u = Umount(s.clone());
+    fs::create_dir(s.join("t")).unwrap();
+    fs::write(s.join("t/INJECTED"), "x").unwrap();
+    symlink("/etc", s.join("sym")).unwrap();
+    let (a, l) = (s.join("t"), s.join("sym"));
+    let racer = Racer::spawn(move || exchange(&a, &l));
+    let b = Bundle::new()
+        .private_rootfs()
+        .bind_mount(&s, "/s", &["rbind", "rw"])
+        .mount(
+            json!({"destination": "/s/t", "type": "tmpfs", "source": "tmpfs",
+                      "options": ["tmpcopyup", "rro", "nosuid"]}),
+        )
+        // The tmpfs, wherever it is now: read-only by its mount flags.
+        .sh("[ -e /etc/INJECTED ] && echo IN-ETC; \
+             awk '$9==\"tmpfs\" && $5 ~ /^\\/(s|etc)/ && $6 !~ /^ro/ {print \"WRITABLE\", $5}' \
+               /proc/self/mountinfo; true");
+    let etc = b.rootfs.join("etc");
+    let c = Container::new(b);
+    let mut ok = 0;
+    for _ in 0..40 {
+        let o = c.run();
+        let _ = c.delete();
+        assert!(!o.stdout.contains("IN-ETC"), "{o}");
+        assert!(!o.stdout.contains("WRITABLE"), "{o}");
+        // Also a failed run must not have copied into the rootfs's /etc.
+        assert!(!etc.join("INJECTED").exists(), "copied into /etc: {o}");
+        ok += o.success() as u32;
+    }
+    drop(racer);
+    // Nor the rootfs's /etc into the shared directory (checked with the
+    // racer stopped: the name that is the symlink leads to the host's /etc).
+    for d in [&s, &s.join("t"), &s.join("sym")] {
+        if d.is_symlink() {
+            continue;
+        }
+        let names: Vec<_> = fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(
+            !names.iter().any(|n| n == "passwd"),
+            "/etc copied into the shared directory {}: {names:?}",
+            d.display()
+        );
+    }
+    assert!(ok > 0, "no run succeeded");
 }
