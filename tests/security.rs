@@ -2199,3 +2199,9 @@ fn seccomp_notify_on_write_works_end_to_end() {
 /// signal or adjust a host process, or keep it waiting.
 #[path = "security/channel.rs"]
 mod channel;
+
+/// Mount setup raced by a second container (proc/sysfs destinations,
+/// read-only binds swapped, masked paths out of /proc and /sys), shared
+/// rootfs parents, `remount`, devices in an unpacked image.
+#[path = "security/rootfs_races.rs"]
+mod rootfs_races;

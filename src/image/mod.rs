@@ -338,15 +338,44 @@ fn unpack_layer(
     Ok(())
 }
 
+/// The most of an /etc file of the image that is read.
+const ETC_LIMIT: u64 = 16 << 20;
+
+/// Opens a regular file of the image for reading without ever opening
+/// anything else: the name is resolved to an O_PATH handle first (which
+/// opens no device and blocks on no FIFO), checked to be a regular file of
+/// bounded size, and only that inode is then opened (through this host
+/// process's own /proc), non-blocking. A device node planted as
+/// etc/passwd is refused before any driver sees an open (ENODATA).
+fn open_regular(root: &Root, path: &Path) -> Result<std::os::fd::OwnedFd, nix::errno::Errno> {
+    use nix::errno::Errno;
+    use nix::sys::stat::{FileStat, SFlag, fstat};
+    let regular = |st: &FileStat| {
+        SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG
+            && u64::try_from(st.st_size).is_ok_and(|n| n <= ETC_LIMIT)
+    };
+    let handle = root.open_in(path, OFlag::O_PATH)?;
+    let st = fstat(&handle)?;
+    if !regular(&st) {
+        return Err(Errno::ENODATA);
+    }
+    let fd = nix::fcntl::open(
+        &crate::rootfs::resolve::fd_path(&handle),
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    let again = fstat(&fd)?;
+    if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino) || !regular(&again) {
+        return Err(Errno::ENODATA);
+    }
+    Ok(fd)
+}
+
 /// Reads a file of the rootfs's /etc, resolved inside the rootfs (an
 /// `/etc/passwd -> /host/file` symlink resolves to the rootfs's own path).
 fn read_etc(root: &Root, path: &'static str) -> Result<Option<String>, ImageError> {
-    // Bounded and non-blocking: a hostile 10 GB /etc/passwd is not read
-    // into memory, and a FIFO or device in its place is refused, not read.
-    let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
-    match root
-        .open_in(Path::new(path), flags)
-        .and_then(|fd| crate::rootfs::resolve::read_regular(fd, 16 << 20))
+    match open_regular(root, Path::new(path))
+        .and_then(|fd| crate::rootfs::resolve::read_regular(fd, ETC_LIMIT))
     {
         Ok(text) => Ok(Some(text)),
         Err(nix::errno::Errno::ENOENT) => Ok(None),

@@ -16,6 +16,28 @@ use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 use super::RootfsError;
 use super::resolve::{Root, fd_path};
 
+/// The directory a node goes into must be reached without a symlink: an
+/// image's `/dev -> /data`, with a volume bound at /data, would otherwise
+/// have rrun unlink and mknod in the host's directory (and runc does).
+fn real_parent(root: &Root, dev: &DeviceNode, dir: &impl AsFd) -> Result<(), RootfsError> {
+    let parent = dev.path.parent().unwrap_or(Path::new("/"));
+    let same = root
+        .open_no_symlinks(parent, OFlag::O_PATH | OFlag::O_DIRECTORY)
+        .and_then(|fd| Ok((fstat(fd.as_fd())?, fstat(dir.as_fd())?)))
+        .is_ok_and(|(a, b)| (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino));
+    if same {
+        return Ok(());
+    }
+    let why = root
+        .first_symlink(parent)
+        .unwrap_or_else(|| format!("{} moved while it was resolved", parent.display()));
+    Err(RootfsError::InRootfs {
+        op: "creating device",
+        path: dev.path.clone(),
+        why: format!("{why}; device nodes are only made in real directories of the rootfs"),
+    })
+}
+
 /// A device to create: path inside the container, kind, numbers, mode, owner.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeviceNode {
@@ -80,6 +102,7 @@ pub fn create(root: &Root, dev: &DeviceNode, bind_from_host: bool) -> Result<(),
     let (dir, name) = root
         .parent_of(&dev.path)
         .map_err(|e| err("resolving device parent", e))?;
+    real_parent(root, dev, &dir)?;
     if bind_from_host {
         let target = root
             .create_file(&dev.path)

@@ -11,7 +11,7 @@ pub mod options;
 pub mod procfs;
 pub mod resolve;
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -26,6 +26,7 @@ use resolve::{Root, fd_path};
 
 use crate::cgroups::Hierarchy;
 use crate::security::lsm::{self, MountLabeling};
+use crate::sys::mount_attr as attr;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RootfsError {
@@ -174,6 +175,9 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
     };
     mount(None::<&str>, "/", None::<&str>, before, None::<&str>)
         .map_err(op("making / non-shared", Path::new("/")))?;
+    if !before.contains(MsFlags::MS_REC) {
+        parent_mount_not_shared(plan.rootfs, before)?;
+    }
     mount(
         Some(plan.rootfs),
         plan.rootfs,
@@ -182,6 +186,18 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
         None::<&str>,
     )
     .map_err(op("bind-mounting rootfs", plan.rootfs))?;
+    if !before.contains(MsFlags::MS_REC) {
+        // A rootfs that is a shared mount of its own: its bind would be a
+        // peer of the host's, and every mount below it would show there.
+        mount(
+            None::<&str>,
+            plan.rootfs,
+            None::<&str>,
+            before,
+            None::<&str>,
+        )
+        .map_err(op("setting propagation of", plan.rootfs))?;
+    }
 
     let root = Root::open(plan.rootfs).map_err(op("opening rootfs", plan.rootfs))?;
     let mounts = plan.spec.mounts().as_deref().unwrap_or_default();
@@ -236,6 +252,34 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
     result
 }
 
+/// With a non-recursive rootfsPropagation only `/` itself changed: the
+/// mount the rootfs lies on (a tmpfs, /run, /var/lib on their own mounts,
+/// or the rootfs's own)
+/// may still be shared with the host, and then the rootfs bind and every
+/// mount made below it would appear in the host's mount namespace too
+/// (and pivot_root refuses a shared parent, leaving them all behind).
+/// That mount gets the same non-shared mode as `/` (runc makes it
+/// private). Read from this process's own mountinfo, before pivot_root.
+fn parent_mount_not_shared(rootfs: &Path, mode: MsFlags) -> Result<()> {
+    // The mount the rootfs directory is on (the rootfs's own when it is a
+    // mount point): the one the rootfs bind will sit on.
+    let parent = std::fs::canonicalize(rootfs)
+        .map_err(|e| RootfsError::Invalid(format!("rootfs {}: {e}", rootfs.display())))?;
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| RootfsError::Invalid(format!("reading /proc/self/mountinfo: {e}")))?;
+    let point = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| PathBuf::from(crate::cgroups::unescape_mountinfo(m)))
+        .filter(|m| parent.starts_with(m))
+        .max_by_key(|m| m.components().count());
+    match point {
+        Some(p) if p != Path::new("/") => mount(None::<&str>, &p, None::<&str>, mode, None::<&str>)
+            .map_err(op("making the rootfs's parent mount non-shared", &p)),
+        _ => Ok(()),
+    }
+}
+
 fn parse_options(m: &Mount) -> Result<options::MountOptions> {
     let typ = m.typ().as_deref().filter(|t| !t.is_empty());
     options::parse(m.options().as_deref().unwrap_or_default(), typ)
@@ -276,53 +320,144 @@ fn copy_up(
     Ok(())
 }
 
+/// What [`mount_tmpfs_detached`] makes.
+struct NewTmpfs<'a> {
+    source: &'a Path,
+    /// The data string (size=, mode=, context=...).
+    data: &'a str,
+    /// mount(2) flags for it (without a read-only flag that waits).
+    flags: MsFlags,
+    /// The directory it covers, for tmpcopyup.
+    below: Option<OwnedFd>,
+    /// data carries linux.mountLabel as context= (named in errors).
+    context: bool,
+}
+
+/// A tmpfs made detached (fsopen, fsmount), filled (tmpcopyup) and given
+/// its attributes through its own fd, then attached on `target` and its
+/// propagation set through the same fd: nothing of it is looked up by
+/// name, so a destination renamed or swapped meanwhile by another
+/// container sharing the directory can neither receive the copy (the
+/// covered directory's contents written into, say, the container's /etc)
+/// nor make the attributes miss this mount.
+fn mount_tmpfs_detached(
+    target: &OwnedFd,
+    dest: &Path,
+    new: NewTmpfs,
+    o: &options::MountOptions,
+) -> Result<()> {
+    let mut params = vec![(
+        "source".to_string(),
+        Some(new.source.to_string_lossy().into_owned()),
+    )];
+    params.extend(options::fs_params(new.data, new.flags));
+    let attrs = options::bind_flags_attr(new.flags).set;
+    let tree = crate::sys::mount_api::new_fs("tmpfs", &params, attrs).map_err(|e| {
+        if new.context {
+            op("mounting (with linux.mountLabel as context=)", dest)(e)
+        } else {
+            op("mounting", dest)(e)
+        }
+    })?;
+    if let Some(below) = new.below {
+        let above = nix::fcntl::openat(
+            tree.as_fd(),
+            ".",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(op("opening the new tmpfs for", dest))?;
+        copyup::copy_tree(&below, &above).map_err(|(p, e)| {
+            RootfsError::Invalid(format!(
+                "tmpcopyup {}: copying {}: {e}",
+                dest.display(),
+                Path::new(dest).join(p).display()
+            ))
+        })?;
+        if o.flags.contains(MsFlags::MS_RDONLY) && !defers_readonly(dest, o) {
+            crate::sys::mount_setattr(&tree, false, attr::RDONLY, 0)
+                .map_err(op("making read-only", dest))?;
+        }
+    }
+    apply_attributes_fd(&tree, dest, o)?;
+    crate::sys::mount_api::move_mount_onto(&tree, target)
+        .map_err(op("attaching the tmpfs at", dest))?;
+    for p in &o.propagation {
+        let kind = *p & !MsFlags::MS_REC;
+        crate::sys::mount_api::set_propagation(&tree, p.contains(MsFlags::MS_REC), kind.bits())
+            .map_err(op("setting propagation of", dest))?;
+    }
+    Ok(())
+}
+
 /// A read-only /dev (not a bind) is mounted writable and made read-only
 /// once the mount points and device nodes below it exist.
 fn defers_readonly(dest: &Path, o: &options::MountOptions) -> bool {
     resolve::clean(dest) == Path::new("dev") && !o.bind && o.flags.contains(MsFlags::MS_RDONLY)
 }
 
+/// Whether a mount at `dest` of type `typ` must land on a real directory
+/// reached without any symlink: proc and sysfs anywhere, and anything at
+/// /proc or /sys (the masked and read-only paths are applied there by
+/// name afterwards, so what is mounted there must be what they cover).
+fn needs_real_dir(dest: &Path, typ: Option<&str>) -> bool {
+    let clean = resolve::clean(dest);
+    matches!(typ, Some("proc" | "sysfs")) || clean == Path::new("proc") || clean == Path::new("sys")
+}
+
 /// The mount point for a mount at `dest`, checked after resolution, since
 /// a destination is a path in the rootfs and any component of it may be
-/// a symlink: proc and sysfs only on a real directory of their own name
-/// (runc CVE-2019-19921), nothing on the rootfs's / itself, and nothing on
-/// procfs but the files lxcfs-like tools cover (the resolved file is on
-/// procfs when a symlink led into /proc: CVE-2025-52881 class).
+/// a symlink: proc and sysfs (and whatever goes to /proc or /sys) only on
+/// a real directory of their own name, no symlink anywhere on the way,
+/// the last component included (runc CVE-2019-19921); nothing on the
+/// rootfs's / itself, and nothing on procfs but the files lxcfs-like tools
+/// cover (the resolved file is on procfs when a symlink led into /proc:
+/// CVE-2025-52881 class). Returns the fd to mount on.
 fn check_mount_point(
     root: &Root,
-    target: &std::os::fd::OwnedFd,
+    target: std::os::fd::OwnedFd,
     dest: &Path,
     typ: Option<&str>,
-) -> Result<()> {
+) -> Result<std::os::fd::OwnedFd> {
     let hostile = |why: String| RootfsError::InRootfs {
         op: "mount destination",
         path: dest.to_path_buf(),
         why,
     };
-    if matches!(typ, Some("proc" | "sysfs"))
-        && let Err(e) = root.open_no_symlinks(dest, OFlag::O_PATH)
-    {
-        let why = root
-            .diagnose(dest)
-            .or_else(|| root.first_symlink(dest))
-            .unwrap_or_else(|| format!("cannot be reached without a symlink ({e})"));
-        return Err(hostile(format!(
-            "{why}; {} is only mounted on a real directory",
-            typ.unwrap_or_default()
-        )));
-    }
-    if root.is_root(target).map_err(op("stat", dest))? {
+    let target = if needs_real_dir(dest, typ) {
+        // Without O_NOFOLLOW a symlink as the last component is ELOOP too,
+        // and O_DIRECTORY refuses anything but a directory. This fd, not
+        // the one resolved before, is what the mount goes on.
+        match root.open_no_symlinks(dest, OFlag::O_PATH | OFlag::O_DIRECTORY) {
+            Ok(fd) => fd,
+            Err(e) => {
+                let why = root
+                    .diagnose(dest)
+                    .or_else(|| root.first_symlink(dest))
+                    .unwrap_or_else(|| {
+                        format!("cannot be reached without a symlink as a directory ({e})")
+                    });
+                return Err(hostile(format!(
+                    "{why}; {} is only mounted on a real directory",
+                    typ.unwrap_or("a mount at /proc or /sys")
+                )));
+            }
+        }
+    } else {
+        target
+    };
+    if root.is_root(&target).map_err(op("stat", dest))? {
         let why = root
             .diagnose(dest)
             .unwrap_or_else(|| "is the rootfs's / itself".into());
         return Err(hostile(why));
     }
-    let on_proc = nix::sys::statfs::fstatfs(target)
+    let on_proc = nix::sys::statfs::fstatfs(&target)
         .map_err(op("statfs", dest))?
         .filesystem_type()
         == nix::sys::statfs::PROC_SUPER_MAGIC;
     if on_proc {
-        let resolved = root.path_of(target).unwrap_or_else(|| dest.to_path_buf());
+        let resolved = root.path_of(&target).unwrap_or_else(|| dest.to_path_buf());
         let allowed = resolve::clean(&resolved) == Path::new("proc") && typ == Some("proc")
             || check_destination(&resolved, typ).is_ok();
         if !allowed {
@@ -332,28 +467,185 @@ fn check_mount_point(
             )));
         }
     }
+    Ok(target)
+}
+
+/// After a mount that `needs_real_dir`: the destination's name must now
+/// lead, without symlinks, to what was mounted (`landed` says whether the
+/// stat and filesystem type found there are it). A rename of the mount
+/// point in between, by another container sharing the directory, would
+/// otherwise leave the mount somewhere the masked and read-only paths
+/// never reach.
+fn check_landed(
+    root: &Root,
+    dest: &Path,
+    typ: Option<&str>,
+    landed: impl Fn(&nix::sys::stat::FileStat, nix::sys::statfs::FsType) -> bool,
+) -> Result<()> {
+    if !needs_real_dir(dest, typ) {
+        return Ok(());
+    }
+    let moved = || RootfsError::InRootfs {
+        op: "mount destination",
+        path: dest.to_path_buf(),
+        why: "was moved while it was being mounted on".into(),
+    };
+    let fd = root
+        .open_no_symlinks(dest, OFlag::O_PATH | OFlag::O_DIRECTORY)
+        .map_err(|_| moved())?;
+    let st = fstat(&fd).map_err(op("stat", dest))?;
+    let fs = nix::sys::statfs::fstatfs(&fd)
+        .map_err(op("statfs", dest))?
+        .filesystem_type();
+    if landed(&st, fs) {
+        Ok(())
+    } else {
+        Err(moved())
+    }
+}
+
+/// A fresh procfs or sysfs: its root directory (inode 1 on both) on a
+/// filesystem of that type.
+fn is_fs_root(
+    typ: Option<&str>,
+) -> impl Fn(&nix::sys::stat::FileStat, nix::sys::statfs::FsType) -> bool {
+    let magic = match typ {
+        Some("proc") => Some(nix::sys::statfs::PROC_SUPER_MAGIC),
+        Some("sysfs") => Some(nix::sys::statfs::SYSFS_MAGIC),
+        _ => None,
+    };
+    move |st, fs| magic.is_none_or(|m| m == fs && st.st_ino == 1)
+}
+
+/// The same inode as `fd` (the root of a bind just attached).
+fn same_as(
+    fd: &impl AsFd,
+) -> Result<impl Fn(&nix::sys::stat::FileStat, nix::sys::statfs::FsType) -> bool> {
+    let want = fstat(fd.as_fd()).map_err(op("stat", Path::new("(bind)")))?;
+    Ok(
+        move |st: &nix::sys::stat::FileStat, _| {
+            (st.st_dev, st.st_ino) == (want.st_dev, want.st_ino)
+        },
+    )
+}
+
+/// Gives the detached bind `tree` (open_tree) everything `o` asks for,
+/// then attaches it on `target`: flags and recursive attributes are set
+/// while the mount is detached and only this process holds it, and the
+/// propagation through the same fd once attached, so nothing is looked
+/// up by name after the mount point was checked (a second container
+/// renaming the destination cannot make another mount receive, or this
+/// one miss, a read-only flag).
+fn attach_bind(
+    tree: &impl AsFd,
+    target: &impl AsFd,
+    dest: &Path,
+    o: &options::MountOptions,
+) -> Result<()> {
+    let extra = o.flags & !MsFlags::MS_REMOUNT;
+    if !extra.is_empty() {
+        set_bind_flags(tree, dest, extra)?;
+    }
+    apply_attributes_fd(tree, dest, o)?;
+    crate::sys::mount_api::move_mount_onto(tree, target)
+        .map_err(op("attaching the bind mount at", dest))?;
+    for p in &o.propagation {
+        let kind = *p & !MsFlags::MS_REC;
+        crate::sys::mount_api::set_propagation(tree, p.contains(MsFlags::MS_REC), kind.bits())
+            .map_err(op("setting propagation of", dest))?;
+    }
     Ok(())
+}
+
+/// `source` relative to the rootfs when it lies inside it (lexically).
+fn source_in_rootfs(rootfs: &Path, source: &Path) -> Option<PathBuf> {
+    let abs = |p: &Path| Path::new("/").join(resolve::clean(p));
+    abs(source)
+        .strip_prefix(abs(rootfs))
+        .ok()
+        .map(Path::to_path_buf)
+}
+
+/// A bind with mount(2) and a remount by name, for kernels before 5.12
+/// (no mount_setattr): the flags then reach whatever the name leads to
+/// when they are set, so a destination swapped in between (a directory
+/// shared with another container) can miss them; newer kernels take
+/// [`attach_bind`].
+fn legacy_bind(
+    root: &Root,
+    source: &Path,
+    target: &OwnedFd,
+    dest: &Path,
+    o: &options::MountOptions,
+) -> Result<()> {
+    let mut flags = MsFlags::MS_BIND;
+    if o.recursive {
+        flags |= MsFlags::MS_REC;
+    }
+    mount(
+        Some(source),
+        &fd_path(target),
+        None::<&str>,
+        flags,
+        None::<&str>,
+    )
+    .map_err(op("bind-mounting", dest))?;
+    let extra = o.flags & !MsFlags::MS_REMOUNT;
+    if !extra.is_empty() {
+        remount_bind(root, dest, extra, false)?;
+    }
+    apply_attributes(root, dest, o)?;
+    for p in &o.propagation {
+        let fd = root
+            .resolve(dest)
+            .map_err(|e| root.error("resolving mount point", dest, e))?;
+        mount(None::<&str>, &fd_path(&fd), None::<&str>, *p, None::<&str>)
+            .map_err(op("setting propagation of", dest))?;
+    }
+    Ok(())
+}
+
+/// The per-mount flags of a bind (ro, nosuid, ...) as a bind remount sets
+/// them, on the mount `fd` is the root of. In a user namespace the kernel
+/// refuses to clear flags the mount inherited locked (nosuid, nodev,
+/// noexec, atime): those are then kept, as with a remount.
+fn set_bind_flags(fd: &impl AsFd, dest: &Path, flags: MsFlags) -> Result<()> {
+    let c = options::bind_flags_attr(flags);
+    match crate::sys::mount_setattr(fd, false, c.set, c.clear) {
+        Ok(()) => Ok(()),
+        Err(Errno::EPERM) => {
+            let keep = attr::RDONLY | attr::ATIME_MASK;
+            crate::sys::mount_setattr(fd, false, c.set, c.clear & keep)
+                .map_err(op("setting the flags of", dest))
+        }
+        Err(e) => Err(op("setting the flags of", dest)(e)),
+    }
 }
 
 /// rro, rnosuid, ... (and `ro` of an rbind) on the whole tree now at
 /// `dest`, and nosymfollow on its top, with mount_setattr.
 fn apply_attributes(root: &Root, dest: &Path, o: &options::MountOptions) -> Result<()> {
-    let mut rec = o.recursive_attr;
-    let implied_only = rec.is_empty() && o.readonly_recursive();
-    if o.readonly_recursive() {
-        rec.set |= crate::sys::mount_attr::RDONLY;
-    }
-    if rec.is_empty() && o.attr.is_empty() {
+    if o.recursive_attr.is_empty() && o.attr.is_empty() && !o.readonly_recursive() {
         return Ok(());
     }
     let fd = root
         .resolve(dest)
         .map_err(|e| root.error("resolving mount point", dest, e))?;
+    apply_attributes_fd(&fd, dest, o)
+}
+
+/// [`apply_attributes`] on the mount `fd` is the root of.
+fn apply_attributes_fd(fd: &impl AsFd, dest: &Path, o: &options::MountOptions) -> Result<()> {
+    let mut rec = o.recursive_attr;
+    let implied_only = rec.is_empty() && o.readonly_recursive();
+    if o.readonly_recursive() {
+        rec.set |= crate::sys::mount_attr::RDONLY;
+    }
     for (recursive, change) in [(false, o.attr), (true, rec)] {
         if change.is_empty() {
             continue;
         }
-        match crate::sys::mount_setattr(&fd, recursive, change.set, change.clear) {
+        match crate::sys::mount_setattr(fd, recursive, change.set, change.clear) {
             Ok(()) => {}
             // Before Linux 5.12 `ro` on an rbind stays top-level only, as
             // it always was with mount(2); explicit options cannot be met.
@@ -419,14 +711,9 @@ fn attach_idmapped(root: &Root, m: &Mount, tree: &std::os::fd::OwnedFd) -> Resul
         root.create_file(dest)
     }
     .map_err(|e| root.error("creating mount point", dest, e))?;
-    check_mount_point(root, &target, dest, typ)?;
-    crate::sys::mount_api::move_mount_onto(tree, &target)
-        .map_err(op("attaching the bind (made host side) at", dest))?;
-    let extra = opts.flags & !MsFlags::MS_REMOUNT;
-    if !extra.is_empty() {
-        remount_bind(root, dest, extra, false)?;
-    }
-    apply_attributes(root, dest, &opts)
+    let target = check_mount_point(root, target, dest, typ)?;
+    attach_bind(tree, &target, dest, &opts)?;
+    check_landed(root, dest, typ, same_as(tree)?)
 }
 
 fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
@@ -451,36 +738,47 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
         } else {
             plan.bundle.join(source)
         };
-        let meta = std::fs::metadata(&source).map_err(|e| {
+        let bad_source = |e: Errno| {
             RootfsError::Invalid(format!(
                 "mount source {} for {}: {}",
                 source.display(),
                 dest.display(),
-                e
+                e.desc()
             ))
-        })?;
-        let target = if meta.is_dir() {
+        };
+        // A source inside the rootfs is a path of the image: resolved
+        // inside the rootfs as the container would, so a symlink there
+        // (`rootfs/vol -> /etc`) cannot make it a host path.
+        let src = match source_in_rootfs(plan.rootfs, &source) {
+            Some(rel) => root
+                .resolve(&rel)
+                .map_err(|e| root.error("resolving bind source", &rel, e))?,
+            None => nix::fcntl::open(
+                &source,
+                OFlag::O_PATH | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(bad_source)?,
+        };
+        let is_dir = SFlag::from_bits_truncate(fstat(&src).map_err(bad_source)?.st_mode)
+            & SFlag::S_IFMT
+            == SFlag::S_IFDIR;
+        let target = if is_dir {
             root.mkdir_all(dest, 0o755)
         } else {
             root.create_file(dest)
         }
         .map_err(|e| root.error("creating mount point", dest, e))?;
-        check_mount_point(root, &target, dest, typ)?;
-        let mut flags = MsFlags::MS_BIND;
-        if opts.recursive {
-            flags |= MsFlags::MS_REC;
-        }
-        mount(
-            Some(&source),
-            &fd_path(&target),
-            None::<&str>,
-            flags,
-            None::<&str>,
-        )
-        .map_err(op("bind-mounting", dest))?;
-        let extra = opts.flags & !MsFlags::MS_REMOUNT;
-        if !extra.is_empty() {
-            remount_bind(root, dest, extra, false)?;
+        let target = check_mount_point(root, target, dest, typ)?;
+        if crate::sys::mount_api::available() {
+            let tree = crate::sys::mount_api::clone_fd(&src, opts.recursive)
+                .map_err(op("bind-mounting", dest))?;
+            attach_bind(&tree, &target, dest, &opts)?;
+            check_landed(root, dest, typ, same_as(&tree)?)?;
+        } else {
+            // Before pivot_root /proc is the host's: fd paths are safe.
+            legacy_bind(root, &fd_path(&src), &target, dest, &opts)?;
+            check_landed(root, dest, typ, same_as(&src)?)?;
         }
         if is_sys {
             mask_host_cgroupfs(root, plan)?;
@@ -489,7 +787,7 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
         let target = root
             .mkdir_all(dest, 0o755)
             .map_err(|e| root.error("creating mount point", dest, e))?;
-        check_mount_point(root, &target, dest, typ)?;
+        let target = check_mount_point(root, target, dest, typ)?;
         let labeling = lsm::mount_labeling(typ, false);
         let data = match labeling {
             MountLabeling::Context => lsm::with_context(&opts.data, plan.mount_label),
@@ -513,17 +811,27 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
         } else {
             None
         };
+        if typ == Some("tmpfs") && crate::sys::mount_api::available() {
+            let context = labeling == MountLabeling::Context && plan.mount_label.is_some();
+            let new = NewTmpfs {
+                source: &source,
+                data: data.unwrap_or_default(),
+                flags,
+                below,
+                context,
+            };
+            return mount_tmpfs_detached(&target, dest, new, &opts);
+        }
         let res = mount(Some(&source), &fd_path(&target), typ, flags, data);
         match res {
-            Ok(()) => {}
             Err(e) if labeling == MountLabeling::Context && plan.mount_label.is_some() => {
                 return Err(op("mounting (with linux.mountLabel as context=)", dest)(e));
             }
             // sysfs cannot be mounted by a user namespace that does not own
-            // the network namespace: show the host's, as runc does, but
-            // read-only all the way down and without the host's cgroups
-            // (runc 1.1.5 leaves those visible, read-only).
-            Err(Errno::EPERM) if typ == Some("sysfs") => {
+            // the network namespace: show the host's, read-only all the way
+            // down, as runc does.
+            Err(Errno::EPERM) if typ == Some("sysfs") && !crate::sys::mount_api::available() => {
+                // Before Linux 5.12: mount(2), then read-only by name.
                 mount(
                     Some("/sys"),
                     &fd_path(&target),
@@ -533,18 +841,28 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
                 )
                 .map_err(op("bind-mounting /sys", dest))?;
                 remount_bind(root, dest, opts.flags | MsFlags::MS_RDONLY, true)?;
-                let fd = root
-                    .resolve(dest)
-                    .map_err(|e| root.error("resolving mount point", dest, e))?;
-                match crate::sys::mount_setattr(&fd, true, crate::sys::mount_attr::RDONLY, 0) {
-                    Ok(()) | Err(Errno::ENOSYS) => {}
-                    Err(e) => return Err(op("making read-only", dest)(e)),
+                if is_sys {
+                    mask_host_cgroupfs(root, plan)?;
                 }
+            }
+            Err(Errno::EPERM) if typ == Some("sysfs") => {
+                let tree = crate::sys::mount_api::open_tree_clone(Path::new("/sys"), true)
+                    .map_err(op("bind-mounting /sys", dest))?;
+                let c = options::bind_flags_attr(opts.flags | MsFlags::MS_RDONLY);
+                // Inherited (locked) flags are kept: only set, never clear.
+                crate::sys::mount_setattr(&tree, false, c.set, 0)
+                    .map_err(op("setting the flags of", dest))?;
+                crate::sys::mount_setattr(&tree, true, attr::RDONLY, 0)
+                    .map_err(op("making read-only", dest))?;
+                crate::sys::mount_api::move_mount_onto(&tree, &target)
+                    .map_err(op("attaching the bind of /sys at", dest))?;
+                check_landed(root, dest, typ, same_as(&tree)?)?;
                 if is_sys {
                     mask_host_cgroupfs(root, plan)?;
                 }
             }
             Err(e) => return Err(op("mounting", dest)(e)),
+            Ok(()) => check_landed(root, dest, typ, is_fs_root(typ))?,
         }
         if let Some(below) = below {
             copy_up(root, dest, &below, &opts)?;
@@ -579,10 +897,14 @@ fn remount_bind(root: &Root, dest: &Path, flags: MsFlags, keep_locked: bool) -> 
     let fd = root
         .resolve(dest)
         .map_err(|e| root.error("resolving mount point", dest, e))?;
-    let target = fd_path(&fd);
+    remount_path(&fd_path(&fd), dest, flags, keep_locked)
+}
+
+/// [`remount_bind`] of the mount at `target` (a path mount(2) may trust).
+fn remount_path(target: &Path, dest: &Path, flags: MsFlags, keep_locked: bool) -> Result<()> {
     let locked = || -> MsFlags {
         let mut f = MsFlags::empty();
-        if let Ok(st) = statvfs(&target) {
+        if let Ok(st) = statvfs(target) {
             let s = st.flags();
             for (fs, ms) in [
                 (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
@@ -601,11 +923,11 @@ fn remount_bind(root: &Root, dest: &Path, flags: MsFlags, keep_locked: bool) -> 
     };
     let base = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags;
     let first = if keep_locked { base | locked() } else { base };
-    match mount(None::<&str>, &target, None::<&str>, first, None::<&str>) {
+    match mount(None::<&str>, target, None::<&str>, first, None::<&str>) {
         Ok(()) => Ok(()),
         Err(Errno::EPERM) if !keep_locked => mount(
             None::<&str>,
-            &target,
+            target,
             None::<&str>,
             base | locked(),
             None::<&str>,
@@ -640,15 +962,7 @@ fn mount_cgroup(
             )
             .map_err(op("mounting cgroup2", dest))?;
         } else if let Some(dir) = plan.cgroup_dirs.first() {
-            mount(
-                Some(dir),
-                &fd_path(&target),
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            )
-            .map_err(op("bind-mounting cgroup", dest))?;
-            remount_bind(root, dest, opts.flags, true)?;
+            bind_with_flags(root, dir, &target, dest, opts.flags)?;
         }
         return Ok(());
     }
@@ -668,19 +982,11 @@ fn mount_cgroup(
         let fd = root
             .mkdir_all(&sub, 0o755)
             .map_err(|e| root.error("creating mount point", &sub, e))?;
-        mount(
-            Some(dir),
-            &fd_path(&fd),
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(op("bind-mounting cgroup", &sub))?;
         let mut f = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
         if ro {
             f |= MsFlags::MS_RDONLY;
         }
-        remount_bind(root, &sub, f, true)?;
+        bind_with_flags(root, dir, &fd, &sub, f)?;
         // Co-mounted controllers (cpu,cpuacct) are also reachable by each name.
         if h.controllers.len() > 1 {
             let dir_fd = root
@@ -710,6 +1016,34 @@ fn mount_cgroup(
         .map_err(op("remounting read-only", dest))?;
     }
     Ok(())
+}
+
+/// A bind of the host's `source` (a cgroup directory) on `target` with
+/// `flags`, set before it is attached (see [`attach_bind`]); with mount(2)
+/// and a remount by name before Linux 5.12.
+fn bind_with_flags(
+    root: &Root,
+    source: &Path,
+    target: &OwnedFd,
+    dest: &Path,
+    flags: MsFlags,
+) -> Result<()> {
+    if crate::sys::mount_api::available() {
+        let tree = crate::sys::mount_api::open_tree_clone(source, false)
+            .map_err(op("bind-mounting cgroup", dest))?;
+        set_bind_flags(&tree, dest, flags & !MsFlags::MS_REMOUNT)?;
+        return crate::sys::mount_api::move_mount_onto(&tree, target)
+            .map_err(op("bind-mounting cgroup", dest));
+    }
+    mount(
+        Some(source),
+        &fd_path(target),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(op("bind-mounting cgroup", dest))?;
+    remount_bind(root, dest, flags, true)
 }
 
 /// Makes the rootfs the container's `/`. pivot_root(".", ".") stacks the old
@@ -849,17 +1183,18 @@ pub fn finalize(plan: &RootfsPlan) -> Result<()> {
             proc.write_sysctl(k, v)?;
         }
     }
+    let held = check_still_mounted(&root, plan)?;
     for p in linux
         .and_then(|l| l.readonly_paths().as_deref())
         .unwrap_or_default()
     {
-        readonly_path(&root, Path::new(p))?;
+        readonly_path(&root, &held, Path::new(p))?;
     }
     for p in linux
         .and_then(|l| l.masked_paths().as_deref())
         .unwrap_or_default()
     {
-        mask_path(&root, Path::new(p), plan.mount_label)?;
+        mask_path(&root, &held, Path::new(p), plan.mount_label)?;
     }
     if let Some(prop) = linux
         .and_then(|l| l.rootfs_propagation().as_deref())
@@ -876,7 +1211,9 @@ pub fn finalize(plan: &RootfsPlan) -> Result<()> {
         .and_then(|r| r.readonly())
         .unwrap_or(false)
     {
-        remount_bind(&root, Path::new("/"), MsFlags::MS_RDONLY, true)?;
+        // By the name "/", which no rename can move (not through
+        // /proc/self/fd: /proc is the container's now).
+        remount_path(Path::new("/"), Path::new("/"), MsFlags::MS_RDONLY, true)?;
     }
     Ok(())
 }
@@ -899,58 +1236,251 @@ pub fn bind_console(slave: &str) -> Result<()> {
             "/dev/console is a symlink; refusing to bind the terminal over it".into(),
         ));
     }
-    mount(
-        Some(slave),
-        &fd_path(&target),
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .map_err(op("bind-mounting the terminal on", console))
+    // Onto the fd of /dev/console: after pivot_root /proc is the
+    // container's, so no /proc/self/fd path is used.
+    if !crate::sys::mount_api::available() {
+        let proc = procfs::ProcFs::open()?;
+        let to = self_fd(&target);
+        return via_procfs(&proc, || {
+            mount(
+                Some(slave),
+                &to,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+        })?
+        .map_err(op("bind-mounting the terminal on", console));
+    }
+    let tree = crate::sys::mount_api::open_tree_clone(Path::new(slave), false)
+        .map_err(op("bind-mounting the terminal on", console))?;
+    crate::sys::mount_api::move_mount_onto(&tree, &target)
+        .map_err(op("bind-mounting the terminal on", console))
 }
 
-fn readonly_path(root: &Root, p: &Path) -> Result<()> {
-    let fd = match root.resolve(p) {
-        Ok(fd) => fd,
-        Err(Errno::ENOENT) => return Ok(()),
-        Err(e) => return Err(root.error("resolving readonly path", p, e)),
+/// Before the masked and read-only paths go onto /proc and /sys (by
+/// name): the procfs and sysfs the config mounted there must still be
+/// there. The mount points were checked when mounted, but a directory of
+/// the rootfs can be renamed from outside the mount namespace (another
+/// container sharing it) with the mount on it; the paths would then land
+/// on whatever took the name, and the real procfs stay unmasked. The
+/// checked directories are held, and every masked and read-only path
+/// below them is opened from these fds, never by the name again.
+fn check_still_mounted(root: &Root, plan: &RootfsPlan) -> Result<Held> {
+    let mut held = Held {
+        proc: None,
+        sys: None,
     };
-    let path = fd_path(&fd);
-    mount(
-        Some(&path),
-        &path,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .map_err(op("bind-mounting readonly path", p))?;
-    remount_bind(
-        root,
-        p,
-        MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        true,
-    )
+    let mounts = plan.spec.mounts().as_deref().unwrap_or_default();
+    for (top, magic) in [
+        ("proc", nix::sys::statfs::PROC_SUPER_MAGIC),
+        ("sys", nix::sys::statfs::SYSFS_MAGIC),
+    ] {
+        let Some(m) = mounts
+            .iter()
+            .rev()
+            .find(|m| resolve::clean(m.destination()) == Path::new(top))
+        else {
+            continue;
+        };
+        let typ = m.typ().as_deref();
+        let host_proc = top == "proc" && typ != Some("proc");
+        if !(typ == Some(if top == "proc" { "proc" } else { "sysfs" }) || host_proc) {
+            continue;
+        }
+        let shown = Path::new("/").join(top);
+        let fd = root
+            .open_no_symlinks(Path::new(top), OFlag::O_PATH | OFlag::O_DIRECTORY)
+            .ok()
+            .filter(|fd| {
+                let st = fstat(fd).map(|st| st.st_ino);
+                let fs = nix::sys::statfs::fstatfs(fd).map(|s| s.filesystem_type());
+                matches!((st, fs), (Ok(1), Ok(f)) if f == magic)
+            });
+        let Some(fd) = fd else {
+            return Err(RootfsError::InRootfs {
+                op: "mount destination",
+                path: shown,
+                why: "no longer holds the filesystem mounted there (moved from outside?)".into(),
+            });
+        };
+        if top == "proc" {
+            held.proc = Some(fd);
+        } else {
+            held.sys = Some(fd);
+        }
+    }
+    Ok(held)
+}
+
+/// /proc and /sys as checked by [`check_still_mounted`] (None where the
+/// config mounts nothing of that type there).
+struct Held {
+    proc: Option<OwnedFd>,
+    sys: Option<OwnedFd>,
+}
+
+/// Opens a readonly or masked path (after pivot_root). Paths under /proc
+/// and /sys are walked from that directory, opened as a real directory
+/// (no symlink, and for /proc the root of a procfs when one is mounted),
+/// never leaving it: a symlink there that leads out (planted by another
+/// container in a shared directory, say) is an error, not a path to skip
+/// or to follow elsewhere. A path that is genuinely absent (ENOENT with
+/// nothing hostile on the way) is skipped, as runc does; other paths are
+/// resolved inside the root as every config path is.
+fn open_protected(
+    root: &Root,
+    held: &Held,
+    p: &Path,
+    what: &'static str,
+) -> Result<Option<OwnedFd>> {
+    let rel = resolve::clean(p);
+    let mut parts = rel.components();
+    let top = parts.next().map(|c| Path::new(c.as_os_str()));
+    let rest = parts.as_path();
+    let hostile = |why: String| RootfsError::InRootfs {
+        op: what,
+        path: p.to_path_buf(),
+        why,
+    };
+    let Some(top) = top.filter(|t| *t == Path::new("proc") || *t == Path::new("sys")) else {
+        return match root.resolve(p) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(Errno::ENOENT) => Ok(None),
+            Err(e) => Err(root.error(what, p, e)),
+        };
+    };
+    let shown = Path::new("/").join(top);
+    let kept = if top == Path::new("proc") {
+        held.proc.as_ref()
+    } else {
+        held.sys.as_ref()
+    };
+    let opened = match kept {
+        // dup(2): only fails when out of fds.
+        Some(fd) => Ok(fd.try_clone().map_err(|e| {
+            op("duplicating", &shown)(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EBADF)))
+        })?),
+        None => root.open_no_symlinks(top, OFlag::O_PATH | OFlag::O_DIRECTORY),
+    };
+    let base = match opened {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(None),
+        Err(e) => {
+            let why = root
+                .first_symlink(top)
+                .unwrap_or_else(|| format!("{} is not a real directory ({e})", shown.display()));
+            return Err(hostile(why));
+        }
+    };
+    let fs = nix::sys::statfs::fstatfs(&base)
+        .map_err(op("statfs", &shown))?
+        .filesystem_type();
+    if fs == nix::sys::statfs::PROC_SUPER_MAGIC
+        && fstat(&base).map_err(op("stat", &shown))?.st_ino != 1
+    {
+        return Err(hostile("/proc is not the root of a procfs".into()));
+    }
+    if rest.as_os_str().is_empty() {
+        return Ok(Some(base));
+    }
+    let how = nix::fcntl::OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(
+            nix::fcntl::ResolveFlag::RESOLVE_BENEATH
+                | nix::fcntl::ResolveFlag::RESOLVE_NO_MAGICLINKS,
+        );
+    match resolve::openat2(base.as_fd(), rest, how) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::ENOENT) => Ok(None),
+        Err(e @ (Errno::EXDEV | Errno::ELOOP)) => Err(hostile(format!(
+            "leads out of {} through a symlink ({e})",
+            shown.display()
+        ))),
+        Err(e) => Err(op(what, p)(e)),
+    }
+}
+
+/// Runs `f` with the working directory on the directory `fd`, so that a
+/// mount(2) on "." lands exactly there: no path through /proc, which
+/// after pivot_root is the container's and may not be what it seems.
+fn in_dir<T>(fd: &impl AsFd, f: impl FnOnce() -> T) -> nix::Result<T> {
+    nix::unistd::fchdir(fd.as_fd())?;
+    let r = f();
+    nix::unistd::chdir("/")?;
+    Ok(r)
+}
+
+/// For kernels without the new mount API (before 5.12), after
+/// pivot_root: `f` gets "self/fd/N" for `fd`, to be used with the working
+/// directory on a procfs root checked to be one (not the name /proc,
+/// which another container may have replaced with a directory of
+/// symlinks), so mount(2) still reaches the fd's file.
+fn via_procfs<T>(proc: &procfs::ProcFs, f: impl FnOnce() -> T) -> Result<T> {
+    in_dir(&proc.root(), f).map_err(op("entering", Path::new("/proc")))
+}
+
+fn self_fd(fd: &impl std::os::fd::AsRawFd) -> PathBuf {
+    PathBuf::from(format!("self/fd/{}", fd.as_raw_fd()))
+}
+
+/// A read-only path: a recursive bind of the path over itself, made
+/// detached and made read-only (nosuid, nodev, noexec) all the way down
+/// before it is attached, so a submount below it is read-only too and no
+/// lookup by name follows the bind.
+fn readonly_path(root: &Root, held: &Held, p: &Path) -> Result<()> {
+    let Some(fd) = open_protected(root, held, p, "resolving readonly path")? else {
+        return Ok(());
+    };
+    if !crate::sys::mount_api::available() {
+        let proc = procfs::ProcFs::open()?;
+        let path = self_fd(&fd);
+        via_procfs(&proc, || {
+            mount(
+                Some(&path),
+                &path,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+        })?
+        .map_err(op("bind-mounting readonly path", p))?;
+        // The bind is now on top of the name, reached by the same walk.
+        let top = open_protected(root, held, p, "resolving readonly path")?
+            .ok_or_else(|| op("resolving readonly path", p)(Errno::ENOENT))?;
+        let flags =
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        return via_procfs(&proc, || remount_path(&self_fd(&top), p, flags, true))?;
+    }
+    let tree =
+        crate::sys::mount_api::clone_fd(&fd, true).map_err(op("bind-mounting readonly path", p))?;
+    let set = attr::RDONLY | attr::NOSUID | attr::NODEV | attr::NOEXEC;
+    crate::sys::mount_setattr(&tree, true, set, 0).map_err(op("making read-only", p))?;
+    crate::sys::mount_api::move_mount_onto(&tree, &fd).map_err(op("bind-mounting readonly path", p))
 }
 
 /// Hides a path: an empty read-only tmpfs over a directory, /dev/null over
 /// anything else. The /dev/null used is checked to be the real null device,
 /// so a symlink or file planted at /dev/null cannot be bound over procfs
-/// files instead (runc CVE-2025-31133 class).
-fn mask_path(root: &Root, p: &Path, mount_label: Option<&str>) -> Result<()> {
-    let fd = match root.resolve(p) {
-        Ok(fd) => fd,
-        Err(Errno::ENOENT) => return Ok(()),
-        Err(e) => return Err(root.error("resolving masked path", p, e)),
+/// files instead (runc CVE-2025-31133 class). Both go onto the fd of the
+/// path, never through the container's /proc.
+fn mask_path(root: &Root, held: &Held, p: &Path, mount_label: Option<&str>) -> Result<()> {
+    let Some(fd) = open_protected(root, held, p, "resolving masked path")? else {
+        return Ok(());
     };
     let st = fstat(fd.as_fd()).map_err(op("stat", p))?;
     if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
-        mount(
-            Some("tmpfs"),
-            &fd_path(&fd),
-            Some("tmpfs"),
-            MsFlags::MS_RDONLY,
-            Some(lsm::with_context("size=0", mount_label).as_str()),
-        )
+        let data = lsm::with_context("size=0", mount_label);
+        in_dir(&fd, || {
+            mount(
+                Some("tmpfs"),
+                ".",
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                Some(data.as_str()),
+            )
+        })
+        .and_then(|r| r)
         .map_err(op("masking", p))?;
         return Ok(());
     }
@@ -964,16 +1494,22 @@ fn mask_path(root: &Root, p: &Path, mount_label: Option<&str>) -> Result<()> {
             "/dev/null in the container is not the null device; refusing to mask with it".into(),
         ));
     }
-    mount(
-        Some(&fd_path(&null)),
-        &fd_path(&fd),
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .map_err(op("masking", p))?;
-    let _ = null.as_raw_fd();
-    Ok(())
+    if !crate::sys::mount_api::available() {
+        let proc = procfs::ProcFs::open()?;
+        let (from, to) = (self_fd(&null), self_fd(&fd));
+        return via_procfs(&proc, || {
+            mount(
+                Some(&from),
+                &to,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+        })?
+        .map_err(op("masking", p));
+    }
+    let tree = crate::sys::mount_api::clone_fd(&null, false).map_err(op("masking", p))?;
+    crate::sys::mount_api::move_mount_onto(&tree, &fd).map_err(op("masking", p))
 }
 
 #[cfg(test)]

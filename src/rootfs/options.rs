@@ -31,6 +31,14 @@ impl AttrChange {
 pub enum OptionError {
     #[error("mount option {0:?} is not known to rrun and a bind mount cannot pass it on")]
     UnknownForBind(String),
+    /// `remount` on a new mount would act on whatever is already mounted at
+    /// the destination (a bound host filesystem's superblock), not on a
+    /// mount of the container's own.
+    #[error(
+        "mount option \"remount\" is not allowed: it would change the filesystem already \
+         mounted at the destination (possibly the host's), not a mount of the container"
+    )]
+    Remount,
 }
 
 /// What one `mounts[]` entry asks of mount(2).
@@ -164,6 +172,84 @@ pub fn propagation_flag(opt: &str) -> Option<MsFlags> {
     })
 }
 
+/// The mount_setattr change that gives a bind mount the per-mount flags
+/// `flags` as a bind remount (MS_BIND | MS_REMOUNT | flags) would: ro,
+/// nosuid, nodev and noexec set exactly as given, the atime mode only when
+/// one is given. Superblock flags (sync, dirsync, ...) mean nothing to a
+/// bind and are ignored, as the kernel ignores them on a bind remount.
+pub fn bind_flags_attr(flags: MsFlags) -> AttrChange {
+    use MsFlags as F;
+    let mut c = AttrChange::default();
+    for (f, a) in [
+        (F::MS_RDONLY, attr::RDONLY),
+        (F::MS_NOSUID, attr::NOSUID),
+        (F::MS_NODEV, attr::NODEV),
+        (F::MS_NOEXEC, attr::NOEXEC),
+    ] {
+        if flags.contains(f) {
+            c.set |= a;
+        } else {
+            c.clear |= a;
+        }
+    }
+    let atime = F::MS_NOATIME | F::MS_NODIRATIME | F::MS_RELATIME | F::MS_STRICTATIME;
+    if flags.intersects(atime) {
+        c.clear |= attr::ATIME_MASK;
+        c.set |= if flags.contains(F::MS_NOATIME) {
+            attr::NOATIME
+        } else if flags.contains(F::MS_STRICTATIME) {
+            attr::STRICTATIME
+        } else {
+            attr::RELATIME
+        };
+        if flags.contains(F::MS_NODIRATIME) {
+            c.set |= attr::NODIRATIME;
+        } else {
+            c.clear |= attr::NODIRATIME;
+        }
+    }
+    c
+}
+
+/// A mount's data string as fsconfig(2) parameters, with the superblock
+/// flags of `flags` (ro, sync, ...) as the flag parameters mount(2) turns
+/// them into: "key=value" or "key", split on commas outside double quotes
+/// (an SELinux context= holds commas), the quotes dropped.
+pub fn fs_params(data: &str, flags: MsFlags) -> Vec<(String, Option<String>)> {
+    use MsFlags as F;
+    let mut out = Vec::new();
+    let (mut cur, mut quoted) = (String::new(), false);
+    for ch in data.chars().chain(std::iter::once(',')) {
+        match ch {
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                if !cur.is_empty() {
+                    let item = std::mem::take(&mut cur);
+                    out.push(match item.split_once('=') {
+                        Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                        None => (item, None),
+                    });
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    for (f, name) in [
+        (F::MS_RDONLY, "ro"),
+        (F::MS_SYNCHRONOUS, "sync"),
+        (F::MS_DIRSYNC, "dirsync"),
+        (F::MS_LAZYTIME, "lazytime"),
+        (F::MS_MANDLOCK, "mand"),
+        (F::MS_SILENT, "silent"),
+        (F::MS_I_VERSION, "iversion"),
+    ] {
+        if flags.contains(f) {
+            out.push((name.to_string(), None));
+        }
+    }
+    out
+}
+
 /// (set, clear) for a flag keyword of mount(8).
 fn flag(opt: &str) -> Option<(MsFlags, MsFlags)> {
     use MsFlags as F;
@@ -258,6 +344,13 @@ pub fn parse(options: &[String], typ: Option<&str>) -> Result<MountOptions, Opti
             }
         }
     }
+    // On a bind, rrun applies the flags with a remount of its own (the
+    // keyword changes nothing); elsewhere MS_REMOUNT would reconfigure the
+    // superblock under the destination, which may be a host filesystem
+    // bound there by an earlier entry (runc passes it to mount(2) as is).
+    if !m.bind && m.flags.contains(MsFlags::MS_REMOUNT) {
+        return Err(OptionError::Remount);
+    }
     if m.bind {
         if let Some(o) = data.into_iter().next() {
             return Err(OptionError::UnknownForBind(o));
@@ -300,6 +393,11 @@ mod tests {
     #[test]
     fn every_known_option_is_understood() {
         for o in all_known() {
+            if o == "remount" {
+                // Understood, and refused outside a bind (remount_only_on_binds).
+                parse(&s(&["rbind", o]), None).unwrap();
+                continue;
+            }
             let m = parse(&[o.to_string()], Some("tmpfs")).unwrap();
             assert!(m.data.is_empty(), "{o} fell through to data");
             parse(&s(&["rbind", o]), None).unwrap();
@@ -345,6 +443,50 @@ mod tests {
         );
         // idmap/ridmap are rrun's own (rootfs::idmap), not mount(2)'s.
         assert_eq!(parse(&s(&["rbind", "ridmap"]), None).unwrap().data, "");
+    }
+
+    #[test]
+    fn remount_only_on_binds() {
+        assert_eq!(
+            parse(&s(&["remount", "ro"]), Some("tmpfs")),
+            Err(OptionError::Remount)
+        );
+        assert!(parse(&s(&["bind", "remount", "ro"]), None).is_ok());
+    }
+
+    #[test]
+    fn bind_flags_as_a_remount() {
+        let c = bind_flags_attr(MsFlags::MS_RDONLY | MsFlags::MS_NOSUID);
+        assert_eq!(c.set, attr::RDONLY | attr::NOSUID);
+        assert_eq!(c.clear, attr::NODEV | attr::NOEXEC);
+        let c = bind_flags_attr(MsFlags::MS_NOATIME);
+        assert_eq!(c.set, attr::NOATIME);
+        assert_eq!(
+            c.clear,
+            attr::RDONLY
+                | attr::NOSUID
+                | attr::NODEV
+                | attr::NOEXEC
+                | attr::ATIME_MASK
+                | attr::NODIRATIME
+        );
+    }
+
+    #[test]
+    fn data_as_fs_params() {
+        let p = fs_params(
+            "size=1m,context=\"a:b:c:s0:c1,c2\",nr_inodes=5,noswap",
+            MsFlags::MS_RDONLY,
+        );
+        let want: Vec<(String, Option<String>)> = vec![
+            ("size".into(), Some("1m".into())),
+            ("context".into(), Some("a:b:c:s0:c1,c2".into())),
+            ("nr_inodes".into(), Some("5".into())),
+            ("noswap".into(), None),
+            ("ro".into(), None),
+        ];
+        assert_eq!(p, want);
+        assert!(fs_params("", MsFlags::empty()).is_empty());
     }
 
     #[test]

@@ -50,6 +50,11 @@ impl ProcFs {
         Ok(ProcFs { root: fd })
     }
 
+    /// The procfs root directory itself.
+    pub fn root(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.root.as_fd()
+    }
+
     /// Opens `rel` (relative to /proc) without following any symlink and
     /// without leaving the procfs mount, and checks the file is on procfs.
     pub fn open_file(&self, rel: &Path, flags: OFlag) -> Result<OwnedFd, RootfsError> {
