@@ -699,38 +699,7 @@ pub mod mount_attr {
 /// attributes of the mount `fd` is on (and, with `recursive`, of every
 /// mount below it). Linux 5.12+; older kernels give ENOSYS.
 pub fn mount_setattr(fd: &impl AsFd, recursive: bool, set: u64, clear: u64) -> Result<(), Errno> {
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    const AT_RECURSIVE: libc::c_uint = 0x8000;
-    let attr = MountAttr {
-        attr_set: set,
-        attr_clr: clear,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
-    if recursive {
-        flags |= AT_RECURSIVE;
-    }
-    let empty = c"";
-    // SAFETY: attr is fully initialised and its size passed; the path is
-    // the empty string with AT_EMPTY_PATH, naming the fd itself.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd.as_fd().as_raw_fd(),
-            empty.as_ptr(),
-            flags,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    Errno::result(ret).map(|_| ())
+    mount_api::setattr(fd, recursive, set, clear, 0, None)
 }
 
 /// A read-only, detached bind mount of the file at `path` (open_tree with

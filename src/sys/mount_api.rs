@@ -154,36 +154,7 @@ pub fn clone_fd(fd: &impl AsFd, recursive: bool) -> Result<OwnedFd, Errno> {
 /// changes the propagation of the mount `fd` is the root of, found
 /// through the fd rather than by a path.
 pub fn set_propagation(fd: &impl AsFd, recursive: bool, propagation: u64) -> Result<(), Errno> {
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    let attr = MountAttr {
-        attr_set: 0,
-        attr_clr: 0,
-        propagation,
-        userns_fd: 0,
-    };
-    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
-    if recursive {
-        flags |= AT_RECURSIVE;
-    }
-    // SAFETY: attr is fully initialised and its size passed; the empty path
-    // with AT_EMPTY_PATH names the borrowed, open fd itself.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd.as_fd().as_raw_fd(),
-            c"".as_ptr(),
-            flags,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    Errno::result(ret).map(|_| ())
+    setattr(fd, recursive, 0, 0, propagation, None)
 }
 
 /// mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE], MOUNT_ATTR_IDMAP
@@ -191,6 +162,20 @@ pub fn set_propagation(fd: &impl AsFd, recursive: bool, propagation: u64) -> Res
 /// mapping of `userns`. Only a mount that was never attached can be
 /// id-mapped.
 pub fn idmap_mount(fd: &impl AsFd, recursive: bool, userns: &impl AsFd) -> Result<(), Errno> {
+    setattr(fd, recursive, MOUNT_ATTR_IDMAP, 0, 0, Some(userns.as_fd()))
+}
+
+/// mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE], attr): the one
+/// call behind [`super::mount_setattr`], [`set_propagation`] and
+/// [`idmap_mount`].
+pub(super) fn setattr(
+    fd: &impl AsFd,
+    recursive: bool,
+    set: u64,
+    clear: u64,
+    propagation: u64,
+    userns: Option<std::os::fd::BorrowedFd<'_>>,
+) -> Result<(), Errno> {
     #[repr(C)]
     struct MountAttr {
         attr_set: u64,
@@ -199,17 +184,18 @@ pub fn idmap_mount(fd: &impl AsFd, recursive: bool, userns: &impl AsFd) -> Resul
         userns_fd: u64,
     }
     let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: userns.as_fd().as_raw_fd() as u64,
+        attr_set: set,
+        attr_clr: clear,
+        propagation,
+        userns_fd: userns.map_or(0, |u| u.as_raw_fd() as u64),
     };
     let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
     if recursive {
         flags |= AT_RECURSIVE;
     }
     // SAFETY: attr is fully initialised and its size passed; the empty path
-    // with AT_EMPTY_PATH names the fd itself; both fds are borrowed and open.
+    // with AT_EMPTY_PATH names the borrowed, open fd itself; the user
+    // namespace fd, if any, is borrowed and open for the call.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
