@@ -493,6 +493,37 @@ const KEYCTL_INVALIDATE: libc::c_long = 21;
 const KEY_SPEC_USER_KEYRING: libc::c_long = -4;
 const KEY_SPEC_USER_SESSION_KEYRING: libc::c_long = -5;
 
+/// The static key probe, built into a host directory to bind at /mnt.
+fn key_probe() -> tempfile::TempDir {
+    let probe_dir = host_dir("fds-keyprobe");
+    let src = probe_dir.path().join("k.c");
+    fs::write(&src, KEY_PROBE).unwrap();
+    let bin = probe_dir.path().join("keyprobe");
+    let mut cc = Command::new("gcc");
+    cc.args(["-static", "-O2", "-o"]).arg(&bin).arg(&src);
+    run_timeout(cc, Duration::from_secs(120)).ok();
+    probe_dir
+}
+
+/// Runs the probe as container `id`, planting `key`; the container (for
+/// cleanup checks) and its session keyring's description.
+#[track_caller]
+fn run_key_probe(probe_dir: &tempfile::TempDir, id: &str, key: &str) -> (Container, String) {
+    let b = Bundle::new()
+        .bind_mount(probe_dir.path(), "/mnt", &["rbind", "ro"])
+        .args(&["/mnt/keyprobe", key]);
+    let c = Container::with_id(b, id);
+    let o = c.run();
+    o.ok();
+    let session = o
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("session="))
+        .unwrap_or_else(|| panic!("no session keyring described:\n{o}"))
+        .to_string();
+    (c, session)
+}
+
 /// A static probe for the container: prints its session keyring's
 /// description and plants key `argv[1]` in it.
 const KEY_PROBE: &str = r#"
@@ -576,13 +607,7 @@ fn session_keyring_is_never_a_host_keyring() {
     if !have_cmd("gcc") {
         return skip("gcc is needed to build the static keyring probe");
     }
-    let probe_dir = host_dir("fds-keyprobe");
-    let src = probe_dir.path().join("k.c");
-    fs::write(&src, KEY_PROBE).unwrap();
-    let bin = probe_dir.path().join("keyprobe");
-    let mut cc = Command::new("gcc");
-    cc.args(["-static", "-O2", "-o"]).arg(&bin).arg(&src);
-    run_timeout(cc, Duration::from_secs(120)).ok();
+    let probe_dir = key_probe();
     // The host keyrings the ids below name exist (the kernel creates
     // them on first use).
     let (_, uid_desc) = own_keyring(KEY_SPEC_USER_KEYRING);
@@ -592,17 +617,7 @@ fn session_keyring_is_never_a_host_keyring() {
     for id in [uid_ses.as_str(), uid.as_str()] {
         let key = unique_name();
         let _cleanup = KeyCleanup(key.clone());
-        let b = Bundle::new()
-            .bind_mount(probe_dir.path(), "/mnt", &["rbind", "ro"])
-            .args(&["/mnt/keyprobe", &key]);
-        let c = Container::with_id(b, id);
-        let o = c.run();
-        o.ok();
-        let session = o
-            .stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("session="))
-            .unwrap_or_else(|| panic!("no session keyring described:\n{o}"));
+        let (c, session) = run_key_probe(&probe_dir, id, &key);
         assert!(
             session.contains(&format!(";_ses.{id}")),
             "container {id}: the init joined session keyring {session:?}"
@@ -715,13 +730,7 @@ fn planted_session_keyring_is_never_joined() {
         return skip("gcc is needed to build the static keyring probe");
     }
     const KEYCTL_LINK: libc::c_long = 8;
-    let probe_dir = host_dir("fds-keyplant");
-    let src = probe_dir.path().join("k.c");
-    fs::write(&src, KEY_PROBE).unwrap();
-    let bin = probe_dir.path().join("keyprobe");
-    let mut cc = Command::new("gcc");
-    cc.args(["-static", "-O2", "-o"]).arg(&bin).arg(&src);
-    run_timeout(cc, Duration::from_secs(120)).ok();
+    let probe_dir = key_probe();
     let id = unique_name();
     let planted = format!("_ses.{id}");
     let (user_ring, _) = own_keyring(KEY_SPEC_USER_KEYRING);
@@ -750,17 +759,7 @@ fn planted_session_keyring_is_never_joined() {
     );
     let key = unique_name();
     let _key_cleanup = KeyCleanup(key.clone());
-    let b = Bundle::new()
-        .bind_mount(probe_dir.path(), "/mnt", &["rbind", "ro"])
-        .args(&["/mnt/keyprobe", &key]);
-    let c = Container::with_id(b, &id);
-    let o = c.run();
-    o.ok();
-    let session = o
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("session="))
-        .unwrap_or_else(|| panic!("no session keyring described:\n{o}"));
+    let (c, session) = run_key_probe(&probe_dir, &id, &key);
     assert!(
         !session.ends_with(&format!(";{planted}")),
         "the container joined the planted keyring {session:?}"
