@@ -440,15 +440,29 @@ fn verify_credentials(
              fake success for a credential syscall, e.g. errnoRet 0?)"
         ))
     };
-    // A getter the profile refuses with an error cannot tell: skipped.
-    if let Ok(r) = nix::unistd::getresuid()
-        && (r.real, r.effective, r.saved) != (uid, uid, uid)
-    {
+    // A getter the profile refuses with an error is replaced by the
+    // kernel's /proc/self/status; only where neither answers is a check
+    // skipped.
+    let status = std::cell::OnceCell::new();
+    let from_status = |key: &str| -> Option<Vec<u32>> {
+        let text = status
+            .get_or_init(|| read_in_container("/proc/self/status", 64 << 10))
+            .as_ref()?;
+        let line = text.lines().find_map(|l| l.strip_prefix(key))?;
+        line.split_whitespace().map(|n| n.parse().ok()).collect()
+    };
+    let uids = nix::unistd::getresuid()
+        .map(|r| vec![r.real.as_raw(), r.effective.as_raw(), r.saved.as_raw()])
+        .ok()
+        .or_else(|| from_status("Uid:").map(|v| v.into_iter().take(3).collect()));
+    if uids.is_some_and(|v| v != [uid.as_raw(); 3]) {
         return refuse("the user id");
     }
-    if let Ok(r) = nix::unistd::getresgid()
-        && (r.real, r.effective, r.saved) != (gid, gid, gid)
-    {
+    let gids_now = nix::unistd::getresgid()
+        .map(|r| vec![r.real.as_raw(), r.effective.as_raw(), r.saved.as_raw()])
+        .ok()
+        .or_else(|| from_status("Gid:").map(|v| v.into_iter().take(3).collect()));
+    if gids_now.is_some_and(|v| v != [gid.as_raw(); 3]) {
         return refuse("the group id");
     }
     // Where setgroups is denied (a user namespace written that way) the
@@ -457,10 +471,14 @@ fn verify_credentials(
         let mut want = gids.to_vec();
         want.sort_by_key(|g| g.as_raw());
         want.dedup();
-        if let Ok(mut now) = nix::unistd::getgroups() {
-            now.sort_by_key(|g| g.as_raw());
+        let now = nix::unistd::getgroups()
+            .map(|g| g.into_iter().map(|g| g.as_raw()).collect::<Vec<u32>>())
+            .ok()
+            .or_else(|| from_status("Groups:"));
+        if let Some(mut now) = now {
+            now.sort_unstable();
             now.dedup();
-            if now != want {
+            if now != want.iter().map(|g| g.as_raw()).collect::<Vec<u32>>() {
                 return refuse("the supplementary group list");
             }
         }

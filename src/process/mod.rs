@@ -460,7 +460,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         .then(|| (map_root(&ns.uid_mappings), map_root(&ns.gid_mappings)))
         .and_then(|(u, g)| Some((u?, g?)));
     let host_binds =
-        crate::rootfs::host_mounts::requests(&spec, &bundle, ns.in_userns(), userns_root)?;
+        crate::rootfs::host_mounts::requests(&spec, &bundle, &rootfs, ns.in_userns(), userns_root)?;
     let preserve_fds = opts.preserve_fds.saturating_add(listen);
     let what = if listen > 0 {
         "--preserve-fds plus LISTEN_FDS"
@@ -681,7 +681,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
     // Host-side binds (id-mapped ones, and a new user namespace's) are made
     // here, now that the init's user namespace (whose mapping an id-mapped
     // mount may use) has its maps.
-    for (i, tree) in crate::rootfs::host_mounts::make(&host_binds, pid.as_raw())? {
+    for (i, tree) in crate::rootfs::host_mounts::make(&host_binds, &plan.rootfs, pid.as_raw())? {
         parent_end.send_encoded_with_fd(&sync::encode(&Msg::MountFd(i)), &tree)?;
     }
     // Go, then the pid save: the init's mounts and the state write run side

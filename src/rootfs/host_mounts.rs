@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxIdMapping, Mount, Spec};
 
+use super::resolve::Root;
 use crate::sys::mount_api;
 
 #[derive(Debug, thiserror::Error)]
@@ -90,10 +91,14 @@ pub fn wanted(m: &Mount) -> bool {
 pub fn requests(
     spec: &Spec,
     bundle: &Path,
+    rootfs: &Path,
     container_userns: bool,
     userns_root: Option<(u32, u32)>,
 ) -> Result<Vec<Request>, IdmapError> {
     let mut out = Vec::new();
+    // The rootfs, to resolve sources that reach it inside it (an image's
+    // symlink is never followed on the host: resolve::locate_source).
+    let root = std::cell::OnceCell::new();
     for (index, m) in spec
         .mounts()
         .as_deref()
@@ -110,9 +115,22 @@ pub fn requests(
                 .clone()
                 .map(|s| if s.is_absolute() { s } else { bundle.join(s) })
         };
+        // Where the source really is: a source in the rootfs is the init's
+        // to bind (its root reaches the rootfs); a host one is checked.
         let unreachable = bind
             && userns_root.is_some_and(|(uid, gid)| {
-                source_of(m).is_some_and(|s| !reachable_by(&s, uid, gid))
+                source_of(m).is_some_and(|s| {
+                    let Some(root) = root_of(&root, rootfs) else {
+                        return false;
+                    };
+                    match root.bind_source(&s) {
+                        Ok(fd) if !root.is_beneath(&fd) => std::fs::read_link(
+                            super::resolve::fd_path(&std::os::fd::AsRawFd::as_raw_fd(&fd)),
+                        )
+                        .is_ok_and(|p| !reachable_by(&p, uid, gid)),
+                        _ => false,
+                    }
+                })
             });
         if !idmapped && !unreachable {
             continue;
@@ -126,6 +144,16 @@ pub fn requests(
         if !bind {
             return Err(bad(
                 "an id-mapped mount must be a bind mount (rrun id-maps binds only)",
+            ));
+        }
+        // /proc and /sys take the init's own checks (a procfs only from the
+        // runtime's pid namespace, the host's cgroups masked): a tree made
+        // on the host side would bypass them.
+        let clean = super::resolve::clean(m.destination());
+        if clean.starts_with("proc") || clean.starts_with("sys") {
+            return Err(bad(
+                "a bind at /proc or /sys cannot be id-mapped or come from a source the \
+                 container's user namespace cannot reach",
             ));
         }
         let uid = m.uid_mappings().as_deref().unwrap_or_default();
@@ -182,10 +210,23 @@ fn map_text(maps: &[LinuxIdMapping]) -> String {
     crate::namespaces::map_text(maps)
 }
 
+/// The rootfs as a `Root`, opened once.
+fn root_of<'a>(cell: &'a std::cell::OnceCell<Option<Root>>, rootfs: &Path) -> Option<&'a Root> {
+    cell.get_or_init(|| Root::open(rootfs).ok()).as_ref()
+}
+
 /// Makes the detached mounts (host side; `init_pid` is the container
 /// init, whose user namespace serves id-mapped mounts without mappings).
-pub fn make(reqs: &[Request], init_pid: i32) -> Result<Vec<(usize, OwnedFd)>, IdmapError> {
+/// Each source is found as the init would find it (`Root::bind_source`:
+/// the image's symlinks resolved inside the rootfs), then cloned through
+/// its fd.
+pub fn make(
+    reqs: &[Request],
+    rootfs: &Path,
+    init_pid: i32,
+) -> Result<Vec<(usize, OwnedFd)>, IdmapError> {
     let mut out = Vec::with_capacity(reqs.len());
+    let root = std::cell::OnceCell::new();
     let mut container_userns: Option<OwnedFd> = None;
     for r in reqs {
         let sys = |what: &'static str| {
@@ -197,8 +238,15 @@ pub fn make(reqs: &[Request], init_pid: i32) -> Result<Vec<(usize, OwnedFd)>, Id
                 source,
             }
         };
-        let tree =
-            mount_api::open_tree_clone(&r.source, r.tree).map_err(sys("cloning the source"))?;
+        let root = root_of(&root, rootfs).ok_or_else(|| IdmapError::Invalid {
+            index: r.index,
+            dest: r.dest.clone(),
+            why: format!("cannot open the rootfs {}", rootfs.display()),
+        })?;
+        let src = root
+            .bind_source(&r.source)
+            .map_err(sys("finding the source"))?;
+        let tree = mount_api::clone_fd(&src, r.tree).map_err(sys("cloning the source"))?;
         let own;
         let userns = match &r.mapping {
             Mapping::None => {
@@ -277,7 +325,7 @@ mod tests {
             ]),
             true,
         );
-        let r = requests(&s, Path::new("/bundle"), u, None).unwrap();
+        let r = requests(&s, Path::new("/bundle"), Path::new("/nonexistent"), u, None).unwrap();
         assert_eq!(r.len(), 2);
         assert_eq!((r[0].tree, r[0].recursive), (true, true));
         assert!(matches!(&r[0].mapping, Mapping::Own(u, _) if u.trim() == "0 1000 1"));
@@ -299,13 +347,13 @@ mod tests {
                 {"destination": "/t", "type": "tmpfs", "source": "tmpfs"}]),
             true,
         );
-        let r = requests(&s2, Path::new("/b"), true, Some((100000, 100000))).unwrap();
+        let r = requests(&s2, Path::new("/b"), &open, true, Some((100000, 100000))).unwrap();
         assert_eq!(
             (r.len(), r[0].index, r[0].tree, &r[0].mapping),
             (1, 0, true, &Mapping::None)
         );
         assert!(
-            requests(&s2, Path::new("/b"), true, None)
+            requests(&s2, Path::new("/b"), &open, true, None)
                 .unwrap()
                 .is_empty()
         );
@@ -331,7 +379,10 @@ mod tests {
             ),
         ] {
             let (s, u) = spec(mounts.clone(), userns);
-            assert!(requests(&s, Path::new("/b"), u, None).is_err(), "{mounts}");
+            assert!(
+                requests(&s, Path::new("/b"), Path::new("/nonexistent"), u, None).is_err(),
+                "{mounts}"
+            );
         }
     }
 }

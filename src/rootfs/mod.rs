@@ -187,13 +187,16 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
     )
     .map_err(op("bind-mounting rootfs", plan.rootfs))?;
     if !before.contains(MsFlags::MS_REC) {
-        // A rootfs that is a shared mount of its own: its bind would be a
-        // peer of the host's, and every mount below it would show there.
+        // A rootfs that is a shared mount of its own, or has shared mounts
+        // below it (a host tmpfs at rootfs/mnt): their copies in the bind
+        // would be peers of the host's, and every mount the container makes
+        // there would show on the host. The whole rootfs tree takes the
+        // asked mode; `/` itself keeps it non-recursive outside the rootfs.
         mount(
             None::<&str>,
             plan.rootfs,
             None::<&str>,
-            before,
+            before | MsFlags::MS_REC,
             None::<&str>,
         )
         .map_err(op("setting propagation of", plan.rootfs))?;
@@ -557,15 +560,6 @@ fn attach_bind(
     Ok(())
 }
 
-/// `source` relative to the rootfs when it lies inside it (lexically).
-fn source_in_rootfs(rootfs: &Path, source: &Path) -> Option<PathBuf> {
-    let abs = |p: &Path| Path::new("/").join(resolve::clean(p));
-    abs(source)
-        .strip_prefix(abs(rootfs))
-        .ok()
-        .map(Path::to_path_buf)
-}
-
 /// A bind with mount(2) and a remount by name, for kernels before 5.12
 /// (no mount_setattr): the flags then reach whatever the name leads to
 /// when they are set, so a destination swapped in between (a directory
@@ -746,20 +740,11 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
                 e.desc()
             ))
         };
-        // A source inside the rootfs is a path of the image: resolved
-        // inside the rootfs as the container would, so a symlink there
-        // (`rootfs/vol -> /etc`) cannot make it a host path.
-        let src = match source_in_rootfs(plan.rootfs, &source) {
-            Some(rel) => root
-                .resolve(&rel)
-                .map_err(|e| root.error("resolving bind source", &rel, e))?,
-            None => nix::fcntl::open(
-                &source,
-                OFlag::O_PATH | OFlag::O_CLOEXEC,
-                nix::sys::stat::Mode::empty(),
-            )
-            .map_err(bad_source)?,
-        };
+        // A source that reaches the rootfs (by any spelling) is a path of
+        // the image from there on: resolved inside the rootfs as the
+        // container would, so a symlink there (`rootfs/vol -> /etc`) cannot
+        // make it a host path (resolve::locate_source).
+        let src = root.bind_source(&source).map_err(bad_source)?;
         let is_dir = SFlag::from_bits_truncate(fstat(&src).map_err(bad_source)?.st_mode)
             & SFlag::S_IFMT
             == SFlag::S_IFDIR;
@@ -1111,17 +1096,38 @@ fn detach_proc_sys_outside(rootfs: &Path) -> Result<()> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| {
         RootfsError::Invalid(format!("--no-pivot: reading /proc/self/mountinfo: {e}"))
     })?;
-    let mut points: Vec<PathBuf> = info
+    // (id, parent id, mount point, fstype) of every mount.
+    let mounts: Vec<(&str, &str, PathBuf, &str)> = info
         .lines()
         .filter_map(|l| {
             let (pre, post) = l.split_once(" - ")?;
-            let fstype = post.split(' ').next()?;
-            let point = pre.split(' ').nth(4)?;
-            matches!(fstype, "proc" | "sysfs")
-                .then(|| PathBuf::from(crate::cgroups::unescape_mountinfo(point)))
+            let f: Vec<&str> = pre.split(' ').collect();
+            let point = PathBuf::from(crate::cgroups::unescape_mountinfo(f.get(4)?));
+            Some((*f.first()?, *f.get(1)?, point, post.split(' ').next()?))
         })
-        .filter(|p| !p.starts_with(rootfs))
         .collect();
+    let targets: Vec<&(&str, &str, PathBuf, &str)> = mounts
+        .iter()
+        .filter(|m| matches!(m.3, "proc" | "sysfs") && !m.2.starts_with(rootfs))
+        .collect();
+    // An unmount propagates through the parent mount's peers: with a
+    // non-recursive rootfsPropagation a parent outside the rootfs may still
+    // be shared with the host's, so each parent is made private here (in
+    // this namespace only; these mounts end up below the chroot anyway).
+    for t in &targets {
+        if let Some(parent) = mounts.iter().find(|m| m.0 == t.1)
+            && !parent.2.starts_with(rootfs)
+        {
+            let _ = mount(
+                None::<&str>,
+                &parent.2,
+                None::<&str>,
+                MsFlags::MS_PRIVATE,
+                None::<&str>,
+            );
+        }
+    }
+    let mut points: Vec<PathBuf> = targets.iter().map(|t| t.2.clone()).collect();
     // Deepest first; a stacked mount point appears once per mount.
     points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
     for p in points {

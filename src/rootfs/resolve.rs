@@ -177,15 +177,43 @@ impl Root {
     /// Whether `fd` is the root directory itself (a destination that a
     /// symlink in the rootfs turned into `/`).
     pub fn is_root(&self, fd: &impl AsFd) -> Result<bool, Errno> {
-        let me = match self.id.get() {
-            Some(id) => *id,
-            None => {
-                let st = fstat(self.fd.as_fd())?;
-                *self.id.get_or_init(|| (st.st_dev, st.st_ino))
-            }
-        };
+        let me = self.id()?;
         let st = fstat(fd.as_fd())?;
         Ok(me == (st.st_dev, st.st_ino))
+    }
+
+    /// The root directory's device and inode (taken once).
+    pub fn id(&self) -> Result<(u64, u64), Errno> {
+        match self.id.get() {
+            Some(id) => Ok(*id),
+            None => {
+                let st = fstat(self.fd.as_fd())?;
+                Ok(*self.id.get_or_init(|| (st.st_dev, st.st_ino)))
+            }
+        }
+    }
+
+    /// Whether `fd` is this root or below it (its path starts with the
+    /// root's path, both as the kernel names them).
+    pub fn is_beneath(&self, fd: &impl AsRawFd) -> bool {
+        match (
+            std::fs::read_link(fd_path(&self.fd)),
+            std::fs::read_link(fd_path(fd)),
+        ) {
+            (Ok(root), Ok(p)) => p.starts_with(root),
+            _ => false,
+        }
+    }
+
+    /// The O_PATH fd of a bind mount's `source` (absolute, on the host):
+    /// host symlinks followed on the host, but anything from the moment
+    /// the walk stands in this root resolved inside it (`locate_source`).
+    pub fn bind_source(&self, source: &Path) -> Result<OwnedFd, Errno> {
+        let source = Path::new("/").join(clean(source));
+        match locate_source(&source, self.id()?)? {
+            SourceLoc::Host(fd) => Ok(fd),
+            SourceLoc::InRoot(rel) => self.resolve(&rel),
+        }
     }
 
     /// Where `fd` is inside the root, as an absolute container path (for
@@ -305,6 +333,85 @@ impl Root {
         };
         Ok((self.mkdir_all(parent, 0o755)?, PathBuf::from(name)))
     }
+}
+
+/// Where a bind mount's source is: a host path, or a path inside the
+/// rootfs (an image's directory, whose symlinks are the image's).
+pub enum SourceLoc {
+    /// Resolved on the host (O_PATH fd).
+    Host(OwnedFd),
+    /// The rest of the path, below the rootfs: to be resolved inside it.
+    InRoot(PathBuf),
+}
+
+/// Walks `source` on the host one component at a time, following host
+/// symlinks itself, and stops as soon as it stands in the rootfs
+/// directory (`rootfs_id`: its device and inode). The rest is returned to
+/// be resolved inside the root. So a source that reaches the rootfs by any
+/// spelling (a relative `rootfs/vol`, an alias path, a host symlink into
+/// the bundle) never follows a symlink of the image on the host
+/// (`rootfs/vol -> /` would otherwise bind the host's `/`).
+pub fn locate_source(source: &Path, rootfs_id: (u64, u64)) -> Result<SourceLoc, Errno> {
+    use std::collections::VecDeque;
+    use std::ffi::OsString;
+    let open = |dir: &OwnedFd, name: &Path| {
+        openat(
+            dir.as_fd(),
+            name,
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+    };
+    let root_dir = || {
+        nix::fcntl::open(
+            "/",
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+    };
+    let id = |fd: &OwnedFd| fstat(fd.as_fd()).map(|st| (st.st_dev, st.st_ino));
+    let mut rest: VecDeque<OsString> = VecDeque::new();
+    let push_front = |rest: &mut VecDeque<OsString>, p: &Path| {
+        for c in p.components().rev() {
+            match c {
+                Component::Normal(n) => rest.push_front(n.to_os_string()),
+                Component::ParentDir => rest.push_front("..".into()),
+                Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+            }
+        }
+    };
+    if !source.is_absolute() {
+        return Err(Errno::EINVAL);
+    }
+    push_front(&mut rest, source);
+    let mut cur = root_dir()?;
+    let mut links = 0;
+    while let Some(name) = rest.pop_front() {
+        if id(&cur)? == rootfs_id {
+            rest.push_front(name);
+            return Ok(SourceLoc::InRoot(rest.iter().collect()));
+        }
+        let next = open(&cur, Path::new(&name))?;
+        let st = fstat(next.as_fd())?;
+        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK {
+            links += 1;
+            if links > 40 {
+                return Err(Errno::ELOOP);
+            }
+            let target = readlinkat(cur.as_fd(), Path::new(&name))?;
+            let target = Path::new(&target);
+            if target.is_absolute() {
+                cur = root_dir()?;
+            }
+            push_front(&mut rest, target);
+            continue;
+        }
+        cur = next;
+    }
+    if id(&cur)? == rootfs_id {
+        return Ok(SourceLoc::InRoot(PathBuf::new()));
+    }
+    Ok(SourceLoc::Host(cur))
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use serde_json::json;
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -574,38 +575,92 @@ fn device_nodes_only_in_real_directories() {
 /// The weaker finding: a bind source inside the rootfs (`rootfs/vol`,
 /// relative to the bundle) through a symlink of the image (`vol -> /some/
 /// host/dir`) bound the host's directory. Such a source is now resolved
-/// inside the rootfs, as the container would see the link; the variant:
-/// the same source given as an absolute path.
+/// inside the rootfs, as the container would see the link, however the
+/// path reaches the rootfs (relative, absolute, through a host symlink to
+/// the bundle), whether the init or the host side (a user namespace that
+/// cannot reach the target, an id-mapped bind) makes the bind.
 #[test]
 fn bind_source_inside_the_rootfs_stays_inside() {
     require!(!is_runc(), "runc follows the image's symlink on the host");
     let host = host_dir("srcvol");
     fs::write(host.path().join("marker"), "HOST-SECRET").unwrap();
-    for absolute in [false, true] {
-        let b = Bundle::new().private_rootfs();
-        symlink(host.path(), b.rootfs.join("vol")).unwrap();
-        let src = if absolute {
-            b.rootfs.join("vol").to_string_lossy().into_owned()
-        } else {
-            "rootfs/vol".to_string()
+    // The host directory's parent only host root may enter: in a user
+    // namespace the bind is then made on the host side, and must resolve
+    // the image's link the same way.
+    let closed = host_dir("srcclosed");
+    set_mode(closed.path(), 0o700);
+    let hidden = closed.path().join("in");
+    fs::create_dir(&hidden).unwrap();
+    fs::write(hidden.join("marker"), "HOST-SECRET").unwrap();
+    let alias = host_dir("srcalias");
+    // (spelling, user namespace, id-mapped, link target)
+    for (spelling, userns, idmap, target) in [
+        ("relative", false, false, host.path().to_path_buf()),
+        ("absolute", false, false, host.path().to_path_buf()),
+        ("alias", false, false, host.path().to_path_buf()),
+        ("relative", true, false, hidden.clone()),
+        ("alias", true, false, hidden.clone()),
+        ("relative", true, true, PathBuf::from("/")),
+        ("relative", false, true, host.path().to_path_buf()),
+    ] {
+        let mut b = Bundle::new().private_rootfs();
+        symlink(&target, b.rootfs.join("vol")).unwrap();
+        let src = match spelling {
+            "relative" => "rootfs/vol".to_string(),
+            "absolute" => b.rootfs.join("vol").to_string_lossy().into_owned(),
+            _ => {
+                // A host path that reaches the bundle through a host symlink.
+                let link = alias.path().join(unique_name());
+                symlink(b.path(), &link).unwrap();
+                link.join("rootfs/vol").to_string_lossy().into_owned()
+            }
         };
+        let mut options = vec!["rbind", "rw"];
+        if idmap {
+            options.push("idmap");
+        }
+        let mut m =
+            json!({"destination": "/mnt/v", "type": "bind", "source": src, "options": options});
+        if idmap && !userns {
+            let map = json!([{"containerID": 0, "hostID": 0, "size": 65536}]);
+            m["uidMappings"] = map.clone();
+            m["gidMappings"] = map;
+        }
+        if userns {
+            // The image's files must be the user namespace root's to run.
+            let _ = Command::new("chown")
+                .args(["-R", "100000:100000"])
+                .arg(&b.rootfs)
+                .status();
+            b = b.with(|c| {
+                c["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"type": "user"}));
+                let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+                c["linux"]["uidMappings"] = map.clone();
+                c["linux"]["gidMappings"] = map;
+            });
+        }
         let b = b
-            .mount(
-                json!({"destination": "/mnt/v", "type": "bind", "source": src,
-                          "options": ["rbind", "rw"]}),
-            )
-            .sh("cat /mnt/v/marker; touch /mnt/v/pwn");
+            .mount(m)
+            .sh("cat /mnt/v/marker /mnt/v/etc/hostname 2>/dev/null; touch /mnt/v/pwn");
+        let what = format!("{spelling} source, user namespace {userns}, idmap {idmap}");
         let c = Container::new(b);
         let o = c.run();
         let _ = c.delete();
+        let host_hostname = fs::read_to_string("/etc/hostname").unwrap_or_default();
         assert!(
-            !o.stdout.contains("HOST-SECRET"),
-            "host directory bound: {o}"
+            !o.stdout.contains("HOST-SECRET")
+                && (host_hostname.trim().is_empty() || !o.stdout.contains(host_hostname.trim())),
+            "{what}: a host directory was bound: {o}"
         );
-        assert!(
-            !host.path().join("pwn").exists(),
-            "host directory written: {o}"
-        );
+        for dir in [host.path(), hidden.as_path(), Path::new("/")] {
+            assert!(
+                !dir.join("pwn").exists(),
+                "{what}: a host directory was written: {o}"
+            );
+        }
     }
 }
 
@@ -673,4 +728,132 @@ fn tmpfs_copy_up_never_lands_elsewhere() {
         );
     }
     assert!(ok > 0, "no run succeeded");
+}
+
+/// A bind at /proc or /sys takes the init's own checks (a procfs only from
+/// the runtime's pid namespace, the host's cgroups masked). In a user
+/// namespace, a source its root cannot reach would be bound from the
+/// host side and skip them: refused (a host procfs bound from below a
+/// 0700 directory showed the host's processes).
+#[test]
+fn host_side_binds_never_land_on_proc_or_sys() {
+    require!(is_root(), "needs root");
+    require!(!is_runc(), "runc binds it (and shows the host's processes)");
+    let closed = host_dir("procclosed");
+    set_mode(closed.path(), 0o700);
+    let src = closed.path().join("p");
+    fs::create_dir(&src).unwrap();
+    for dest in ["/proc", "/sys/kernel"] {
+        let b = Bundle::new()
+            .with(|c| {
+                c["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"type": "user"}));
+                let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+                c["linux"]["uidMappings"] = map.clone();
+                c["linux"]["gidMappings"] = map;
+                let mounts = c["mounts"].as_array_mut().unwrap();
+                mounts.retain(|m| m["destination"] != dest);
+            })
+            .mount(json!({"destination": dest, "type": "bind",
+                "source": src.to_string_lossy(), "options": ["rbind"]}))
+            .args(&["true"]);
+        let c = Container::new(b);
+        c.run().failed().stderr_mentions(&[dest]);
+        c.assert_clean();
+    }
+}
+
+/// With a non-recursive rootfsPropagation ("slave", "private"), a shared
+/// host mount below the rootfs (a tmpfs at rootfs/mnt) must not carry the
+/// container's own mounts back to the host: the whole rootfs tree takes
+/// the asked mode. Checked from outside, in the host's mountinfo.
+#[test]
+fn container_mounts_never_reach_a_shared_mount_below_the_rootfs() {
+    require!(is_root(), "needs root");
+    require!(!is_runc(), "runc leaves the mount on the host");
+    for prop in ["slave", "private"] {
+        let b = Bundle::new().private_rootfs();
+        let under = b.rootfs.join("mnt");
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "rrun-test-shared"])
+            .arg(&under)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "mount tmpfs at {}", under.display());
+        let _u = Umount(under.clone());
+        Command::new("mount")
+            .arg("--make-shared")
+            .arg(&under)
+            .status()
+            .unwrap();
+        let b = b
+            .with(|c| c["linux"]["rootfsPropagation"] = json!(prop))
+            .mount(json!({"destination": "/mnt/leak", "type": "tmpfs", "source": "tmpfs"}))
+            .args(&["true"]);
+        let c = Container::new(b);
+        let o = c.run();
+        let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let leaked = mounts_under(&info, &under.join("leak"));
+        for m in &leaked {
+            let _ = nix::mount::umount2(Path::new(m), nix::mount::MntFlags::MNT_DETACH);
+        }
+        drop(_u);
+        o.ok();
+        c.assert_clean();
+        assert!(
+            leaked.is_empty(),
+            "rootfsPropagation {prop}: on the host: {leaked:?}"
+        );
+    }
+}
+
+/// `--no-pivot` detaches the proc and sysfs mounts outside the rootfs in
+/// the container's mount namespace. With a non-recursive
+/// rootfsPropagation those may still be peers of the host's: the detach
+/// must not reach the host (each is made private first). Checked from
+/// outside: a host procfs below a shared mount is still there.
+#[test]
+fn no_pivot_detach_never_reaches_the_host() {
+    require!(is_root(), "needs root");
+    require!(!is_runc(), "runc unmounts the host's copy too");
+    let s = host_dir("nopivot-shared");
+    let dir = s.path().to_path_buf();
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "rrun-test-np"])
+        .arg(&dir)
+        .status()
+        .is_ok_and(|st| st.success());
+    assert!(ok, "mount tmpfs");
+    let _outer = Umount(dir.clone());
+    Command::new("mount")
+        .arg("--make-shared")
+        .arg(&dir)
+        .status()
+        .unwrap();
+    fs::create_dir(dir.join("proc")).unwrap();
+    let ok = Command::new("mount")
+        .args(["-t", "proc", "proc"])
+        .arg(dir.join("proc"))
+        .status()
+        .is_ok_and(|st| st.success());
+    assert!(ok, "mount proc");
+    let _inner = Umount(dir.join("proc"));
+    for prop in ["slave", "private"] {
+        let b = Bundle::new()
+            .with(|c| c["linux"]["rootfsPropagation"] = json!(prop))
+            .args(&["true"]);
+        let c = Container::new(b);
+        c.run_with(&["--no-pivot"]).ok();
+        c.assert_clean();
+        let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(
+            !mounts_under(&info, &dir.join("proc")).is_empty(),
+            "rootfsPropagation {prop}: the host's procfs at {} was unmounted",
+            dir.join("proc").display()
+        );
+    }
+    drop(_inner);
+    drop(_outer);
 }

@@ -668,7 +668,13 @@ fn faked_credential_syscalls_are_caught() {
                 c["linux"]["seccomp"] = serde_json::json!({
                     "defaultAction": "SCMP_ACT_ALLOW",
                     "architectures": ["SCMP_ARCH_X86_64"],
-                    "syscalls": [{"names": faked, "action": "SCMP_ACT_ERRNO", "errnoRet": 0}]
+                    "syscalls": [
+                        {"names": faked, "action": "SCMP_ACT_ERRNO", "errnoRet": 0},
+                        // The getters refused too: the kernel's
+                        // /proc/self/status answers instead.
+                        {"names": ["getresuid", "getresgid", "getgroups"],
+                         "action": "SCMP_ACT_ERRNO", "errnoRet": 1}
+                    ]
                 });
             });
         let c = Container::new(b);
