@@ -351,19 +351,6 @@ fn no_host_mounts_visible() {
     assert!(!out.contains(&*target_dir().to_string_lossy()), "{out}");
 }
 
-/// A new user namespace whose root is host uid/gid 100000.
-fn in_userns(b: Bundle) -> Bundle {
-    b.with(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        c["linux"]["uidMappings"] = map.clone();
-        c["linux"]["gidMappings"] = map;
-    })
-}
-
 fn root_optional_fields(propagation: &str) -> String {
     let c = Container::new(
         Bundle::new()
@@ -506,7 +493,7 @@ fn no_pivot_leaves_no_host_procfs_to_reveal() {
     // mountinfo only shows what is reachable from a reader's root. The
     // refused mount above is the observable effect. The same config in a
     // new user namespace (locked mounts, nothing can be detached) is refused.
-    let u = Container::new(in_userns(Bundle::new()).args(&["true"]));
+    let u = Container::new(Bundle::new().in_userns().args(&["true"]));
     if !is_runc() {
         u.run_with(&["--no-pivot"])
             .failed()
@@ -693,7 +680,7 @@ fn idmapped_bind_mounts() {
 
     // idmap alone in a user namespace: the container's mapping.
     let c = Container::new(
-        in_userns(Bundle::new())
+        Bundle::new().in_userns()
             .mount(json!({"destination": "/mnt", "type": "bind", "source": s, "options": ["rbind", "idmap"]}))
             .mount(json!({"destination": "/home", "type": "bind", "source": s, "options": ["rbind"]}))
             .sh("stat -c '%u' /mnt/f0 /mnt/f1234 /home/f0; echo made > /mnt/new"),
@@ -742,7 +729,8 @@ fn userns_bind_of_a_source_only_host_root_reaches() {
     set_mode(&vol, 0o755);
     fs::write(vol.join("data"), "behind-0700\n").unwrap();
     set_mode(&vol.join("data"), 0o644);
-    let b = in_userns(Bundle::new())
+    let b = Bundle::new()
+        .in_userns()
         .mount(json!({"destination": "/mnt", "type": "bind",
             "source": vol.to_string_lossy(), "options": ["rbind", "ro"]}))
         .sh("cat /mnt/data; touch /mnt/x 2>/dev/null && echo WRITABLE || echo read-only");

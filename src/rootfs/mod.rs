@@ -589,14 +589,7 @@ fn legacy_bind(
         remount_bind(root, dest, extra, false)?;
     }
     apply_attributes(root, dest, o)?;
-    for p in &o.propagation {
-        let fd = root
-            .resolve(dest)
-            .map_err(|e| root.error("resolving mount point", dest, e))?;
-        mount(None::<&str>, &fd_path(&fd), None::<&str>, *p, None::<&str>)
-            .map_err(op("setting propagation of", dest))?;
-    }
-    Ok(())
+    set_propagation_by_name(root, dest, &o.propagation)
 }
 
 /// The per-mount flags of a bind (ro, nosuid, ...) as a bind remount sets
@@ -865,7 +858,14 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
         }
     }
     apply_attributes(root, dest, &opts)?;
-    for p in &opts.propagation {
+    set_propagation_by_name(root, dest, &opts.propagation)
+}
+
+/// The propagation changes a mount's options ask for, on the mount now at
+/// `dest` (for the paths that still go by name: kernels before 5.12 and
+/// the mounts not built detached).
+fn set_propagation_by_name(root: &Root, dest: &Path, props: &[MsFlags]) -> Result<()> {
+    for p in props {
         let fd = root
             .resolve(dest)
             .map_err(|e| root.error("resolving mount point", dest, e))?;

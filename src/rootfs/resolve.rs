@@ -102,6 +102,11 @@ impl Root {
     }
 
     pub fn open_in(&self, p: &Path, flags: OFlag) -> Result<OwnedFd, Errno> {
+        self.open_with(p, flags, ResolveFlag::RESOLVE_NO_MAGICLINKS)
+    }
+
+    /// openat2(RESOLVE_IN_ROOT | `resolve`) of `p`, cleaned, below the root.
+    fn open_with(&self, p: &Path, flags: OFlag, resolve: ResolveFlag) -> Result<OwnedFd, Errno> {
         let rel = clean(p);
         let rel = if rel.as_os_str().is_empty() {
             PathBuf::from(".")
@@ -110,7 +115,7 @@ impl Root {
         };
         let how = OpenHow::new()
             .flags(flags | OFlag::O_CLOEXEC)
-            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | resolve);
         openat2(self.fd.as_fd(), &rel, how)
     }
 
@@ -162,16 +167,7 @@ impl Root {
     /// Opens `p` inside the root refusing every symlink on the way (ELOOP):
     /// for the mounts that must land exactly where they are named.
     pub fn open_no_symlinks(&self, p: &Path, flags: OFlag) -> Result<OwnedFd, Errno> {
-        let rel = clean(p);
-        let rel = if rel.as_os_str().is_empty() {
-            PathBuf::from(".")
-        } else {
-            rel
-        };
-        let how = OpenHow::new()
-            .flags(flags | OFlag::O_CLOEXEC)
-            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS);
-        openat2(self.fd.as_fd(), &rel, how)
+        self.open_with(p, flags, ResolveFlag::RESOLVE_NO_SYMLINKS)
     }
 
     /// Whether `fd` is the root directory itself (a destination that a

@@ -660,6 +660,19 @@ impl Bundle {
         })
     }
 
+    /// A new user namespace whose root is host uid/gid 100000.
+    pub fn in_userns(self) -> Self {
+        self.with(|c| {
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "user"}));
+            let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            c["linux"]["uidMappings"] = map.clone();
+            c["linux"]["gidMappings"] = map;
+        })
+    }
+
     /// Switch to a private writable copy of the rootfs inside the bundle.
     pub fn private_rootfs(mut self) -> Self {
         let dest = self.file("rootfs");

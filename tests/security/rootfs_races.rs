@@ -632,15 +632,7 @@ fn bind_source_inside_the_rootfs_stays_inside() {
                 .args(["-R", "100000:100000"])
                 .arg(&b.rootfs)
                 .status();
-            b = b.with(|c| {
-                c["linux"]["namespaces"]
-                    .as_array_mut()
-                    .unwrap()
-                    .push(json!({"type": "user"}));
-                let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-                c["linux"]["uidMappings"] = map.clone();
-                c["linux"]["gidMappings"] = map;
-            });
+            b = b.in_userns();
         }
         let b = b
             .mount(m)
@@ -745,14 +737,8 @@ fn host_side_binds_never_land_on_proc_or_sys() {
     fs::create_dir(&src).unwrap();
     for dest in ["/proc", "/sys/kernel"] {
         let b = Bundle::new()
+            .in_userns()
             .with(|c| {
-                c["linux"]["namespaces"]
-                    .as_array_mut()
-                    .unwrap()
-                    .push(json!({"type": "user"}));
-                let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-                c["linux"]["uidMappings"] = map.clone();
-                c["linux"]["gidMappings"] = map;
                 let mounts = c["mounts"].as_array_mut().unwrap();
                 mounts.retain(|m| m["destination"] != dest);
             })
