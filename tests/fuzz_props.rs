@@ -491,6 +491,10 @@ fn seccomp_profile() -> impl Strategy<Value = Value> {
 
 #[test]
 fn random_seccomp_profiles_work_or_fail_clearly() {
+    require!(
+        !is_runc(),
+        "runc 1.1 hangs on some of these profiles (create does not return in 30 s)"
+    );
     require!(is_root(), "needs root");
     let env = Env::new();
     let base = env.base();

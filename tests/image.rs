@@ -220,6 +220,10 @@ fn sh_config() -> Value {
 
 #[test]
 fn unpack_matches_umoci_for_every_transport() {
+    require!(
+        !is_runc(),
+        "`unpack` is rrun's own (runc has no such command)"
+    );
     require!(is_root(), "needs root (ownership as in the image)");
     require!(have_cmd("umoci"), "umoci not installed");
     let t = tmpdir();
@@ -599,6 +603,10 @@ fn options_shape_the_config() {
 
 #[test]
 fn unpacked_docker_archive_runs() {
+    require!(
+        !is_runc(),
+        "`unpack` is rrun's own (runc has no such command)"
+    );
     require!(is_root(), "needs root to run containers");
     require!(have_cmd("umoci"), "umoci not installed");
     require!(have_cmd("skopeo"), "skopeo not installed");

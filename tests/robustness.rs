@@ -737,6 +737,10 @@ fn delete_racing_start_and_kill_racing_delete() {
 
 #[test]
 fn state_and_list_during_create_and_delete() {
+    require!(
+        !is_runc(),
+        "runc 1.1 `list` fails when a container's state dir goes away while it lists"
+    );
     require!(is_root(), "needs root");
     let _g = serial();
     let mut s = Scope::new();
