@@ -59,6 +59,13 @@ macro_rules! require_v1 {
     };
 }
 
+/// A 64 MiB memory hog (`tail` buffering /dev/zero) that marks itself the
+/// OOM killer's first choice (raising one's own oom_score_adj needs no
+/// privilege): under load the killer would otherwise sometimes pick the
+/// shell that reports the result.
+const HOG: &str =
+    "head -c 64m /dev/zero | sh -c 'echo 1000 > /proc/self/oom_score_adj; exec tail'; echo rc=$?";
+
 /// The container's cgroup directory in the v1 hierarchy that has `probe`
 /// (the hybrid layout's cgroup2 hierarchy also has cpu.stat and the like:
 /// it is recognised by its cgroup.controllers file and left out).
@@ -248,10 +255,7 @@ fn memory_limit_reservation_swappiness_and_oom_kill() {
     }
 
     // (b) a 64 MiB hog is OOM-killed; the container's init survives.
-    let o = exec(
-        &c,
-        &["sh", "-c", "head -c 64m /dev/zero | tail; echo rc=$?"],
-    );
+    let o = exec(&c, &["sh", "-c", HOG]);
     let killed = o.stdout.contains("rc=137");
     let oom_kills = cg_kv(&c, "memory.oom_control", "oom_kill");
     assert!(
@@ -1417,10 +1421,7 @@ fn events_stream_stats_and_report_an_oom_kill() {
         ev.stderr()
     );
     // The hog is OOM-killed, and events says so.
-    let o = exec(
-        &c,
-        &["sh", "-c", "head -c 64m /dev/zero | tail; echo rc=$?"],
-    );
+    let o = exec(&c, &["sh", "-c", HOG]);
     // The OOM killer picks the biggest process: usually `tail` (rc=137),
     // but under load it may be `head` (then tail sees EOF): the event below
     // is what this test is about.
