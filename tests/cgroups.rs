@@ -816,13 +816,19 @@ fn nested_cpuset_under_empty_existing_levels() {
         return;
     };
     let top = unique_name();
-    struct Rm(PathBuf);
+    // Every hierarchy's `top` tree goes, also where a runtime (runc) left
+    // the levels it made above the container's own cgroup.
+    struct Rm(Vec<PathBuf>);
     impl Drop for Rm {
         fn drop(&mut self) {
-            rmdir_cgroup_tree(&self.0);
+            for d in &self.0 {
+                rmdir_cgroup_tree(d);
+            }
         }
     }
-    let _rm = Rm(own.join(&top));
+    let mut dirs = cgroup_dirs(&top);
+    dirs.push(own.join(&top));
+    let _rm = Rm(dirs);
     fs::create_dir_all(own.join(&top).join("pod")).unwrap();
     assert_eq!(
         fs::read_to_string(own.join(&top).join("pod/cpuset.cpus"))
