@@ -310,13 +310,7 @@ fn copy_up(
             dest.display()
         )));
     }
-    copyup::copy_tree(below, &above).map_err(|(p, e)| {
-        RootfsError::Invalid(format!(
-            "tmpcopyup {}: copying {}: {e}",
-            dest.display(),
-            Path::new(dest).join(p).display()
-        ))
-    })?;
+    copy_tree_into(below, &above, dest)?;
     if o.flags.contains(MsFlags::MS_RDONLY) && !defers_readonly(dest, o) {
         remount_bind(root, dest, o.flags, true)?;
     }
@@ -370,13 +364,7 @@ fn mount_tmpfs_detached(
             nix::sys::stat::Mode::empty(),
         )
         .map_err(op("opening the new tmpfs for", dest))?;
-        copyup::copy_tree(&below, &above).map_err(|(p, e)| {
-            RootfsError::Invalid(format!(
-                "tmpcopyup {}: copying {}: {e}",
-                dest.display(),
-                Path::new(dest).join(p).display()
-            ))
-        })?;
+        copy_tree_into(&below, &above, dest)?;
         if o.flags.contains(MsFlags::MS_RDONLY) && !defers_readonly(dest, o) {
             crate::sys::mount_setattr(&tree, false, attr::RDONLY, 0)
                 .map_err(op("making read-only", dest))?;
@@ -701,6 +689,18 @@ fn attach_idmapped(root: &Root, m: &Mount, tree: &std::os::fd::OwnedFd) -> Resul
     let target = check_mount_point(root, target, dest, typ)?;
     attach_bind(tree, &target, dest, &opts)?;
     check_landed(root, dest, typ, same_as(tree)?)
+}
+
+/// tmpcopyup: the covered directory `below` copied into the new tmpfs
+/// `above` (both fds), errors naming the file in the container.
+fn copy_tree_into(below: &OwnedFd, above: &OwnedFd, dest: &Path) -> Result<()> {
+    copyup::copy_tree(below, above).map_err(|(p, e)| {
+        RootfsError::Invalid(format!(
+            "tmpcopyup {}: copying {}: {e}",
+            dest.display(),
+            dest.join(p).display()
+        ))
+    })
 }
 
 fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
