@@ -9,6 +9,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "mounts/propagation.rs"]
+mod propagation;
+
 /// A host directory for bind-mount sources (outside the bundle).
 fn host_dir() -> tempfile::TempDir {
     let d = tempfile::Builder::new()

@@ -9,6 +9,7 @@ pub mod devices;
 pub mod host_mounts;
 pub mod options;
 pub mod procfs;
+pub mod propagation;
 pub mod resolve;
 
 use std::os::fd::{AsFd, OwnedFd};
@@ -158,25 +159,32 @@ fn host_proc_bind(plan: &RootfsPlan, m: &Mount, opts: &options::MountOptions) ->
     Ok(true)
 }
 
+/// The propagation steps for this container's rootfsPropagation
+/// (rootfs::propagation).
+pub fn root_steps(plan: &RootfsPlan) -> propagation::Steps {
+    let asked = plan
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .and_then(propagation_flag);
+    propagation::steps(asked, plan.no_pivot)
+}
+
 /// Steps before the hooks: propagation, rootfs bind, mounts, devices.
 pub fn prepare(plan: &RootfsPlan) -> Result<()> {
     let linux = plan.spec.linux().as_ref();
-    let prop = linux
-        .and_then(|l| l.rootfs_propagation().as_deref())
-        .and_then(propagation_flag)
-        .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
-    // Shared modes are applied after pivot_root, which refuses shared
-    // mounts; unbindable ones too, since the rootfs could not be bound out
-    // of an unbindable `/` (runc 1.1 fails there with EINVAL).
-    let before = if prop.intersects(MsFlags::MS_SHARED | MsFlags::MS_UNBINDABLE) {
-        MsFlags::MS_SLAVE | MsFlags::MS_REC
-    } else {
-        prop
-    };
-    mount(None::<&str>, "/", None::<&str>, before, None::<&str>)
-        .map_err(op("making / non-shared", Path::new("/")))?;
-    if !before.contains(MsFlags::MS_REC) {
-        parent_mount_not_shared(plan.rootfs, before)?;
+    let steps = root_steps(plan);
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        steps.root_before,
+        None::<&str>,
+    )
+    .map_err(op("setting the propagation of /", Path::new("/")))?;
+    if let Some(mode) = steps.parent {
+        parent_mount_not_shared(plan.rootfs, mode)?;
     }
     mount(
         Some(plan.rootfs),
@@ -186,20 +194,14 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
         None::<&str>,
     )
     .map_err(op("bind-mounting rootfs", plan.rootfs))?;
-    if !before.contains(MsFlags::MS_REC) {
+    if let Some(tree) = steps.rootfs_tree {
         // A rootfs that is a shared mount of its own, or has shared mounts
         // below it (a host tmpfs at rootfs/mnt): their copies in the bind
         // would be peers of the host's, and every mount the container makes
         // there would show on the host. The whole rootfs tree takes the
         // asked mode; `/` itself keeps it non-recursive outside the rootfs.
-        mount(
-            None::<&str>,
-            plan.rootfs,
-            None::<&str>,
-            before | MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .map_err(op("setting propagation of", plan.rootfs))?;
+        mount(None::<&str>, plan.rootfs, None::<&str>, tree, None::<&str>)
+            .map_err(op("setting propagation of", plan.rootfs))?;
     }
 
     let root = Root::open(plan.rootfs).map_err(op("opening rootfs", plan.rootfs))?;
@@ -255,14 +257,13 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
     result
 }
 
-/// With a non-recursive rootfsPropagation only `/` itself changed: the
-/// mount the rootfs lies on (a tmpfs, /run, /var/lib on their own mounts,
-/// or the rootfs's own)
-/// may still be shared with the host, and then the rootfs bind and every
-/// mount made below it would appear in the host's mount namespace too
-/// (and pivot_root refuses a shared parent, leaving them all behind).
-/// That mount gets the same non-shared mode as `/` (runc makes it
-/// private). Read from this process's own mountinfo, before pivot_root.
+/// With a non-recursive or a shared rootfsPropagation the mount the
+/// rootfs lies on (a tmpfs, /run, /var/lib on their own mounts, the
+/// rootfs's own, or `/`) may still be shared with the host, and then the
+/// rootfs bind and every mount made below it would appear in the host's
+/// mount namespace too (and pivot_root refuses a shared parent, leaving
+/// them all behind). That mount gets `mode` (slave or private, as runc).
+/// Read from this process's own mountinfo, before pivot_root.
 fn parent_mount_not_shared(rootfs: &Path, mode: MsFlags) -> Result<()> {
     // The mount the rootfs directory is on (the rootfs's own when it is a
     // mount point): the one the rootfs bind will sit on.
@@ -276,11 +277,10 @@ fn parent_mount_not_shared(rootfs: &Path, mode: MsFlags) -> Result<()> {
         .map(|m| PathBuf::from(crate::cgroups::unescape_mountinfo(m)))
         .filter(|m| parent.starts_with(m))
         .max_by_key(|m| m.components().count());
-    match point {
-        Some(p) if p != Path::new("/") => mount(None::<&str>, &p, None::<&str>, mode, None::<&str>)
-            .map_err(op("making the rootfs's parent mount non-shared", &p)),
-        _ => Ok(()),
-    }
+    // `/` too: after an rshared `/` a rootfs directly on it needs it.
+    let p = point.unwrap_or_else(|| PathBuf::from("/"));
+    mount(None::<&str>, &p, None::<&str>, mode, None::<&str>)
+        .map_err(op("making the rootfs's parent mount non-shared", &p))
 }
 
 fn parse_options(m: &Mount) -> Result<options::MountOptions> {
@@ -1202,11 +1202,7 @@ pub fn finalize(plan: &RootfsPlan) -> Result<()> {
     {
         mask_path(&root, &held, Path::new(p), plan.mount_label)?;
     }
-    if let Some(prop) = linux
-        .and_then(|l| l.rootfs_propagation().as_deref())
-        .and_then(propagation_flag)
-        .filter(|p| p.intersects(MsFlags::MS_SHARED | MsFlags::MS_UNBINDABLE))
-    {
+    if let Some(prop) = root_steps(plan).root_after {
         mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
             .map_err(op("setting propagation of", Path::new("/")))?;
     }
