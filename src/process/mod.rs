@@ -461,6 +461,15 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         .and_then(|(u, g)| Some((u?, g?)));
     let host_binds =
         crate::rootfs::host_mounts::requests(&spec, &bundle, &rootfs, ns.in_userns(), userns_root)?;
+    let host_bind_propagation = {
+        use crate::rootfs::propagation;
+        let asked = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.rootfs_propagation().as_deref())
+            .and_then(crate::rootfs::propagation_flag);
+        propagation::host_clone(&propagation::steps(asked, opts.no_pivot), ns.in_userns())
+    };
     let preserve_fds = opts.preserve_fds.saturating_add(listen);
     let what = if listen > 0 {
         "--preserve-fds plus LISTEN_FDS"
@@ -681,7 +690,12 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
     // Host-side binds (id-mapped ones, and a new user namespace's) are made
     // here, now that the init's user namespace (whose mapping an id-mapped
     // mount may use) has its maps.
-    for (i, tree) in crate::rootfs::host_mounts::make(&host_binds, &plan.rootfs, pid.as_raw())? {
+    for (i, tree) in crate::rootfs::host_mounts::make(
+        &host_binds,
+        &plan.rootfs,
+        pid.as_raw(),
+        &host_bind_propagation,
+    )? {
         parent_end.send_encoded_with_fd(&sync::encode(&Msg::MountFd(i)), &tree)?;
     }
     // Go, then the pid save: the init's mounts and the state write run side

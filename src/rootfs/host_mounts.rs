@@ -219,11 +219,17 @@ fn root_of<'a>(cell: &'a std::cell::OnceCell<Option<Root>>, rootfs: &Path) -> Op
 /// init, whose user namespace serves id-mapped mounts without mappings).
 /// Each source is found as the init would find it (`Root::bind_source`:
 /// the image's symlinks resolved inside the rootfs), then cloned through
-/// its fd.
+/// its fd, and given `propagation` (`rootfs::propagation::host_clone`):
+/// a clone made here is a copy of the host's mount, a peer of a shared
+/// one, where the init's own bind would have been a copy of the
+/// container's namespace's (a slave of it with the default rslave), so
+/// without it a mount the container makes in the bind would show on the
+/// host.
 pub fn make(
     reqs: &[Request],
     rootfs: &Path,
     init_pid: i32,
+    propagation: &[nix::mount::MsFlags],
 ) -> Result<Vec<(usize, OwnedFd)>, IdmapError> {
     let mut out = Vec::with_capacity(reqs.len());
     let root = std::cell::OnceCell::new();
@@ -247,6 +253,11 @@ pub fn make(
             .bind_source(&r.source)
             .map_err(sys("finding the source"))?;
         let tree = mount_api::clone_fd(&src, r.tree).map_err(sys("cloning the source"))?;
+        for p in propagation {
+            let kind = *p & !nix::mount::MsFlags::MS_REC;
+            mount_api::set_propagation(&tree, p.contains(nix::mount::MsFlags::MS_REC), kind.bits())
+                .map_err(sys("setting the propagation of the clone"))?;
+        }
         let own;
         let userns = match &r.mapping {
             Mapping::None => {
