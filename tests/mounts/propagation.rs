@@ -74,7 +74,7 @@ impl Drop for SharedVol {
 }
 
 /// What one container saw: whether the host's mount reached it, whether its
-/// own reached the host, and its /vol's propagation relative to the host
+/// own reached the host, and its /mnt's propagation relative to the host
 /// tmpfs ("shared:host", "shared:own", "master:host", "unbindable", or
 /// "private"; several joined by spaces).
 #[derive(Debug, PartialEq, Eq)]
@@ -96,9 +96,10 @@ enum How {
     Idmap,
 }
 
-/// Starts a container with the host tmpfs bound at /vol (`rbind` plus
-/// `option`), rootfsPropagation `root` (None: unset), mounts on the host,
-/// then mounts inside (through exec), and reports what crossed.
+/// Starts a container with the host tmpfs bound at /mnt (`rbind` plus
+/// `option`; a mount point the shared test rootfs has, so nothing is
+/// created in it), rootfsPropagation `root` (None: unset), mounts on the
+/// host, then mounts inside (through exec), and reports what crossed.
 fn propagate(root: Option<&str>, option: Option<&str>) -> Seen {
     propagate_as(How::Plain, root, option)
 }
@@ -110,12 +111,12 @@ fn propagate_as(how: How, root: Option<&str>, option: Option<&str>) -> Seen {
     opts.extend(option);
     let mut b = Bundle::new();
     match how {
-        How::Plain => b = b.bind_mount(&vol.vol, "/vol", &opts),
-        How::Userns { .. } => b = b.in_userns().bind_mount(&vol.vol, "/vol", &opts),
+        How::Plain => b = b.bind_mount(&vol.vol, "/mnt", &opts),
+        How::Userns { .. } => b = b.in_userns().bind_mount(&vol.vol, "/mnt", &opts),
         How::Idmap => {
             opts.push("idmap");
             let map = json!([{"containerID": 0, "hostID": 5000, "size": 2000}]);
-            b = b.mount(json!({"destination": "/vol", "type": "bind",
+            b = b.mount(json!({"destination": "/mnt", "type": "bind",
                 "source": vol.vol.to_string_lossy(), "options": opts,
                 "uidMappings": map, "gidMappings": map}));
         }
@@ -134,8 +135,8 @@ fn propagate_as(how: How, root: Option<&str>, option: Option<&str>) -> Seen {
     let c = Container::new(b);
     c.run_detached().ok();
     vol.mount_on_host();
-    let script = "if [ -e /vol/h/from-host ]; then echo in=yes; else echo in=no; fi; \
-                  mount -t tmpfs -o size=1m rrun-test-prop-c /vol/c && touch /vol/c/from-container; \
+    let script = "if [ -e /mnt/h/from-host ]; then echo in=yes; else echo in=no; fi; \
+                  mount -t tmpfs -o size=1m rrun-test-prop-c /mnt/c && touch /mnt/c/from-container; \
                   cat /proc/self/mountinfo";
     let o = c.rrun(&["exec", &c.id, "sh", "-c", script]);
     o.ok();
@@ -144,7 +145,7 @@ fn propagate_as(how: How, root: Option<&str>, option: Option<&str>) -> Seen {
         Some("in=no") => false,
         other => panic!("unexpected exec output {other:?}:\n{o}"),
     };
-    let f = mountinfo_line(&o.stdout, "/vol");
+    let f = mountinfo_line(&o.stdout, "/mnt");
     let sep = f.iter().position(|x| *x == "-").unwrap();
     let mut fields: Vec<String> = f[6..sep]
         .iter()
