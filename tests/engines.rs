@@ -559,6 +559,11 @@ rrun = ["{}"]
     let rm_all = pm.cmd(&["rm", "--all", "--force", "--time", "0"]);
     drop(pm);
     e.teardown.push(rm_all);
+    // The rshared volume's host tmpfs (below), after the containers.
+    let vol = e.path("prop-vol");
+    let mut umount = Command::new("umount");
+    umount.arg("-l").arg(&vol);
+    e.teardown.push(umount);
     e.cgroups.push("libpod_parent".into());
     let pm = Podman { e: &e, conf };
     let rt = e.runtime.display().to_string();
@@ -811,6 +816,60 @@ rrun = ["{}"]
             format!("{mem:?}"),
         );
         pm.run(&["rm", "--force", "--time", "0", "e2e-res"]);
+    }
+
+    // --volume SRC:DST:rshared (podman then asks for a shared root): a
+    // mount made on the host under the source after start shows inside,
+    // and one made inside under the destination shows on the host. The
+    // source is a tmpfs of the test's own, made shared.
+    fs::create_dir_all(&vol).unwrap();
+    let mounted = sh(&format!(
+        "mount -t tmpfs -o size=1m rrun-test-prop '{0}' && mount --make-shared '{0}' && \
+         mkdir '{0}/h' '{0}/c'",
+        vol.display()
+    ));
+    if ck.out("shared host tmpfs for the rshared volume", &mounted, 0, "") {
+        let v = format!("{}:/data:rshared", vol.display());
+        let o = run(&[
+            "-d",
+            "--name",
+            "e2e-prop",
+            "--privileged",
+            "-v",
+            &v,
+            IMAGE,
+            "sleep",
+            "1000",
+        ]);
+        if ck.out("podman run -v SRC:DST:rshared", &o, 0, "") {
+            let host = sh(&format!(
+                "mount -t tmpfs -o size=1m rrun-test-prop-h '{0}/h' && touch '{0}/h/from-host'",
+                vol.display()
+            ));
+            ck.out("a host mount under the source", &host, 0, "");
+            let o = pm.run(&[
+                "exec",
+                "e2e-prop",
+                "sh",
+                "-c",
+                "test -e /data/h/from-host && echo host-mount-seen; \
+                 mount -t tmpfs -o size=1m rrun-test-prop-c /data/c && \
+                 touch /data/c/from-container",
+            ]);
+            ck.out(
+                "rshared volume: the host's mount shows inside",
+                &o,
+                0,
+                "host-mount-seen",
+            );
+            let seen = vol.join("c/from-container").exists();
+            ck.check(
+                seen,
+                "rshared volume: the container's mount shows on the host",
+                "",
+            );
+            pm.run(&["rm", "--force", "--time", "0", "e2e-prop"]);
+        }
     }
 
     e.check_calls(
