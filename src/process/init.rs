@@ -353,7 +353,8 @@ fn setup(
     if let Some(console) = console {
         // With the built-in init, each run of the program takes the
         // terminal as its controlling tty; the init must not hold it.
-        setup_terminal(process, console, plan.init_binary.is_none())?;
+        let host_peers = own_mounts && rootfs::host_peers_possible(&rplan);
+        setup_terminal(process, console, plan.init_binary.is_none(), host_peers)?;
         // The engine's console socket took the pty master: nobody in the
         // container may send it anything else.
         sys::close_in_child(std::os::fd::AsRawFd::as_raw_fd(console));
@@ -663,7 +664,14 @@ fn load_notify_filter(f: &crate::security::seccomp::Compiled, chan: &Channel) ->
 
 /// A pty from the container's devpts: the master goes to the console
 /// socket, the slave becomes /dev/console, stdio and the controlling tty.
-fn setup_terminal(process: &Process, console: &OwnedFd, ctty: bool) -> StepResult<()> {
+/// `host_peers`: mounts here may be peers of the host's
+/// (rootfs::host_peers_possible).
+fn setup_terminal(
+    process: &Process,
+    console: &OwnedFd,
+    ctty: bool,
+    host_peers: bool,
+) -> StepResult<()> {
     let pty = super::tty::open_pty()?;
     if let Some(size) = super::tty::console_size(process) {
         sys::set_winsize(&pty.master, size).map_err(step("setting the console size"))?;
@@ -674,7 +682,7 @@ fn setup_terminal(process: &Process, console: &OwnedFd, ctty: bool) -> StepResul
     // The group stays devpts' (gid=5, tty), as with runc.
     nix::unistd::fchown(&pty.slave, Some(Uid::from_raw(user.uid())), None)
         .map_err(step("chown of the pty"))?;
-    rootfs::bind_console(&pty.slave_path).map_err(|e| e.to_string())?;
+    rootfs::bind_console(&pty.slave_path, host_peers).map_err(|e| e.to_string())?;
     super::tty::send_fd(console, &pty.master, "/dev/ptmx")
         .map_err(step("sending the pty master to the console socket"))?;
     drop(pty.master);

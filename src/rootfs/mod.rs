@@ -171,6 +171,17 @@ pub fn root_steps(plan: &RootfsPlan) -> propagation::Steps {
     propagation::steps(asked, plan.no_pivot)
 }
 
+/// Whether a mount in the container's namespace may be a peer of one of
+/// the host's: not after a recursive rslave or rprivate `/` (the default),
+/// which turned every copy of the host's mounts into a slave or a private
+/// mount before anything was bound; binds cloned on the host side take
+/// the same mode (propagation::host_clone), and a bind's own `shared`
+/// option makes a peer group of the container's own.
+pub fn host_peers_possible(plan: &RootfsPlan) -> bool {
+    let before = root_steps(plan).root_before;
+    !before.contains(MsFlags::MS_REC) || before.contains(MsFlags::MS_SHARED)
+}
+
 /// Steps before the hooks: propagation, rootfs bind, mounts, devices.
 pub fn prepare(plan: &RootfsPlan) -> Result<()> {
     let linux = plan.spec.linux().as_ref();
@@ -659,6 +670,9 @@ fn mask_host_cgroupfs(root: &Root, plan: &RootfsPlan) -> Result<()> {
         Err(Errno::ENOENT) => return Ok(()),
         Err(e) => return Err(root.error("resolving", cg, e)),
     };
+    if host_peers_possible(plan) {
+        not_toward_host(&fd, cg)?;
+    }
     mount(
         Some("tmpfs"),
         &fd_path(&fd),
@@ -1190,17 +1204,28 @@ pub fn finalize(plan: &RootfsPlan) -> Result<()> {
         }
     }
     let held = check_still_mounted(&root, plan)?;
+    // Whether any mount here may be a peer of the host's (only with some
+    // rootfsPropagation values) and is shared at all, or the per-path
+    // check of not_toward_host can be skipped.
+    let any_shared = host_peers_possible(plan) && {
+        let proc = procfs::ProcFs::open()?;
+        let rel = Path::new("mountinfo");
+        let info = proc.open_thread_file(rel)?;
+        resolve::read_regular(info, 16 << 20)
+            .map_err(op("reading /proc", rel))?
+            .contains(" shared:")
+    };
     for p in linux
         .and_then(|l| l.readonly_paths().as_deref())
         .unwrap_or_default()
     {
-        readonly_path(&root, &held, Path::new(p))?;
+        readonly_path(&root, &held, Path::new(p), any_shared)?;
     }
     for p in linux
         .and_then(|l| l.masked_paths().as_deref())
         .unwrap_or_default()
     {
-        mask_path(&root, &held, Path::new(p), plan.mount_label)?;
+        mask_path(&root, &held, Path::new(p), plan.mount_label, any_shared)?;
     }
     if let Some(prop) = root_steps(plan).root_after {
         mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
@@ -1224,7 +1249,8 @@ pub fn finalize(plan: &RootfsPlan) -> Result<()> {
 /// The target is resolved inside the root, so a /dev/console symlink
 /// planted in a rootfs-provided /dev cannot redirect the bind
 /// (runc CVE-2025-52565 class).
-pub fn bind_console(slave: &str) -> Result<()> {
+/// `host_peers`: see [`host_peers_possible`].
+pub fn bind_console(slave: &str, host_peers: bool) -> Result<()> {
     let root = Root::open(Path::new("/")).map_err(op("opening /", Path::new("/")))?;
     let console = Path::new("/dev/console");
     let target = match root.open_in(console, OFlag::O_PATH | OFlag::O_NOFOLLOW) {
@@ -1237,6 +1263,9 @@ pub fn bind_console(slave: &str) -> Result<()> {
         return Err(RootfsError::Invalid(
             "/dev/console is a symlink; refusing to bind the terminal over it".into(),
         ));
+    }
+    if host_peers {
+        not_toward_host(&target, console)?;
     }
     // Onto the fd of /dev/console: after pivot_root /proc is the
     // container's, so no /proc/self/fd path is used.
@@ -1403,6 +1432,85 @@ fn open_protected(
     }
 }
 
+/// The mount id of the file `fd` is open on, from its fdinfo (any kernel
+/// since 3.15; statx's STATX_MNT_ID needs 5.8).
+fn mount_id(proc: &procfs::ProcFs, fd: &impl std::os::fd::AsRawFd) -> Result<u64> {
+    let rel = PathBuf::from(format!("fdinfo/{}", fd.as_raw_fd()));
+    let info = proc.open_thread_file(&rel)?;
+    let text = resolve::read_regular(info, 64 * 1024).map_err(op("reading", &rel))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("mnt_id:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| {
+            RootfsError::Invalid(format!("/proc/thread-self/{}: no mnt_id", rel.display()))
+        })
+}
+
+/// Before rrun puts a mount of its own (a masked or read-only path, the
+/// host cgroupfs mask, the console) on `at`: the mount `at` lies on must
+/// not be shared, or the new mount would appear at all its peers, and with
+/// a shared rootfsPropagation those include the host's (a bind of the
+/// host's /proc, /sys or /dev, or of a shared volume): a read-only
+/// /proc/sys or an empty tmpfs on the host. A shared one is made a slave
+/// (it keeps receiving the host's mounts; the container's own mounts in
+/// it stop reaching the host). Found in mountinfo by the id of `at`,
+/// opened by its mount point and checked to be that very mount before
+/// its propagation is changed through the fd.
+fn not_toward_host(at: &impl std::os::fd::AsRawFd, what: &Path) -> Result<()> {
+    let proc = procfs::ProcFs::open()?;
+    let id = mount_id(&proc, at)?;
+    let rel = Path::new("mountinfo");
+    let info = proc.open_thread_file(rel)?;
+    let text = resolve::read_regular(info, 16 << 20).map_err(op("reading /proc", rel))?;
+    let Some((point, shared)) = text.lines().find_map(|l| {
+        let (pre, _) = l.split_once(" - ")?;
+        let f: Vec<&str> = pre.split(' ').collect();
+        (f.first()?.parse::<u64>().ok()? == id).then(|| {
+            let shared = f.iter().skip(6).any(|x| x.starts_with("shared:"));
+            (
+                crate::cgroups::unescape_mountinfo(f.get(4).copied().unwrap_or("")),
+                shared,
+            )
+        })
+    }) else {
+        return Err(RootfsError::Invalid(format!(
+            "{}: its mount ({id}) is not in /proc/self/mountinfo",
+            what.display()
+        )));
+    };
+    if !shared {
+        return Ok(());
+    }
+    let point = PathBuf::from(point);
+    let root = nix::fcntl::open(
+        &point,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(op("opening the mount point of", what))?;
+    if mount_id(&proc, &root)? != id {
+        return Err(RootfsError::InRootfs {
+            op: "making non-shared the mount below",
+            path: what.to_path_buf(),
+            why: format!("its mount point {} changed meanwhile", point.display()),
+        });
+    }
+    let done = if crate::sys::mount_api::available() {
+        crate::sys::mount_api::set_propagation(&root, false, MsFlags::MS_SLAVE.bits())
+    } else {
+        via_procfs(&proc, || {
+            mount(
+                None::<&str>,
+                &self_fd(&root),
+                None::<&str>,
+                MsFlags::MS_SLAVE,
+                None::<&str>,
+            )
+        })?
+    };
+    done.map_err(op("making non-shared the mount below", what))
+}
+
 /// Runs `f` with the working directory on the directory `fd`, so that a
 /// mount(2) on "." lands exactly there: no path through /proc, which
 /// after pivot_root is the container's and may not be what it seems.
@@ -1430,10 +1538,13 @@ fn self_fd(fd: &impl std::os::fd::AsRawFd) -> PathBuf {
 /// detached and made read-only (nosuid, nodev, noexec) all the way down
 /// before it is attached, so a submount below it is read-only too and no
 /// lookup by name follows the bind.
-fn readonly_path(root: &Root, held: &Held, p: &Path) -> Result<()> {
+fn readonly_path(root: &Root, held: &Held, p: &Path, any_shared: bool) -> Result<()> {
     let Some(fd) = open_protected(root, held, p, "resolving readonly path")? else {
         return Ok(());
     };
+    if any_shared {
+        not_toward_host(&fd, p)?;
+    }
     if !crate::sys::mount_api::available() {
         let proc = procfs::ProcFs::open()?;
         let path = self_fd(&fd);
@@ -1466,10 +1577,19 @@ fn readonly_path(root: &Root, held: &Held, p: &Path) -> Result<()> {
 /// so a symlink or file planted at /dev/null cannot be bound over procfs
 /// files instead (runc CVE-2025-31133 class). Both go onto the fd of the
 /// path, never through the container's /proc.
-fn mask_path(root: &Root, held: &Held, p: &Path, mount_label: Option<&str>) -> Result<()> {
+fn mask_path(
+    root: &Root,
+    held: &Held,
+    p: &Path,
+    mount_label: Option<&str>,
+    any_shared: bool,
+) -> Result<()> {
     let Some(fd) = open_protected(root, held, p, "resolving masked path")? else {
         return Ok(());
     };
+    if any_shared {
+        not_toward_host(&fd, p)?;
+    }
     let st = fstat(fd.as_fd()).map_err(op("stat", p))?;
     if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
         let data = lsm::with_context("size=0", mount_label);

@@ -94,6 +94,13 @@ impl ProcFs {
         }
     }
 
+    /// Opens `rel` below the calling thread's directory (`mountinfo`,
+    /// `fdinfo/N`), as [`Self::open_file`] does, for reading.
+    pub fn open_thread_file(&self, rel: &Path) -> Result<OwnedFd, RootfsError> {
+        let base = self.thread_self()?;
+        self.open_file(&base.join(rel), OFlag::O_RDONLY)
+    }
+
     /// Opens the first of `names` (paths under the thread's `attr/`) that
     /// exists, for writing; returns it with its name. AppArmor has its own
     /// `attr/apparmor/` since Linux 5.8; older kernels only have the shared
