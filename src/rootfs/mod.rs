@@ -210,7 +210,8 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
         // below it (a host tmpfs at rootfs/mnt): their copies in the bind
         // would be peers of the host's, and every mount the container makes
         // there would show on the host. The whole rootfs tree takes the
-        // asked mode; `/` itself keeps it non-recursive outside the rootfs.
+        // asked mode (rslave for `shared`, which asks it of `/` only); `/`
+        // itself keeps it non-recursive outside the rootfs.
         mount(None::<&str>, plan.rootfs, None::<&str>, tree, None::<&str>)
             .map_err(op("setting propagation of", plan.rootfs))?;
     }
