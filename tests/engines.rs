@@ -818,59 +818,14 @@ rrun = ["{}"]
         pm.run(&["rm", "--force", "--time", "0", "e2e-res"]);
     }
 
-    // --volume SRC:DST:rshared (podman then asks for a shared root): a
-    // mount made on the host under the source after start shows inside,
-    // and one made inside under the destination shows on the host. The
-    // source is a tmpfs of the test's own, made shared.
-    fs::create_dir_all(&vol).unwrap();
-    let mounted = sh(&format!(
-        "mount -t tmpfs -o size=1m rrun-test-prop '{0}' && mount --make-shared '{0}' && \
-         mkdir '{0}/h' '{0}/c'",
-        vol.display()
-    ));
-    if ck.out("shared host tmpfs for the rshared volume", &mounted, 0, "") {
-        let v = format!("{}:/data:rshared", vol.display());
-        let o = run(&[
-            "-d",
-            "--name",
-            "e2e-prop",
-            "--privileged",
-            "-v",
-            &v,
-            IMAGE,
-            "sleep",
-            "1000",
-        ]);
-        if ck.out("podman run -v SRC:DST:rshared", &o, 0, "") {
-            let host = sh(&format!(
-                "mount -t tmpfs -o size=1m rrun-test-prop-h '{0}/h' && touch '{0}/h/from-host'",
-                vol.display()
-            ));
-            ck.out("a host mount under the source", &host, 0, "");
-            let o = pm.run(&[
-                "exec",
-                "e2e-prop",
-                "sh",
-                "-c",
-                "test -e /data/h/from-host && echo host-mount-seen; \
-                 mount -t tmpfs -o size=1m rrun-test-prop-c /data/c && \
-                 touch /data/c/from-container",
-            ]);
-            ck.out(
-                "rshared volume: the host's mount shows inside",
-                &o,
-                0,
-                "host-mount-seen",
-            );
-            let seen = vol.join("c/from-container").exists();
-            ck.check(
-                seen,
-                "rshared volume: the container's mount shows on the host",
-                "",
-            );
-            pm.run(&["rm", "--force", "--time", "0", "e2e-prop"]);
-        }
-    }
+    rshared_volume(
+        &mut ck,
+        "podman",
+        &vol,
+        &run,
+        &|a: &[&str]| pm.run(a),
+        &["--privileged"],
+    );
 
     e.check_calls(
         &mut ck,
@@ -881,6 +836,78 @@ rrun = ["{}"]
     drop(pm);
     drop(e);
     ck.finish("podman");
+}
+
+/// `--volume SRC:DST:rshared` (the engine then asks for a shared root): a
+/// mount made on the host under the source after start shows inside, and
+/// one made inside under the destination shows on the host. The source
+/// `vol` is a tmpfs of the test's own, made shared (the caller's teardown
+/// detaches it after the containers are gone). `run` is the engine's
+/// `run` with the runtime under test, `cli` any other command, `may_mount`
+/// the `run` flags that let the container mount.
+fn rshared_volume(
+    ck: &mut Checks,
+    engine: &str,
+    vol: &Path,
+    run: &dyn Fn(&[&str]) -> Output,
+    cli: &dyn Fn(&[&str]) -> Output,
+    may_mount: &[&str],
+) {
+    fs::create_dir_all(vol).unwrap();
+    let mounted = sh(&format!(
+        "mount -t tmpfs -o size=1m rrun-test-prop '{0}' && mount --make-shared '{0}' && \
+         mkdir '{0}/h' '{0}/c'",
+        vol.display()
+    ));
+    if !ck.out(
+        &format!("{engine}: shared host tmpfs for the rshared volume"),
+        &mounted,
+        0,
+        "",
+    ) {
+        return;
+    }
+    let v = format!("{}:/data:rshared", vol.display());
+    let mut args = vec!["-d", "--name", "e2e-prop"];
+    args.extend_from_slice(may_mount);
+    args.extend(["-v", &v, IMAGE, "sleep", "1000"]);
+    let o = run(&args);
+    if !ck.out(&format!("{engine} run -v SRC:DST:rshared"), &o, 0, "") {
+        return;
+    }
+    let host = sh(&format!(
+        "mount -t tmpfs -o size=1m rrun-test-prop-h '{0}/h' && touch '{0}/h/from-host'",
+        vol.display()
+    ));
+    ck.out(
+        &format!("{engine}: a host mount under the source"),
+        &host,
+        0,
+        "",
+    );
+    let o = cli(&[
+        "exec",
+        "e2e-prop",
+        "sh",
+        "-c",
+        "test -e /data/h/from-host && echo host-mount-seen; \
+         mount -t tmpfs -o size=1m rrun-test-prop-c /data/c && \
+         touch /data/c/from-container",
+    ]);
+    ck.out(
+        &format!("{engine} rshared volume: the host's mount shows inside"),
+        &o,
+        0,
+        "host-mount-seen",
+    );
+    ck.check(
+        vol.join("c/from-container").exists(),
+        &format!("{engine} rshared volume: the container's mount shows on the host"),
+        "",
+    );
+    // SIGKILL first: podman's rm would wait 10 s on a PID 1 that ignores TERM.
+    cli(&["kill", "e2e-prop"]);
+    cli(&["rm", "--force", "e2e-prop"]);
 }
 
 // ---------------------------------------------------------------------------
@@ -1247,6 +1274,11 @@ fn docker() {
         dk.host
     ));
     e.teardown.push(td);
+    // The rshared volume's host tmpfs, after the containers.
+    let vol = e.path("prop-vol");
+    let mut umount = Command::new("umount");
+    umount.arg("-l").arg(&vol);
+    e.teardown.push(umount);
     e.cgroups.push(cgroup_parent);
     let mut ck = Checks::default();
 
@@ -1455,6 +1487,23 @@ fn docker() {
         "sleep 1000 & echo host-pid",
     ]);
     ck.out("docker run --pid host", &o, 0, "host-pid");
+    // Not --privileged: that asks for every capability, and a sandbox
+    // without CAP_SYS_RESOURCE refuses it (runc alike).
+    rshared_volume(
+        &mut ck,
+        "docker",
+        &vol,
+        &run,
+        &|a: &[&str]| dk.run(a),
+        &[
+            "--cap-add",
+            "SYS_ADMIN",
+            "--security-opt",
+            "seccomp=unconfined",
+            "--security-opt",
+            "apparmor=unconfined",
+        ],
+    );
     let log = fs::read_to_string(e.path("containerd.log")).unwrap_or_default();
     let bad: Vec<&str> = log
         .lines()
