@@ -175,6 +175,40 @@ pub fn unit_dirs(hierarchies: &[super::Hierarchy], control_group: &str) -> Vec<P
     hierarchies.iter().map(|h| h.mount.join(rel)).collect()
 }
 
+/// The hierarchies (indices into `hierarchies`) in which a process is not
+/// in the cgroup `control_group`, from its /proc/<pid>/cgroup: on v1,
+/// systemd places a scope's process only in the hierarchies it manages
+/// (not cpuset, freezer, net_cls, ...), and nowhere for a slice.
+pub fn misplaced(
+    proc_cgroup: &str,
+    hierarchies: &[super::Hierarchy],
+    control_group: &str,
+) -> Vec<usize> {
+    let want = control_group.trim_end_matches('/');
+    let want = if want.is_empty() { "/" } else { want };
+    hierarchies
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| {
+            let at = proc_cgroup.lines().find_map(|l| {
+                let mut it = l.splitn(3, ':');
+                let (_, ctrl, path) = (it.next()?, it.next()?, it.next()?);
+                let ctrls: Vec<&str> = ctrl.split(',').filter(|c| !c.is_empty()).collect();
+                let same = if h.unified {
+                    ctrls.is_empty()
+                } else {
+                    !ctrls.is_empty()
+                        && ctrls.len() == h.controllers.len()
+                        && h.controllers.iter().all(|c| ctrls.contains(&c.as_str()))
+                };
+                same.then_some(path)
+            });
+            at != Some(want)
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
 /// One unit property's value, in the D-Bus types systemd expects.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -193,10 +227,7 @@ pub type Property = (&'static str, Value);
 /// default dependencies (a container must not be ordered after
 /// basic.target nor stopped at shutdown before its engine).
 pub fn base_properties(plan: &UnitPlan, id: &str, pid: Option<u32>, v2: bool) -> Vec<Property> {
-    let mut p = vec![(
-        "Description",
-        Value::Str(format!("rrun container {id}")),
-    )];
+    let mut p = vec![("Description", Value::Str(format!("rrun container {id}")))];
     if plan.is_slice() {
         p.push(("Wants", Value::Strs(vec![plan.slice.clone()])));
     } else {
@@ -210,7 +241,11 @@ pub fn base_properties(plan: &UnitPlan, id: &str, pid: Option<u32>, v2: bool) ->
     p.push(("MemoryAccounting", Value::Bool(true)));
     p.push(("CPUAccounting", Value::Bool(true)));
     p.push((
-        if v2 { "IOAccounting" } else { "BlockIOAccounting" },
+        if v2 {
+            "IOAccounting"
+        } else {
+            "BlockIOAccounting"
+        },
         Value::Bool(true),
     ));
     p.push(("TasksAccounting", Value::Bool(true)));
@@ -276,7 +311,7 @@ pub fn round_quota(r: &mut LinuxResources) {
     };
     let period = cpu.period().filter(|p| *p > 0).unwrap_or(100_000);
     let per_sec = q as u128 * 1_000_000 / period as u128;
-    if per_sec % 10_000 == 0 {
+    if per_sec.is_multiple_of(10_000) {
         return;
     }
     let per_sec = (per_sec / 10_000 + 1) * 10_000;
@@ -331,9 +366,8 @@ pub fn resource_properties(
                 None
             }
             (_, "cpuset.cpus" | "cpuset.mems") if version >= 244 => {
-                let bits = cpuset_bits(&w.value).map_err(|e| {
-                    SystemdError::Resource("cpu", format!("{}: {e}", w.file))
-                })?;
+                let bits = cpuset_bits(&w.value)
+                    .map_err(|e| SystemdError::Resource("cpu", format!("{}: {e}", w.file)))?;
                 let name = if w.file == "cpuset.cpus" {
                     "AllowedCPUs"
                 } else {
@@ -441,7 +475,11 @@ mod tests {
         let u = plan(Some("machine.slice:libpod:abc"), false).unwrap();
         assert_eq!(u.unit, "libpod-abc.scope");
         assert_eq!(u.cgroup, "/machine.slice/libpod-abc.scope");
-        let u = plan(Some("kubepods-besteffort-pod1.slice:cri-containerd:x"), false).unwrap();
+        let u = plan(
+            Some("kubepods-besteffort-pod1.slice:cri-containerd:x"),
+            false,
+        )
+        .unwrap();
         assert_eq!(
             u.cgroup,
             "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice/cri-containerd-x.scope"
@@ -517,9 +555,11 @@ mod tests {
 
     #[test]
     fn v2_properties_match_the_files() {
-        let r = res(r#"{"memory":{"limit":67108864,"reservation":33554432,"swap":134217728},
+        let r = res(
+            r#"{"memory":{"limit":67108864,"reservation":33554432,"swap":134217728},
             "cpu":{"shares":1024,"quota":50000,"period":100000,"cpus":"0-1","mems":"0"},
-            "pids":{"limit":5},"blockIO":{"weight":500}}"#);
+            "pids":{"limit":5},"blockIO":{"weight":500}}"#,
+        );
         let p = properties_for(&r, true, 252).unwrap();
         assert_eq!(get(&p, "MemoryMax"), Some(&Value::U64(64 << 20)));
         assert_eq!(get(&p, "MemoryLow"), Some(&Value::U64(32 << 20)));
@@ -557,15 +597,15 @@ mod tests {
         assert_eq!(get(&p, "CPUQuotaPeriodUSec"), Some(&Value::U64(50_000)));
         // systemd refuses TasksMax=0.
         assert_eq!(get(&p, "TasksMax"), Some(&Value::U64(1)));
-        assert!(
-            properties_for(&res(r#"{"unified":{"memory.max":"lots"}}"#), true, 252).is_err()
-        );
+        assert!(properties_for(&res(r#"{"unified":{"memory.max":"lots"}}"#), true, 252).is_err());
     }
 
     #[test]
     fn v1_properties() {
-        let r = res(r#"{"memory":{"limit":67108864},"cpu":{"shares":512,"quota":20000,"period":50000},
-            "pids":{"limit":10},"blockIO":{"weight":300}}"#);
+        let r = res(
+            r#"{"memory":{"limit":67108864},"cpu":{"shares":512,"quota":20000,"period":50000},
+            "pids":{"limit":10},"blockIO":{"weight":300}}"#,
+        );
         let p = properties_for(&r, false, 252).unwrap();
         assert_eq!(get(&p, "MemoryLimit"), Some(&Value::U64(64 << 20)));
         assert_eq!(get(&p, "CPUShares"), Some(&Value::U64(512)));
@@ -584,8 +624,12 @@ mod tests {
         let mut r = res(r#"{"cpu":{"quota":50000}}"#);
         round_quota(&mut r);
         assert_eq!(r.cpu().as_ref().unwrap().quota(), Some(50000));
-        let p = properties_for(&res(r#"{"cpu":{"quota":12345,"period":100000}}"#), true, 252)
-            .unwrap();
+        let p = properties_for(
+            &res(r#"{"cpu":{"quota":12345,"period":100000}}"#),
+            true,
+            252,
+        )
+        .unwrap();
         assert_eq!(get(&p, "CPUQuotaPerSecUSec"), Some(&Value::U64(130_000)));
     }
 
@@ -607,6 +651,26 @@ mod tests {
             Some(&Value::Strs(vec!["system.slice".into()]))
         );
         assert!(get(&p, "BlockIOAccounting").is_some());
+    }
+
+    #[test]
+    fn misplaced_hierarchies() {
+        let h = |ctrls: &[&str], unified: bool| super::super::Hierarchy {
+            mount: PathBuf::from("/sys/fs/cgroup/x"),
+            own_dir: PathBuf::from("/sys/fs/cgroup/x"),
+            controllers: ctrls.iter().map(|c| c.to_string()).collect(),
+            unified,
+        };
+        let hs = vec![
+            h(&["memory"], false),
+            h(&["cpuset"], false),
+            h(&["cpu", "cpuacct"], false),
+            h(&[], true),
+        ];
+        let procs = "5:cpuset:/\n4:memory:/system.slice/r-x.scope\n3:cpuacct,cpu:/system.slice/r-x.scope\n0::/system.slice/r-x.scope\n";
+        assert_eq!(misplaced(procs, &hs, "/system.slice/r-x.scope"), vec![1]);
+        assert_eq!(misplaced(procs, &hs, "/other"), vec![0, 1, 2, 3]);
+        assert_eq!(misplaced("0::/a\n", &hs[3..], "/a"), Vec::<usize>::new());
     }
 
     #[test]

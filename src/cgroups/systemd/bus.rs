@@ -134,10 +134,6 @@ impl Bus {
         Ok(Bus { conn, which, addr })
     }
 
-    pub fn which(&self) -> Which {
-        self.which
-    }
-
     async fn call<B>(&self, method: &str, body: &B) -> zbus::Result<zbus::Message>
     where
         B: Serialize + DynamicType,
@@ -243,7 +239,12 @@ impl Bus {
     /// else's) after one try to clear a failed leftover, as runc does; it
     /// is never stopped.
     pub fn start_unit(&self, unit: &str, properties: &[Property]) -> Result<(), SystemdError> {
-        let body = (unit, "replace", props(properties), Vec::<(&str, Vec<(&str, zvariant::Value)>)>::new());
+        let body = (
+            unit,
+            "replace",
+            props(properties),
+            Vec::<(&str, Vec<(&str, zvariant::Value)>)>::new(),
+        );
         let mut retried = false;
         let result = loop {
             match self.run_job("StartTransientUnit", &body) {
