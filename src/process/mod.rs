@@ -16,8 +16,8 @@
 //! -                                             what it needs (fds.rs); reset
 //! -                                             signals, non-dumpable
 //! 4. write id maps, cgroups, oom_score_adj   b. wait for Go
-//! 4b. --systemd-cgroup: start the unit with -
-//!     the init's pid in it; name its dirs  -> (the init mounts those)
+//! -  --systemd-cgroup: start the unit with  -
+//! -  the init in it, send its dirs       ->  (the init mounts those)
 //! 5. send Go                                 c. uid 0 in userns, cgroup ns, setsid
 //! -                                          d. hostname, mounts, devices
 //! 6. run prestart + createRuntime hooks  <-  e. ask for hooks (if any)
