@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The systemd cgroup driver's tests, run inside the systemd + pure cgroup v2
+# VM (make vm-systemd; scripts/vm/systemd/run.sh runs this script there as
+# root, from the repository root, which the VM sees at the same path).
+#
+#   scripts/vm/systemd-driver-tests.sh [SUITE...]
+#
+# Runs the test binaries built beforehand on the host
+# (cargo test --no-run --test systemd --test lifecycle --test exec
+# --test cgroups): tests/systemd.rs as it is, and the lifecycle, exec and
+# cgroups suites with RRUN_TEST_SYSTEMD_CGROUP=1 (every runtime command
+# gets --systemd-cgroup and a system.slice:rrun-test:<unique> cgroupsPath).
+# RRUN_BIN=$(command -v runc) runs the same against runc. One PASS/FAIL
+# line per suite; exits non-zero if any failed. SUITE narrows the list
+# (systemd, lifecycle, exec, cgroups); TEST_FILTER is passed to each
+# binary as its name filter.
+set -euo pipefail
+
+REPO=${RRUN_SD_REPO:-${RRUN_VM_REPO:-$(pwd)}}
+cd "$REPO"
+DEPS=target/x86_64-unknown-linux-gnu/debug/deps
+
+if [ ! -d /run/systemd/system ]; then
+    echo "systemd-driver-tests: systemd is not PID 1 here: run this in the systemd VM" >&2
+    exit 2
+fi
+
+# The newest test binary of a suite (cargo names them SUITE-HASH).
+binary() {
+    local f best=
+    for f in "$DEPS/$1"-*; do
+        case $f in *.d | *.rmeta | *.rlib) continue ;; esac
+        [ -x "$f" ] || continue
+        if [ -z "$best" ] || [ "$f" -nt "$best" ]; then best=$f; fi
+    done
+    printf '%s' "$best"
+}
+
+suites=("$@")
+[ ${#suites[@]} -gt 0 ] || suites=(systemd lifecycle exec cgroups)
+rc=0
+results=()
+for s in "${suites[@]}"; do
+    bin=$(binary "$s")
+    if [ -z "$bin" ]; then
+        results+=("FAIL $s: no test binary in $DEPS (cargo test --no-run --test $s)")
+        rc=1
+        continue
+    fi
+    mode=()
+    [ "$s" = systemd ] || mode=(env RRUN_TEST_SYSTEMD_CGROUP=1)
+    echo "=== $s (${RRUN_BIN:-rrun}${mode[*]:+, --systemd-cgroup}) ==="
+    start=$(date +%s)
+    if "${mode[@]}" "$bin" --test-threads=2 ${TEST_FILTER:+"$TEST_FILTER"}; then
+        results+=("PASS $s ($(($(date +%s) - start)) s)")
+    else
+        results+=("FAIL $s ($(($(date +%s) - start)) s)")
+        rc=1
+    fi
+    # Nothing of the tests may be left in systemd.
+    left=$(systemctl list-units --all --no-legend --plain 'rrun-test-*' 'rrtest*' | awk '{print $1}')
+    if [ -n "$left" ]; then
+        results+=("FAIL $s: units left: $(echo $left)")
+        rc=1
+        for u in $left; do systemctl stop "$u" >/dev/null 2>&1 || true; done
+    fi
+done
+printf '%s\n' "${results[@]}"
+exit "$rc"
