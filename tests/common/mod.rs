@@ -1342,12 +1342,21 @@ impl Drop for Container {
             && systemd_booted()
             && have_cmd("systemctl")
         {
-            let mut c = Command::new("systemctl");
-            c.args(["stop", &unit]).stderr(Stdio::null());
-            let _ = run_timeout(c, TIMEOUT);
-            let mut c = Command::new("systemctl");
-            c.args(["reset-failed", &unit]).stderr(Stdio::null());
-            let _ = run_timeout(c, TIMEOUT);
+            // SIGKILL first: a container's PID 1 ignores the SIGTERM of
+            // a stop. `timeout`: a drop must neither hang nor panic.
+            for args in [
+                &["kill", "--signal=KILL", unit.as_str()][..],
+                &["stop", unit.as_str()],
+                &["reset-failed", unit.as_str()],
+            ] {
+                let _ = Command::new("timeout")
+                    .arg("30")
+                    .arg("systemctl")
+                    .args(args)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
         }
         // Only a cgroupsPath naming one cgroup of its own: "." or "/"
         // would sweep every empty cgroup on the host.
