@@ -156,6 +156,8 @@ fn scope_has_the_properties_and_delete_stops_it() {
     assert_eq!(show(&unit, "Slice"), "system.slice");
     assert_eq!(show(&unit, "Delegate"), "yes");
     assert_eq!(show(&unit, "DefaultDependencies"), "no");
+    // systemd's device policy never allows more than the config does.
+    assert_eq!(show(&unit, "DevicePolicy"), "strict");
     assert_eq!(show(&unit, "TasksMax"), "100");
     assert_eq!(show(&unit, "CPUQuotaPerSecUSec"), "500ms");
     let cg = show(&unit, "ControlGroup");
@@ -302,6 +304,21 @@ fn exec_joins_the_scope() {
         "exec not in {unit}:\n{}",
         o.stdout
     );
+    // The default devices work under both device filters (rrun's and
+    // systemd's), and others are refused.
+    let o = sd(
+        &c,
+        &[
+            "exec",
+            &c.id,
+            "sh",
+            "-c",
+            "echo x > /dev/null && head -c1 /dev/urandom > /dev/null && echo devices-ok; \
+             mknod /tmp/sda b 8 0 && head -c1 /tmp/sda > /dev/null && echo disk-readable",
+        ],
+    );
+    assert!(o.stdout.contains("devices-ok"), "{o}");
+    assert!(!o.stdout.contains("disk-readable"), "{o}");
     // ps and pause/resume work from the unit's cgroup.
     let ps = sd(&c, &["ps", "--format", "json", &c.id]);
     ps.ok();

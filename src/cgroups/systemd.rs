@@ -218,6 +218,8 @@ pub enum Value {
     Strs(Vec<String>),
     U32s(Vec<u32>),
     Bytes(Vec<u8>),
+    /// DeviceAllow's (path, access) pairs.
+    Pairs(Vec<(String, String)>),
 }
 
 pub type Property = (&'static str, Value);
@@ -446,6 +448,40 @@ pub fn properties_for(
     Ok(resource_properties(&writes, v2, version)?)
 }
 
+/// DevicePolicy and DeviceAllow for the container's device rules (the
+/// config's, then the default allowlist: `super::device_rules`), so that
+/// systemd, which rewrites a unit's device cgroup from its properties
+/// (v1: on every daemon-reload; v2: its own BPF program beside rrun's),
+/// never allows more than rrun does: `strict` with the allowed devices,
+/// as runc sets them. What systemd cannot say is left out, which only
+/// narrows systemd's list (rrun's own rules still hold): a `*:MINOR`
+/// rule, and a `MAJOR:*` rule before systemd 240. A deny list (default
+/// allow) gets no properties: systemd's default policy allows every
+/// device, and rrun's rules deny the exceptions.
+pub fn device_properties(rules: &[(bool, String)], version: u32) -> Vec<Property> {
+    let Ok(devices) = super::devices_v1::Devices::from_rules(rules) else {
+        return Vec::new();
+    };
+    let Some(allowed) = devices.allowed() else {
+        return Vec::new();
+    };
+    let mut list = Vec::new();
+    for (typ, major, minor, access) in allowed {
+        let group = if typ == 'b' { "block" } else { "char" };
+        let path = match (major, minor) {
+            (None, None) => format!("{group}-*"),
+            (Some(maj), None) if version >= 240 => format!("{group}-{maj}"),
+            (Some(maj), Some(min)) => format!("/dev/{group}/{maj}:{min}"),
+            _ => continue,
+        };
+        list.push((path, access));
+    }
+    vec![
+        ("DevicePolicy", Value::Str("strict".into())),
+        ("DeviceAllow", Value::Pairs(list)),
+    ]
+}
+
 /// systemd's version from its Version property ("252.36-1~deb12u1",
 /// "v245.4-1.fc32"): the leading number, 0 if there is none.
 pub fn parse_version(s: &str) -> u32 {
@@ -671,6 +707,36 @@ mod tests {
         assert_eq!(misplaced(procs, &hs, "/system.slice/r-x.scope"), vec![1]);
         assert_eq!(misplaced(procs, &hs, "/other"), vec![0, 1, 2, 3]);
         assert_eq!(misplaced("0::/a\n", &hs[3..], "/a"), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn device_allow_lists() {
+        let rules = |v: &[(bool, &str)]| -> Vec<(bool, String)> {
+            v.iter().map(|(a, r)| (*a, r.to_string())).collect()
+        };
+        let p = device_properties(
+            &rules(&[
+                (false, "a"),
+                (true, "c 1:3 rwm"),
+                (true, "c 136:* rw"),
+                (true, "b *:* m"),
+                (true, "c *:5 r"),
+            ]),
+            252,
+        );
+        assert_eq!(get(&p, "DevicePolicy"), Some(&Value::Str("strict".into())));
+        let Some(Value::Pairs(l)) = get(&p, "DeviceAllow") else {
+            panic!("{p:?}")
+        };
+        let l: Vec<(&str, &str)> = l.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        assert!(l.contains(&("/dev/char/1:3", "rwm")), "{l:?}");
+        assert!(l.contains(&("char-136", "rw")), "{l:?}");
+        assert!(l.contains(&("block-*", "m")), "{l:?}");
+        assert_eq!(l.len(), 3, "*:5 has no systemd form: {l:?}");
+        let p = device_properties(&rules(&[(false, "a"), (true, "c 136:* rw")]), 239);
+        assert_eq!(get(&p, "DeviceAllow"), Some(&Value::Pairs(vec![])));
+        // A deny list: nothing for systemd.
+        assert!(device_properties(&rules(&[(true, "a"), (false, "c 1:3 rwm")]), 252).is_empty());
     }
 
     #[test]

@@ -850,8 +850,18 @@ fn join_unit(
     let v2 = cgroups::is_pure_v2(hierarchies);
     let mut resources = resources.clone();
     sd::round_quota(&mut resources);
+    let version = bus.version();
     let mut props = sd::base_properties(unit, &state.id, Some(pid.as_raw() as u32), v2);
-    props.extend(sd::properties_for(&resources, v2, bus.version())?);
+    props.extend(sd::properties_for(&resources, v2, version)?);
+    // The device rules as rrun applies them (deny all, the config's, the
+    // defaults); a user's systemd has no device control to give.
+    if which == Which::System {
+        let mut rules = vec![(false, "a".to_string())];
+        rules.extend(cgroups::device_rules(
+            resources.devices().as_deref().unwrap_or_default(),
+        ));
+        props.extend(sd::device_properties(&rules, version));
+    }
     bus.start_unit(&unit.unit, &props)
         .map_err(cgroups::CgroupError::from)?;
     let cg = bus.control_group(&unit.unit);

@@ -102,6 +102,7 @@ fn value(v: &Value) -> zvariant::Value<'static> {
         Value::Strs(v) => v.clone().into(),
         Value::U32s(v) => v.clone().into(),
         Value::Bytes(v) => v.clone().into(),
+        Value::Pairs(v) => v.clone().into(),
     }
 }
 
