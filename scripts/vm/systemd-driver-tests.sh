@@ -12,11 +12,13 @@
 # gets --systemd-cgroup and a system.slice:rrun-test:<unique> cgroupsPath).
 # RRUN_BIN=$(command -v runc) runs the same against runc. One PASS/FAIL
 # line per suite; exits non-zero if any failed. SUITE narrows the list
-# (systemd, lifecycle, exec, cgroups); TEST_FILTER is passed to each
-# binary as its name filter.
+# (systemd, lifecycle, exec, cgroups, cgroups_v2); TEST_FILTER is passed to
+# each binary as its name filter. cgroups_v2 is scripts/vm/cgroup-tests.sh
+# (the pure v2 resource checks tests/cgroups_v2.rs runs in the plain VM)
+# with RRUN_CG_SYSTEMD=1: every container a scope of system.slice.
 set -euo pipefail
 
-REPO=${RRUN_SD_REPO:-${RRUN_VM_REPO:-$(pwd)}}
+REPO=${RRUN_SD_REPO:-$(pwd)}
 cd "$REPO"
 DEPS=target/x86_64-unknown-linux-gnu/debug/deps
 
@@ -37,10 +39,23 @@ binary() {
 }
 
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(systemd lifecycle exec cgroups)
+[ ${#suites[@]} -gt 0 ] || suites=(systemd lifecycle exec cgroups cgroups_v2)
 rc=0
 results=()
 for s in "${suites[@]}"; do
+    if [ "$s" = cgroups_v2 ]; then
+        echo "=== $s (${RRUN_BIN:-rrun}, --systemd-cgroup) ==="
+        start=$(date +%s)
+        if RRUN=${RRUN_BIN:-$REPO/target/x86_64-unknown-linux-gnu/debug/rrun} RRUN_CG_SYSTEMD=1 \
+            RRUN_VM_BUNDLE_ROOTFS=$REPO/target/x86_64-unknown-linux-gnu/test-rootfs \
+            sh scripts/vm/cgroup-tests.sh; then
+            results+=("PASS $s ($(($(date +%s) - start)) s)")
+        else
+            results+=("FAIL $s ($(($(date +%s) - start)) s)")
+            rc=1
+        fi
+        continue
+    fi
     bin=$(binary "$s")
     if [ -z "$bin" ]; then
         results+=("FAIL $s: no test binary in $DEPS (cargo test --no-run --test $s)")
