@@ -30,12 +30,17 @@ pub enum Which {
 }
 
 impl Which {
-    /// The user's systemd for a rootless rrun, as runc chooses.
+    /// The user's systemd for a rootless rrun, as runc chooses: any
+    /// non-root user, and root in a user namespace whose root is a
+    /// user on the host (rootless podman runs the runtime so) when that
+    /// user's bus is there.
     pub fn for_caller() -> Which {
-        if nix::unistd::geteuid().is_root() {
-            Which::System
-        } else {
-            Which::User
+        if !nix::unistd::geteuid().is_root() {
+            return Which::User;
+        }
+        match host_uid_of_root() {
+            Some(uid) if uid != 0 && Which::User.address().is_ok() => Which::User,
+            _ => Which::System,
         }
     }
 
@@ -72,6 +77,31 @@ impl Which {
             why: why.to_string(),
         }
     }
+}
+
+/// In a user namespace other than the host's, the host uid its root maps
+/// to (the uid the bus sees through SO_PEERCRED); None in the host's.
+fn host_uid_of_root() -> Option<u32> {
+    let map = std::fs::read_to_string("/proc/self/uid_map").ok()?;
+    root_in_map(&map)
+}
+
+fn root_in_map(map: &str) -> Option<u32> {
+    let lines: Vec<Vec<u64>> = map
+        .lines()
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect()
+        })
+        .collect();
+    if lines.len() == 1 && lines[0] == [0, 0, 4_294_967_295] {
+        return None;
+    }
+    lines
+        .iter()
+        .find(|l| l.len() == 3 && l[0] == 0 && l[2] > 0)
+        .and_then(|l| u32::try_from(l[1]).ok())
 }
 
 /// Tries the bus socket (a plain connect, no D-Bus, no threads): create
@@ -126,10 +156,19 @@ fn is_error(e: &zbus::Error, name: &str) -> bool {
 impl Bus {
     pub fn connect(which: Which) -> Result<Bus, SystemdError> {
         let addr = which.address()?;
+        // Root of a user namespace authenticates as the host user it is
+        // (the uid the bus daemon sees), not as uid 0.
+        let auth_uid = if which == Which::User && nix::unistd::geteuid().is_root() {
+            host_uid_of_root()
+        } else {
+            None
+        };
         let conn = async_io::block_on(async {
-            zbus::connection::Builder::address(addr.as_str())?
-                .build()
-                .await
+            let mut b = zbus::connection::Builder::address(addr.as_str())?;
+            if let Some(uid) = auth_uid {
+                b = b.user_id(uid);
+            }
+            b.build().await
         })
         .map_err(|e| which.unreachable(&addr, why(&e)))?;
         Ok(Bus { conn, which, addr })
@@ -345,5 +384,21 @@ impl Bus {
             return self.which.unreachable(&self.addr, why(e)).to_string();
         }
         why(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn root_of_a_user_namespace() {
+        use super::root_in_map as f;
+        assert_eq!(f("         0          0 4294967295\n"), None);
+        assert_eq!(f("         0       1000          1\n"), Some(1000));
+        assert_eq!(
+            f("0 1000 1\n1 100000 65536\n"),
+            Some(1000),
+            "rootless podman's map"
+        );
+        assert_eq!(f("1 100000 65536\n"), None, "root unmapped");
     }
 }
