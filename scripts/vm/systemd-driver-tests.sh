@@ -16,6 +16,9 @@
 # each binary as its name filter. cgroups_v2 is scripts/vm/cgroup-tests.sh
 # (the pure v2 resource checks tests/cgroups_v2.rs runs in the plain VM)
 # with RRUN_CG_SYSTEMD=1: every container a scope of system.slice.
+# rootless: a user with lingering (its own systemd and bus) runs a rootless
+# container with --systemd-cgroup: the scope is the user systemd's, under
+# user@UID.service, with the pids limit, and delete leaves no unit.
 set -euo pipefail
 
 REPO=${RRUN_SD_REPO:-$(pwd)}
@@ -39,10 +42,71 @@ binary() {
 }
 
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(systemd lifecycle exec cgroups cgroups_v2)
+[ ${#suites[@]} -gt 0 ] || suites=(systemd lifecycle exec cgroups cgroups_v2 rootless)
+
+# The rootless check (see the top). Prints what failed; returns non-zero.
+ROOTLESS_USER=rrunsdtest
+rootless_cleanup() {
+    loginctl disable-linger "$ROOTLESS_USER" >/dev/null 2>&1 || true
+    systemctl stop "user@$(id -u "$ROOTLESS_USER" 2>/dev/null).service" >/dev/null 2>&1 || true
+    userdel -r "$ROOTLESS_USER" >/dev/null 2>&1 || true
+}
+rootless() {
+    local rt=$1 uid home name out
+    rt=$(readlink -f "$rt")
+    name=rl-$$
+    useradd -m "$ROOTLESS_USER" || return 1
+    uid=$(id -u "$ROOTLESS_USER")
+    home=$(getent passwd "$ROOTLESS_USER" | cut -d: -f6)
+    loginctl enable-linger "$ROOTLESS_USER"
+    for _ in $(seq 1 60); do [ -S "/run/user/$uid/bus" ] && break; sleep 1; done
+    [ -S "/run/user/$uid/bus" ] || { echo "rootless: no user bus for $uid"; return 1; }
+    out=$(su -s /bin/sh "$ROOTLESS_USER" -c "
+        set -e
+        export XDG_RUNTIME_DIR=/run/user/$uid DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/$uid/bus
+        mkdir -p $home/b && cd $home/b && '$rt' spec --rootless
+        python3 - <<'PY'
+import json
+c = json.load(open('config.json'))
+c['root'] = {'path': '$REPO/target/x86_64-unknown-linux-gnu/test-rootfs', 'readonly': True}
+c['process']['terminal'] = False
+c['process']['args'] = ['sleep', '100']
+c['linux']['resources'] = {'pids': {'limit': 42}}
+json.dump(c, open('config.json', 'w'))
+PY
+        '$rt' --systemd-cgroup run -d $name
+        pid=\$('$rt' --systemd-cgroup state $name | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"pid\"])')
+        cg=\$(cut -d: -f3 /proc/\$pid/cgroup)
+        echo cgroup=\$cg
+        echo pids.max=\$(cat /sys/fs/cgroup\$cg/pids.max)
+        systemctl --user is-active \$(basename \$cg)
+        '$rt' --systemd-cgroup delete -f $name
+        echo units-left=\$(systemctl --user list-units --all --no-legend --plain '*$name*' | wc -l)
+    " 2>&1) || { echo "$out"; return 1; }
+    echo "$out"
+    case $out in
+        *"cgroup=/user.slice/user-$uid.slice/user@$uid.service/user.slice/"*"-$name.scope"*) ;;
+        *) echo "rootless: the scope is not the user systemd's"; return 1 ;;
+    esac
+    case $out in *pids.max=42*) ;; *) echo "rootless: pids.max not 42"; return 1 ;; esac
+    case $out in *units-left=0*) ;; *) echo "rootless: a unit is left"; return 1 ;; esac
+}
 rc=0
 results=()
 for s in "${suites[@]}"; do
+    if [ "$s" = rootless ]; then
+        echo "=== $s (${RRUN_BIN:-rrun}, --systemd-cgroup, the user's systemd) ==="
+        start=$(date +%s)
+        rootless_cleanup
+        if rootless "${RRUN_BIN:-$REPO/target/x86_64-unknown-linux-gnu/debug/rrun}"; then
+            results+=("PASS $s ($(($(date +%s) - start)) s)")
+        else
+            results+=("FAIL $s ($(($(date +%s) - start)) s)")
+            rc=1
+        fi
+        rootless_cleanup
+        continue
+    fi
     if [ "$s" = cgroups_v2 ]; then
         echo "=== $s (${RRUN_BIN:-rrun}, --systemd-cgroup) ==="
         start=$(date +%s)
