@@ -59,6 +59,9 @@ rootless() {
     uid=$(id -u "$ROOTLESS_USER")
     home=$(getent passwd "$ROOTLESS_USER" | cut -d: -f6)
     loginctl enable-linger "$ROOTLESS_USER"
+    # Lingering starts the user's systemd; a second round right after a
+    # cleanup may need the start asked for.
+    systemctl start "user@$uid.service" || true
     for _ in $(seq 1 60); do [ -S "/run/user/$uid/bus" ] && break; sleep 1; done
     [ -S "/run/user/$uid/bus" ] || { echo "rootless: no user bus for $uid"; return 1; }
     out=$(su -s /bin/sh "$ROOTLESS_USER" -c "
