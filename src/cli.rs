@@ -28,7 +28,8 @@ pub struct Cli {
     /// Enable debug logging
     #[arg(long, global = true)]
     pub debug: bool,
-    /// Use the systemd cgroup driver (not supported yet: a clear error)
+    /// Use the systemd cgroup driver: the container's cgroup is a transient
+    /// systemd unit (cgroupsPath "slice:prefix:name")
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
     /// Accepted for compatibility with runc (auto, true, false)

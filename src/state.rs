@@ -109,6 +109,30 @@ pub struct ContainerState {
     /// process::init::session_keyring_name); empty in older states.
     #[serde(default)]
     pub keyring_nonce: String,
+    /// The systemd unit rrun made as the container's cgroup
+    /// (`--systemd-cgroup`), recorded once systemd has started it:
+    /// `delete` stops it. Absent in older states and without the driver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd_unit: Option<SystemdUnit>,
+}
+
+/// A unit rrun started for a container, and on which systemd.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SystemdUnit {
+    pub name: String,
+    pub manager: crate::cgroups::systemd::bus::Which,
+}
+
+impl ContainerState {
+    /// The container's cgroup directories that are rrun's own: those it
+    /// made, and all of them when they are a systemd unit rrun made.
+    pub fn owned_cgroups(&self) -> Vec<PathBuf> {
+        self.cgroup_paths
+            .iter()
+            .filter(|d| self.systemd_unit.is_some() || self.cgroups_created.contains(d))
+            .cloned()
+            .collect()
+    }
 }
 
 /// The state JSON of runtime.md as runc prints it (same field order).

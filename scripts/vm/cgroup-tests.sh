@@ -9,11 +9,20 @@
 # REASON"); the script exits 1 if any check failed. Every container gets an
 # absolute cgroupsPath under the harness cgroup ($RRUN_VM_CGROUP), whose
 # subtree_control enables every controller.
+#
+# RRUN_CG_SYSTEMD=1 (in the systemd VM, scripts/vm/systemd-driver-tests.sh):
+# the same checks with --systemd-cgroup, each container in the scope
+# rrcg-ID.scope of system.slice (cgroupsPath system.slice:rrcg:ID).
 
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 RRUN=${RRUN:-rrun}
 ROOTFS=${RRUN_VM_BUNDLE_ROOTFS:-/bundles/busybox/rootfs}
 PARENT=${RRUN_VM_CGROUP:-/harness}
+SD=
+if [ "${RRUN_CG_SYSTEMD:-}" = 1 ]; then
+    SD=--systemd-cgroup
+    PARENT=/system.slice
+fi
 CGMNT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 STATE=/run/rrun-cgtest
 WORK=/tmp/rrun-cgtest
@@ -34,11 +43,14 @@ check() {
 }
 
 # rr ARGS...: the runtime with a state root and a timeout.
-rr() { timeout 30 "$RRUN" --root "$STATE" "$@"; }
+rr() { timeout 30 "$RRUN" $SD --root "$STATE" "$@"; }
+
+# leaf ID: the container's cgroup below $PARENT (a systemd scope with SD).
+leaf() { if [ -n "$SD" ]; then echo "rrcg-$1.scope"; else echo "$1"; fi; }
 
 # cg ID FILE: a file of the container's cgroup.
-cg() { cat "$CGMNT$PARENT/$1/$2" 2>&1; }
-cgdir() { echo "$CGMNT$PARENT/$1"; }
+cg() { cat "$CGMNT$PARENT/$(leaf "$1")/$2" 2>&1; }
+cgdir() { echo "$CGMNT$PARENT/$(leaf "$1")"; }
 
 # Key value from a "key value" per line file: kv FILE KEY
 kv() { awk -v k="$2" '$1 == k { print $2 }' "$1" 2>/dev/null; }
@@ -75,7 +87,7 @@ bundle() {
       "options": ["nosuid", "noexec", "nodev", "ro"] }${mnts:+, $mnts}
   ],
   "linux": {
-    "cgroupsPath": "$PARENT/$id",
+    "cgroupsPath": "$(if [ -n "$SD" ]; then echo "system.slice:rrcg:$id"; else echo "$PARENT/$id"; fi)",
     "resources": $res,
     "devices": $devs,
     "namespaces": [

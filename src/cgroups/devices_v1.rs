@@ -28,6 +28,9 @@ const M: Access = 4;
 /// (type, major, minor); None is `*`.
 type Key = (char, Option<u32>, Option<u32>);
 
+/// An allowed device: type, major, minor (None is `*`), access "rwm".
+pub type Allowed = (char, Option<u32>, Option<u32>, String);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Devices {
     default_allow: bool,
@@ -146,6 +149,25 @@ impl Devices {
         }
         d.exceptions.retain(|_, a| *a != 0);
         Ok(d)
+    }
+
+    /// For a default-deny state, its allowed devices as (type, major,
+    /// minor, access "rwm"), `None` numbers being `*`; `None` for a
+    /// default-allow state (a deny list).
+    pub fn allowed(&self) -> Option<Vec<Allowed>> {
+        if self.default_allow {
+            return None;
+        }
+        Some(
+            self.exceptions
+                .iter()
+                .map(|(k, a)| {
+                    let rule = format_rule(k, *a);
+                    let access = rule.rsplit(' ').next().unwrap_or("").to_string();
+                    (k.0, k.1, k.2, access)
+                })
+                .collect(),
+        )
     }
 
     /// The writes, in order, that take a cgroup from `self` to `target`:

@@ -335,6 +335,18 @@ pub fn update(store: &Store, a: &UpdateArgs) -> Result<()> {
     }
     // Device rules are not changed by update (as runc).
     r.set_devices(None);
+    // A unit rrun made (--systemd-cgroup) gets the new limits as its
+    // properties too, so systemd keeps them (a daemon-reload rewrites the
+    // unit's cgroup files from its properties); the files follow.
+    if let Some(u) = &state.systemd_unit {
+        use crate::cgroups::systemd as sd;
+        sd::round_quota(&mut r);
+        let v2 = cgroups::is_pure_v2(&cgroups::discover(std::path::Path::new("/proc"))?);
+        let bus = sd::bus::Bus::connect(u.manager).map_err(cgroups::CgroupError::from)?;
+        let props = sd::properties_for(&r, v2, bus.version())?;
+        bus.set_properties(&u.name, &props)
+            .map_err(cgroups::CgroupError::from)?;
+    }
     cgroups::apply_resources(&state.cgroup_paths, &r, false)?;
     // Remember the new limits, so `exec` and later updates see them.
     if let Some(spec) = state.spec.as_mut()

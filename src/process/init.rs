@@ -119,15 +119,20 @@ pub fn run(plan: &InitPlan, chan: &Channel, listener: &OwnedFd, console: Option<
     let _ = sys::set_non_dumpable();
     // Before Go, the parent may send id-mapped mounts (rootfs::host_mounts).
     let mut idmapped = Vec::new();
+    // With the systemd driver, the parent names the unit's cgroups once
+    // systemd has placed us there.
+    let mut unit_dirs = None;
     loop {
         match chan.recv_with_fd() {
             Ok((Msg::Go, _)) => break,
             Ok((Msg::MountFd(i), Some(fd))) => idmapped.push((i, fd)),
+            Ok((Msg::CgroupDirs(d), _)) => unit_dirs = Some(d),
             // The parent died or failed: nobody will clean up a half-made init.
             _ => sys::exit_now(1),
         }
     }
-    let target = match setup(plan, chan, console, &idmapped) {
+    let cgroup_dirs = unit_dirs.as_deref().unwrap_or(&plan.cgroup_dirs);
+    let target = match setup(plan, chan, console, &idmapped, cgroup_dirs) {
         Ok(exe) => exe,
         Err(e) => fail(chan, e),
     };
@@ -271,6 +276,7 @@ fn setup(
     chan: &Channel,
     console: Option<&OwnedFd>,
     idmapped: &[(usize, OwnedFd)],
+    cgroup_dirs: &[std::path::PathBuf],
 ) -> StepResult<Target> {
     let spec = &plan.spec;
     let process: &Process = spec.process().as_ref().expect("validated: process present");
@@ -310,7 +316,7 @@ fn setup(
             .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Pid)),
         no_pivot: plan.no_pivot,
         hierarchies: &plan.hierarchies,
-        cgroup_dirs: &plan.cgroup_dirs,
+        cgroup_dirs,
         mount_label: plan.lsm.mount.as_deref(),
         idmapped,
     };

@@ -16,6 +16,8 @@
 //! -                                             what it needs (fds.rs); reset
 //! -                                             signals, non-dumpable
 //! 4. write id maps, cgroups, oom_score_adj   b. wait for Go
+//! -  --systemd-cgroup: start the unit with  -
+//! -  the init in it, send its dirs       ->  (the init mounts those)
 //! 5. send Go                                 c. uid 0 in userns, cgroup ns, setsid
 //! -                                          d. hostname, mounts, devices
 //! 6. run prestart + createRuntime hooks  <-  e. ask for hooks (if any)
@@ -50,11 +52,12 @@ use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
 
 use crate::cgroups::members::{self, Rule};
+use crate::cgroups::systemd::{self as sd, bus::Bus, bus::Which};
 use crate::cgroups::{self, Hierarchy};
 use crate::hooks;
 use crate::namespaces::{self, NsPlan};
 use crate::spec::Bundle;
-use crate::state::{ContainerDir, ContainerState, Status, Store};
+use crate::state::{ContainerDir, ContainerState, Status, Store, SystemdUnit};
 use crate::sys::{self, CloneResult};
 use sync::Msg;
 
@@ -217,6 +220,8 @@ struct CleanupGuard<'a> {
     cgroups_made: Vec<PathBuf>,
     /// The container's cgroup directories (made or not).
     cgroup_dirs: Vec<PathBuf>,
+    /// The systemd unit rrun started for the container, to stop.
+    unit: Option<(Bus, String)>,
     poststop: Option<(&'a Spec, ContainerState)>,
 }
 
@@ -245,8 +250,20 @@ impl Drop for CleanupGuard<'_> {
         // intermediate, createContainer hooks without a pid namespace of
         // their own) is in the cgroups rrun made; a cgroup that existed
         // before is left alone, with whatever else is in it.
-        kill_owned(&owned_leaves(&self.cgroup_dirs, &self.cgroups_made));
-        let left = cgroups::remove_created(&self.cgroups_made, &self.cgroup_dirs, &|_| false);
+        let owned = if self.unit.is_some() {
+            self.cgroup_dirs.clone()
+        } else {
+            owned_leaves(&self.cgroup_dirs, &self.cgroups_made)
+        };
+        kill_owned(&owned);
+        let mut made = self.cgroups_made.clone();
+        if let Some((bus, unit)) = &self.unit {
+            match bus.stop_unit(unit) {
+                Ok(()) => add_unit_dirs(&mut made, &self.cgroup_dirs),
+                Err(e) => crate::log::warn(&format!("cleanup after failed create: {e}")),
+            }
+        }
+        let left = cgroups::remove_created(&made, &self.cgroup_dirs, &|_| false);
         warn_left("cleanup after failed create", &left);
         if let Some((spec, state)) = &self.poststop
             && let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststop().as_deref())
@@ -258,6 +275,16 @@ impl Drop for CleanupGuard<'_> {
         }
         if let Err(e) = dir.destroy() {
             crate::log::warn(&format!("cleanup after failed create: {e}"));
+        }
+    }
+}
+
+/// Once the unit rrun made is stopped, its directories are removed like
+/// the ones rrun made (systemd before v240 left sub-cgroups behind).
+fn add_unit_dirs(made: &mut Vec<PathBuf>, unit_dirs: &[PathBuf]) {
+    for d in unit_dirs {
+        if !made.contains(d) {
+            made.push(d.clone());
         }
     }
 }
@@ -293,7 +320,7 @@ fn init_pidfd(state: &ContainerState) -> Option<OwnedFd> {
 /// Who is the container's (see cgroups::members), given its init's pidfd
 /// if it is alive.
 fn membership(state: &ContainerState, init: Option<&OwnedFd>) -> Rule {
-    let owned = || Rule::Owned(owned_leaves(&state.cgroup_paths, &state.cgroups_created));
+    let owned = || Rule::Owned(state.owned_cgroups());
     // A create killed before it saved the init's pid: what it started is
     // in the cgroups it made.
     if !own_pid_ns(state.spec.as_ref()) || state.pid <= 0 {
@@ -428,10 +455,25 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
     let default_cgroup = cgroups_path.is_none_or(|p| p.as_os_str().is_empty());
     let mut cgroup_dirs =
         cgroups::container_dirs(&hierarchies, cgroups_path, &opts.id, opts.systemd_cgroup)?;
+    // --systemd-cgroup: the unit to start, and a first try of the bus,
+    // before any side effect (the D-Bus connection itself waits until the
+    // init exists: it starts threads, and rrun clones single-threaded).
+    let unit_plan = if opts.systemd_cgroup {
+        let which = Which::for_caller();
+        let user_slice = which == Which::User && cgroups::is_pure_v2(&hierarchies);
+        let path = cgroups_path.map(|p| p.to_string_lossy().into_owned());
+        let plan = sd::plan_unit(path.as_deref(), &opts.id, user_slice)
+            .map_err(cgroups::CgroupError::from)?;
+        sd::bus::precheck(which).map_err(cgroups::CgroupError::from)?;
+        Some((plan, which))
+    } else {
+        None
+    };
     // Rootless: cgroups only where they were delegated to us (writable);
     // otherwise the container runs without its own cgroups, as runc's
     // rootless mode does, and resource limits cannot be honoured.
-    if !nix::unistd::geteuid().is_root() && !cgroups::writable(&cgroup_dirs) {
+    if unit_plan.is_none() && !nix::unistd::geteuid().is_root() && !cgroups::writable(&cgroup_dirs)
+    {
         let wants_limits = spec
             .linux()
             .as_ref()
@@ -542,6 +584,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         init_status: None,
         keyring_nonce: init::keyring_nonce()
             .map_err(|e| CreateError::Init(format!("reading /dev/urandom: {e}")))?,
+        systemd_unit: None,
     };
     let mut guard = CleanupGuard {
         dir: Some(dir),
@@ -549,6 +592,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         pidfd: None,
         cgroups_made: Vec::new(),
         cgroup_dirs: cgroup_dirs.clone(),
+        unit: None,
         poststop: None,
     };
     // After the claim, so a second create of one id under one --root
@@ -698,6 +742,21 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
     )? {
         parent_end.send_encoded_with_fd(&sync::encode(&Msg::MountFd(i)), &tree)?;
     }
+    // --systemd-cgroup: the unit, with the init in it, before the init
+    // runs anything of the container (it waits for Go).
+    if let Some((unit, which)) = &unit_plan {
+        let dirs = join_unit(
+            unit,
+            *which,
+            pid,
+            &plan.hierarchies,
+            &resources,
+            &mut guard,
+            &mut state,
+        )?;
+        parent_end.send(&Msg::CgroupDirs(dirs))?;
+        checkpoint("create-unit");
+    }
     // Go, then the pid save: the init's mounts and the state write run side
     // by side. Should the save fail, the guard kills the init, whatever it
     // has reached.
@@ -784,6 +843,68 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         state,
         console: console_parent,
     })
+}
+
+/// `--systemd-cgroup`: starts the container's unit with the init `pid` in
+/// it (systemd moves it) and the resources systemd has properties for,
+/// then does in the unit's cgroups what rrun does in its own: makes the
+/// directories systemd did not (v1 hierarchies it does not manage), moves
+/// the init where systemd did not, and writes every limit to the files.
+/// Returns the unit's directories, one per hierarchy.
+fn join_unit(
+    unit: &sd::UnitPlan,
+    which: Which,
+    pid: Pid,
+    hierarchies: &[Hierarchy],
+    resources: &oci_spec::runtime::LinuxResources,
+    guard: &mut CleanupGuard<'_>,
+    state: &mut ContainerState,
+) -> Result<Vec<PathBuf>> {
+    let bus = Bus::connect(which).map_err(cgroups::CgroupError::from)?;
+    let v2 = cgroups::is_pure_v2(hierarchies);
+    let mut resources = resources.clone();
+    sd::round_quota(&mut resources);
+    let version = bus.version();
+    let mut props = sd::base_properties(unit, &state.id, Some(pid.as_raw() as u32), v2);
+    props.extend(sd::properties_for(&resources, v2, version)?);
+    // The device rules as rrun applies them (deny all, the config's, the
+    // defaults); a user's systemd has no device control to give.
+    if which == Which::System {
+        let mut rules = vec![(false, "a".to_string())];
+        rules.extend(cgroups::device_rules(
+            resources.devices().as_deref().unwrap_or_default(),
+        ));
+        props.extend(sd::device_properties(&rules, version));
+    }
+    bus.start_unit(&unit.unit, &props)
+        .map_err(cgroups::CgroupError::from)?;
+    let cg = bus.control_group(&unit.unit);
+    guard.unit = Some((bus, unit.unit.clone()));
+    let cg = cg.map_err(cgroups::CgroupError::from)?;
+    let dirs = sd::unit_dirs(hierarchies, &cg);
+    guard.cgroup_dirs = dirs.clone();
+    let cg_plan = cgroups::plan(hierarchies, &dirs);
+    state.systemd_unit = Some(SystemdUnit {
+        name: unit.unit.clone(),
+        manager: which,
+    });
+    state.cgroup_paths = dirs.clone();
+    state.cgroups_created = cg_plan.missing.clone();
+    let dir = guard.dir.as_ref().expect("guard holds the dir");
+    dir.save(state)?;
+    cgroups::create(&cg_plan.missing, &mut guard.cgroups_made)?;
+    if guard.cgroups_made != state.cgroups_created {
+        state.cgroups_created = guard.cgroups_made.clone();
+        dir.save(state)?;
+    }
+    cgroups::fill_cpusets_of(hierarchies, &dirs)?;
+    let procs = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .map_err(|e| CreateError::Init(format!("reading the init's cgroups: {e}")))?;
+    for i in sd::misplaced(&procs, hierarchies, &cg) {
+        cgroups::add_pid(&dirs[i..=i], pid.as_raw())?;
+    }
+    cgroups::apply_resources(&dirs, &resources, true)?;
+    Ok(dirs)
 }
 
 fn seccomp_profile(spec: &Spec) -> Option<&oci_spec::runtime::LinuxSeccomp> {
@@ -932,7 +1053,14 @@ pub fn destroy(
         kill_owned(owned);
     }
     checkpoint("delete-killed");
-    let left = cgroups::remove_created(&state.cgroups_created, &state.cgroup_paths, &|pid| {
+    let mut made = state.cgroups_created.clone();
+    if let Some(u) = &state.systemd_unit {
+        match Bus::connect(u.manager).and_then(|b| b.stop_unit(&u.name)) {
+            Ok(()) => add_unit_dirs(&mut made, &state.cgroup_paths),
+            Err(e) => crate::log::warn(&format!("delete {}: {e}", state.id)),
+        }
+    }
+    let left = cgroups::remove_created(&made, &state.cgroup_paths, &|pid| {
         members::is_foreign(&rule, pid)
     });
     warn_left(&format!("delete {}", state.id), &left);

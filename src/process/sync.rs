@@ -9,6 +9,7 @@
 //! | 2    | parent       | MapsWritten         | maps written; go on                       |
 //! | 3    | intermediate | ChildPid(pid) + fd  | forked the init (fd: its pidfd); I exit   |
 //! | m    | parent       | MountFd(i) + fd     | the id-mapped mount for mounts[i]         |
+//! | u    | parent       | CgroupDirs(dirs)    | systemd placed you in its unit: these     |
 //! | 4    | parent       | Go                  | init is in its cgroups (and id-mapped)    |
 //! | 5    | init         | CreateRuntimeHooks  | mounts done: run prestart/createRuntime   |
 //! | 6    | parent       | HooksDone           | they passed; go on to pivot_root          |
@@ -18,9 +19,9 @@
 //! | any  | child        | Error(msg)          | failed; the parent cleans up              |
 //!
 //! Steps 1-3 exist only when an intermediate process is needed (joined
-//! namespaces, time namespace); 5-6 only when those hooks exist; s1-s2 only
-//! with SCMP_ACT_NOTIFY in the profile, during step h of create (before 7)
-//! or in an exec'd process (exec.rs), where s1 may even come before the
+//! namespaces, time namespace); u only with --systemd-cgroup; 5-6 only
+//! when those hooks exist; s1-s2 only with SCMP_ACT_NOTIFY in the profile,
+//! during step h of create (before 7) or in an exec'd process (exec.rs), where s1 may even come before the
 //! helper's ChildPid. ChildPid (also the exec helper's) and s1 carry an fd
 //! (SCM_RIGHTS); s1 is sent with [`Channel::send_encoded_with_fd`] right
 //! after the filter is loaded, one sendmsg(2) and no other syscall, since
@@ -52,6 +53,7 @@ pub enum Msg {
     MapsWritten,
     ChildPid(i32),
     MountFd(usize),
+    CgroupDirs(Vec<std::path::PathBuf>),
     Go,
     CreateRuntimeHooks,
     HooksDone,

@@ -79,6 +79,62 @@ macro_rules! require {
     };
 }
 
+/// RRUN_TEST_SYSTEMD_CGROUP=1: every runtime command gets
+/// `--systemd-cgroup`, and bundles a `system.slice:rrun-test:<unique>`
+/// cgroupsPath (the unit `rrun-test-<unique>.scope`), so the suites run
+/// with the systemd cgroup driver (on a host with systemd as PID 1).
+pub fn systemd_mode() -> bool {
+    std::env::var("RRUN_TEST_SYSTEMD_CGROUP").is_ok_and(|v| v == "1")
+}
+
+/// Whether systemd runs this host (sd_booted(3)'s test).
+pub fn systemd_booted() -> bool {
+    Path::new("/run/systemd/system").is_dir()
+}
+
+/// The cgroup (relative to a hierarchy's root) of a systemd cgroupsPath
+/// `slice:prefix:name`, as systemd places the unit (system manager).
+pub fn systemd_cgroup(cgroups_path: &str) -> Option<String> {
+    let mut it = cgroups_path.split(':');
+    let (slice, prefix, name) = (it.next()?, it.next()?, it.next()?);
+    let expand = |s: &str| -> String {
+        let base = s.trim_end_matches(".slice");
+        if base == "-" {
+            return String::new();
+        }
+        let mut path = String::new();
+        let mut pre = String::new();
+        for part in base.split('-') {
+            path.push_str(&format!("/{pre}{part}.slice"));
+            pre.push_str(part);
+            pre.push('-');
+        }
+        path
+    };
+    if name.ends_with(".slice") {
+        return Some(expand(name));
+    }
+    let slice = if slice.is_empty() {
+        "system.slice"
+    } else {
+        slice
+    };
+    Some(format!("{}/{prefix}-{name}.scope", expand(slice)))
+}
+
+/// The unit a systemd cgroupsPath names (only a test's own: `rrun-test`
+/// in its name), for cleanup.
+pub fn systemd_unit_of(cgroups_path: &str) -> Option<String> {
+    let mut it = cgroups_path.split(':');
+    let (_, prefix, name) = (it.next()?, it.next()?, it.next()?);
+    let unit = if name.ends_with(".slice") {
+        name.to_string()
+    } else {
+        format!("{prefix}-{name}.scope")
+    };
+    unit.contains("rrun-test").then_some(unit)
+}
+
 pub fn is_root() -> bool {
     // SAFETY-free way to read our euid: /proc/self/status "Uid:" line.
     fs::read_to_string("/proc/self/status")
@@ -547,7 +603,14 @@ impl Bundle {
         // Readable by uids mapped in user-namespace tests.
         set_mode(dir.path(), 0o755);
         let rootfs = rootfs();
-        let cg = unique_name();
+        let cg = if systemd_mode() {
+            format!(
+                "system.slice:rrun-test:{}",
+                unique_name().trim_start_matches("rrun-test-")
+            )
+        } else {
+            unique_name()
+        };
         let config = base_config(&rootfs, "rrun-test", &cg);
         Bundle {
             dir,
@@ -794,6 +857,18 @@ pub fn cgroup_hierarchies() -> Vec<Hierarchy> {
 /// Every place where a relative cgroupsPath could show up on the host:
 /// nested under our own cgroup (what runc does) and at each hierarchy root.
 pub fn cgroup_dirs(cgroups_path: &str) -> Vec<PathBuf> {
+    // A systemd unit's cgroup is where systemd puts it, in every hierarchy.
+    if cgroups_path.contains(':')
+        && let Some(cg) = systemd_cgroup(cgroups_path)
+    {
+        let mut v: Vec<PathBuf> = cgroup_hierarchies()
+            .iter()
+            .map(|h| h.mountpoint.join(cg.trim_start_matches('/')))
+            .collect();
+        v.sort();
+        v.dedup();
+        return v;
+    }
     let rel = cgroups_path.trim_start_matches('/');
     let mut v = Vec::new();
     for h in cgroup_hierarchies() {
@@ -915,6 +990,9 @@ impl Container {
             None => Command::new(rrun_bin()),
             Some(r) => r.command(&rrun_bin()),
         };
+        if systemd_mode() {
+            c.arg("--systemd-cgroup");
+        }
         if self.run_as.as_ref().is_none_or(|r| r.pass_root) {
             c.arg("--root").arg(&self.root);
         }
@@ -1258,6 +1336,27 @@ impl Drop for Container {
                 .arg(&mp)
                 .stderr(Stdio::null())
                 .status();
+        }
+        // A systemd unit of the test's that the runtime left running.
+        if let Some(unit) = systemd_unit_of(&self.bundle.cgroups_path)
+            && systemd_booted()
+            && have_cmd("systemctl")
+        {
+            // SIGKILL first: a container's PID 1 ignores the SIGTERM of
+            // a stop. `timeout`: a drop must neither hang nor panic.
+            for args in [
+                &["kill", "--signal=KILL", unit.as_str()][..],
+                &["stop", unit.as_str()],
+                &["reset-failed", unit.as_str()],
+            ] {
+                let _ = Command::new("timeout")
+                    .arg("30")
+                    .arg("systemctl")
+                    .args(args)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
         }
         // Only a cgroupsPath naming one cgroup of its own: "." or "/"
         // would sweep every empty cgroup on the host.
