@@ -103,8 +103,7 @@ cleanup() {
     trap - EXIT INT TERM
     if [ -S "$SOCK" ]; then
         # Pods first, so the shims and containers go with them.
-        timeout 120 "$BIN/crictl" --runtime-endpoint "unix://$SOCK" --image-endpoint "unix://$SOCK" \
-            rmp --all --force >/dev/null 2>&1
+        timeout 120 "$BIN/crictl" --config "$RUN/crictl.yaml" rmp --all --force >/dev/null 2>&1
     fi
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
         kill "${PIDS[$i]}" 2>/dev/null
@@ -286,7 +285,8 @@ state = "$RUN/state"
 EOF
 containerd --config "$RUN/containerd.toml" >"$RUN/logs/containerd.log" 2>&1 &
 PIDS+=($!)
-CRICTL=("$BIN/crictl" --runtime-endpoint "unix://$SOCK" --image-endpoint "unix://$SOCK" --timeout 30s)
+printf 'runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\ntimeout: 30\n' "$SOCK" "$SOCK" >"$RUN/crictl.yaml"
+CRICTL=("$BIN/crictl" --config "$RUN/crictl.yaml")
 for _ in $(seq 300); do
     "${CRICTL[@]}" info >/dev/null 2>&1 && break
     kill -0 "${PIDS[-1]}" 2>/dev/null || die "containerd exited (log: $RUN/logs/containerd.log)"

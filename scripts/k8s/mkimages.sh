@@ -66,8 +66,9 @@ users:x:100:
 nogroup:x:65534:
 EOF
 rm -rf "$WORK/base/home/user"
-# Debian's busybox has no ipcs applet; the HostIpc specs run `ipcs -m` and
-# look for a segment id.
+# Debian's busybox has no ipcs and no pgrep applet: the HostIpc specs run
+# `ipcs -m` and look for a segment id, the execSync timeout spec
+# `pgrep sleep` (empty output: the timed-out exec is gone).
 cat >"$WORK/base/usr/bin/ipcs" <<'EOF2'
 #!/bin/sh
 # Stand-in for ipcs -m: System V shared memory segments, from /proc.
@@ -75,7 +76,20 @@ echo "------ Shared Memory Segments --------"
 echo "key        shmid      owner      perms      bytes      nattch"
 awk 'NR > 1 { printf "0x%08x %-10s %-10s %-10s %-10s %-10s\n", $1, $2, $8, $3, $4, $7 }' /proc/sysvipc/shm
 EOF2
-chmod 755 "$WORK/base/usr/bin/ipcs"
+cat >"$WORK/base/usr/bin/pgrep" <<'EOF2'
+#!/bin/sh
+# Stand-in for pgrep PATTERN: the pids whose name matches; 1 when none does.
+found=1
+for d in /proc/[0-9]*; do
+    { read -r comm <"$d/comm"; } 2>/dev/null || continue
+    if echo "$comm" | grep -q -- "$1"; then
+        echo "${d#/proc/}"
+        found=0
+    fi
+done
+exit $found
+EOF2
+chmod 755 "$WORK/base/usr/bin/ipcs" "$WORK/base/usr/bin/pgrep"
 
 rm -rf "$LAYOUT"
 umoci init --layout "$LAYOUT"
