@@ -16,7 +16,6 @@
 #   K8S_SYSTEMD_CGROUP  1: SystemdCgroup = true for both handlers (systemd hosts)
 #   K8S_HANDLERS        handlers to run (default "runc rrun")
 #   K8S_FOCUS, K8S_SKIP ginkgo regexps added to the run
-#   K8S_PARALLEL        critest -parallel N (default 1)
 #   RUNC                runc binary (default: from PATH)
 set -euo pipefail
 
@@ -26,7 +25,6 @@ K8S_SYSTEMD_CGROUP=${K8S_SYSTEMD_CGROUP:-0}
 K8S_HANDLERS=${K8S_HANDLERS:-runc rrun}
 K8S_FOCUS=${K8S_FOCUS:-}
 K8S_SKIP=${K8S_SKIP:-}
-K8S_PARALLEL=${K8S_PARALLEL:-1}
 CRI_TOOLS_TARBALL=cri-tools-v1.32.0-src.tar.gz
 # The one spec no stand-in can pass: it pulls by the real image's digest.
 DIGEST_SPEC='public image with digest should be pulled and removed'
@@ -80,7 +78,7 @@ if [ -z "${K8S_INNER:-}" ]; then
     fi
     echo "build image stand-ins (umoci; 0 when cached): $(elapsed "$t") s" >>"$TIMES"
 
-    export RRUN RUNC K8S_DIR K8S_SYSTEMD_CGROUP K8S_HANDLERS K8S_FOCUS K8S_SKIP K8S_PARALLEL
+    export RRUN RUNC K8S_DIR K8S_SYSTEMD_CGROUP K8S_HANDLERS K8S_FOCUS K8S_SKIP
     K8S_INNER=1 exec unshare --net -- "$0"
 fi
 
@@ -95,6 +93,13 @@ REG="127.0.0.1:$REG_PORT"
 PIDS=()
 
 netns_before=$(ls /run/netns 2>/dev/null || true)
+# Fixed paths containerd 1.6 uses whatever its config says: pod network
+# namespaces, shim sockets, libcni's result cache. Those this run makes
+# are removed at the end (when empty).
+fixed_dirs=()
+for d in /run/netns /run/containerd/s /run/containerd /var/lib/cni/results /var/lib/cni; do
+    [ -e "$d" ] || fixed_dirs+=("$d")
+done
 shm_before=$(ipcs -m | awk 'NR > 3 { print $2 }')
 
 cleanup() {
@@ -130,6 +135,7 @@ cleanup() {
         fi
     done
     remove_cgroups
+    for d in "${fixed_dirs[@]}"; do rmdir "$d" 2>/dev/null; done
     # critest's HostIpc specs make 1 MiB segments with ipcmk and leave them.
     for id in $(ipcs -m | awk '$5 == 1048576 && $6 == 0 { print $2 }'); do
         grep -qxF "$id" <<<"$shm_before" || ipcrm -m "$id" 2>/dev/null
@@ -304,9 +310,6 @@ for h in $K8S_HANDLERS; do
         "--ginkgo.skip=$skip" --ginkgo.no-color "--ginkgo.json-report=$RUN/critest-$h.json"
         --ginkgo.timeout=90m)
     [ -n "$K8S_FOCUS" ] && args+=("--ginkgo.focus=$K8S_FOCUS")
-    if [ "$K8S_PARALLEL" -gt 1 ]; then
-        args+=(-parallel "$K8S_PARALLEL")
-    fi
     log "critest --runtime-handler $h (output: $RUN/logs/critest-$h.log)"
     t=$(now)
     rc=0
