@@ -145,14 +145,17 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Cgroups containerd's pods got: the cgroupfs driver puts them at
-# /k8s.io/<id> (cgroupsPath without a parent), the systemd driver in
-# kubepods-*.slice / cri-containerd-*.scope, which systemd removes itself.
+# Cgroups of pods a runtime did not delete (a run cut short): critest
+# asks for the parent "test.slice" when containerd does not report its
+# cgroup driver (1.6 does not), and containerd turns any *.slice parent into
+# a "test.slice:cri-containerd:<id>" cgroupsPath, which the cgroupfs driver
+# takes as a directory of that name; the systemd driver's scopes go with
+# their units. Only empty cgroups can be removed: another run's live pods
+# are safe.
 remove_cgroups() {
-    local h
-    for h in /sys/fs/cgroup/*/k8s.io /sys/fs/cgroup/k8s.io /sys/fs/cgroup/unified/k8s.io; do
-        [ -d "$h" ] || continue
-        find "$h" -depth -mindepth 1 -type d -exec rmdir {} + 2>/dev/null
+    local d
+    for d in /sys/fs/cgroup/*:cri-containerd:* /sys/fs/cgroup/*/*:cri-containerd:*; do
+        [ -d "$d" ] && rmdir "$d" 2>/dev/null
     done
 }
 
