@@ -12,7 +12,10 @@
 # Environment (the Makefile sets them):
 #   RRUN                rrun binary (required)
 #   THIRD_PARTY         dir holding cri-tools-v1.32.0-src.tar.gz
-#   K8S_DIR             writable work dir (default target/k8s)
+#   K8S_DIR             writable work dir (default target/k8s): build cache,
+#                       images, report
+#   K8S_RUN_DIR         per-run state: containerd root and state, registry,
+#                       CNI, logs (default K8S_DIR/run; wiped at start)
 #   K8S_SYSTEMD_CGROUP  1: SystemdCgroup = true for both handlers (systemd hosts)
 #   K8S_HANDLERS        handlers to run (default "runc rrun")
 #   K8S_FOCUS, K8S_SKIP ginkgo regexps added to the run
@@ -78,7 +81,7 @@ if [ -z "${K8S_INNER:-}" ]; then
     fi
     echo "build image stand-ins (umoci; 0 when cached): $(elapsed "$t") s" >>"$TIMES"
 
-    export RRUN RUNC K8S_DIR K8S_SYSTEMD_CGROUP K8S_HANDLERS K8S_FOCUS K8S_SKIP
+    export RRUN RUNC K8S_DIR K8S_RUN_DIR K8S_SYSTEMD_CGROUP K8S_HANDLERS K8S_FOCUS K8S_SKIP
     K8S_INNER=1 exec unshare --net -- "$0"
 fi
 
@@ -86,7 +89,7 @@ fi
 # Inner half: in the private netns.
 # ---------------------------------------------------------------------------
 BIN="$K8S_DIR/cri-tools/bin"
-RUN="$K8S_DIR/run"          # per-run state, wiped at start
+RUN=${K8S_RUN_DIR:-$K8S_DIR/run}   # per-run state, wiped at start
 SOCK="$RUN/containerd.sock"
 REG_PORT=5000               # free: the netns is new
 REG="127.0.0.1:$REG_PORT"
@@ -163,6 +166,15 @@ ip link set lo up
 
 rm -rf "$RUN"
 mkdir -p "$RUN"/{registry,certs.d,cni/bin,cni/net.d,cni/ipam,runc-root,rrun-root,logs,pods}
+RUN=$(cd "$RUN" && pwd)
+SOCK="$RUN/containerd.sock"
+# overlayfs cannot take an upper dir on overlayfs (a VM's tmpfs overlay over
+# a shared root): containerd's native snapshotter (plain copies) then.
+snapshotter=overlayfs
+if [ "$(stat -fc %T "$RUN")" = overlayfs ]; then
+    snapshotter=native
+    log "$RUN is on overlayfs: containerd uses the native snapshotter (K8S_RUN_DIR on tmpfs or ext4 avoids it)"
+fi
 
 # --- the registry -----------------------------------------------------------
 cat >"$RUN/registry.yml" <<EOF
@@ -278,7 +290,7 @@ state = "$RUN/state"
     config_path = "$RUN/certs.d"
   [plugins."io.containerd.grpc.v1.cri".containerd]
     default_runtime_name = "runc"
-    snapshotter = "overlayfs"
+    snapshotter = "$snapshotter"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
