@@ -21,6 +21,7 @@
 #   K8S_FOCUS, K8S_SKIP ginkgo regexps added to the run
 #   RUNC                runc binary (default: from PATH)
 set -euo pipefail
+export LC_ALL=C   # sort and join agree on the order of spec names
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 K8S_DIR=${K8S_DIR:-target/k8s}
