@@ -154,3 +154,22 @@ fuzz:
 	    mkdir -p corpus/$$t && \
 	    $(FUZZ_CARGO) fuzz run $$t corpus/$$t seeds/$$t -- -max_total_time=$(FUZZ_TIME) || exit 1; \
 	done
+
+# ---- Kubernetes: critest through containerd's CRI plugin (docs/engines.md) ----
+# cri-tools' source release comes from THIRD_PARTY (default: ../shared/third-party
+# next to the repo); absent, the target skips with the reason. Everything it
+# writes is under K8S_DIR. K8S_SYSTEMD_CGROUP=1: SystemdCgroup = true (systemd hosts).
+THIRD_PARTY        ?= $(abspath $(CURDIR)/../shared/third-party)
+K8S_DIR            ?= target/k8s
+K8S_RUN_DIR        ?= $(K8S_DIR)/run
+K8S_SYSTEMD_CGROUP ?= 0
+K8S_HANDLERS       ?= runc rrun
+K8S_FOCUS          ?=
+K8S_SKIP           ?=
+
+.PHONY: k8s-test
+k8s-test: build
+	scripts/test-deps.sh
+	RRUN=$(RRUN) THIRD_PARTY=$(THIRD_PARTY) K8S_DIR=$(K8S_DIR) K8S_RUN_DIR=$(K8S_RUN_DIR) K8S_SYSTEMD_CGROUP=$(K8S_SYSTEMD_CGROUP) \
+	  K8S_HANDLERS="$(K8S_HANDLERS)" K8S_FOCUS="$(K8S_FOCUS)" K8S_SKIP="$(K8S_SKIP)" \
+	  scripts/k8s/k8s-test.sh

@@ -16,21 +16,41 @@ set -euo pipefail
 # of the seccomp architecture tests; podman/containerd/docker.io: the engine suite;
 # qemu-system-x86/linux-image-amd64/cpio: the test VM (scripts/vm);
 # apparmor, checkpolicy: apparmor_parser and SELinux's policy compiler,
-# packed into the VM for tests/lsm.rs.
+# packed into the VM for tests/lsm.rs; docker-registry, containernetworking-plugins:
+# make k8s-test's local registry and pod network (golang-1.23-go, from
+# bookworm-backports, builds cri-tools there).
 PKGS=(busybox-static runc golang-github-containers-common jq iproute2 util-linux mount procps
       build-essential gcc-multilib golang-github-docker-docker-dev pkg-config ca-certificates strace umoci skopeo podman containerd docker.io
-      qemu-system-x86 linux-image-amd64 cpio apparmor checkpolicy)
+      qemu-system-x86 linux-image-amd64 cpio apparmor checkpolicy
+      docker-registry containernetworking-plugins)
+# From bookworm-backports (the source is added below when missing).
+BACKPORTS_PKGS=(golang-1.23-go)
 
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 missing=()
 for p in "${PKGS[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    installed "$p" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+missing_bp=()
+for p in "${BACKPORTS_PKGS[@]}"; do
+    installed "$p" || missing_bp+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && [ ${#missing_bp[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
     echo "test-deps: not root, cannot install: ${missing[*]} (the tests that need them will be skipped)" >&2
     exit 0
 fi
-echo "test-deps: installing ${missing[*]}"
+echo "test-deps: installing ${missing[*]} ${missing_bp[*]}"
 export DEBIAN_FRONTEND=noninteractive
+if [ ${#missing_bp[@]} -gt 0 ] && ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    cat >/etc/apt/sources.list.d/bookworm-backports.sources <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+fi
 apt-get update -q
-apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+[ ${#missing[@]} -eq 0 ] || apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+[ ${#missing_bp[@]} -eq 0 ] || apt-get install -y -q --no-install-recommends -t bookworm-backports "${missing_bp[@]}" </dev/null

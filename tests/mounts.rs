@@ -143,6 +143,28 @@ fn rbind_includes_submounts_bind_does_not() {
     c.assert_clean();
 }
 
+/// "ro" on an rbind makes the bind itself read-only, not the mounts under
+/// it (runc; critest's "should support non-recursive readonly mounts", a
+/// CRI read-only volume holding a writable tmpfs): "rro" is the recursive one.
+#[test]
+fn rbind_ro_leaves_submounts_writable() {
+    let src = host_dir();
+    let _sub = host_submount(src.path());
+    let c = Container::new(
+        Bundle::new()
+            .bind_mount(src.path(), "/mnt", &["rbind", "rprivate", "ro"])
+            .sh(
+                "touch /mnt/top 2>/dev/null && echo top-written || echo top-refused; \
+                 touch /mnt/sub/new && echo sub-written || echo sub-refused",
+            ),
+    );
+    let out = c.run_ok();
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_eq!(lines, ["top-refused", "sub-written"], "{out}");
+    assert!(!src.path().join("top").exists());
+    c.assert_clean();
+}
+
 #[test]
 fn tmpfs_with_size_and_mode() {
     let c = Container::new(

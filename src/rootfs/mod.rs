@@ -609,10 +609,12 @@ fn set_bind_flags(fd: &impl AsFd, dest: &Path, flags: MsFlags) -> Result<()> {
     }
 }
 
-/// rro, rnosuid, ... (and `ro` of an rbind) on the whole tree now at
-/// `dest`, and nosymfollow on its top, with mount_setattr.
+/// rro, rnosuid, ... on the whole tree now at `dest`, and nosymfollow on
+/// its top, with mount_setattr. A plain `ro` (also on an rbind) stays on
+/// the top mount, as with runc: Kubernetes asks `rro` when a read-only
+/// volume's submounts must be read-only too, `ro` when they must not.
 fn apply_attributes(root: &Root, dest: &Path, o: &options::MountOptions) -> Result<()> {
-    if o.recursive_attr.is_empty() && o.attr.is_empty() && !o.readonly_recursive() {
+    if o.recursive_attr.is_empty() && o.attr.is_empty() {
         return Ok(());
     }
     let fd = root
@@ -623,20 +625,12 @@ fn apply_attributes(root: &Root, dest: &Path, o: &options::MountOptions) -> Resu
 
 /// [`apply_attributes`] on the mount `fd` is the root of.
 fn apply_attributes_fd(fd: &impl AsFd, dest: &Path, o: &options::MountOptions) -> Result<()> {
-    let mut rec = o.recursive_attr;
-    let implied_only = rec.is_empty() && o.readonly_recursive();
-    if o.readonly_recursive() {
-        rec.set |= crate::sys::mount_attr::RDONLY;
-    }
-    for (recursive, change) in [(false, o.attr), (true, rec)] {
+    for (recursive, change) in [(false, o.attr), (true, o.recursive_attr)] {
         if change.is_empty() {
             continue;
         }
         match crate::sys::mount_setattr(fd, recursive, change.set, change.clear) {
             Ok(()) => {}
-            // Before Linux 5.12 `ro` on an rbind stays top-level only, as
-            // it always was with mount(2); explicit options cannot be met.
-            Err(Errno::ENOSYS) if recursive && implied_only => {}
             Err(Errno::ENOSYS) => {
                 return Err(RootfsError::Invalid(format!(
                     "mount {}: recursive and symlink mount options need \

@@ -63,18 +63,6 @@ pub struct MountOptions {
     pub copy_up: bool,
 }
 
-impl MountOptions {
-    /// `ro` on an `rbind` makes the submounts read-only too, so a volume
-    /// asked read-only has no writable corner (runc 1.1+ does the same).
-    /// An explicit `rrw` keeps them as they are.
-    pub fn readonly_recursive(&self) -> bool {
-        self.bind
-            && self.recursive
-            && self.flags.contains(MsFlags::MS_RDONLY)
-            && self.recursive_attr.clear & attr::RDONLY == 0
-    }
-}
-
 /// The recursive attributes (runtime-spec 1.1 mount options, runc 1.1+):
 /// (keyword, set, clear) for mount_setattr. An atime mode replaces the
 /// whole atime field, which the kernel wants cleared when one is set.
@@ -490,22 +478,13 @@ mod tests {
     }
 
     #[test]
-    fn ro_on_rbind_is_recursive() {
-        assert!(
-            parse(&s(&["rbind", "ro"]), None)
-                .unwrap()
-                .readonly_recursive()
-        );
-        assert!(
-            !parse(&s(&["bind", "ro"]), None)
-                .unwrap()
-                .readonly_recursive()
-        );
-        assert!(
-            !parse(&s(&["rbind", "ro", "rrw"]), None)
-                .unwrap()
-                .readonly_recursive()
-        );
-        assert!(!parse(&s(&["rbind"]), None).unwrap().readonly_recursive());
+    fn ro_on_rbind_is_top_only() {
+        // Kubernetes asks `ro` for a read-only volume whose submounts stay
+        // as they are, `rro` for a recursively read-only one (KEP-3857).
+        let o = parse(&s(&["rbind", "ro"]), None).unwrap();
+        assert!(o.flags.contains(MsFlags::MS_RDONLY));
+        assert!(o.recursive_attr.is_empty());
+        let o = parse(&s(&["rbind", "rro"]), None).unwrap();
+        assert_ne!(o.recursive_attr.set & attr::RDONLY, 0);
     }
 }
