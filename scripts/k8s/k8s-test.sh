@@ -380,6 +380,33 @@ if [ -s "$RUN/states-runc.tsv" ] && [ -s "$RUN/states-rrun.tsv" ]; then
     regressions=$(join -t$'\t' -1 2 -2 2 \
         <(awk -F'\t' '$1 == "passed"' "$RUN/states-runc.tsv" | sort -t$'\t' -k2) \
         <(awk -F'\t' '$1 != "passed" && $1 != "skipped"' "$RUN/states-rrun.tsv" | sort -t$'\t' -k2) | cut -f1)
+    # A spec containerd 1.6 makes racy (execSync's timeout: runc passes it
+    # about one run in six) must not read as a regression: each one runs
+    # again alone with rrun, up to twice, and counts only if it never passes.
+    if [ -n "$regressions" ]; then
+        still=
+        while IFS= read -r spec; do
+            re=$(sed 's/[][\\.*^$?+(){}|/]/\\&/g' <<<"$spec")
+            passed=
+            for try in 1 2; do
+                rc=0
+                (cd "$RUN/pods" && PATH="$BIN:$PATH" "$BIN/critest" --runtime-endpoint "unix://$SOCK" \
+                    --image-endpoint "unix://$SOCK" --runtime-handler rrun --ginkgo.no-color \
+                    "--ginkgo.focus=^$re\$") >"$RUN/logs/critest-rrun-retry.log" 2>&1 || rc=$?
+                if [ $rc = 0 ] && grep -q '1 Passed' "$RUN/logs/critest-rrun-retry.log"; then
+                    passed=$try
+                    break
+                fi
+            done
+            if [ -n "$passed" ]; then
+                log "flaky, passed with rrun on retry $passed: $spec"
+                echo "flaky (failed once, passed with rrun on retry $passed): $spec" >>"$REPORT"
+            else
+                still+="$spec"$'\n'
+            fi
+        done <<<"$regressions"
+        regressions=${still%$'\n'}
+    fi
     if [ -n "$regressions" ]; then
         log "FAIL: passes with runc, fails with rrun:"
         sed 's/^/  /' <<<"$regressions" >&2
