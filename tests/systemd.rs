@@ -261,6 +261,58 @@ fn a_unit_that_exists_is_refused_and_left_alone() {
     first.assert_clean();
 }
 
+/// A slice systemd made itself (the implicit parent of another unit's
+/// slice: active, full of that unit's processes, but with no unit file,
+/// so StartTransientUnit would hand its name over) is never a container:
+/// refused, and the unit in it keeps running. systemd's own slices are
+/// refused by name before any call (bad_cgroups_path_is_refused_before_anything
+/// and the unit tests).
+#[test]
+fn an_active_slice_systemd_made_is_refused_and_left_alone() {
+    let host = systemd_host();
+    require!(host.is_ok(), "{}", host.unwrap_err());
+    require!(have_cmd("systemd-run"), "systemd-run is missing");
+    let u = unique_name();
+    let parent = format!("{}.slice", u.replace('-', ""));
+    let inner = format!("{}-inner.slice", parent.trim_end_matches(".slice"));
+    let service = format!("{u}-svc.service");
+    let svc = Command::new("systemd-run")
+        .args(["--unit", &service, "--slice", &inner, "sleep", "1000"])
+        .output()
+        .expect("systemd-run");
+    assert!(
+        svc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&svc.stderr)
+    );
+    struct Stop(String, String);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = Command::new("systemctl").args(["stop", &self.0]).status();
+            let _ = Command::new("systemctl").args(["stop", &self.1]).status();
+        }
+    }
+    let _stop = Stop(service.clone(), parent.clone());
+    assert_eq!(show(&parent, "ActiveState"), "active");
+    let c = container(&format!("::{parent}"), "sleep 1000");
+    let o = run_detached(&c);
+    o.failed();
+    if !is_runc() {
+        o.stderr_mentions(&[&parent, "already exists"])
+            .stderr_is_short_error();
+    }
+    assert_eq!(
+        show(&service, "ActiveState"),
+        "active",
+        "the host's unit was stopped"
+    );
+    assert_eq!(show(&parent, "ActiveState"), "active");
+    assert!(
+        !c.root.join(&c.id).exists(),
+        "the refused container's state is left"
+    );
+}
+
 #[test]
 fn update_sets_the_unit_property_and_the_file() {
     let host = systemd_host();

@@ -110,6 +110,11 @@ pub fn plan_unit(
     if name.is_empty() {
         return Err(bad("the name part is empty"));
     }
+    if SYSTEMD_OWN.contains(&name) {
+        return Err(bad(&format!(
+            "{name} is systemd's own unit, never a container's"
+        )));
+    }
     let (unit, cgroup) = if name.ends_with(".slice") {
         // A slice sits where its own name puts it, whatever the first part.
         let own = expand_slice(name).map_err(|e| bad(&format!("slice {name:?}: {e}")))?;
@@ -126,6 +131,11 @@ pub fn plan_unit(
         cgroup,
     })
 }
+
+/// Units systemd itself keeps, whose cgroups hold the host's processes:
+/// refused by name before anything else (the bus check refuses any other
+/// unit that is already active).
+const SYSTEMD_OWN: &[&str] = &["-.slice", "system.slice", "user.slice", "machine.slice"];
 
 /// The characters systemd accepts in a unit name (plus its length limit).
 fn check_unit_name(unit: &str) -> Result<(), &'static str> {
@@ -547,6 +557,10 @@ mod tests {
             "system.slice:p:a/b",
             "system.slice:p:a b",
             "system.slice:p:x--y.slice",
+            "::system.slice",
+            "::-.slice",
+            "user.slice:p:user.slice",
+            "system.slice:rrun:machine.slice",
         ] {
             let e = plan(Some(bad), false).unwrap_err().to_string();
             assert!(

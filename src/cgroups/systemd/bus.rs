@@ -274,6 +274,43 @@ impl Bus {
         })
     }
 
+    /// Refuses a unit systemd already runs. StartTransientUnit alone is
+    /// not enough: systemd hands a transient unit's name to the caller
+    /// whenever the unit has no unit file, and slices systemd made itself
+    /// (system.slice, the implicit parents of other units' slices) have
+    /// none although they are active and full of the host's processes;
+    /// a container made of one would be stopped, and everything in it
+    /// killed, at its delete. So a unit that is loaded and not inactive
+    /// (or failed: a leftover `start_unit` deals with) is somebody else's.
+    pub fn refuse_active(&self, unit: &str) -> Result<(), SystemdError> {
+        let path: OwnedObjectPath = match async_io::block_on(async {
+            self.call("GetUnit", &(unit,)).await?.body().deserialize()
+        }) {
+            Ok(p) => p,
+            Err(e) if is_error(&e, "org.freedesktop.systemd1.NoSuchUnit") => return Ok(()),
+            Err(e) => {
+                return Err(SystemdError::Call {
+                    what: "looking up",
+                    unit: unit.to_string(),
+                    why: why(&e),
+                });
+            }
+        };
+        let state = self
+            .get_property(
+                path.as_str(),
+                "org.freedesktop.systemd1.Unit",
+                "ActiveState",
+            )
+            .ok()
+            .and_then(|v| String::try_from(v).ok())
+            .unwrap_or_default();
+        match state.as_str() {
+            "inactive" | "failed" => Ok(()),
+            _ => Err(SystemdError::UnitExists(unit.to_string())),
+        }
+    }
+
     /// Starts a transient unit with `properties` and waits until it runs.
     /// A unit of that name that exists already is refused (it is somebody
     /// else's) after one try to clear a failed leftover, as runc does; it
@@ -285,6 +322,7 @@ impl Bus {
             props(properties),
             Vec::<(&str, Vec<(&str, zvariant::Value)>)>::new(),
         );
+        self.refuse_active(unit)?;
         let mut retried = false;
         let result = loop {
             match self.run_job("StartTransientUnit", &body) {
