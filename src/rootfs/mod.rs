@@ -399,6 +399,33 @@ fn defers_readonly(dest: &Path, o: &options::MountOptions) -> bool {
     resolve::clean(dest) == Path::new("dev") && !o.bind && o.flags.contains(MsFlags::MS_RDONLY)
 }
 
+/// A destination the image's symlinks lead elsewhere than its own name
+/// (`/etc/hostname -> /vol/hn`) may land in a shared volume, a peer of the
+/// host's mount with a shared rootfsPropagation: the engine's mount (a
+/// file bind, a tmpfs) would then appear on the host, in the volume's
+/// directory, and stay there after the container is gone (one more host
+/// mount per run, pinning the volume). The image chose that place, not the
+/// engine: the mount it lands on is made a slave first, as for rrun's own
+/// mounts (`not_toward_host`). A destination written under the volume in
+/// the config keeps propagating (Bidirectional).
+fn not_toward_host_through_symlink(
+    root: &Root,
+    plan: &RootfsPlan,
+    target: &OwnedFd,
+    dest: &Path,
+) -> Result<()> {
+    if !host_peers_possible(plan) {
+        return Ok(());
+    }
+    // Before pivot_root /proc is the host's: the fd's path is what the
+    // walk reached.
+    let lexical = Path::new("/").join(resolve::clean(dest));
+    if root.path_of(target).is_some_and(|p| p == lexical) {
+        return Ok(());
+    }
+    not_toward_host(target, dest)
+}
+
 /// Whether a mount at `dest` of type `typ` must land on a real directory
 /// reached without any symlink: proc and sysfs anywhere, and anything at
 /// /proc or /sys (the masked and read-only paths are applied there by
@@ -763,6 +790,7 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
         }
         .map_err(|e| root.error("creating mount point", dest, e))?;
         let target = check_mount_point(root, target, dest, typ)?;
+        not_toward_host_through_symlink(root, plan, &target, dest)?;
         if crate::sys::mount_api::available() {
             let tree = crate::sys::mount_api::clone_fd(&src, opts.recursive)
                 .map_err(op("bind-mounting", dest))?;
@@ -781,6 +809,7 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
             .mkdir_all(dest, 0o755)
             .map_err(|e| root.error("creating mount point", dest, e))?;
         let target = check_mount_point(root, target, dest, typ)?;
+        not_toward_host_through_symlink(root, plan, &target, dest)?;
         let labeling = lsm::mount_labeling(typ, false);
         let data = match labeling {
             MountLabeling::Context => lsm::with_context(&opts.data, plan.mount_label),
