@@ -220,7 +220,7 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
     let mounts = plan.spec.mounts().as_deref().unwrap_or_default();
     for (i, m) in mounts.iter().enumerate() {
         match plan.idmapped.iter().find(|(j, _)| *j == i) {
-            Some((_, tree)) => attach_idmapped(&root, m, tree)?,
+            Some((_, tree)) => attach_idmapped(&root, plan, m, tree)?,
             None => mount_entry(&root, plan, m)?,
         }
     }
@@ -714,7 +714,12 @@ fn mask_host_cgroupfs(root: &Root, plan: &RootfsPlan) -> Result<()> {
 /// A bind made and sent by the host side (id-mapped, or of a new user
 /// namespace): attached where the bind would have gone, with the same
 /// checks and flags.
-fn attach_idmapped(root: &Root, m: &Mount, tree: &std::os::fd::OwnedFd) -> Result<()> {
+fn attach_idmapped(
+    root: &Root,
+    plan: &RootfsPlan,
+    m: &Mount,
+    tree: &std::os::fd::OwnedFd,
+) -> Result<()> {
     let dest = m.destination();
     let typ = m.typ().as_deref().filter(|t| !t.is_empty());
     let opts = parse_options(m)?;
@@ -729,6 +734,7 @@ fn attach_idmapped(root: &Root, m: &Mount, tree: &std::os::fd::OwnedFd) -> Resul
     }
     .map_err(|e| root.error("creating mount point", dest, e))?;
     let target = check_mount_point(root, target, dest, typ)?;
+    not_toward_host_through_symlink(root, plan, &target, dest)?;
     attach_bind(tree, &target, dest, &opts)?;
     check_landed(root, dest, typ, same_as(tree)?)
 }
