@@ -220,7 +220,7 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
     let mounts = plan.spec.mounts().as_deref().unwrap_or_default();
     for (i, m) in mounts.iter().enumerate() {
         match plan.idmapped.iter().find(|(j, _)| *j == i) {
-            Some((_, tree)) => attach_idmapped(&root, m, tree)?,
+            Some((_, tree)) => attach_idmapped(&root, plan, m, tree)?,
             None => mount_entry(&root, plan, m)?,
         }
     }
@@ -397,6 +397,33 @@ fn mount_tmpfs_detached(
 /// once the mount points and device nodes below it exist.
 fn defers_readonly(dest: &Path, o: &options::MountOptions) -> bool {
     resolve::clean(dest) == Path::new("dev") && !o.bind && o.flags.contains(MsFlags::MS_RDONLY)
+}
+
+/// A destination the image's symlinks lead elsewhere than its own name
+/// (`/etc/hostname -> /vol/hn`) may land in a shared volume, a peer of the
+/// host's mount with a shared rootfsPropagation: the engine's mount (a
+/// file bind, a tmpfs) would then appear on the host, in the volume's
+/// directory, and stay there after the container is gone (one more host
+/// mount per run, pinning the volume). The image chose that place, not the
+/// engine: the mount it lands on is made a slave first, as for rrun's own
+/// mounts (`not_toward_host`). A destination written under the volume in
+/// the config keeps propagating (Bidirectional).
+fn not_toward_host_through_symlink(
+    root: &Root,
+    plan: &RootfsPlan,
+    target: &OwnedFd,
+    dest: &Path,
+) -> Result<()> {
+    if !host_peers_possible(plan) {
+        return Ok(());
+    }
+    // Before pivot_root /proc is the host's: the fd's path is what the
+    // walk reached.
+    let lexical = Path::new("/").join(resolve::clean(dest));
+    if root.path_of(target).is_some_and(|p| p == lexical) {
+        return Ok(());
+    }
+    not_toward_host(target, dest)
 }
 
 /// Whether a mount at `dest` of type `typ` must land on a real directory
@@ -681,7 +708,12 @@ fn mask_host_cgroupfs(root: &Root, plan: &RootfsPlan) -> Result<()> {
 /// A bind made and sent by the host side (id-mapped, or of a new user
 /// namespace): attached where the bind would have gone, with the same
 /// checks and flags.
-fn attach_idmapped(root: &Root, m: &Mount, tree: &std::os::fd::OwnedFd) -> Result<()> {
+fn attach_idmapped(
+    root: &Root,
+    plan: &RootfsPlan,
+    m: &Mount,
+    tree: &std::os::fd::OwnedFd,
+) -> Result<()> {
     let dest = m.destination();
     let typ = m.typ().as_deref().filter(|t| !t.is_empty());
     let opts = parse_options(m)?;
@@ -696,6 +728,7 @@ fn attach_idmapped(root: &Root, m: &Mount, tree: &std::os::fd::OwnedFd) -> Resul
     }
     .map_err(|e| root.error("creating mount point", dest, e))?;
     let target = check_mount_point(root, target, dest, typ)?;
+    not_toward_host_through_symlink(root, plan, &target, dest)?;
     attach_bind(tree, &target, dest, &opts)?;
     check_landed(root, dest, typ, same_as(tree)?)
 }
@@ -757,6 +790,7 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
         }
         .map_err(|e| root.error("creating mount point", dest, e))?;
         let target = check_mount_point(root, target, dest, typ)?;
+        not_toward_host_through_symlink(root, plan, &target, dest)?;
         if crate::sys::mount_api::available() {
             let tree = crate::sys::mount_api::clone_fd(&src, opts.recursive)
                 .map_err(op("bind-mounting", dest))?;
@@ -775,6 +809,7 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
             .mkdir_all(dest, 0o755)
             .map_err(|e| root.error("creating mount point", dest, e))?;
         let target = check_mount_point(root, target, dest, typ)?;
+        not_toward_host_through_symlink(root, plan, &target, dest)?;
         let labeling = lsm::mount_labeling(typ, false);
         let data = match labeling {
             MountLabeling::Context => lsm::with_context(&opts.data, plan.mount_label),

@@ -871,3 +871,72 @@ fn no_pivot_detach_never_reaches_the_host() {
     drop(_inner);
     drop(_outer);
 }
+
+/// An image symlink (`/etc/hostname -> /vol/hn`) leads an engine mount
+/// into a volume that is a peer of the host's mount (rshared volume with
+/// rootfsPropagation rshared or shared, as Docker sets for `:rshared`):
+/// the engine's bind must not appear on the host, where it would outlive
+/// the container (one more host mount per run, pinning the volume). A
+/// mount written under the volume in the config still propagates.
+/// Checked from outside, in the host's mountinfo.
+#[test]
+fn image_symlinks_never_lead_engine_mounts_to_the_host() {
+    require!(is_root(), "needs root");
+    require!(!is_runc(), "runc follows the symlink onto the host's peer");
+    let s = host_dir("symvol");
+    let vol = s.path().to_path_buf();
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "rrun-test-symvol"])
+        .arg(&vol)
+        .status()
+        .is_ok_and(|st| st.success());
+    assert!(ok, "mount tmpfs at {}", vol.display());
+    let _u = Umount(vol.clone());
+    Command::new("mount")
+        .arg("--make-shared")
+        .arg(&vol)
+        .status()
+        .unwrap();
+    fs::write(vol.join("hn"), "").unwrap();
+    fs::create_dir(vol.join("engine")).unwrap();
+    let src = host_dir("symsrc");
+    fs::write(src.path().join("hostname"), "rt\n").unwrap();
+    for prop in ["rshared", "shared"] {
+        let b = Bundle::new().private_rootfs();
+        let etc = b.rootfs.join("etc");
+        fs::create_dir_all(&etc).unwrap();
+        let _ = fs::remove_file(etc.join("hostname"));
+        symlink("/vol/hn", etc.join("hostname")).unwrap();
+        let b = b
+            .with(|c| c["linux"]["rootfsPropagation"] = json!(prop))
+            .mount(json!({"destination": "/vol", "type": "bind",
+                "source": vol, "options": ["rbind", "rshared"]}))
+            // Before the symlinked one, which turns the volume into a
+            // slave for the rest of the container's life.
+            .mount(json!({"destination": "/vol/engine", "type": "tmpfs", "source": "tmpfs"}))
+            .mount(json!({"destination": "/etc/hostname", "type": "bind",
+                "source": src.path().join("hostname"), "options": ["rbind", "rprivate"]}))
+            .args(&["true"]);
+        let c = Container::new(b);
+        let o = c.run();
+        let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let leaked = mounts_under(&info, &vol.join("hn"));
+        let engine = mounts_under(&info, &vol.join("engine"));
+        for m in leaked.iter().chain(&engine) {
+            let _ = nix::mount::umount2(Path::new(m), nix::mount::MntFlags::MNT_DETACH);
+        }
+        o.ok();
+        c.assert_clean();
+        assert!(
+            leaked.is_empty(),
+            "rootfsPropagation {prop}: the engine's bind on the host: {leaked:?}"
+        );
+        // The test can fail: a destination under the volume in the config
+        // is a Bidirectional mount and does reach the host.
+        assert!(
+            !engine.is_empty(),
+            "rootfsPropagation {prop}: /vol/engine did not propagate: {o}"
+        );
+    }
+    drop(_u);
+}
