@@ -21,6 +21,14 @@
 //! An engine that is not installed, or whose daemon cannot start here, is
 //! skipped with a printed reason; a failed check is collected and the test
 //! fails at the end listing all of them.
+//!
+//! `RRUN_ENGINES_SYSTEMD=1` puts every engine on its defaults for a host
+//! with systemd as PID 1 and cgroup v2 (run so in `make vm-systemd-test`):
+//! podman with cgroup_manager = "systemd", the runc v2 shim with
+//! SystemdCgroup (ctr --runc-systemd-cgroup), dockerd with
+//! native.cgroupdriver=systemd; each then passes `--systemd-cgroup` and a
+//! `slice:prefix:name` cgroupsPath to the runtime. Unset, the engines use
+//! cgroupfs, as on a host without systemd.
 
 mod common;
 
@@ -66,6 +74,20 @@ fn runtime_real() -> PathBuf {
     std::path::absolute(&found).unwrap_or(found)
 }
 
+/// The engines use the systemd cgroup driver (see the module comment).
+fn systemd_mode() -> bool {
+    std::env::var_os("RRUN_ENGINES_SYSTEMD").is_some_and(|v| v == "1")
+}
+
+/// podman's cgroup_manager for this run.
+fn podman_cgroup_manager() -> &'static str {
+    if systemd_mode() {
+        "systemd"
+    } else {
+        "cgroupfs"
+    }
+}
+
 fn runtime_name() -> String {
     runtime_real()
         .file_name()
@@ -73,10 +95,16 @@ fn runtime_name() -> String {
         .unwrap_or_else(|| "rrun".into())
 }
 
-/// The busybox image as a docker-archive, built once per test binary.
+/// The busybox image as a docker-archive, built once per test binary, or
+/// `RRUN_ENGINES_IMAGE` (an archive made beforehand by
+/// scripts/engines/mkimage.sh: the systemd VM, where building it under TCG
+/// takes minutes).
 fn image_archive() -> PathBuf {
     static IMG: OnceLock<PathBuf> = OnceLock::new();
     IMG.get_or_init(|| {
+        if let Some(p) = std::env::var_os("RRUN_ENGINES_IMAGE").filter(|p| !p.is_empty()) {
+            return PathBuf::from(p);
+        }
         let out = target_dir().join("engines").join("busybox.tar");
         let mut c = Command::new(repo_dir().join("scripts/engines/mkimage.sh"));
         c.arg(&out).arg(IMAGE);
@@ -488,7 +516,7 @@ impl Podman<'_> {
             "--tmpdir".into(),
             e.path("tmp").display().to_string(),
             "--cgroup-manager".into(),
-            "cgroupfs".into(),
+            podman_cgroup_manager().into(),
             "--events-backend".into(),
             "file".into(),
         ]
@@ -534,7 +562,7 @@ fn podman() {
 default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
 
 [engine]
-cgroup_manager = "cgroupfs"
+cgroup_manager = "{cgm}"
 events_logger = "file"
 # The named runtime, also the default.
 runtime = "rrun"
@@ -543,9 +571,10 @@ runtime = "rrun"
 runtime_supports_json = ["crun", "runc", "rrun"]
 
 [engine.runtimes]
-rrun = ["{}"]
+rrun = ["{rt}"]
 "#,
-            e.runtime.display()
+            cgm = podman_cgroup_manager(),
+            rt = e.runtime.display()
         ),
     )
     .unwrap();
@@ -861,6 +890,16 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     Some(sock)
 }
 
+/// `ctr run` options for the runc v2 shim besides the binary: in systemd
+/// mode its SystemdCgroup option (what kubeadm and most distributions set).
+fn runc_shim_opts() -> Vec<String> {
+    if systemd_mode() {
+        strs(&["--runc-systemd-cgroup"])
+    } else {
+        Vec::new()
+    }
+}
+
 struct Ctr {
     sock: PathBuf,
     ns: String,
@@ -890,7 +929,9 @@ impl Ctr {
 
     /// `ctr run` with the runtime plugged into the runc v2 shim.
     fn run_ctr(&self, opts: &[&str], id: &str, argv: &[&str]) -> Output {
-        let mut a = strs(&["run", "--runc-binary"]);
+        let mut a = strs(&["run"]);
+        a.extend(runc_shim_opts());
+        a.push("--runc-binary".into());
         a.push(self.runtime.display().to_string());
         a.push("--runc-root".into());
         a.push(self.runc_root.display().to_string());
@@ -973,7 +1014,9 @@ fn containerd() {
         Path::new("ctr"),
         &[
             ctr.global(),
-            strs(&["run", "--rm", "-t", "--runc-binary"]),
+            strs(&["run", "--rm", "-t"]),
+            runc_shim_opts(),
+            strs(&["--runc-binary"]),
             vec![ctr.runtime.display().to_string(), "--runc-root".into()],
             vec![ctr.runc_root.display().to_string()],
             strs(&[IMAGE, "e2e-tty", "sh", "-c", "tty; exit 6"]),
@@ -1170,7 +1213,15 @@ fn docker() {
             "--ip-masq=false",
             "--bridge=none",
         ])
-        .arg(format!("--cgroup-parent=/{cgroup_parent}"))
+        .args(if systemd_mode() {
+            // Docker's default parent under systemd: system.slice.
+            vec![
+                "--exec-opt".to_string(),
+                "native.cgroupdriver=systemd".into(),
+            ]
+        } else {
+            vec![format!("--cgroup-parent=/{cgroup_parent}")]
+        })
         .arg("--add-runtime")
         .arg(format!("rrun={}", e.runtime.display()))
         .arg("--config-file")
