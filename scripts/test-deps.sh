@@ -15,11 +15,13 @@ set -euo pipefail
 # profile (profiles/seccomp/default.json); gcc-multilib: the 32-bit probe
 # of the seccomp architecture tests; podman/containerd/docker.io: the engine suite;
 # qemu-system-x86/linux-image-amd64/cpio: the test VM (scripts/vm);
+# systemd/dbus: PID 1 and the bus of the systemd VM (scripts/vm/systemd,
+# which boots the host's own root filesystem);
 # apparmor, checkpolicy: apparmor_parser and SELinux's policy compiler,
 # packed into the VM for tests/lsm.rs.
 PKGS=(busybox-static runc golang-github-containers-common jq iproute2 util-linux mount procps
       build-essential gcc-multilib golang-github-docker-docker-dev pkg-config ca-certificates strace umoci skopeo podman containerd docker.io
-      qemu-system-x86 linux-image-amd64 cpio apparmor checkpolicy)
+      qemu-system-x86 linux-image-amd64 cpio systemd dbus apparmor checkpolicy)
 
 missing=()
 for p in "${PKGS[@]}"; do

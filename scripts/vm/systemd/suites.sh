@@ -15,7 +15,10 @@
 #                 binary as is (cgroupfs driver, under this service's
 #                 delegated cgroup)
 #   cgroups-v2-rrun, cgroups-v2-runc  scripts/vm/cgroup-tests.sh (the
-#                 checks of tests/cgroups_v2.rs) on this systemd host
+#                 checks of tests/cgroups_v2.rs) on this systemd host, the
+#                 cgroupfs driver under this service's delegated cgroup
+#   cgroups-v2-systemd-rrun, -runc  the same checks with --systemd-cgroup
+#                 (CGTEST_SYSTEMD=1: a scope per container)
 #   init-unit     rrun's built-in init as a systemd service
 #                 (scripts/vm/systemd/init-unit-test.sh)
 #
@@ -55,7 +58,7 @@ else
     SUITES=(engines-rrun engines-runc)
     for s in lifecycle exec cgroups; do SUITES+=("$s-rrun" "$s-runc"); done
     if [ -x "$DRIVER" ] && [ -n "$(binary systemd)" ]; then SUITES+=(systemd-rrun systemd-runc); fi
-    SUITES+=(cgroups-v2-rrun cgroups-v2-runc init-unit)
+    SUITES+=(cgroups-v2-rrun cgroups-v2-runc cgroups-v2-systemd-rrun cgroups-v2-systemd-runc init-unit)
 fi
 
 # suite_cmd NAME: sets CMD (argv) and ENVS for the suite; 1 if unknown.
@@ -84,10 +87,12 @@ suite_cmd() {
                 bin=$(binary "$base")
                 CMD=("$bin" "--test-threads=$THREADS")
             fi ;;
-        cgroups-v2)
+        cgroups-v2 | cgroups-v2-systemd)
             # The same checks as the busybox VM, under this service's
-            # delegated cgroup (run-test enabled every controller there).
+            # delegated cgroup (run-test enabled every controller there),
+            # or in scopes of their own.
             ENVS+=("RRUN=${ENVS[0]#RRUN_BIN=}" "RRUN_VM_BUNDLE_ROOTFS=$REPO/$T/test-rootfs")
+            [ "$base" = cgroups-v2 ] || ENVS+=(CGTEST_SYSTEMD=1)
             CMD=(sh scripts/vm/cgroup-tests.sh) ;;
         init-unit)
             CMD=(scripts/vm/systemd/init-unit-test.sh) ;;
