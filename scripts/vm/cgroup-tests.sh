@@ -9,24 +9,12 @@
 # REASON"); the script exits 1 if any check failed. Every container gets an
 # absolute cgroupsPath under the harness cgroup ($RRUN_VM_CGROUP), whose
 # subtree_control enables every controller.
-#
-# CGTEST_SYSTEMD=1 (on a host with systemd as PID 1: the systemd VM,
-# scripts/vm/systemd/suites.sh) runs the same checks through the systemd
-# cgroup driver: every command gets --systemd-cgroup, each container the
-# cgroupsPath system.slice:rrun-cgtest:ID, i.e. the scope
-# /system.slice/rrun-cgtest-ID.scope.
 
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 RRUN=${RRUN:-rrun}
 ROOTFS=${RRUN_VM_BUNDLE_ROOTFS:-/bundles/busybox/rootfs}
 PARENT=${RRUN_VM_CGROUP:-/harness}
 CGMNT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
-SYSTEMD=${CGTEST_SYSTEMD:-0}
-DRIVER=
-if [ "$SYSTEMD" = 1 ]; then
-    DRIVER=--systemd-cgroup
-    PARENT=/system.slice
-fi
 STATE=/run/rrun-cgtest
 WORK=/tmp/rrun-cgtest
 MIB=1048576
@@ -46,23 +34,17 @@ check() {
 }
 
 # rr ARGS...: the runtime with a state root and a timeout.
-rr() { timeout 30 "$RRUN" --root "$STATE" $DRIVER "$@"; }
+rr() { timeout 30 "$RRUN" --root "$STATE" "$@"; }
 
-# cgdir ID: the container's cgroup directory; cgpath ID: its cgroupsPath.
-cgdir() {
-    if [ "$SYSTEMD" = 1 ]; then echo "$CGMNT/system.slice/rrun-cgtest-$1.scope"; else echo "$CGMNT$PARENT/$1"; fi
-}
-cgpath() {
-    if [ "$SYSTEMD" = 1 ]; then echo "system.slice:rrun-cgtest:$1"; else echo "$PARENT/$1"; fi
-}
 # cg ID FILE: a file of the container's cgroup.
-cg() { cat "$(cgdir "$1")/$2" 2>&1; }
+cg() { cat "$CGMNT$PARENT/$1/$2" 2>&1; }
+cgdir() { echo "$CGMNT$PARENT/$1"; }
 
 # Key value from a "key value" per line file: kv FILE KEY
 kv() { awk -v k="$2" '$1 == k { print $2 }' "$1" 2>/dev/null; }
 
 # bundle ID ARGS_JSON RESOURCES_JSON [DEVICES_JSON] [EXTRA_CAPS] [EXTRA_MOUNTS]
-# writes $WORK/ID/config.json; the cgroupsPath is $(cgpath ID).
+# writes $WORK/ID/config.json; the cgroupsPath is $PARENT/ID.
 bundle() {
     id=$1 args=$2 res=$3 devs=${4:-[]} caps=$5 mnts=$6
     caps='"CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"'${caps:+, $caps}
@@ -93,7 +75,7 @@ bundle() {
       "options": ["nosuid", "noexec", "nodev", "ro"] }${mnts:+, $mnts}
   ],
   "linux": {
-    "cgroupsPath": "$(cgpath "$id")",
+    "cgroupsPath": "$PARENT/$id",
     "resources": $res,
     "devices": $devs,
     "namespaces": [
@@ -153,7 +135,6 @@ cleanup() {
     for id in $IDS; do
         [ -d "$STATE/$id" ] && rr delete --force "$id" > /dev/null 2>&1
         d=$(cgdir "$id")
-        [ "$SYSTEMD" = 1 ] && systemctl stop "rrun-cgtest-$id.scope" > /dev/null 2>&1
         if [ -d "$d" ]; then
             echo 0 > "$d/cgroup.freeze" 2> /dev/null
             find "$d" -depth -type d -exec rmdir {} \; 2> /dev/null
@@ -163,16 +144,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Under systemd a scope gets the controllers systemd manages (it enables
-# them along the path when the scope is made), not hugetlb, rdma or misc.
-has_ctrl() {
-    if [ "$SYSTEMD" = 1 ]; then
-        case " cpu cpuset io memory pids " in *" $1 "*) ;; *) return 1 ;; esac
-        grep -qw "$1" "$CGMNT/cgroup.controllers"
-    else
-        grep -qw "$1" "$CGMNT$PARENT/cgroup.subtree_control"
-    fi
-}
+has_ctrl() { grep -qw "$1" "$CGMNT$PARENT/cgroup.subtree_control"; }
 
 mkdir -p "$WORK" "$STATE"
 echo "# rrun $($RRUN --version 2>&1 | head -n 1); cgroup2 at $CGMNT; parent $PARENT"

@@ -8,17 +8,15 @@
 # Suites (default: all, in this order):
 #   engines-rrun, engines-runc  tests/engines.rs, engines on their systemd
 #                 defaults (RRUN_ENGINES_SYSTEMD=1), rrun / runc as runtime
-#   <suite>-rrun, <suite>-runc  for lifecycle, exec, cgroups and (when the
-#                 driver's tests exist) systemd: through
-#                 scripts/vm/systemd-driver-tests.sh when the tree has it
-#                 (every command with --systemd-cgroup), else the test
-#                 binary as is (cgroupfs driver, under this service's
-#                 delegated cgroup)
-#   cgroups-v2-rrun, cgroups-v2-runc  scripts/vm/cgroup-tests.sh (the
-#                 checks of tests/cgroups_v2.rs) on this systemd host, the
-#                 cgroupfs driver under this service's delegated cgroup
-#   cgroups-v2-systemd-rrun, -runc  the same checks with --systemd-cgroup
-#                 (CGTEST_SYSTEMD=1: a scope per container)
+#   <suite>-rrun, <suite>-runc  when the tree has the systemd driver's
+#                 scripts/vm/systemd-driver-tests.sh: each of its suites
+#                 (systemd, lifecycle, exec, cgroups, cgroups_v2, rootless:
+#                 every runtime command with --systemd-cgroup); else
+#                 lifecycle, exec and cgroups, the test binaries as they
+#                 are (cgroupfs driver, under this service's delegated cgroup)
+#   cgroups-v2-cgroupfs-rrun, -runc  scripts/vm/cgroup-tests.sh (the checks
+#                 of tests/cgroups_v2.rs) with the cgroupfs driver under
+#                 this service's delegated cgroup
 #   init-unit     rrun's built-in init as a systemd service
 #                 (scripts/vm/systemd/init-unit-test.sh)
 #
@@ -56,9 +54,12 @@ if [ $# -gt 0 ]; then
     SUITES=("$@")
 else
     SUITES=(engines-rrun engines-runc)
-    for s in lifecycle exec cgroups; do SUITES+=("$s-rrun" "$s-runc"); done
-    if [ -x "$DRIVER" ] && [ -n "$(binary systemd)" ]; then SUITES+=(systemd-rrun systemd-runc); fi
-    SUITES+=(cgroups-v2-rrun cgroups-v2-runc cgroups-v2-systemd-rrun cgroups-v2-systemd-runc init-unit)
+    if [ -x "$DRIVER" ]; then
+        for s in systemd lifecycle exec cgroups cgroups_v2 rootless; do SUITES+=("$s-rrun" "$s-runc"); done
+    else
+        for s in lifecycle exec cgroups; do SUITES+=("$s-rrun" "$s-runc"); done
+    fi
+    SUITES+=(cgroups-v2-cgroupfs-rrun cgroups-v2-cgroupfs-runc init-unit)
 fi
 
 # suite_cmd NAME: sets CMD (argv) and ENVS for the suite; 1 if unknown.
@@ -80,19 +81,17 @@ suite_cmd() {
             bin=$(binary engines)
             ENVS+=(RRUN_ENGINES_SYSTEMD=1 "RRUN_ENGINES_IMAGE=${RRUN_ENGINES_IMAGE:-}")
             CMD=("$bin" --test-threads=1) ;;
-        lifecycle | exec | cgroups | systemd)
+        lifecycle | exec | cgroups | systemd | cgroups_v2 | rootless)
             if [ -x "$DRIVER" ]; then
                 CMD=("$DRIVER" "$base")
             else
                 bin=$(binary "$base")
                 CMD=("$bin" "--test-threads=$THREADS")
             fi ;;
-        cgroups-v2 | cgroups-v2-systemd)
+        cgroups-v2-cgroupfs)
             # The same checks as the busybox VM, under this service's
-            # delegated cgroup (run-test enabled every controller there),
-            # or in scopes of their own.
+            # delegated cgroup (run-test enabled every controller there).
             ENVS+=("RRUN=${ENVS[0]#RRUN_BIN=}" "RRUN_VM_BUNDLE_ROOTFS=$REPO/$T/test-rootfs")
-            [ "$base" = cgroups-v2 ] || ENVS+=(CGTEST_SYSTEMD=1)
             CMD=(sh scripts/vm/cgroup-tests.sh) ;;
         init-unit)
             CMD=(scripts/vm/systemd/init-unit-test.sh) ;;
