@@ -42,8 +42,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const IMAGE: &str = "localhost/busybox:rrun-test";
-/// Upper bound for one engine command (image loads, container runs).
-const ENGINE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Upper bound for one engine command (image loads, container runs), in
+/// seconds before scaling.
+const ENGINE_TIMEOUT_SECS: u64 = 90;
 /// A container that traps SIGTERM, prints "started" and loops.
 const TRAP_LOOP: &str =
     "trap 'echo got-term; exit 0' TERM; echo started; while :; do sleep 0.1; done";
@@ -72,6 +73,22 @@ fn runtime_real() -> PathBuf {
     };
     let found = found.unwrap_or_else(|| panic!("runtime {} not found", p.display()));
     std::path::absolute(&found).unwrap_or(found)
+}
+
+/// `secs` seconds, times `RRUN_ENGINES_TIME_SCALE` (default 1): waits and
+/// "fast enough" bounds stretch on a slow machine (the systemd VM under
+/// qemu TCG sets 4); lower bounds ("waited the timeout") are never scaled.
+fn scaled(secs: u64) -> Duration {
+    let k = std::env::var("RRUN_ENGINES_TIME_SCALE")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|k| *k >= 1)
+        .unwrap_or(1);
+    Duration::from_secs(secs * k)
+}
+
+fn engine_timeout() -> Duration {
+    scaled(ENGINE_TIMEOUT_SECS)
 }
 
 /// The engines use the systemd cgroup driver (see the module comment).
@@ -108,7 +125,7 @@ fn image_archive() -> PathBuf {
         let out = target_dir().join("engines").join("busybox.tar");
         let mut c = Command::new(repo_dir().join("scripts/engines/mkimage.sh"));
         c.arg(&out).arg(IMAGE);
-        run_timeout(c, ENGINE_TIMEOUT).ok();
+        run_timeout(c, engine_timeout()).ok();
         out
     })
     .clone()
@@ -194,7 +211,7 @@ fn quiet(mut cmd: Command, timeout: Duration) -> Option<i32> {
 fn signal(pid: u32, sig: &str) {
     let mut c = Command::new("kill");
     c.arg(format!("-{sig}")).arg(pid.to_string());
-    quiet(c, Duration::from_secs(5));
+    quiet(c, scaled(5));
 }
 
 struct Daemon {
@@ -263,7 +280,7 @@ impl Engine {
             name: name.into(),
             child,
         });
-        let up = poll(Duration::from_secs(30), || {
+        let up = poll(scaled(30), || {
             let d = self.daemons.last_mut().unwrap();
             if let Ok(Some(_)) = d.child.try_wait() {
                 return Some(false);
@@ -377,13 +394,13 @@ fn shape(line: &str) -> String {
 impl Drop for Engine {
     fn drop(&mut self) {
         for cmd in self.teardown.drain(..) {
-            quiet(cmd, Duration::from_secs(60));
+            quiet(cmd, scaled(60));
         }
         // Daemons last-started first (dockerd before its containerd).
         while let Some(mut d) = self.daemons.pop() {
             if let Ok(None) = d.child.try_wait() {
                 signal(d.child.id(), "TERM");
-                let gone = poll(Duration::from_secs(20), || {
+                let gone = poll(scaled(20), || {
                     matches!(d.child.try_wait(), Ok(Some(_))).then_some(())
                 });
                 if gone.is_none() {
@@ -421,7 +438,7 @@ impl Drop for Engine {
         for m in mounts {
             let mut c = Command::new("umount");
             c.arg("-l").arg(&m);
-            quiet(c, Duration::from_secs(10));
+            quiet(c, scaled(10));
         }
         // cgroups the engine made for its containers (empty dirs only).
         for rel in &self.cgroups {
@@ -451,7 +468,7 @@ fn rmdir_tree(p: &Path) {
 fn with_tty(cmdline: &str) -> Output {
     let mut c = Command::new("script");
     c.args(["-qec", cmdline, "/dev/null"]);
-    run_timeout(c, ENGINE_TIMEOUT)
+    run_timeout(c, engine_timeout())
 }
 
 fn shell_join(prog: &Path, args: &[String]) -> String {
@@ -523,7 +540,7 @@ impl Podman<'_> {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        run_timeout(self.cmd(args), ENGINE_TIMEOUT)
+        run_timeout(self.cmd(args), engine_timeout())
     }
 
     /// A command line for `script` (the env var is set in the line).
@@ -653,7 +670,7 @@ rrun = ["{rt}"]
     // A detached container: logs, exec, ps, top, pause/unpause, stop.
     let o = run(&["-d", "--name", "e2e-loop", IMAGE, "sh", "-c", TRAP_LOOP]);
     if ck.out("podman run -d", &o, 0, "") {
-        let started = poll(Duration::from_secs(15), || {
+        let started = poll(scaled(15), || {
             pm.run(&["logs", "e2e-loop"])
                 .stdout
                 .contains("started")
@@ -688,7 +705,7 @@ rrun = ["{rt}"]
         let (o, took) = timed(|| pm.run(&["stop", "--time", "10", "e2e-loop"]));
         ck.out("podman stop", &o, 0, "");
         ck.check(
-            took < Duration::from_secs(8),
+            took < scaled(8),
             "podman stop: SIGTERM honoured (no KILL)",
             format!("{took:?}"),
         );
@@ -702,7 +719,7 @@ rrun = ["{rt}"]
     // stop: SIGKILL after the timeout when TERM is ignored.
     let o = run(&["-d", "--name", "e2e-deaf", IMAGE, "sh", "-c", DEAF_LOOP]);
     if ck.out("podman run -d (ignores TERM)", &o, 0, "") {
-        poll(Duration::from_secs(15), || {
+        poll(scaled(15), || {
             pm.run(&["logs", "e2e-deaf"])
                 .stdout
                 .contains("started")
@@ -758,14 +775,14 @@ rrun = ["{rt}"]
         );
         if alive {
             signal(pid.parse().unwrap(), "KILL");
-            poll(Duration::from_secs(5), || {
+            poll(scaled(5), || {
                 (!pid_alive(pid.parse().unwrap())).then_some(())
             });
         }
         // podman notices the dead process (conmon reports the exit: the
         // state goes back to "created"), then `start` creates the container
         // anew: it succeeds and the program runs.
-        let noticed = poll(Duration::from_secs(15), || {
+        let noticed = poll(scaled(15), || {
             (pm.inspect("e2e-dies", "{{.State.Status}}") == "created").then_some(())
         });
         ck.check(
@@ -775,7 +792,7 @@ rrun = ["{rt}"]
         );
         let o = pm.run(&["start", "e2e-dies"]);
         ck.out("podman start after the process died", &o, 0, "");
-        let st = poll(Duration::from_secs(15), || {
+        let st = poll(scaled(15), || {
             let st = pm.inspect("e2e-dies", "{{.State.Status}} {{.State.ExitCode}}");
             matches!(st.as_str(), "stopped 0" | "exited 0").then_some(st)
         });
@@ -891,10 +908,16 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 }
 
 /// `ctr run` options for the runc v2 shim besides the binary: in systemd
-/// mode its SystemdCgroup option (what kubeadm and most distributions set).
-fn runc_shim_opts() -> Vec<String> {
+/// mode its SystemdCgroup option (what kubeadm and most distributions set)
+/// and the `slice:prefix:name` cgroup ctr then insists on (the CRI plugin
+/// makes it from the pod's slice; here the namespace is the prefix).
+fn runc_shim_opts(ns: &str, id: &str) -> Vec<String> {
     if systemd_mode() {
-        strs(&["--runc-systemd-cgroup"])
+        vec![
+            "--runc-systemd-cgroup".into(),
+            "--cgroup".into(),
+            format!("system.slice:{ns}:{id}"),
+        ]
     } else {
         Vec::new()
     }
@@ -924,13 +947,13 @@ impl Ctr {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        run_timeout(self.cmd(args), ENGINE_TIMEOUT)
+        run_timeout(self.cmd(args), engine_timeout())
     }
 
     /// `ctr run` with the runtime plugged into the runc v2 shim.
     fn run_ctr(&self, opts: &[&str], id: &str, argv: &[&str]) -> Output {
         let mut a = strs(&["run"]);
-        a.extend(runc_shim_opts());
+        a.extend(runc_shim_opts(&self.ns, id));
         a.push("--runc-binary".into());
         a.push(self.runtime.display().to_string());
         a.push("--runc-root".into());
@@ -952,7 +975,7 @@ impl Ctr {
     }
 
     fn wait_task(&self, id: &str, want: &str) -> String {
-        poll(Duration::from_secs(15), || {
+        poll(scaled(15), || {
             self.task(id).filter(|(_, s)| s == want).map(|(_, s)| s)
         })
         .unwrap_or_else(|| format!("{:?}", self.task(id)))
@@ -1015,7 +1038,7 @@ fn containerd() {
         &[
             ctr.global(),
             strs(&["run", "--rm", "-t"]),
-            runc_shim_opts(),
+            runc_shim_opts(&ctr.ns, "e2e-tty"),
             strs(&["--runc-binary"]),
             vec![ctr.runtime.display().to_string(), "--runc-root".into()],
             vec![ctr.runc_root.display().to_string()],
@@ -1137,7 +1160,7 @@ impl Docker {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        run_timeout(self.cmd(args), ENGINE_TIMEOUT)
+        run_timeout(self.cmd(args), engine_timeout())
     }
 
     fn line(&self, args: &[&str]) -> String {
@@ -1154,7 +1177,7 @@ impl Docker {
     }
 
     fn wait_log(&self, name: &str, needle: &str) -> bool {
-        poll(Duration::from_secs(15), || {
+        poll(scaled(15), || {
             self.run(&["logs", name])
                 .stdout
                 .contains(needle)
@@ -1242,7 +1265,7 @@ fn docker() {
     e.cgroups.push(cgroup_parent);
     let mut ck = Checks::default();
 
-    let ready = poll(Duration::from_secs(30), || {
+    let ready = poll(scaled(30), || {
         dk.run(&["info", "--format", "{{.ServerVersion}}"])
             .success()
             .then_some(())
@@ -1325,7 +1348,7 @@ fn docker() {
         let (o, took) = timed(|| dk.run(&["stop", "--time", "10", "e2e-loop"]));
         ck.out("docker stop", &o, 0, "");
         ck.check(
-            took < Duration::from_secs(8),
+            took < scaled(8),
             "docker stop: SIGTERM honoured",
             format!("{took:?}"),
         );
@@ -1367,7 +1390,7 @@ fn docker() {
         "echo run; exit 3",
     ]);
     if ck.out("docker run --restart on-failure:2", &o, 0, "") {
-        let st = poll(Duration::from_secs(30), || {
+        let st = poll(scaled(30), || {
             let s = dk.inspect(
                 "e2e-restart",
                 "{{.State.Status}} {{.State.ExitCode}} {{.RestartCount}}",

@@ -79,7 +79,8 @@ suite_cmd() {
     case $base in
         engines)
             bin=$(binary engines)
-            ENVS+=(RRUN_ENGINES_SYSTEMD=1 "RRUN_ENGINES_IMAGE=${RRUN_ENGINES_IMAGE:-}")
+            ENVS+=(RRUN_ENGINES_SYSTEMD=1 "RRUN_ENGINES_IMAGE=${RRUN_ENGINES_IMAGE:-}"
+                "RRUN_ENGINES_TIME_SCALE=${RRUN_ENGINES_TIME_SCALE:-4}")
             CMD=("$bin" --test-threads=1) ;;
         lifecycle | exec | cgroups | systemd | cgroups_v2 | rootless)
             if [ -x "$DRIVER" ]; then
