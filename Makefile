@@ -95,16 +95,18 @@ vm-test: build
 # `make vm-systemd-test` runs the suites of scripts/vm/systemd/suites.sh in
 # it (engines on their systemd defaults, lifecycle/exec/cgroups, the v2
 # cgroup checks, the built-in init as a service; rrun and runc), one
-# PASS/FAIL line each; SUITES="engines-rrun init-unit" narrows the list.
+# PASS/FAIL line each; SUITES="engines-rrun init-unit" narrows the list,
+# RUNTIMES=rrun drops the runc comparison runs.
 VM_SYSTEMD_DIR ?= target/vm-systemd
 SUITES ?=
+RUNTIMES ?= rrun runc
 
 .PHONY: vm-systemd vm-systemd-test
 vm-systemd:
 	scripts/vm/systemd/build.sh $(VM_SYSTEMD_DIR)
 
 vm-systemd-test: build
-	VM_SYSTEMD_DIR=$(VM_SYSTEMD_DIR) scripts/vm/systemd/test.sh $(SUITES)
+	VM_SYSTEMD_DIR=$(VM_SYSTEMD_DIR) RUNTIMES="$(RUNTIMES)" scripts/vm/systemd/test.sh $(SUITES)
 
 # ---- benchmark: rrun against runc, crun and youki (docs/bench.md) ----
 # Peers: apt-get install runc crun tini catatonit umoci golang-github-containers-common

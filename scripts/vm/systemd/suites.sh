@@ -23,7 +23,8 @@
 # Prints one "PASS NAME (N s)" / "FAIL NAME (N s)" line per suite (and the
 # tail of a failed suite's log); full logs go to $RRUN_VM_OUT/NAME.log
 # (run.sh --out brings them to the host). Exits 1 if any suite failed.
-# Environment: SUITE_TIMEOUT (seconds per suite, default 1500),
+# Environment: RUNTIMES (default "rrun runc": which runtimes the default
+# list runs each suite with), SUITE_TIMEOUT (seconds per suite, default 1500),
 # TEST_THREADS (default 2), RRUN_ENGINES_IMAGE (the prebuilt image).
 set -uo pipefail
 
@@ -53,13 +54,16 @@ binary() {
 if [ $# -gt 0 ]; then
     SUITES=("$@")
 else
-    SUITES=(engines-rrun engines-runc)
     if [ -x "$DRIVER" ]; then
-        for s in systemd lifecycle exec cgroups cgroups_v2 rootless; do SUITES+=("$s-rrun" "$s-runc"); done
+        bases=(engines systemd lifecycle exec cgroups cgroups_v2 rootless cgroups-v2-cgroupfs)
     else
-        for s in lifecycle exec cgroups; do SUITES+=("$s-rrun" "$s-runc"); done
+        bases=(engines lifecycle exec cgroups cgroups-v2-cgroupfs)
     fi
-    SUITES+=(cgroups-v2-cgroupfs-rrun cgroups-v2-cgroupfs-runc init-unit)
+    SUITES=()
+    for s in "${bases[@]}"; do
+        for rt in ${RUNTIMES:-rrun runc}; do SUITES+=("$s-$rt"); done
+    done
+    SUITES+=(init-unit)
 fi
 
 # suite_cmd NAME: sets CMD (argv) and ENVS for the suite; 1 if unknown.

@@ -13,7 +13,8 @@
 # did not report).
 # Environment: VM_SYSTEMD_DIR (default target/vm-systemd),
 # VM_SYSTEMD_TIMEOUT (seconds for the whole VM run, default 5400),
-# SUITE_TIMEOUT, TEST_THREADS (per suite, see suites.sh), CARGO.
+# RUNTIMES (default "rrun runc"; "rrun" halves the run), SUITE_TIMEOUT,
+# TEST_THREADS (see suites.sh), CARGO.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/../../.." && pwd)
@@ -46,6 +47,7 @@ rc=0
 scripts/vm/systemd/run.sh --dir "$DIR" --timeout "${VM_SYSTEMD_TIMEOUT:-5400}" \
     --env "RRUN_ENGINES_IMAGE=$REPO/$DIR/busybox.tar" \
     --env "SUITE_TIMEOUT=${SUITE_TIMEOUT:-1500}" --env "TEST_THREADS=${TEST_THREADS:-2}" \
+    --env "RUNTIMES=${RUNTIMES:-rrun runc}" \
     --out "$DIR/logs" scripts/vm/systemd/suites.sh "$@" || rc=$?
 echo
 echo "==== make vm-systemd-test: $(($(date +%s) - t0)) s in all (host preparation ${prep} s); logs in $DIR/logs/"
