@@ -86,6 +86,28 @@ vm-test: build
 	RRUN_BIN=$(RRUN) scripts/vm/build-initramfs.sh $(VM_DIR)
 	scripts/vm/run.sh --initramfs $(VM_DIR)/initramfs.cpio.gz scripts/vm/smoke.sh
 
+# A real systemd host with pure cgroup v2, in QEMU (TCG): Debian's kernel,
+# the host's own root filesystem read-only over 9p under a tmpfs overlay,
+# the host's systemd as PID 1 (scripts/vm/systemd/). `make vm-systemd`
+# builds the kernel + initramfs into $(VM_SYSTEMD_DIR) (cached); run any
+# script in it as root with
+#   scripts/vm/systemd/run.sh [--want UNIT]... [--env N=V]... SCRIPT [ARGS...]
+# `make vm-systemd-test` runs the suites of scripts/vm/systemd/suites.sh in
+# it (engines on their systemd defaults, lifecycle/exec/cgroups, the v2
+# cgroup checks, the built-in init as a service; rrun and runc), one
+# PASS/FAIL line each; SUITES="engines-rrun init-unit" narrows the list,
+# RUNTIMES=rrun drops the runc comparison runs.
+VM_SYSTEMD_DIR ?= target/vm-systemd
+SUITES ?=
+RUNTIMES ?= rrun runc
+
+.PHONY: vm-systemd vm-systemd-test
+vm-systemd:
+	scripts/vm/systemd/build.sh $(VM_SYSTEMD_DIR)
+
+vm-systemd-test: build
+	VM_SYSTEMD_DIR=$(VM_SYSTEMD_DIR) RUNTIMES="$(RUNTIMES)" scripts/vm/systemd/test.sh $(SUITES)
+
 # ---- benchmark: rrun against runc, crun and youki (docs/bench.md) ----
 # Peers: apt-get install runc crun tini catatonit umoci golang-github-containers-common
 BENCH_OUT   ?= target/bench

@@ -15,13 +15,16 @@ set -euo pipefail
 # profile (profiles/seccomp/default.json); gcc-multilib: the 32-bit probe
 # of the seccomp architecture tests; podman/containerd/docker.io: the engine suite;
 # qemu-system-x86/linux-image-amd64/cpio: the test VM (scripts/vm);
+# systemd/dbus: PID 1 and the bus of the systemd VM (scripts/vm/systemd,
+# which boots the host's own root filesystem); dbus-user-session: the user
+# bus of its rootless systemd-driver suite;
 # apparmor, checkpolicy: apparmor_parser and SELinux's policy compiler,
 # packed into the VM for tests/lsm.rs; docker-registry, containernetworking-plugins:
 # make k8s-test's local registry and pod network (golang-1.23-go, from
 # bookworm-backports, builds cri-tools there).
 PKGS=(busybox-static runc golang-github-containers-common jq iproute2 util-linux mount procps
       build-essential gcc-multilib golang-github-docker-docker-dev pkg-config ca-certificates strace umoci skopeo podman containerd docker.io
-      qemu-system-x86 linux-image-amd64 cpio apparmor checkpolicy
+      qemu-system-x86 linux-image-amd64 cpio systemd dbus dbus-user-session apparmor checkpolicy
       docker-registry containernetworking-plugins)
 # From bookworm-backports (the source is added below when missing).
 BACKPORTS_PKGS=(golang-1.23-go)

@@ -21,6 +21,14 @@
 //! An engine that is not installed, or whose daemon cannot start here, is
 //! skipped with a printed reason; a failed check is collected and the test
 //! fails at the end listing all of them.
+//!
+//! `RRUN_ENGINES_SYSTEMD=1` puts every engine on its defaults for a host
+//! with systemd as PID 1 and cgroup v2 (run so in `make vm-systemd-test`):
+//! podman with cgroup_manager = "systemd", the runc v2 shim with
+//! SystemdCgroup (ctr --runc-systemd-cgroup), dockerd with
+//! native.cgroupdriver=systemd; each then passes `--systemd-cgroup` and a
+//! `slice:prefix:name` cgroupsPath to the runtime. Unset, the engines use
+//! cgroupfs, as on a host without systemd.
 
 mod common;
 
@@ -34,8 +42,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const IMAGE: &str = "localhost/busybox:rrun-test";
-/// Upper bound for one engine command (image loads, container runs).
-const ENGINE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Upper bound for one engine command (image loads, container runs), in
+/// seconds before scaling.
+const ENGINE_TIMEOUT_SECS: u64 = 90;
 /// A container that traps SIGTERM, prints "started" and loops.
 const TRAP_LOOP: &str =
     "trap 'echo got-term; exit 0' TERM; echo started; while :; do sleep 0.1; done";
@@ -66,6 +75,36 @@ fn runtime_real() -> PathBuf {
     std::path::absolute(&found).unwrap_or(found)
 }
 
+/// `secs` seconds, times `RRUN_ENGINES_TIME_SCALE` (default 1): waits and
+/// "fast enough" bounds stretch on a slow machine (the systemd VM under
+/// qemu TCG sets 4); lower bounds ("waited the timeout") are never scaled.
+fn scaled(secs: u64) -> Duration {
+    let k = std::env::var("RRUN_ENGINES_TIME_SCALE")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|k| *k >= 1)
+        .unwrap_or(1);
+    Duration::from_secs(secs * k)
+}
+
+fn engine_timeout() -> Duration {
+    scaled(ENGINE_TIMEOUT_SECS)
+}
+
+/// The engines use the systemd cgroup driver (see the module comment).
+fn systemd_mode() -> bool {
+    std::env::var_os("RRUN_ENGINES_SYSTEMD").is_some_and(|v| v == "1")
+}
+
+/// podman's cgroup_manager for this run.
+fn podman_cgroup_manager() -> &'static str {
+    if systemd_mode() {
+        "systemd"
+    } else {
+        "cgroupfs"
+    }
+}
+
 fn runtime_name() -> String {
     runtime_real()
         .file_name()
@@ -73,14 +112,20 @@ fn runtime_name() -> String {
         .unwrap_or_else(|| "rrun".into())
 }
 
-/// The busybox image as a docker-archive, built once per test binary.
+/// The busybox image as a docker-archive, built once per test binary, or
+/// `RRUN_ENGINES_IMAGE` (an archive made beforehand by
+/// scripts/engines/mkimage.sh: the systemd VM, where building it under TCG
+/// takes minutes).
 fn image_archive() -> PathBuf {
     static IMG: OnceLock<PathBuf> = OnceLock::new();
     IMG.get_or_init(|| {
+        if let Some(p) = std::env::var_os("RRUN_ENGINES_IMAGE").filter(|p| !p.is_empty()) {
+            return PathBuf::from(p);
+        }
         let out = target_dir().join("engines").join("busybox.tar");
         let mut c = Command::new(repo_dir().join("scripts/engines/mkimage.sh"));
         c.arg(&out).arg(IMAGE);
-        run_timeout(c, ENGINE_TIMEOUT).ok();
+        run_timeout(c, engine_timeout()).ok();
         out
     })
     .clone()
@@ -166,7 +211,7 @@ fn quiet(mut cmd: Command, timeout: Duration) -> Option<i32> {
 fn signal(pid: u32, sig: &str) {
     let mut c = Command::new("kill");
     c.arg(format!("-{sig}")).arg(pid.to_string());
-    quiet(c, Duration::from_secs(5));
+    quiet(c, scaled(5));
 }
 
 struct Daemon {
@@ -235,7 +280,7 @@ impl Engine {
             name: name.into(),
             child,
         });
-        let up = poll(Duration::from_secs(30), || {
+        let up = poll(scaled(30), || {
             let d = self.daemons.last_mut().unwrap();
             if let Ok(Some(_)) = d.child.try_wait() {
                 return Some(false);
@@ -349,13 +394,13 @@ fn shape(line: &str) -> String {
 impl Drop for Engine {
     fn drop(&mut self) {
         for cmd in self.teardown.drain(..) {
-            quiet(cmd, Duration::from_secs(60));
+            quiet(cmd, scaled(60));
         }
         // Daemons last-started first (dockerd before its containerd).
         while let Some(mut d) = self.daemons.pop() {
             if let Ok(None) = d.child.try_wait() {
                 signal(d.child.id(), "TERM");
-                let gone = poll(Duration::from_secs(20), || {
+                let gone = poll(scaled(20), || {
                     matches!(d.child.try_wait(), Ok(Some(_))).then_some(())
                 });
                 if gone.is_none() {
@@ -393,7 +438,7 @@ impl Drop for Engine {
         for m in mounts {
             let mut c = Command::new("umount");
             c.arg("-l").arg(&m);
-            quiet(c, Duration::from_secs(10));
+            quiet(c, scaled(10));
         }
         // cgroups the engine made for its containers (empty dirs only).
         for rel in &self.cgroups {
@@ -423,7 +468,7 @@ fn rmdir_tree(p: &Path) {
 fn with_tty(cmdline: &str) -> Output {
     let mut c = Command::new("script");
     c.args(["-qec", cmdline, "/dev/null"]);
-    run_timeout(c, ENGINE_TIMEOUT)
+    run_timeout(c, engine_timeout())
 }
 
 fn shell_join(prog: &Path, args: &[String]) -> String {
@@ -488,14 +533,14 @@ impl Podman<'_> {
             "--tmpdir".into(),
             e.path("tmp").display().to_string(),
             "--cgroup-manager".into(),
-            "cgroupfs".into(),
+            podman_cgroup_manager().into(),
             "--events-backend".into(),
             "file".into(),
         ]
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        run_timeout(self.cmd(args), ENGINE_TIMEOUT)
+        run_timeout(self.cmd(args), engine_timeout())
     }
 
     /// A command line for `script` (the env var is set in the line).
@@ -534,7 +579,7 @@ fn podman() {
 default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
 
 [engine]
-cgroup_manager = "cgroupfs"
+cgroup_manager = "{cgm}"
 events_logger = "file"
 # The named runtime, also the default.
 runtime = "rrun"
@@ -543,9 +588,10 @@ runtime = "rrun"
 runtime_supports_json = ["crun", "runc", "rrun"]
 
 [engine.runtimes]
-rrun = ["{}"]
+rrun = ["{rt}"]
 "#,
-            e.runtime.display()
+            cgm = podman_cgroup_manager(),
+            rt = e.runtime.display()
         ),
     )
     .unwrap();
@@ -629,7 +675,7 @@ rrun = ["{}"]
     // A detached container: logs, exec, ps, top, pause/unpause, stop.
     let o = run(&["-d", "--name", "e2e-loop", IMAGE, "sh", "-c", TRAP_LOOP]);
     if ck.out("podman run -d", &o, 0, "") {
-        let started = poll(Duration::from_secs(15), || {
+        let started = poll(scaled(15), || {
             pm.run(&["logs", "e2e-loop"])
                 .stdout
                 .contains("started")
@@ -651,7 +697,16 @@ rrun = ["{}"]
         ck.out("podman exec -t (a real terminal)", &o, 0, "/dev/pts/");
         let o = pm.run(&["ps", "--format", "{{.Names}} {{.Status}}"]);
         ck.out("podman ps", &o, 0, "e2e-loop Up");
-        let o = pm.run(&["top", "e2e-loop"]);
+        // podman top lists the pids, then reads each /proc/PID/stat: a
+        // `sleep 0.1` of the loop may end in between (often so on a slow
+        // machine), so one retry-worthy failure is not the runtime's.
+        let mut o = pm.run(&["top", "e2e-loop"]);
+        for _ in 0..4 {
+            if o.success() || !o.stderr.contains("no such process") {
+                break;
+            }
+            o = pm.run(&["top", "e2e-loop"]);
+        }
         ck.out("podman top", &o, 0, "sleep");
         let o = pm.run(&["pause", "e2e-loop"]);
         ck.out("podman pause", &o, 0, "");
@@ -664,7 +719,7 @@ rrun = ["{}"]
         let (o, took) = timed(|| pm.run(&["stop", "--time", "10", "e2e-loop"]));
         ck.out("podman stop", &o, 0, "");
         ck.check(
-            took < Duration::from_secs(8),
+            took < scaled(8),
             "podman stop: SIGTERM honoured (no KILL)",
             format!("{took:?}"),
         );
@@ -678,7 +733,7 @@ rrun = ["{}"]
     // stop: SIGKILL after the timeout when TERM is ignored.
     let o = run(&["-d", "--name", "e2e-deaf", IMAGE, "sh", "-c", DEAF_LOOP]);
     if ck.out("podman run -d (ignores TERM)", &o, 0, "") {
-        poll(Duration::from_secs(15), || {
+        poll(scaled(15), || {
             pm.run(&["logs", "e2e-deaf"])
                 .stdout
                 .contains("started")
@@ -734,14 +789,14 @@ rrun = ["{}"]
         );
         if alive {
             signal(pid.parse().unwrap(), "KILL");
-            poll(Duration::from_secs(5), || {
+            poll(scaled(5), || {
                 (!pid_alive(pid.parse().unwrap())).then_some(())
             });
         }
         // podman notices the dead process (conmon reports the exit: the
         // state goes back to "created"), then `start` creates the container
         // anew: it succeeds and the program runs.
-        let noticed = poll(Duration::from_secs(15), || {
+        let noticed = poll(scaled(15), || {
             (pm.inspect("e2e-dies", "{{.State.Status}}") == "created").then_some(())
         });
         ck.check(
@@ -751,7 +806,7 @@ rrun = ["{}"]
         );
         let o = pm.run(&["start", "e2e-dies"]);
         ck.out("podman start after the process died", &o, 0, "");
-        let st = poll(Duration::from_secs(15), || {
+        let st = poll(scaled(15), || {
             let st = pm.inspect("e2e-dies", "{{.State.Status}} {{.State.ExitCode}}");
             matches!(st.as_str(), "stopped 0" | "exited 0").then_some(st)
         });
@@ -947,6 +1002,22 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     Some(sock)
 }
 
+/// `ctr run` options for the runc v2 shim besides the binary: in systemd
+/// mode its SystemdCgroup option (what kubeadm and most distributions set)
+/// and the `slice:prefix:name` cgroup ctr then insists on (the CRI plugin
+/// makes it from the pod's slice; here the namespace is the prefix).
+fn runc_shim_opts(ns: &str, id: &str) -> Vec<String> {
+    if systemd_mode() {
+        vec![
+            "--runc-systemd-cgroup".into(),
+            "--cgroup".into(),
+            format!("system.slice:{ns}:{id}"),
+        ]
+    } else {
+        Vec::new()
+    }
+}
+
 struct Ctr {
     sock: PathBuf,
     ns: String,
@@ -971,12 +1042,14 @@ impl Ctr {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        run_timeout(self.cmd(args), ENGINE_TIMEOUT)
+        run_timeout(self.cmd(args), engine_timeout())
     }
 
     /// `ctr run` with the runtime plugged into the runc v2 shim.
     fn run_ctr(&self, opts: &[&str], id: &str, argv: &[&str]) -> Output {
-        let mut a = strs(&["run", "--runc-binary"]);
+        let mut a = strs(&["run"]);
+        a.extend(runc_shim_opts(&self.ns, id));
+        a.push("--runc-binary".into());
         a.push(self.runtime.display().to_string());
         a.push("--runc-root".into());
         a.push(self.runc_root.display().to_string());
@@ -997,7 +1070,7 @@ impl Ctr {
     }
 
     fn wait_task(&self, id: &str, want: &str) -> String {
-        poll(Duration::from_secs(15), || {
+        poll(scaled(15), || {
             self.task(id).filter(|(_, s)| s == want).map(|(_, s)| s)
         })
         .unwrap_or_else(|| format!("{:?}", self.task(id)))
@@ -1059,7 +1132,9 @@ fn containerd() {
         Path::new("ctr"),
         &[
             ctr.global(),
-            strs(&["run", "--rm", "-t", "--runc-binary"]),
+            strs(&["run", "--rm", "-t"]),
+            runc_shim_opts(&ctr.ns, "e2e-tty"),
+            strs(&["--runc-binary"]),
             vec![ctr.runtime.display().to_string(), "--runc-root".into()],
             vec![ctr.runc_root.display().to_string()],
             strs(&[IMAGE, "e2e-tty", "sh", "-c", "tty; exit 6"]),
@@ -1180,7 +1255,7 @@ impl Docker {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        run_timeout(self.cmd(args), ENGINE_TIMEOUT)
+        run_timeout(self.cmd(args), engine_timeout())
     }
 
     fn line(&self, args: &[&str]) -> String {
@@ -1197,7 +1272,7 @@ impl Docker {
     }
 
     fn wait_log(&self, name: &str, needle: &str) -> bool {
-        poll(Duration::from_secs(15), || {
+        poll(scaled(15), || {
             self.run(&["logs", name])
                 .stdout
                 .contains(needle)
@@ -1256,7 +1331,15 @@ fn docker() {
             "--ip-masq=false",
             "--bridge=none",
         ])
-        .arg(format!("--cgroup-parent=/{cgroup_parent}"))
+        .args(if systemd_mode() {
+            // Docker's default parent under systemd: system.slice.
+            vec![
+                "--exec-opt".to_string(),
+                "native.cgroupdriver=systemd".into(),
+            ]
+        } else {
+            vec![format!("--cgroup-parent=/{cgroup_parent}")]
+        })
         .arg("--add-runtime")
         .arg(format!("rrun={}", e.runtime.display()))
         .arg("--config-file")
@@ -1282,7 +1365,7 @@ fn docker() {
     e.cgroups.push(cgroup_parent);
     let mut ck = Checks::default();
 
-    let ready = poll(Duration::from_secs(30), || {
+    let ready = poll(scaled(30), || {
         dk.run(&["info", "--format", "{{.ServerVersion}}"])
             .success()
             .then_some(())
@@ -1365,7 +1448,7 @@ fn docker() {
         let (o, took) = timed(|| dk.run(&["stop", "--time", "10", "e2e-loop"]));
         ck.out("docker stop", &o, 0, "");
         ck.check(
-            took < Duration::from_secs(8),
+            took < scaled(8),
             "docker stop: SIGTERM honoured",
             format!("{took:?}"),
         );
@@ -1407,7 +1490,7 @@ fn docker() {
         "echo run; exit 3",
     ]);
     if ck.out("docker run --restart on-failure:2", &o, 0, "") {
-        let st = poll(Duration::from_secs(30), || {
+        let st = poll(scaled(30), || {
             let s = dk.inspect(
                 "e2e-restart",
                 "{{.State.Status}} {{.State.ExitCode}} {{.RestartCount}}",

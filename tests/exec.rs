@@ -167,8 +167,31 @@ fn foreground_exec_forwards_signals() {
             "trap 'echo got TERM; exit 7' TERM; echo ready; while true; do sleep 0.05; done",
         ],
     )));
-    // Let the trap be installed.
-    std::thread::sleep(Duration::from_millis(500));
+    // Wait until the shell has installed its trap (SIGTERM, bit 15, in the
+    // SigCgt mask of /proc/PID/status): a fixed delay was too short on a
+    // slow machine (the systemd VM under qemu TCG).
+    let trapped = poll(TIMEOUT, || {
+        let rd = fs::read_dir("/proc").ok()?;
+        rd.flatten()
+            .any(|e| {
+                // The shell itself (argv[0] "sh"), not the runtime's exec
+                // process, whose argv holds the same script.
+                let cmd = fs::read(e.path().join("cmdline")).unwrap_or_default();
+                cmd.starts_with(b"sh\0")
+                    && String::from_utf8_lossy(&cmd).contains("echo got TERM; exit 7")
+                    && fs::read_to_string(e.path().join("status"))
+                        .unwrap_or_default()
+                        .lines()
+                        .find_map(|l| l.strip_prefix("SigCgt:"))
+                        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+                        .is_some_and(|m| m & (1 << 14) != 0)
+            })
+            .then_some(())
+    });
+    assert!(
+        trapped.is_some(),
+        "the exec'd shell never installed its TERM trap"
+    );
     let mut k = Command::new("kill");
     k.args(["-TERM", &bg.child.id().to_string()]);
     run_timeout(k, TIMEOUT).ok();

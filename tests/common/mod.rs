@@ -855,7 +855,8 @@ pub fn cgroup_hierarchies() -> Vec<Hierarchy> {
 }
 
 /// Every place where a relative cgroupsPath could show up on the host:
-/// nested under our own cgroup (what runc does) and at each hierarchy root.
+/// nested under our own cgroup (what runc does on v1), beside it (runc on
+/// v2) and at each hierarchy root.
 pub fn cgroup_dirs(cgroups_path: &str) -> Vec<PathBuf> {
     // A systemd unit's cgroup is where systemd puts it, in every hierarchy.
     if cgroups_path.contains(':')
@@ -875,6 +876,12 @@ pub fn cgroup_dirs(cgroups_path: &str) -> Vec<PathBuf> {
         let own = h.own.trim_start_matches('/');
         v.push(h.mountpoint.join(own).join(rel));
         v.push(h.mountpoint.join(rel));
+        // On cgroup v2 runc resolves it against the parent of its own
+        // cgroup (a process-holding cgroup cannot give children domain
+        // controllers), e.g. beside the test's leaf in a delegated unit.
+        if let Some(parent) = Path::new(own).parent() {
+            v.push(h.mountpoint.join(parent).join(rel));
+        }
     }
     v.sort();
     v.dedup();
