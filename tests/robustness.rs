@@ -801,6 +801,11 @@ const FAILPOINTS: &[&str] = &[
     "delete-hooks-run",
 ];
 
+/// Reached only with `--systemd-cgroup` (the unit started, the init told
+/// its cgroup): crashed at in systemd mode (RRUN_TEST_SYSTEMD_CGROUP=1, the
+/// systemd VM), where `crash_` covers it with the others.
+const SYSTEMD_FAILPOINTS: &[&str] = &["create-unit"];
+
 /// The failpoints compiled into src/ (debug builds) are the ones we test.
 #[test]
 fn failpoint_list_matches_source() {
@@ -826,7 +831,11 @@ fn failpoint_list_matches_source() {
         }
     }
     found.sort();
-    let mut want: Vec<String> = FAILPOINTS.iter().map(|s| s.to_string()).collect();
+    let mut want: Vec<String> = FAILPOINTS
+        .iter()
+        .chain(SYSTEMD_FAILPOINTS)
+        .map(|s| s.to_string())
+        .collect();
     want.sort();
     assert_eq!(found, want, "failpoints in src/ vs this test's list");
 }
@@ -920,7 +929,12 @@ fn crash_at_every_failpoint_recovers() {
     let bp = b.path().to_string_lossy().into_owned();
     let mut report = Vec::new();
     let mut failures = Vec::new();
-    for fp in FAILPOINTS {
+    let systemd = if systemd_mode() {
+        SYSTEMD_FAILPOINTS
+    } else {
+        &[]
+    };
+    for fp in FAILPOINTS.iter().chain(systemd) {
         let id = s.id();
         let env = [("RRUN_FAILPOINT", *fp)];
         let pidfile = s.root.with_extension(format!("{id}.pid"));
