@@ -268,7 +268,8 @@ impl Drop for CleanupGuard<'_> {
             && unit_ours
         {
             match bus.stop_unit(&unit.own(id)) {
-                Ok(()) => add_unit_dirs(&mut made, &self.cgroup_dirs),
+                Ok(true) => add_unit_dirs(&mut made, &self.cgroup_dirs),
+                Ok(false) => {}
                 Err(e) => crate::log::warn(&format!("cleanup after failed create: {e}")),
             }
         }
@@ -1096,13 +1097,9 @@ pub fn destroy(
     // A unit that is no longer the container's (another took its name)
     // is left alone, and so are its cgroups (`rule` excluded them too).
     if let Some(u) = &state.systemd_unit {
-        let own = u.own(&state.id);
-        match Bus::connect(u.manager).and_then(|b| Ok((b.holds(&own)?, b))) {
-            Ok((true, b)) => match b.stop_unit(&own) {
-                Ok(()) => add_unit_dirs(&mut made, &state.cgroup_paths),
-                Err(e) => crate::log::warn(&format!("delete {}: {e}", state.id)),
-            },
-            Ok((false, _)) => {}
+        match Bus::connect(u.manager).and_then(|b| b.stop_unit(&u.own(&state.id))) {
+            Ok(true) => add_unit_dirs(&mut made, &state.cgroup_paths),
+            Ok(false) => {}
             Err(e) => crate::log::warn(&format!("delete {}: {e}", state.id)),
         }
     }

@@ -414,15 +414,16 @@ impl Bus {
     /// it if it failed. Nothing is done to a unit that is not `mine` (see
     /// `holds`): one gone, or another that took its name, counts as gone.
     /// The check is made again before the reset, as the name may be freed
-    /// and taken while the stop runs.
-    pub fn stop_unit(&self, mine: &OwnUnit<'_>) -> Result<(), SystemdError> {
+    /// and taken while the stop runs. Returns whether the unit was the
+    /// container's (then its cgroups were too).
+    pub fn stop_unit(&self, mine: &OwnUnit<'_>) -> Result<bool, SystemdError> {
         let unit = mine.name;
         if !self.holds(mine)? {
-            return Ok(());
+            return Ok(false);
         }
         let r = match self.run_job("StopUnit", &(unit, "replace")) {
             Ok(r) => r,
-            Err(e) if is_error(&e, "org.freedesktop.systemd1.NoSuchUnit") => return Ok(()),
+            Err(e) if is_error(&e, "org.freedesktop.systemd1.NoSuchUnit") => return Ok(true),
             Err(e) => {
                 return Err(SystemdError::Call {
                     what: "stopping",
@@ -435,7 +436,7 @@ impl Bus {
             let _ = self.reset_failed(unit);
         }
         match r {
-            Ok(r) if r == "done" => Ok(()),
+            Ok(r) if r == "done" => Ok(true),
             Ok(r) => Err(SystemdError::Job {
                 what: "stop",
                 unit: unit.to_string(),
