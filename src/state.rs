@@ -121,15 +121,35 @@ pub struct ContainerState {
 pub struct SystemdUnit {
     pub name: String,
     pub manager: crate::cgroups::systemd::bus::Which,
+    /// The unit's InvocationID (hex) read right after it started: the
+    /// name alone may belong to another unit once systemd has forgotten
+    /// this one. Absent in states written before rrun recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invocation: Option<String>,
+}
+
+impl SystemdUnit {
+    /// The unit as the bus checks it (`Bus::holds`) for container `id`.
+    pub fn own(&self, id: &str) -> crate::cgroups::systemd::bus::OwnUnit<'_> {
+        crate::cgroups::systemd::bus::OwnUnit {
+            name: &self.name,
+            invocation: self.invocation.as_deref(),
+            description: crate::cgroups::systemd::description(id),
+        }
+    }
 }
 
 impl ContainerState {
     /// The container's cgroup directories that are rrun's own: those it
-    /// made, and all of them when they are a systemd unit rrun made.
-    pub fn owned_cgroups(&self) -> Vec<PathBuf> {
+    /// made, and all of them when they are a systemd unit rrun made and
+    /// that unit is still the container's (`unit_ours`: not one that took
+    /// its name after systemd forgot it).
+    pub fn owned_cgroups(&self, unit_ours: bool) -> Vec<PathBuf> {
         self.cgroup_paths
             .iter()
-            .filter(|d| self.systemd_unit.is_some() || self.cgroups_created.contains(d))
+            .filter(|d| {
+                (unit_ours && self.systemd_unit.is_some()) || self.cgroups_created.contains(d)
+            })
             .cloned()
             .collect()
     }

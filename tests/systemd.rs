@@ -14,6 +14,7 @@ use serde_json::json;
 use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
 /// A cgroupsPath for a unit of this test's own.
 fn unit_path(slice: &str) -> (String, String) {
@@ -432,4 +433,198 @@ fn features_report_the_driver() {
     let cg = &v["linux"]["cgroup"];
     assert_eq!(cg["systemd"], true, "{cg}");
     assert_eq!(cg["systemdUser"], true, "{cg}");
+}
+
+/// A scope of the host's own (`systemd-run --scope`) under `unit`'s name,
+/// running `sleep 1000`; stopped and forgotten on drop.
+struct HostScope {
+    unit: String,
+    child: std::process::Child,
+}
+
+impl HostScope {
+    fn start(unit: &str, args: &[&str]) -> HostScope {
+        let child = Command::new("systemd-run")
+            .args(["--scope", "--quiet", "--slice=system.slice"])
+            .arg(format!("--unit={unit}"))
+            .args(args)
+            .args(["sleep", "1000"])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("systemd-run");
+        HostScope {
+            unit: unit.to_string(),
+            child,
+        }
+    }
+}
+
+impl Drop for HostScope {
+    fn drop(&mut self) {
+        let _ = Command::new("systemctl")
+            .args(["stop", &self.unit])
+            .output();
+        let _ = Command::new("systemctl")
+            .args(["reset-failed", &self.unit])
+            .output();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits (30 s at most: the VM is slow) until `unit`'s `prop` is `want`.
+fn wait_for(unit: &str, prop: &str, want: &str) {
+    let got = poll(Duration::from_secs(30), || {
+        (show(unit, prop) == want).then_some(())
+    });
+    assert!(
+        got.is_some(),
+        "{unit}: {prop} is {:?}, not {want:?}",
+        show(unit, prop)
+    );
+}
+
+/// A container's scope ends and systemd forgets it; a host scope takes
+/// its name. Nothing rrun does for the container may reach that scope.
+/// `older_state`: the state as rrun wrote it before it recorded the
+/// unit's InvocationID (then rrun's Description tells its unit).
+fn host_scope_takes_the_name(older_state: bool) {
+    let host = systemd_host();
+    require!(host.is_ok(), "{}", host.unwrap_err());
+    require!(
+        !is_runc(),
+        "runc (1.1) stops the unit by its name at delete, whoever holds the name by then"
+    );
+    let (path, unit) = unit_path("system.slice");
+    // Without a pid namespace of its own the container's processes are
+    // whatever is in its unit's cgroup: ps lists them, delete kills them.
+    let mut c = container(&path, "sleep 1000");
+    c.bundle = std::mem::take(&mut c.bundle).without_namespace("pid");
+    run_detached(&c).ok();
+    let f = c.root.join(&c.id).join("state.json");
+    let mut st: serde_json::Value = serde_json::from_str(&fs::read_to_string(&f).unwrap()).unwrap();
+    let u = st["systemd_unit"].as_object_mut().expect("systemd_unit");
+    if older_state {
+        u.remove("invocation");
+        fs::write(&f, st.to_string()).unwrap();
+    } else {
+        // The unit's own id, as systemd shows it, is what rrun recorded.
+        assert_eq!(
+            u.get("invocation").and_then(|v| v.as_str()).unwrap_or(""),
+            show(&unit, "InvocationID"),
+            "the recorded InvocationID"
+        );
+    }
+    sd(&c, &["kill", "--all", &c.id, "KILL"]).ok();
+    c.wait_status("stopped");
+    // systemd forgets the empty scope; the host then takes its name.
+    wait_for(&unit, "LoadState", "not-found");
+    let scope = HostScope::start(&unit, &[]);
+    wait_for(&unit, "ActiveState", "active");
+    let host_pid = scope.child.id().to_string();
+    let mut wrong = Vec::new();
+    let ps = sd(&c, &["ps", "--format", "json", &c.id]);
+    if ps.stdout.contains(&host_pid) {
+        wrong.push(format!(
+            "ps of the stopped container lists the host scope's process {host_pid}: {ps}"
+        ));
+    }
+    let started = std::time::Instant::now();
+    sd(&c, &["delete", &c.id]).ok();
+    if started.elapsed() > Duration::from_secs(20) {
+        wrong.push(format!(
+            "delete waited {:?} (a stop of the host's scope?)",
+            started.elapsed()
+        ));
+    }
+    if show(&unit, "ActiveState") != "active" {
+        wrong.push(format!(
+            "the host's scope is {}",
+            show(&unit, "ActiveState")
+        ));
+    }
+    let procs = fs::read_to_string(format!("/proc/{host_pid}/cgroup")).unwrap_or_default();
+    if !procs.contains(&unit) {
+        wrong.push(format!(
+            "the host scope's process is gone or moved: {procs:?}"
+        ));
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert!(!c.root.join(&c.id).exists(), "state left");
+    drop(scope);
+    c.assert_clean();
+}
+
+#[test]
+fn a_host_scope_that_took_the_units_name_is_never_the_containers() {
+    host_scope_takes_the_name(false);
+}
+
+#[test]
+fn a_host_scope_that_took_the_units_name_with_an_older_state() {
+    host_scope_takes_the_name(true);
+}
+
+#[test]
+fn a_failed_unit_of_the_name_that_is_not_this_containers_stays_failed() {
+    let host = systemd_host();
+    require!(host.is_ok(), "{}", host.unwrap_err());
+    require!(
+        !is_runc(),
+        "runc (1.1) ignores a unit of that name that exists (no refusal): it runs the container in \
+         that unit's cgroup"
+    );
+    let (path, unit) = unit_path("system.slice");
+    let c = container(&path, "sleep 1000");
+    // A failed host scope that even reads like rrun's, of another container.
+    let _scope = HostScope::start(
+        &unit,
+        &[
+            "-p",
+            "RuntimeMaxSec=1",
+            "--description=rrun container someone-else",
+        ],
+    );
+    wait_for(&unit, "ActiveState", "failed");
+    let o = run_detached(&c);
+    o.failed();
+    o.stderr_mentions(&[&unit, "already exists"])
+        .stderr_is_short_error();
+    assert_eq!(show(&unit, "ActiveState"), "failed", "{unit} was reset");
+    assert_eq!(
+        show(&unit, "Description"),
+        "rrun container someone-else",
+        "{unit} was replaced"
+    );
+    assert!(!c.root.join(&c.id).exists(), "state left");
+}
+
+#[test]
+fn a_failed_leftover_of_the_same_container_is_cleared() {
+    let host = systemd_host();
+    require!(host.is_ok(), "{}", host.unwrap_err());
+    require!(
+        !is_runc(),
+        "runc (1.1) does not clear a failed leftover: it runs the container in the failed unit's \
+         cgroup, which stays failed"
+    );
+    let (path, unit) = unit_path("system.slice");
+    let c = container(&path, "sleep 1000");
+    let scope = HostScope::start(
+        &unit,
+        &[
+            "-p",
+            "RuntimeMaxSec=1",
+            &format!("--description=rrun container {}", c.id),
+        ],
+    );
+    wait_for(&unit, "ActiveState", "failed");
+    run_detached(&c).ok();
+    assert_eq!(show(&unit, "ActiveState"), "active");
+    let own = fs::read_to_string(format!("/proc/{}/cgroup", c.pid())).unwrap();
+    assert!(own.contains(&unit), "{own}");
+    sd(&c, &["delete", "--force", &c.id]).ok();
+    assert_eq!(show(&unit, "LoadState"), "not-found", "{unit} left");
+    drop(scope);
+    c.assert_clean();
 }

@@ -238,8 +238,14 @@ pub type Property = (&'static str, Value);
 /// place, delegation (a scope only), the init's pid, accounting on, and no
 /// default dependencies (a container must not be ordered after
 /// basic.target nor stopped at shutdown before its engine).
+/// The Description rrun gives the unit of container `id`: with the
+/// InvocationID, how rrun knows a unit is its own.
+pub fn description(id: &str) -> String {
+    format!("rrun container {id}")
+}
+
 pub fn base_properties(plan: &UnitPlan, id: &str, pid: Option<u32>, v2: bool) -> Vec<Property> {
-    let mut p = vec![("Description", Value::Str(format!("rrun container {id}")))];
+    let mut p = vec![("Description", Value::Str(description(id)))];
     if plan.is_slice() {
         p.push(("Wants", Value::Strs(vec![plan.slice.clone()])));
     } else {

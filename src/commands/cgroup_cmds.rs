@@ -343,6 +343,19 @@ pub fn update(store: &Store, a: &UpdateArgs) -> Result<()> {
         sd::round_quota(&mut r);
         let v2 = cgroups::is_pure_v2(&cgroups::discover(std::path::Path::new("/proc"))?);
         let bus = sd::bus::Bus::connect(u.manager).map_err(cgroups::CgroupError::from)?;
+        // Its name may belong to another unit by now (systemd forgot the
+        // container's): that one is never changed, nor its cgroup files.
+        if !bus
+            .holds(&u.own(&state.id))
+            .map_err(cgroups::CgroupError::from)?
+        {
+            bail!(
+                "container {}: its systemd unit {} is gone (the unit of that name now is not \
+                 the container's)",
+                a.id,
+                u.name
+            );
+        }
         let props = sd::properties_for(&r, v2, bus.version())?;
         bus.set_properties(&u.name, &props)
             .map_err(cgroups::CgroupError::from)?;

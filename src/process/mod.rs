@@ -220,8 +220,9 @@ struct CleanupGuard<'a> {
     cgroups_made: Vec<PathBuf>,
     /// The container's cgroup directories (made or not).
     cgroup_dirs: Vec<PathBuf>,
-    /// The systemd unit rrun started for the container, to stop.
-    unit: Option<(Bus, String)>,
+    /// The systemd unit rrun started for the container (and the
+    /// container's id), to stop.
+    unit: Option<(Bus, SystemdUnit, String)>,
     poststop: Option<(&'a Spec, ContainerState)>,
 }
 
@@ -250,16 +251,25 @@ impl Drop for CleanupGuard<'_> {
         // intermediate, createContainer hooks without a pid namespace of
         // their own) is in the cgroups rrun made; a cgroup that existed
         // before is left alone, with whatever else is in it.
-        let owned = if self.unit.is_some() {
+        // The unit's cgroups are the container's only while the unit is
+        // still the one rrun started (not one that took its name since).
+        let unit_ours = self
+            .unit
+            .as_ref()
+            .is_some_and(|(bus, u, id)| bus.holds(&u.own(id)).unwrap_or(false));
+        let owned = if unit_ours {
             self.cgroup_dirs.clone()
         } else {
             owned_leaves(&self.cgroup_dirs, &self.cgroups_made)
         };
         kill_owned(&owned);
         let mut made = self.cgroups_made.clone();
-        if let Some((bus, unit)) = &self.unit {
-            match bus.stop_unit(unit) {
-                Ok(()) => add_unit_dirs(&mut made, &self.cgroup_dirs),
+        if let Some((bus, unit, id)) = &self.unit
+            && unit_ours
+        {
+            match bus.stop_unit(&unit.own(id)) {
+                Ok(true) => add_unit_dirs(&mut made, &self.cgroup_dirs),
+                Ok(false) => {}
                 Err(e) => crate::log::warn(&format!("cleanup after failed create: {e}")),
             }
         }
@@ -320,7 +330,7 @@ fn init_pidfd(state: &ContainerState) -> Option<OwnedFd> {
 /// Who is the container's (see cgroups::members), given its init's pidfd
 /// if it is alive.
 fn membership(state: &ContainerState, init: Option<&OwnedFd>) -> Rule {
-    let owned = || Rule::Owned(state.owned_cgroups());
+    let owned = || Rule::Owned(state.owned_cgroups(unit_is_ours(state, init)));
     // A create killed before it saved the init's pid: what it started is
     // in the cgroups it made.
     if !own_pid_ns(state.spec.as_ref()) || state.pid <= 0 {
@@ -337,6 +347,22 @@ fn membership(state: &ContainerState, init: Option<&OwnedFd>) -> Rule {
         }
         _ => Rule::Nobody,
     }
+}
+
+/// Whether the container's systemd unit is still the one rrun started
+/// for it: surely while its init lives (the init is in it, so systemd
+/// keeps it); else systemd is asked (`Bus::holds`). A unit that cannot
+/// be checked is not taken as the container's.
+fn unit_is_ours(state: &ContainerState, init: Option<&OwnedFd>) -> bool {
+    let Some(u) = &state.systemd_unit else {
+        return false;
+    };
+    if init.is_some() && crate::state::process_alive(state.pid, state.pid_start) {
+        return true;
+    }
+    Bus::connect(u.manager)
+        .and_then(|b| b.holds(&u.own(&state.id)))
+        .unwrap_or(false)
 }
 
 /// The container's processes (its init, if alive, among them) and the
@@ -876,18 +902,32 @@ fn join_unit(
         ));
         props.extend(sd::device_properties(&rules, version));
     }
-    bus.start_unit(&unit.unit, &props)
+    let description = sd::description(&state.id);
+    bus.start_unit(&unit.unit, &description, &props)
         .map_err(cgroups::CgroupError::from)?;
+    // The unit's InvocationID, new at each start, tells it from a unit
+    // that takes its name once systemd has forgotten it (delete, update).
+    // It holds the init, which waits for rrun, so it is still this one.
+    let info = bus.unit_info(&unit.unit);
+    let invocation = match &info {
+        Ok(Some(i)) if i.description == description && !i.invocation.is_empty() => {
+            Some(i.invocation.clone())
+        }
+        _ => None,
+    };
+    let own = SystemdUnit {
+        name: unit.unit.clone(),
+        manager: which,
+        invocation,
+    };
     let cg = bus.control_group(&unit.unit);
-    guard.unit = Some((bus, unit.unit.clone()));
+    guard.unit = Some((bus, own.clone(), state.id.clone()));
+    info.map_err(cgroups::CgroupError::from)?;
     let cg = cg.map_err(cgroups::CgroupError::from)?;
     let dirs = sd::unit_dirs(hierarchies, &cg);
     guard.cgroup_dirs = dirs.clone();
     let cg_plan = cgroups::plan(hierarchies, &dirs);
-    state.systemd_unit = Some(SystemdUnit {
-        name: unit.unit.clone(),
-        manager: which,
-    });
+    state.systemd_unit = Some(own);
     state.cgroup_paths = dirs.clone();
     state.cgroups_created = cg_plan.missing.clone();
     let dir = guard.dir.as_ref().expect("guard holds the dir");
@@ -1054,9 +1094,12 @@ pub fn destroy(
     }
     checkpoint("delete-killed");
     let mut made = state.cgroups_created.clone();
+    // A unit that is no longer the container's (another took its name)
+    // is left alone, and so are its cgroups (`rule` excluded them too).
     if let Some(u) = &state.systemd_unit {
-        match Bus::connect(u.manager).and_then(|b| b.stop_unit(&u.name)) {
-            Ok(()) => add_unit_dirs(&mut made, &state.cgroup_paths),
+        match Bus::connect(u.manager).and_then(|b| b.stop_unit(&u.own(&state.id))) {
+            Ok(true) => add_unit_dirs(&mut made, &state.cgroup_paths),
+            Ok(false) => {}
             Err(e) => crate::log::warn(&format!("delete {}: {e}", state.id)),
         }
     }

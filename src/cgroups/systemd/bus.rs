@@ -1,6 +1,8 @@
 //! Talking to systemd over D-Bus (zbus): StartTransientUnit and StopUnit
 //! with a wait for their job, ResetFailedUnit, SetUnitProperties, and the
-//! few properties rrun reads (Version, a unit's ControlGroup).
+//! few properties rrun reads (Version, a unit's ControlGroup, the
+//! InvocationID, Description and ActiveState that tell rrun's unit from
+//! another that took its name).
 //!
 //! Connecting starts zbus's threads, so a connection is made only under
 //! `--systemd-cgroup`, and in `create` only after the container's process
@@ -18,6 +20,7 @@ use super::{Property, SystemdError, Value};
 const DEST: &str = "org.freedesktop.systemd1";
 const PATH: &str = "/org/freedesktop/systemd1";
 const MANAGER: &str = "org.freedesktop.systemd1.Manager";
+const UNIT: &str = "org.freedesktop.systemd1.Unit";
 /// How long a unit's start or stop may take (runc waits 30 s too).
 const JOB_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -115,6 +118,30 @@ pub fn precheck(which: Which) -> Result<(), SystemdError> {
         std::os::unix::net::UnixStream::connect(path).map_err(|e| which.unreachable(&addr, e))?;
     }
     Ok(())
+}
+
+/// What rrun knows of the unit it started for a container, to tell it
+/// from a unit that took the same name later.
+pub struct OwnUnit<'a> {
+    pub name: &'a str,
+    /// The InvocationID read right after the start (hex); None in a state
+    /// written before rrun recorded it.
+    pub invocation: Option<&'a str>,
+    /// rrun's Description for the container (`super::description`).
+    pub description: String,
+}
+
+/// The unit that has a name now.
+#[derive(Debug)]
+pub struct UnitInfo {
+    /// Hex; empty when systemd has none for it.
+    pub invocation: String,
+    pub description: String,
+    pub active_state: String,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// A connection to one systemd.
@@ -274,6 +301,38 @@ impl Bus {
         })
     }
 
+    /// What holds the name `unit` now (None: no unit of that name is
+    /// loaded): its InvocationID (new at each start), Description and
+    /// ActiveState.
+    pub fn unit_info(&self, unit: &str) -> Result<Option<UnitInfo>, SystemdError> {
+        let call_err = |e: zbus::Error| SystemdError::Call {
+            what: "reading",
+            unit: unit.to_string(),
+            why: why(&e),
+        };
+        let path: OwnedObjectPath = match async_io::block_on(async {
+            self.call("GetUnit", &(unit,)).await?.body().deserialize()
+        }) {
+            Ok(p) => p,
+            Err(e) if is_error(&e, "org.freedesktop.systemd1.NoSuchUnit") => return Ok(None),
+            Err(e) => return Err(call_err(e)),
+        };
+        let get = |name| {
+            self.get_property(path.as_str(), UNIT, name)
+                .map_err(call_err)
+        };
+        let text =
+            |name| get(name).and_then(|v| String::try_from(v).map_err(|e| call_err(e.into())));
+        let id: Vec<u8> = get("InvocationID")?
+            .try_into()
+            .map_err(|e: zvariant::Error| call_err(e.into()))?;
+        Ok(Some(UnitInfo {
+            invocation: hex(&id),
+            description: text("Description")?,
+            active_state: text("ActiveState")?,
+        }))
+    }
+
     /// Refuses a unit systemd already runs. StartTransientUnit alone is
     /// not enough: systemd hands a transient unit's name to the caller
     /// whenever the unit has no unit file, and slices systemd made itself
@@ -283,39 +342,40 @@ impl Bus {
     /// killed, at its delete. So a unit that is loaded and not inactive
     /// (or failed: a leftover `start_unit` deals with) is somebody else's.
     pub fn refuse_active(&self, unit: &str) -> Result<(), SystemdError> {
-        let path: OwnedObjectPath = match async_io::block_on(async {
-            self.call("GetUnit", &(unit,)).await?.body().deserialize()
-        }) {
-            Ok(p) => p,
-            Err(e) if is_error(&e, "org.freedesktop.systemd1.NoSuchUnit") => return Ok(()),
-            Err(e) => {
-                return Err(SystemdError::Call {
-                    what: "looking up",
-                    unit: unit.to_string(),
-                    why: why(&e),
-                });
+        match self.unit_info(unit)? {
+            Some(u) if !matches!(u.active_state.as_str(), "inactive" | "failed") => {
+                Err(SystemdError::UnitExists(unit.to_string()))
             }
-        };
-        let state = self
-            .get_property(
-                path.as_str(),
-                "org.freedesktop.systemd1.Unit",
-                "ActiveState",
-            )
-            .ok()
-            .and_then(|v| String::try_from(v).ok())
-            .unwrap_or_default();
-        match state.as_str() {
-            "inactive" | "failed" => Ok(()),
-            _ => Err(SystemdError::UnitExists(unit.to_string())),
+            _ => Ok(()),
         }
+    }
+
+    /// Whether the unit holding `mine.name` now is the one rrun started
+    /// for the container: the same InvocationID when it was recorded,
+    /// else (a state written before rrun recorded it) rrun's Description
+    /// for that container. A unit gone, or another one that took the name
+    /// since (systemd forgets a stopped scope, and anyone may then start
+    /// one of that name), is not.
+    pub fn holds(&self, mine: &OwnUnit<'_>) -> Result<bool, SystemdError> {
+        Ok(self
+            .unit_info(mine.name)?
+            .is_some_and(|u| match mine.invocation {
+                Some(id) => !id.is_empty() && u.invocation == id,
+                None => u.description == mine.description,
+            }))
     }
 
     /// Starts a transient unit with `properties` and waits until it runs.
     /// A unit of that name that exists already is refused (it is somebody
-    /// else's) after one try to clear a failed leftover, as runc does; it
-    /// is never stopped.
-    pub fn start_unit(&self, unit: &str, properties: &[Property]) -> Result<(), SystemdError> {
+    /// else's) and left as it is; only a failed leftover of this very
+    /// container (rrun's Description for it, `description`) is cleared
+    /// once first. It is never stopped.
+    pub fn start_unit(
+        &self,
+        unit: &str,
+        description: &str,
+        properties: &[Property],
+    ) -> Result<(), SystemdError> {
         let body = (
             unit,
             "replace",
@@ -328,7 +388,11 @@ impl Bus {
             match self.run_job("StartTransientUnit", &body) {
                 Ok(r) => break r,
                 Err(e) if is_error(&e, "org.freedesktop.systemd1.UnitExists") => {
-                    if retried {
+                    let leftover = matches!(
+                        self.unit_info(unit),
+                        Ok(Some(u)) if u.description == description && u.active_state == "failed"
+                    );
+                    if retried || !leftover {
                         return Err(SystemdError::UnitExists(unit.to_string()));
                     }
                     retried = true;
@@ -364,15 +428,20 @@ impl Bus {
         }
     }
 
-    /// Stops a unit rrun made and waits for it, then lets systemd forget
-    /// it if it failed. A unit already gone is fine.
-    pub fn stop_unit(&self, unit: &str) -> Result<(), SystemdError> {
+    /// Stops the unit rrun made and waits for it, then lets systemd forget
+    /// it if it failed. Nothing is done to a unit that is not `mine` (see
+    /// `holds`): one gone, or another that took its name, counts as gone.
+    /// The check is made again before the reset, as the name may be freed
+    /// and taken while the stop runs. Returns whether the unit was the
+    /// container's (then its cgroups were too).
+    pub fn stop_unit(&self, mine: &OwnUnit<'_>) -> Result<bool, SystemdError> {
+        let unit = mine.name;
+        if !self.holds(mine)? {
+            return Ok(false);
+        }
         let r = match self.run_job("StopUnit", &(unit, "replace")) {
             Ok(r) => r,
-            Err(e) if is_error(&e, "org.freedesktop.systemd1.NoSuchUnit") => {
-                let _ = self.reset_failed(unit);
-                return Ok(());
-            }
+            Err(e) if is_error(&e, "org.freedesktop.systemd1.NoSuchUnit") => return Ok(true),
             Err(e) => {
                 return Err(SystemdError::Call {
                     what: "stopping",
@@ -381,9 +450,11 @@ impl Bus {
                 });
             }
         };
-        let _ = self.reset_failed(unit);
+        if self.holds(mine).unwrap_or(false) {
+            let _ = self.reset_failed(unit);
+        }
         match r {
-            Ok(r) if r == "done" => Ok(()),
+            Ok(r) if r == "done" => Ok(true),
             Ok(r) => Err(SystemdError::Job {
                 what: "stop",
                 unit: unit.to_string(),
