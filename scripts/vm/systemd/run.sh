@@ -24,7 +24,7 @@
 #
 # Exit code: SCRIPT's; 124 on --timeout (default 900 s; qemu is killed),
 # 125 when the VM died without reporting one, 126 when the VM could not set
-# itself up. VM_MEM (MiB, default 4096), VM_SMP (default 2), VM_APPEND
+# itself up. VM_CGROUPS (v2, the default, or hybrid), VM_MEM (MiB, default 4096), VM_SMP (default 2), VM_APPEND
 # (extra kernel arguments), VM_ACCEL (default tcg; kvm where available)
 # tune it. Works without a terminal: the serial console goes to stdout.
 set -euo pipefail
@@ -125,9 +125,17 @@ mkfifo "$TMP/console"
 tee "$LOG" < "$TMP/console" &
 TEEPID=$!
 
-# cgroup_no_v1=all + systemd.unified_cgroup_hierarchy=1: pure cgroup v2.
+# cgroup_no_v1=all + systemd.unified_cgroup_hierarchy=1: pure cgroup v2
+# (the default); VM_CGROUPS=hybrid boots systemd's hybrid layout instead
+# (v1 controllers, systemd's own tree in cgroup2 at /sys/fs/cgroup/unified:
+# the v1 hosts with systemd that still exist).
 APPEND="console=ttyS0 quiet panic=-1 systemd.unit=rrun-vm.target systemd.show_status=0"
-APPEND="$APPEND systemd.unified_cgroup_hierarchy=1 cgroup_no_v1=all ${VM_APPEND:-}"
+case ${VM_CGROUPS:-v2} in
+    v2) APPEND="$APPEND systemd.unified_cgroup_hierarchy=1 cgroup_no_v1=all" ;;
+    hybrid) APPEND="$APPEND systemd.unified_cgroup_hierarchy=0 systemd.legacy_systemd_cgroup_controller=0" ;;
+    *) echo "run.sh: VM_CGROUPS must be v2 or hybrid" >&2; exit 2 ;;
+esac
+APPEND="$APPEND ${VM_APPEND:-}"
 start=$(date +%s.%N)
 # multidevs=remap: the host root spans several filesystems (proc, sys, ...);
 # remapping keeps inode numbers unique inside the VM.
