@@ -41,13 +41,13 @@ if [ "$rc" -eq 0 ]; then
     if [ "${TEST_VM_SYSTEMD:-1}" = 1 ]; then
         make --no-print-directory vm-systemd-test RUNTIMES=rrun SUITES="$VM_SUITES" 2>&1 | tee -a "$log"
         rc=${PIPESTATUS[0]}
-        echo "SKIPPED vm-systemd (runc columns; lifecycle, exec, cgroups, rootless with --systemd-cgroup): not in make test for CI time (about 50 min under TCG); run make vm-systemd-test" >>"$log.extra"
+        echo "SKIPPED vm-systemd-runc-columns-and-lifecycle-exec-rootless: not in make test for CI time (every VM suite with rrun and runc takes about 50 min under TCG); run make vm-systemd-test" >>"$log.extra"
     else
         echo "SKIPPED vm-systemd: TEST_VM_SYSTEMD=0" >>"$log.extra"
     fi
 fi
 
-skips=$(cat "$log" "$log.extra" 2>/dev/null | grep -a '^SKIPPED ' | sed 's/ \[runtime: [^]]*\]$//' | sort -u)
+skips=$(cat "$log" "$log.extra" 2>/dev/null | grep -aE '^SKIPPED [^ ]+: ' | sed 's/ \[runtime: [^]]*\]$//' | sort -u)
 echo
 echo "==== skipped tests ===="
 if [ -z "$skips" ]; then

@@ -41,7 +41,7 @@ fn systemd_host() -> Result<(), String> {
     }
     if !systemd_booted() || !have_cmd("systemctl") {
         return Err(
-            "systemd is not PID 1 on this host (run scripts/vm/systemd-driver-tests.sh in the systemd VM)"
+            "systemd is not PID 1 on this host (make test runs these in the systemd VM: suite systemd-rrun; or scripts/vm/systemd-driver-tests.sh there)"
                 .into(),
         );
     }
