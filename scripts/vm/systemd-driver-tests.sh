@@ -30,16 +30,8 @@ if [ ! -d /run/systemd/system ]; then
     exit 2
 fi
 
-# The newest test binary of a suite (cargo names them SUITE-HASH).
-binary() {
-    local f best=
-    for f in "$DEPS/$1"-*; do
-        case $f in *.d | *.rmeta | *.rlib) continue ;; esac
-        [ -x "$f" ] || continue
-        if [ -z "$best" ] || [ "$f" -nt "$best" ]; then best=$f; fi
-    done
-    printf '%s' "$best"
-}
+# shellcheck source=test-binary.sh
+. scripts/vm/test-binary.sh   # from the repository root, as DEPS
 
 suites=("$@")
 [ ${#suites[@]} -gt 0 ] || suites=(systemd lifecycle exec cgroups cgroups_v2 rootless)

@@ -28,6 +28,8 @@
 # (extra kernel arguments), VM_ACCEL (default tcg; kvm where available)
 # tune it. Works without a terminal: the serial console goes to stdout.
 set -euo pipefail
+# shellcheck source=../qemu-wait.sh
+. "$(dirname "$0")/../qemu-wait.sh"
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../../.." && pwd)
@@ -149,31 +151,7 @@ qemu-system-x86_64 \
     < /dev/null > "$TMP/console" 2>&1 &
 QPID=$!
 
-# Watchdog: polls once a second so that killing it leaves nothing behind.
-(
-    n=0
-    while [ "$n" -lt "$TIMEOUT" ]; do
-        sleep 1
-        kill -0 "$QPID" 2>/dev/null || exit 0
-        n=$((n + 1))
-    done
-    echo "run.sh: timeout after ${TIMEOUT}s, killing qemu" >&2
-    touch "$TMP/timed-out"
-    kill -TERM "$QPID" 2>/dev/null
-    sleep 5
-    kill -KILL "$QPID" 2>/dev/null
-) &
-WPID=$!
-
-qrc=0
-wait "$QPID" || qrc=$?
-QPID=
-end=$(date +%s.%N)
-kill "$WPID" 2>/dev/null || true
-wait "$WPID" 2>/dev/null || true
-WPID=
-wait "$TEEPID" || true
-TEEPID=
+vm_wait
 
 if [ -n "$OUTDIR" ]; then
     mkdir -p "$OUTDIR"

@@ -40,16 +40,8 @@ SUITE_TIMEOUT=${SUITE_TIMEOUT:-1500}
 THREADS=${TEST_THREADS:-2}
 DRIVER=scripts/vm/systemd-driver-tests.sh
 
-# The newest test binary of a suite (cargo names them NAME-HASH).
-binary() {
-    local f best=
-    for f in "$DEPS/$1"-*; do
-        case $f in *.d | *.rmeta | *.rlib) continue ;; esac
-        [ -x "$f" ] || continue
-        if [ -z "$best" ] || [ "$f" -nt "$best" ]; then best=$f; fi
-    done
-    printf '%s' "$best"
-}
+# shellcheck source=../test-binary.sh
+. scripts/vm/test-binary.sh   # from the repository root (cd above)
 
 if [ $# -gt 0 ]; then
     SUITES=("$@")
