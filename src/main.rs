@@ -4,6 +4,7 @@
 
 extern crate alloc;
 
+mod app;
 mod cgroups;
 mod cli;
 mod commands;
