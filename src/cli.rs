@@ -80,6 +80,8 @@ pub enum Command {
     Update(Box<UpdateArgs>),
     /// Make a bundle (rootfs/ + config.json) from an image or rootfs tarball
     Unpack(Box<UnpackArgs>),
+    /// Run images as managed apps: ports, volumes, logs, restarts (no daemon)
+    App(Box<crate::app::cli::AppArgs>),
     /// Commands of runc that rrun does not offer yet
     #[command(external_subcommand)]
     Other(Vec<String>),

@@ -62,9 +62,15 @@ fn reexec_from_readonly_clone() {
         sys::remove_env(MARK);
         return;
     }
-    let enters = std::env::args_os()
-        .skip(1)
-        .any(|a| a == "create" || a == "run" || a == "exec");
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    // `rrun app ...` enters containers only in the monitor's helper; the
+    // other app commands need the host path of the binary (for the helper).
+    let enters = if args.iter().any(|a| a == "app") {
+        args.iter().any(|a| a == "_spawn")
+    } else {
+        args.iter()
+            .any(|a| a == "create" || a == "run" || a == "exec")
+    };
     if !enters || !nix::unistd::geteuid().is_root() {
         return;
     }
@@ -107,7 +113,12 @@ fn main() {
     } else {
         1
     };
-    let code = match commands::dispatch(&cli) {
+    // The app manager is a layer above the runtime: only main knows both.
+    let result = match &cli.command {
+        Some(cli::Command::App(a)) => app::main(a),
+        _ => commands::dispatch(&cli),
+    };
+    let code = match result {
         Ok(code) => code,
         Err(e) => {
             let msg = error_line(&e);

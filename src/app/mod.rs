@@ -1,21 +1,73 @@
 //! `rrun app`: the app manager — images run as managed, networked, logged
 //! services with no daemon. A layer above the runtime: it uses the
 //! runtime's modules as a library (image unpacking, bundles, the
-//! lifecycle); no runtime module imports anything from here (a test in
-//! tests/app.rs checks).
+//! lifecycle verbs); no runtime module imports anything from here (a test
+//! in tests/app.rs checks).
 //!
-//! - paths:    where everything lives (app root, run directory)
-//! - store:    the image store (layers unpacked once, shared, read-only)
-//! - overlay:  each app's root: overlayfs over the image's layers
-//! - network:  networks and ports through the CNI plugins (cni: the protocol)
-//! - monitor:  the per-app host-side monitor (logs, exits), its config
-//! - logs:     reading, following and rotating-aware tailing of app logs
+//! - cli:       the `rrun app` command line
+//! - paths:     where everything lives (app root, run directory)
+//! - settings:  an app's settings (app.json): parsing and validation, pure
+//! - state:     an app on disk: settings, state, events, its lock
+//! - store:     the image store (layers unpacked once, shared, read-only)
+//! - overlay:   each app's root: overlayfs over the image's layers
+//! - network:   networks and ports through the CNI plugins (cni: the protocol)
+//! - bundle:    an app's config.json
+//! - runtime:   the runtime's verbs, called in-process
+//! - monitor:   the per-app host-side monitor (logs, exits), its config
+//! - spawn:     the monitor's helper: starts containers, tells exit reasons
+//! - logs:      reading and following app logs
+//! - lifecycle: run/upgrade, start, stop, restart, rm, update, foreground
+//! - show:      ls, inspect, logs, events, images, network ls
 
+pub mod bundle;
+pub mod cli;
 pub mod cni;
+pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
 pub mod network;
 pub mod overlay;
-#[allow(dead_code)] // until the commands use every path
 pub mod paths;
+pub mod runtime;
+pub mod settings;
+pub mod show;
+pub mod spawn;
+pub mod state;
 pub mod store;
+
+use anyhow::Result;
+
+use cli::{AppArgs, AppCommand, NetworkCommand};
+
+/// Runs `rrun app ...`; returns the exit code.
+pub fn main(a: &AppArgs) -> Result<i32> {
+    let paths = paths::from_flag(a.app_root.as_deref());
+    match &a.command {
+        AppCommand::Run(r) => lifecycle::run(&paths, r),
+        AppCommand::Ls(l) => show::ls(&paths, l).map(|_| 0),
+        AppCommand::Logs(l) => show::logs(&paths, l).map(|_| 0),
+        AppCommand::Stop(s) => lifecycle::stop_cmd(&paths, s).map(|_| 0),
+        AppCommand::Start(n) => {
+            lifecycle::each(&n.names, |n| lifecycle::start(&paths, n)).map(|_| 0)
+        }
+        AppCommand::Restart(s) => lifecycle::restart(&paths, s).map(|_| 0),
+        AppCommand::Rm(r) => lifecycle::rm(&paths, &r.names, r.force).map(|_| 0),
+        AppCommand::Inspect(n) => show::inspect(&paths, &n.names).map(|_| 0),
+        AppCommand::Update(u) => lifecycle::update(&paths, u).map(|_| 0),
+        AppCommand::Events(e) => show::events(&paths, &e.name, e.follow).map(|_| 0),
+        AppCommand::Images(i) => show::images(&paths, &i.format).map(|_| 0),
+        AppCommand::Prune => show::prune(&paths).map(|_| 0),
+        AppCommand::Network(NetworkCommand::Create { subnet, name }) => {
+            let n = network::create(&paths, name, subnet.as_deref())?;
+            println!("{}", n.name);
+            Ok(0)
+        }
+        AppCommand::Network(NetworkCommand::Ls { format }) => {
+            show::networks(&paths, format).map(|_| 0)
+        }
+        AppCommand::Network(NetworkCommand::Rm { names }) => {
+            lifecycle::each(names, |n| network::remove(&paths, n).map_err(Into::into)).map(|_| 0)
+        }
+        AppCommand::Spawn(s) => spawn::spawn(&paths, s),
+    }
+}

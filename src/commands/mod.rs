@@ -53,6 +53,8 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Events(a) => cgroup_cmds::events(&store, a).map(|_| 0),
         Command::Update(a) => cgroup_cmds::update(&store, a).map(|_| 0),
         Command::Unpack(a) => unpack::unpack(a).map(|_| 0),
+        // main.rs hands `app` to the app manager: the runtime never calls up.
+        Command::App(_) => bail!("rrun app: dispatched by main"),
         Command::Other(args) => {
             let verb = args.first().map(String::as_str).unwrap_or("");
             match verb {

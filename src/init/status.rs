@@ -60,6 +60,20 @@ pub struct StatusDir {
     fd: OwnedFd,
 }
 
+impl StatusDir {
+    /// The directory's fd, to hand to a process that reads the final
+    /// status after the container is gone (the app monitor keeps it).
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
+
+    /// A directory `into_fd` gave, come back (already checked by
+    /// `open_dir`; the file it reads is checked again by `read`).
+    pub fn from_fd(fd: OwnedFd) -> StatusDir {
+        StatusDir { fd }
+    }
+}
+
 /// One name below `dir`: no symlink, no magic link, no mount crossing.
 fn open_below(dir: &impl AsFd, name: &str, flags: OFlag) -> Result<OwnedFd, Errno> {
     let how = OpenHow::new()

@@ -238,6 +238,22 @@ pub fn fd_cloexec(fd: RawFd) -> Option<bool> {
         .map(|f| FdFlag::from_bits_truncate(f).contains(FdFlag::FD_CLOEXEC))
 }
 
+/// Takes ownership of an fd this process inherited by number (the app
+/// monitor hands its helper fds 3-5), made close-on-exec; None when that
+/// number is not open.
+pub fn take_inherited_fd(fd: RawFd) -> Option<OwnedFd> {
+    fd_cloexec(fd)?;
+    // SAFETY: `fd` is open (checked above) and, by the calling convention
+    // of the process that exec'd us, owned by nobody else in this process:
+    // it is taken exactly once, at start.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let _ = nix::fcntl::fcntl(
+        &owned,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
+    Some(owned)
+}
+
 /// Closes fds by number: `fd` itself, or every fd >= `first` except those
 /// in `keep`. Only for a process about to enter a container (a fresh
 /// child of rrun that never returns into the code owning these fds: it

@@ -1,0 +1,165 @@
+//! An app's config.json: the runtime's default spec, the image's config
+//! (the same code as `rrun unpack`), and the app's settings on top —
+//! its overlay root, network namespace, volumes, limits, the built-in init
+//! with the app's restart policy and health check. Pure except for
+//! reading the image's /etc/passwd and /etc/group through the store.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use super::settings::AppSpec;
+use super::store::{Image, Store};
+use crate::image::config::{self, Overrides};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("{0}")]
+    Config(#[from] config::ConfigError),
+    #[error("{0}")]
+    Settings(#[from] super::settings::SettingsError),
+    #[error("reading the image's {file}: {why}")]
+    Etc { file: &'static str, why: String },
+}
+
+/// Docker's default capabilities: what images expect their programs to
+/// hold (drop to a user, chown files, bind low ports).
+const CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// Where the host side of the app lives, for the mounts.
+pub struct Inputs<'a> {
+    pub spec: &'a AppSpec,
+    pub image: &'a Image,
+    /// The app's directory (hosts, resolv.conf, hostname files).
+    pub app_dir: &'a Path,
+    /// The network namespace to join; None: the host's (`--network host`).
+    pub netns: Option<&'a Path>,
+    /// Named volumes' directory.
+    pub volumes_dir: &'a Path,
+    pub cgroups_path: String,
+}
+
+pub fn config(store: &Store, i: &Inputs) -> Result<Value, BundleError> {
+    let s = i.spec;
+    let overrides = Overrides {
+        entrypoint: s.entrypoint.clone(),
+        cmd: s.command.clone(),
+        env: s.env.clone(),
+        workdir: s.workdir.clone(),
+        user: s.user.clone(),
+    };
+    let user = match config::user_spec(&i.image.config, &overrides) {
+        Some(u) => {
+            let etc = |file: &'static str| {
+                store.read_etc(i.image, file).map_err(|e| BundleError::Etc {
+                    file,
+                    why: e.to_string(),
+                })
+            };
+            let passwd = etc("etc/passwd")?;
+            let group = etc("etc/group")?;
+            config::resolve_user(u, passwd.as_deref(), group.as_deref())?
+        }
+        None => config::ResolvedUser::default(),
+    };
+    let mut annotations = s.init_annotations()?;
+    for (k, v) in &s.labels {
+        annotations.insert(format!("rrun.app.label.{k}"), v.clone());
+    }
+    annotations.insert("rrun.app.name".into(), s.name.clone());
+    let base = crate::spec::default_spec(false);
+    let mut v = config::runtime_config(base, &i.image.config, &overrides, &user, &annotations)?;
+
+    v["root"] = json!({"path": "rootfs", "readonly": s.read_only});
+    v["hostname"] = json!(s.hostname.clone().unwrap_or_else(|| s.name.clone()));
+    v["process"]["terminal"] = json!(false);
+    v["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 1048576, "soft": 1048576}]);
+    let caps = json!(CAPS);
+    for set in ["bounding", "effective", "permitted"] {
+        v["process"]["capabilities"][set] = caps.clone();
+    }
+
+    let mounts = v["mounts"]
+        .as_array_mut()
+        .expect("the default spec has mounts");
+    for (file, target) in [
+        ("hosts", "/etc/hosts"),
+        ("resolv.conf", "/etc/resolv.conf"),
+        ("hostname", "/etc/hostname"),
+    ] {
+        let src = i.app_dir.join(file);
+        if src.exists() {
+            mounts.push(json!({
+                "destination": target, "type": "bind",
+                "source": src, "options": ["bind", "ro", "nosuid", "nodev", "noexec"]
+            }));
+        }
+    }
+    for vol in &s.volumes {
+        let source = if vol.is_named() {
+            i.volumes_dir.join(&vol.source)
+        } else {
+            vol.source.clone().into()
+        };
+        let mut options = vec!["rbind", "nodev"];
+        options.push(if vol.readonly { "ro" } else { "rw" });
+        mounts.push(json!({
+            "destination": vol.target, "type": "bind", "source": source, "options": options
+        }));
+    }
+    for t in &s.tmpfs {
+        let mut options = vec![
+            "nosuid".to_string(),
+            "nodev".to_string(),
+            "mode=1777".to_string(),
+        ];
+        if let Some(size) = t.size {
+            options.push(format!("size={size}"));
+        }
+        mounts.push(json!({
+            "destination": t.target, "type": "tmpfs", "source": "tmpfs", "options": options
+        }));
+    }
+
+    let namespaces = v["linux"]["namespaces"]
+        .as_array_mut()
+        .expect("the default spec has namespaces");
+    namespaces.retain(|n| n["type"] != "network");
+    if let Some(ns) = i.netns {
+        namespaces.push(json!({"type": "network", "path": ns}));
+    }
+
+    let mut resources = json!({});
+    if let Some(m) = s.memory {
+        resources["memory"] = json!({"limit": m});
+    }
+    if let Some(c) = s.cpus {
+        let period: u64 = 100_000;
+        resources["cpu"] = json!({"quota": (c * period as f64).round() as i64, "period": period});
+    }
+    if let Some(p) = s.pids_limit {
+        resources["pids"] = json!({"limit": p});
+    }
+    let devices = v["linux"]["resources"]["devices"].clone();
+    if !devices.is_null() {
+        resources["devices"] = devices;
+    }
+    v["linux"]["resources"] = resources;
+    v["linux"]["cgroupsPath"] = json!(i.cgroups_path);
+    Ok(v)
+}
