@@ -21,11 +21,12 @@ set -euo pipefail
 # apparmor, checkpolicy: apparmor_parser and SELinux's policy compiler,
 # packed into the VM for tests/lsm.rs; docker-registry, containernetworking-plugins:
 # make k8s-test's local registry and pod network (golang-1.23-go, from
-# bookworm-backports, builds cri-tools there).
+# bookworm-backports, builds cri-tools there); containernetworking-plugins and
+# iptables also network `rrun app`'s apps; conmon: make bench's monitor column.
 PKGS=(busybox-static runc golang-github-containers-common jq iproute2 util-linux mount procps
       build-essential gcc-multilib golang-github-docker-docker-dev pkg-config ca-certificates strace umoci skopeo podman containerd docker.io
       qemu-system-x86 linux-image-amd64 cpio systemd dbus dbus-user-session apparmor checkpolicy
-      docker-registry containernetworking-plugins)
+      docker-registry containernetworking-plugins iptables conmon)
 # From bookworm-backports (the source is added below when missing).
 BACKPORTS_PKGS=(golang-1.23-go)
 
