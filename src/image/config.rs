@@ -42,8 +42,10 @@ pub struct Overrides {
     pub user: Option<String>,
 }
 
-/// The parts of the OCI image config that make the runtime config.
-#[derive(Debug, Default, Clone)]
+/// The parts of the OCI image config that make the runtime config (kept
+/// as JSON by the app store, with the OCI config's field names).
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
 pub struct ImageConfig {
     pub entrypoint: Vec<String>,
     pub cmd: Vec<String>,

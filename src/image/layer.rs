@@ -117,7 +117,28 @@ pub struct ApplyOptions {
     /// Not root: directories stay owner-writable (u+rwx) so later entries
     /// and layers can be written into them and a failed unpack removed.
     pub unprivileged: bool,
+    /// What a whiteout does.
+    pub whiteouts: Whiteouts,
 }
+
+/// How a layer's whiteouts are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Whiteouts {
+    /// Applied: the layer goes onto the lower layers' files, and a
+    /// whiteout removes what they put there (a flat rootfs, `rrun unpack`).
+    #[default]
+    Apply,
+    /// Kept, in overlayfs's format: the layer goes into a directory of its
+    /// own (an overlay lower layer), `.wh.NAME` becomes a 0/0 character
+    /// device NAME and `.wh..wh..opq` the xattr trusted.overlay.opaque=y
+    /// on its directory. The layer's own `trusted.overlay.*` and
+    /// `user.overlay.*` xattrs are dropped: only these two markers may
+    /// steer overlayfs (a planted redirect or metacopy xattr could send a
+    /// lookup elsewhere in the layers).
+    Overlay,
+}
+
+const OVERLAY_OPAQUE: &str = "trusted.overlay.opaque";
 
 #[derive(Debug, Default, Clone)]
 pub struct Stats {
@@ -233,6 +254,11 @@ struct Applier<'a> {
     parent: Option<(PathBuf, OwnedFd)>,
     buf: Vec<u8>,
     stats: &'a mut Stats,
+    /// Overlay format: whiteouts and opaque directories, written when the
+    /// layer's entries are done (an entry of the same layer wins whatever
+    /// the order, as in Apply mode).
+    pending_whiteouts: Vec<PathBuf>,
+    pending_opaque: Vec<PathBuf>,
 }
 
 fn sys<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(Errno) -> LayerError + 'a {
@@ -334,6 +360,10 @@ impl Applier<'_> {
 
     /// Removes `rel` as a lower layer left it.
     fn whiteout(&mut self, rel: &Path) -> Result<(), LayerError> {
+        if self.opts.whiteouts == Whiteouts::Overlay {
+            self.pending_whiteouts.push(rel.to_path_buf());
+            return Ok(());
+        }
         if self.touched.contains(rel) {
             return Ok(());
         }
@@ -349,6 +379,10 @@ impl Applier<'_> {
 
     /// Empties directory `rel` of what lower layers put there.
     fn opaque(&mut self, rel: &Path) -> Result<(), LayerError> {
+        if self.opts.whiteouts == Whiteouts::Overlay {
+            self.pending_opaque.push(rel.to_path_buf());
+            return Ok(());
+        }
         self.parent = None;
         let dir = if rel.as_os_str().is_empty() {
             self.root
@@ -406,6 +440,12 @@ impl Applier<'_> {
         set: impl Fn(&str, &[u8]) -> io::Result<()>,
     ) -> Result<(), LayerError> {
         for (k, v) in &meta.xattrs {
+            if self.opts.whiteouts == Whiteouts::Overlay
+                && (k.starts_with("trusted.overlay.") || k.starts_with("user.overlay."))
+            {
+                self.stats.skipped_xattrs += 1;
+                continue;
+            }
             match set(k, v) {
                 Ok(()) => {}
                 Err(e)
@@ -694,6 +734,59 @@ impl Applier<'_> {
         self.at_meta(&dir, rel, meta, true)
     }
 
+    /// Overlay format: writes the whiteouts (0/0 character devices) and
+    /// opaque markers collected from the layer. A whiteout of a path the
+    /// layer itself wrote, or below another whiteout, is dropped.
+    fn finish_overlay_markers(&mut self) -> Result<(), LayerError> {
+        self.parent = None;
+        let whiteouts = std::mem::take(&mut self.pending_whiteouts);
+        let hidden: HashSet<&Path> = whiteouts.iter().map(PathBuf::as_path).collect();
+        for rel in &whiteouts {
+            let under_another = rel.ancestors().skip(1).any(|a| hidden.contains(a));
+            if self.touched.contains(rel) || under_another {
+                continue;
+            }
+            let dir = self.parent_dir(rel)?;
+            self.make_room(dir.as_fd(), rel, false)?;
+            mknodat(
+                &dir,
+                file_name(rel),
+                SFlag::S_IFCHR,
+                Mode::empty(),
+                makedev(0, 0),
+            )
+            .map_err(sys(rel, "creating a whiteout (mknod 0/0)"))?;
+        }
+        self.parent = None;
+        for rel in std::mem::take(&mut self.pending_opaque) {
+            if rel.as_os_str().is_empty() {
+                // The layer's root: overlayfs reads no opaque marker there
+                // (its lower roots always merge).
+                continue;
+            }
+            let fd = self
+                .root
+                .mkdir_all(&rel, 0o755)
+                .map_err(sys(&rel, "resolving an opaque directory"))?;
+            let parent = self
+                .root
+                .resolve(rel.parent().unwrap_or(Path::new("")))
+                .map_err(sys(&rel, "resolving an opaque directory"))?;
+            // O_PATH fd was resolved in the root: reopen it as a directory,
+            // never following a symlink swapped in at the last name.
+            drop(fd);
+            let dir = open_dir_nofollow(parent.as_fd(), file_name(&rel))
+                .map_err(sys(&rel, "opening an opaque directory"))?;
+            let file = File::from(dir);
+            xattr::FileExt::set_xattr(&file, OVERLAY_OPAQUE, b"y").map_err(|e| {
+                sys(&rel, "setting trusted.overlay.opaque")(Errno::from_raw(
+                    e.raw_os_error().unwrap_or(libc::EIO),
+                ))
+            })?;
+        }
+        Ok(())
+    }
+
     /// Sets the deferred directory modes and times, deepest first.
     fn finish_dirs(&mut self) -> Result<(), LayerError> {
         self.parent = None;
@@ -788,11 +881,14 @@ pub fn apply_layer<R: Read>(
         parent: None,
         buf: vec![0; COPY_BUFFER],
         stats,
+        pending_whiteouts: Vec::new(),
+        pending_opaque: Vec::new(),
     };
     for entry in archive.entries().map_err(LayerError::Read)? {
         let mut entry = entry.map_err(LayerError::Read)?;
         a.entry(&mut entry)?;
     }
+    a.finish_overlay_markers()?;
     a.finish_dirs()
 }
 
@@ -933,6 +1029,7 @@ mod tests {
             ownership: Ownership::Unchanged,
             allow_devices: false,
             unprivileged: true,
+            whiteouts: Whiteouts::Apply,
         };
         let mut stats = Stats::default();
         apply_layer(&r, bytes, &opts, &mut stats).map(|_| stats)

@@ -473,6 +473,12 @@ pub struct Image {
     pub store: Store,
     pub config: Option<ImageConfiguration>,
     pub layers: Vec<Layer>,
+    /// The image's identity, sha256 hex: the manifest's digest (OCI), the
+    /// config's (docker-archive: docker's image id); None for a tarball.
+    pub digest: Option<String>,
+    /// Each layer's diff_id hex (the uncompressed tar's sha256), from the
+    /// config, bottom first; empty for a tarball.
+    pub diff_ids: Vec<String>,
 }
 
 fn json<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> Result<T, LayoutError> {
@@ -529,6 +535,7 @@ fn open_oci(store: Store, reference: Option<&str>) -> Result<Image, LayoutError>
         });
     }
     let bytes = store.read_verified(&what, desc.digest().as_ref(), desc.size())?;
+    let digest = sha256_hex_of(desc.digest().as_ref())?.to_string();
     let manifest: ImageManifest = json(&what, &bytes)?;
     let cdesc = manifest.config();
     let cwhat = format!("config {}", cdesc.digest());
@@ -554,11 +561,26 @@ fn open_oci(store: Store, reference: Option<&str>) -> Result<Image, LayoutError>
             },
         });
     }
+    // `rrun unpack` checks layers by their blob digests only; whoever needs
+    // the diff_ids (the app store) checks them against the layers.
+    let diff_ids = diff_id_hexes(&config).unwrap_or_default();
     Ok(Image {
         store,
         config: Some(config),
         layers,
+        digest: Some(digest),
+        diff_ids,
     })
+}
+
+/// The config's rootfs.diff_ids as sha256 hexes.
+fn diff_id_hexes(config: &ImageConfiguration) -> Result<Vec<String>, LayoutError> {
+    config
+        .rootfs()
+        .diff_ids()
+        .iter()
+        .map(|d| sha256_hex_of(d).map(str::to_string))
+        .collect()
 }
 
 /// One image of a docker-archive's manifest.json.
@@ -637,6 +659,7 @@ fn open_docker(store: Store, reference: Option<&str>) -> Result<Image, LayoutErr
     if let Ok(hex) = sha256_hex_of(&format!("sha256:{stem}")) {
         check_blob(&cwhat, hex, cbytes.len() as u64, &cbytes)?;
     }
+    let digest = hex_digest(Sha256::digest(&cbytes).as_slice());
     let config: ImageConfiguration = json(&cwhat, &cbytes)?;
     let diff_ids = config.rootfs().diff_ids();
     if diff_ids.len() != image.layers.len() {
@@ -656,10 +679,13 @@ fn open_docker(store: Store, reference: Option<&str>) -> Result<Image, LayoutErr
             check: Check::DiffId(hex),
         });
     }
+    let diff_ids = diff_id_hexes(&config)?;
     Ok(Image {
         store,
         config: Some(config),
         layers,
+        digest: Some(digest),
+        diff_ids,
     })
 }
 
@@ -700,6 +726,8 @@ pub fn open(source: &Source) -> Result<Image, LayoutError> {
                     label: path.display().to_string(),
                     check: Check::Nothing,
                 }],
+                digest: None,
+                diff_ids: Vec::new(),
             })
         }
     }

@@ -264,14 +264,16 @@ fn id_ranges(spec: &serde_json::Value, key: &str) -> Vec<IdRange> {
 }
 
 /// Streams one layer: hash (compressed bytes for OCI, uncompressed for
-/// docker-archive diff_ids), decompress, apply, then compare.
-fn unpack_layer(
+/// docker-archive diff_ids), decompress, apply, then compare. Returns the
+/// uncompressed tar's sha256 hex (its diff_id), for callers that name
+/// layers by it.
+pub(crate) fn unpack_layer(
     image: &layout::Image,
     l: &layout::Layer,
     root: &Root,
     opts: &ApplyOptions,
     stats: &mut Stats,
-) -> Result<(), ImageError> {
+) -> Result<String, ImageError> {
     let label = || l.label.clone();
     let (blob, size) = image.store.open(&l.name)?;
     if let Check::Blob { size: want, .. } = &l.check
@@ -316,8 +318,8 @@ fn unpack_layer(
     let (outer_hex, outer_size) = outer.finish().map_err(read_err)?;
     let (expected, actual) = match &l.check {
         Check::Blob { hex, .. } => (hex, outer_hex),
-        Check::DiffId(hex) => (hex, inner_hex),
-        Check::Nothing => return Ok(()),
+        Check::DiffId(hex) => (hex, inner_hex.clone()),
+        Check::Nothing => return Ok(inner_hex),
     };
     if *expected != actual {
         return Err(ImageError::LayerDigest {
@@ -335,7 +337,7 @@ fn unpack_layer(
             actual: outer_size,
         });
     }
-    Ok(())
+    Ok(inner_hex)
 }
 
 /// The most of an /etc file of the image that is read.
@@ -438,6 +440,7 @@ pub fn unpack(o: &UnpackOptions) -> Result<Summary, ImageError> {
         ownership,
         allow_devices: privileged && !o.rootless,
         unprivileged: !privileged,
+        whiteouts: layer::Whiteouts::Apply,
     };
     let mut summary = Summary {
         layers: image.layers.len(),
