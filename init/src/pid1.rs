@@ -171,10 +171,19 @@ impl Init {
         self.child = None;
         self.status.pid = None;
         self.status.exits += 1;
-        self.status.last_exit = Some(match e {
+        let last = match e {
             Exit::Code(c) => LastExit::Code(c),
             Exit::Signal(s) => LastExit::Signal(s),
+        };
+        self.status.exit_log.push(crate::plan::ExitRecord {
+            time: sys::now_ms(),
+            exit: last.clone(),
+            unhealthy: self.unhealthy_kill,
         });
+        if self.status.exit_log.len() > 64 {
+            self.status.exit_log.remove(0);
+        }
+        self.status.last_exit = Some(last);
         self.health_at = None;
         if let Some((p, _)) = self.health_check.take() {
             let _ = sys::kill(p, SIGKILL);

@@ -19,54 +19,12 @@ use super::monitor::{self, MonitorConfig, MonitorPid};
 use super::paths::Paths;
 use super::settings::{self, AppSpec};
 use super::state::{self, App, AppState, Phase};
-use super::store::{Image, Store};
+use super::store::Store;
 use super::{network, runtime, spawn};
 
 /// Whether the app's monitor runs.
 pub fn monitor_alive(paths: &Paths, name: &str) -> Option<MonitorPid> {
     monitor::read_pid(paths, name).filter(monitor::alive)
-}
-
-/// Whether `rel` (absolute in the image) exists in its layers, top layer
-/// first, a whiteout hiding what is below.
-fn image_has(image: &Image, rel: &str) -> bool {
-    use std::os::unix::fs::FileTypeExt;
-    let rel = rel.trim_start_matches('/');
-    for layer in image.layers.iter().rev() {
-        match fs::symlink_metadata(layer.join(rel)) {
-            Ok(m) if m.file_type().is_char_device() && m.len() == 0 => return false,
-            Ok(_) => return true,
-            Err(_) => {}
-        }
-    }
-    false
-}
-
-/// A health check's program must exist in the image (on its PATH for a
-/// bare name): found now, not as an "unhealthy" app later.
-fn check_health_binary(spec: &AppSpec, image: &Image) -> Result<()> {
-    let Some(h) = &spec.health else { return Ok(()) };
-    let prog = &h.cmd[0];
-    if prog.starts_with('/') {
-        if !image_has(image, prog) {
-            bail!("health check program {prog} is not in the image");
-        }
-        return Ok(());
-    }
-    let path = spec
-        .env
-        .iter()
-        .chain(image.config.env.iter())
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-        .to_string();
-    if path
-        .split(':')
-        .any(|d| image_has(image, &format!("{d}/{prog}")))
-    {
-        return Ok(());
-    }
-    bail!("health check program {prog:?} is not on the image's PATH ({path})")
 }
 
 /// Host-side checks of a new app's settings, before anything is made.
@@ -185,7 +143,6 @@ pub fn run(paths: &Paths, a: &RunArgs) -> Result<i32> {
         let made = (|| -> Result<()> {
             let store = Store::open(paths)?;
             let image = store.import(&a.source)?;
-            check_health_binary(&spec, &image)?;
             let st = AppState {
                 image: image.id.clone(),
                 created_at: crate::state::now_rfc3339(),
@@ -471,7 +428,6 @@ fn upgrade(paths: &Paths, name: &str, a: &RunArgs) -> Result<i32> {
     spec.apply(&a.settings, &[])?;
     let store = Store::open(paths)?;
     let image = store.import(&a.source)?;
-    check_health_binary(&spec, &image)?;
     let old_image = app.load_state()?.image;
     let was_running = monitor_alive(paths, name).is_some();
     if was_running {

@@ -2,6 +2,7 @@
 //! network ls. What the init reports (health, restarts, the program's last
 //! exit) is the container's word, read as hostile input by init::status.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::time::{Duration, Instant};
 
@@ -63,21 +64,15 @@ fn live(
     let image = Store::open(paths).ok().and_then(|s| s.get(&st.image).ok());
     let restarts =
         st.recreated + st.earlier_restarts + status.as_ref().map(|s| s.restarts).unwrap_or(0);
+    let oom = ctr
+        .as_ref()
+        .map(|c| crate::cgroups::oom_kills(&c.cgroup_paths))
+        .unwrap_or(0);
     let last_exit = match (&status, &st.exit) {
-        (Some(s), _) if running && s.last_exit.is_some() => {
-            let oom = ctr
-                .as_ref()
-                .map(|c| crate::cgroups::oom_kills(&c.cgroup_paths))
-                .unwrap_or(0);
-            let end = match s.last_exit {
-                Some(crate::init::plan::LastExit::Code(c)) => super::spawn::InitEnd::Exit(c),
-                Some(crate::init::plan::LastExit::Signal(n)) => {
-                    super::spawn::InitEnd::Exit(128 + n)
-                }
-                None => unreachable!("checked above"),
-            };
-            Some(super::spawn::exit_reason(end, Some(s), oom, false).0)
-        }
+        (Some(s), _) if running && !s.exit_log.is_empty() => s
+            .exit_log
+            .last()
+            .map(|r| super::spawn::record_reason(r, oom)),
         (_, Some(e)) => Some(e.reason.clone()),
         _ => None,
     };
@@ -299,35 +294,80 @@ pub fn logs(paths: &Paths, a: &LogsArgs) -> Result<()> {
     Ok(())
 }
 
+/// The program's exits in the running container, as its init logged them
+/// (written to events.jsonl only when the container ends).
+fn live_exit_events(paths: &Paths, name: &str) -> Vec<Value> {
+    let Some(c) = runtime::state(paths, name)
+        .ok()
+        .flatten()
+        .filter(|c| c.pid > 0)
+    else {
+        return Vec::new();
+    };
+    let Some(st) = crate::init::status::open_dir(c.pid)
+        .ok()
+        .and_then(|d| crate::init::status::read(&d).ok())
+    else {
+        return Vec::new();
+    };
+    let oom = crate::cgroups::oom_kills(&c.cgroup_paths);
+    st.exit_log
+        .iter()
+        .map(|r| {
+            json!({
+                "time": super::spawn::rfc3339_ms(r.time), "app": name, "type": "exit",
+                "reason": super::spawn::record_reason(r, oom), "reportedBy": "container",
+            })
+        })
+        .collect()
+}
+
 pub fn events(paths: &Paths, name: &str, follow: bool) -> Result<()> {
     let app = App::at(paths, name);
     if !app.exists() {
         bail!("no app named {name:?}");
     }
     let path = app.dir.join("events.jsonl");
-    let mut f = match std::fs::File::open(&path) {
-        Ok(f) => BufReader::new(f),
-        Err(_) if !follow => return Ok(()),
-        Err(e) => return Err(e.into()),
-    };
+    let mut f = None;
     let mut stdout = std::io::stdout();
     let mut line = String::new();
+    // (time, reason) of container-reported exits already printed.
+    let mut seen = BTreeSet::new();
     loop {
-        line.clear();
-        let n = f.read_line(&mut line)?;
-        if n > 0 && line.ends_with('\n') {
-            stdout.write_all(line.as_bytes())?;
-            stdout.flush()?;
-            continue;
+        if f.is_none() {
+            f = std::fs::File::open(&path).ok().map(BufReader::new);
         }
-        if n > 0 {
-            // A line being written: read it again whole.
-            f.seek(SeekFrom::Current(-(n as i64)))?;
+        if let Some(f) = f.as_mut() {
+            loop {
+                line.clear();
+                let n = f.read_line(&mut line)?;
+                if n > 0 && line.ends_with('\n') {
+                    if let Ok(v) = serde_json::from_str::<Value>(&line)
+                        && v["reportedBy"] == "container"
+                        && !seen.insert((v["time"].to_string(), v["reason"].to_string()))
+                    {
+                        continue;
+                    }
+                    stdout.write_all(line.as_bytes())?;
+                    continue;
+                }
+                if n > 0 {
+                    // A line being written: read it again whole.
+                    f.seek(SeekFrom::Current(-(n as i64)))?;
+                }
+                break;
+            }
         }
+        for v in live_exit_events(paths, name) {
+            if seen.insert((v["time"].to_string(), v["reason"].to_string())) {
+                writeln!(stdout, "{v}")?;
+            }
+        }
+        stdout.flush()?;
         if !follow || !app.exists() {
             return Ok(());
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 

@@ -24,7 +24,7 @@ use super::paths::Paths;
 use super::settings::AppSpec;
 use super::state::{self, App, AppState, ExitInfo, Phase};
 use super::{bundle, network, overlay, runtime, store};
-use crate::init::plan::{LastExit, Status as InitStatus};
+use crate::init::plan::{ExitRecord, LastExit, Status as InitStatus};
 
 pub const DONE: i32 = 3;
 
@@ -88,6 +88,23 @@ pub fn exit_reason(
         (InitEnd::Exit(c), None) => format!("exit {c}"),
     };
     (reason, status)
+}
+
+/// The reason of one exit the init logged.
+pub fn record_reason(r: &ExitRecord, oom_kills: u64) -> String {
+    match r.exit {
+        _ if r.unhealthy => "unhealthy".into(),
+        LastExit::Signal(9) if oom_kills > 0 => "oom".into(),
+        LastExit::Signal(s) => format!("signal {s}"),
+        LastExit::Code(c) => format!("exit {c}"),
+    }
+}
+
+/// Unix milliseconds as RFC 3339 (UTC).
+pub fn rfc3339_ms(ms: u64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms as i64)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
 }
 
 /// Whether the app's policy restarts a container whose init was killed
@@ -167,6 +184,7 @@ pub fn start_container(
     if !overlay::is_mounted(&app.rootfs()) {
         overlay::mount(&image.layers, &app.upper(), &app.work(), &app.rootfs())?;
     }
+    check_health_binary(spec, &image, &app.rootfs())?;
     if st.network.is_none() {
         let mode = network::parse_mode(&spec.network)?;
         let ports = spec
@@ -217,6 +235,44 @@ pub fn start_container(
     app.save_state(st)?;
     app.event("start", json!({"pid": pid, "image": st.image}));
     Ok(())
+}
+
+/// A health check's program must exist in the app's root (on its PATH
+/// for a bare name): found at start, not as an "unhealthy" app later.
+/// Looked up inside the root (symlinks resolved there, as the container
+/// will), never on the host.
+fn check_health_binary(
+    spec: &AppSpec,
+    image: &store::Image,
+    rootfs: &std::path::Path,
+) -> Result<()> {
+    use std::path::Path;
+    let Some(h) = &spec.health else { return Ok(()) };
+    let root = crate::rootfs::resolve::Root::open(rootfs)
+        .with_context(|| format!("opening {}", rootfs.display()))?;
+    let exists = |p: &str| {
+        root.open_in(Path::new(p), nix::fcntl::OFlag::O_PATH)
+            .is_ok()
+    };
+    let prog = &h.cmd[0];
+    if prog.contains('/') {
+        if !exists(prog) {
+            anyhow::bail!("health check program {prog} is not in the image");
+        }
+        return Ok(());
+    }
+    let path = spec
+        .env
+        .iter()
+        .rev()
+        .chain(image.config.env.iter().rev())
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .to_string();
+    if path.split(':').any(|d| exists(&format!("{d}/{prog}"))) {
+        return Ok(());
+    }
+    anyhow::bail!("health check program {prog:?} is not on the image's PATH ({path})")
 }
 
 /// Stops using the host's resources: container, network, overlay.
@@ -282,7 +338,23 @@ fn after_exit(
         .unwrap_or(0);
     let (reason, status) = exit_reason(end, init.as_ref(), oom, st.stop_requested);
     st.earlier_restarts += init.as_ref().map(|s| s.restarts).unwrap_or(0);
-    app.event("exit", json!({"reason": reason, "status": status}));
+    // The program's exits inside this container, as the init logged them
+    // (the container's word), then the container's own end.
+    if let Some(init) = &init {
+        for r in &init.exit_log {
+            app.event_at(
+                &rfc3339_ms(r.time),
+                "exit",
+                json!({"reason": record_reason(r, oom), "reportedBy": "container"}),
+            );
+        }
+    }
+    if matches!(end, InitEnd::Signal(_)) {
+        app.event(
+            "exit",
+            json!({"reason": reason, "status": status, "init": true}),
+        );
+    }
     let init_killed = matches!(end, InitEnd::Signal(_));
     if !st.stop_requested && init_killed && policy_restarts(&spec.restart, st.recreated) {
         let _ = runtime::delete(paths, &app.name);
@@ -347,6 +419,7 @@ mod tests {
             gave_up,
             exits: 1,
             starts: vec![],
+            exit_log: vec![],
         }
     }
 

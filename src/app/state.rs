@@ -158,8 +158,13 @@ impl App {
 
     /// Appends one event (a JSON line with its time).
     pub fn event(&self, kind: &str, detail: serde_json::Value) {
+        self.event_at(&crate::state::now_rfc3339(), kind, detail)
+    }
+
+    /// An event that happened at `time` (RFC 3339).
+    pub fn event_at(&self, time: &str, kind: &str, detail: serde_json::Value) {
         let mut ev = serde_json::json!({
-            "time": crate::state::now_rfc3339(),
+            "time": time,
             "app": self.name,
             "type": kind,
         });

@@ -53,6 +53,21 @@ pub struct Status {
     pub exits: u32,
     /// Unix time (ms) of each start, newest last (at most 64 kept).
     pub starts: Vec<u64>,
+    /// Each exit of the program, newest last (at most 64 kept): what the
+    /// app manager turns into timestamped exit events.
+    #[serde(default)]
+    pub exit_log: Vec<ExitRecord>,
+}
+
+/// One exit of the program, as the init saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExitRecord {
+    /// Unix time (ms).
+    pub time: u64,
+    pub exit: LastExit,
+    /// The init killed it for failing its health check.
+    pub unhealthy: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

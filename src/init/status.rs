@@ -210,6 +210,9 @@ pub fn parse(data: &[u8]) -> Result<Status, StatusError> {
     if s.starts.len() > MAX_STARTS {
         return bad(format!("{} start times", s.starts.len()));
     }
+    if s.exit_log.len() > MAX_STARTS {
+        return bad(format!("{} exit records", s.exit_log.len()));
+    }
     Ok(s)
 }
 
