@@ -48,7 +48,7 @@ fn order_hot_functions() {
     }
 }
 
-/// Builds rrun-init and hands its path to the compiler (RRUN_INIT_BIN),
+/// Builds rrun-init (and rrun-monitor) and hands its path to the compiler (RRUN_INIT_BIN),
 /// which embeds it: the init is part of rrun, never a file to find.
 ///
 /// It is a separate cargo build because the init must be compiled without
@@ -113,7 +113,12 @@ fn build_init() {
             String::from_utf8_lossy(&result.stderr)
         );
     }
-    let bin = target_dir.join(triple).join("release").join("rrun-init");
-    assert!(Path::new(&bin).is_file(), "no {}", bin.display());
-    println!("cargo:rustc-env=RRUN_INIT_BIN={}", bin.display());
+    let release = target_dir.join(triple).join("release");
+    // rrun-monitor (init/src/bin/): the per-app host-side monitor of
+    // `rrun app`, built the same way from the same crate.
+    for (bin, var) in [("rrun-init", "RRUN_INIT_BIN"), ("rrun-monitor", "RRUN_MONITOR_BIN")] {
+        let bin = release.join(bin);
+        assert!(Path::new(&bin).is_file(), "no {}", bin.display());
+        println!("cargo:rustc-env={var}={}", bin.display());
+    }
 }

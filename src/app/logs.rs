@@ -1,1 +1,521 @@
-//! (being written)
+//! Reading an app's logs (`rrun app logs`): the files the monitor writes
+//! in apps/<name>/logs (ctr.log, and ctr.log.1 .. ctr.log.N, older as N
+//! grows), one CRI line each: `<RFC3339Nano UTC> <stdout|stderr> <F|P>
+//! <text>`. Pieces (P) are joined back into lines; stdout lines go to one
+//! writer and stderr lines to the other. Following survives rotation: the
+//! reader keeps the file it has open (by inode) to its end, then goes on
+//! with the next newer file. It never writes to the log directory.
+#![allow(dead_code)] // until the app commands (the lead's) use all of it
+
+use std::collections::VecDeque;
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const FILE: &str = "ctr.log";
+/// How often a follower looks for new lines.
+const FOLLOW_POLL: Duration = Duration::from_millis(100);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("writing the logs out: {0}")]
+    Write(#[source] std::io::Error),
+    #[error("--since {0:?}: not a duration (10m, 1h30m, 2d) nor a time (RFC 3339 or Unix seconds)")]
+    Since(String),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LogOptions {
+    /// Keep reading as the app writes, until `until()` says stop.
+    pub follow: bool,
+    /// Only lines written at or after this time.
+    pub since: Option<SystemTime>,
+    /// Only the last N lines (of those `since` lets through), then follow.
+    pub tail: Option<usize>,
+    /// Each line starts with its time (RFC 3339, nanoseconds, UTC).
+    pub timestamps: bool,
+}
+
+/// One whole line, pieces joined.
+struct Line {
+    stderr: bool,
+    ts: String,
+    text: Vec<u8>,
+}
+
+/// The lines being put together from pieces, one per stream, and where
+/// whole lines go.
+struct Joiner<'a> {
+    o: &'a LogOptions,
+    since: Option<String>,
+    partial: [Option<Line>; 2],
+    /// Lines held back for --tail (None: written as they come).
+    held: Option<VecDeque<Line>>,
+    out: &'a mut dyn Write,
+    err: &'a mut dyn Write,
+}
+
+impl Joiner<'_> {
+    /// Takes one raw line of a log file (without its newline).
+    fn feed(&mut self, raw: &[u8]) -> Result<(), LogError> {
+        let mut it = raw.splitn(4, |&b| b == b' ');
+        let (Some(ts), Some(stream), Some(tag)) = (it.next(), it.next(), it.next()) else {
+            return Ok(());
+        };
+        let text = it.next().unwrap_or_default();
+        let stderr = match stream {
+            b"stdout" => false,
+            b"stderr" => true,
+            _ => return Ok(()),
+        };
+        let ts = String::from_utf8_lossy(ts).into_owned();
+        let slot = &mut self.partial[stderr as usize];
+        let line = match slot.take() {
+            Some(mut l) => {
+                l.text.extend_from_slice(text);
+                l
+            }
+            None => Line {
+                stderr,
+                ts,
+                text: text.to_vec(),
+            },
+        };
+        if tag == b"P" {
+            *slot = Some(line);
+            return Ok(());
+        }
+        self.emit(line)
+    }
+
+    fn emit(&mut self, line: Line) -> Result<(), LogError> {
+        // The timestamps are fixed-width RFC 3339 in UTC: text order is
+        // time order.
+        if self.since.as_ref().is_some_and(|s| line.ts.as_str() < s.as_str()) {
+            return Ok(());
+        }
+        if let Some(held) = &mut self.held {
+            held.push_back(line);
+            if held.len() > self.o.tail.unwrap_or(usize::MAX) {
+                held.pop_front();
+            }
+            return Ok(());
+        }
+        self.write(&line)
+    }
+
+    fn write(&mut self, line: &Line) -> Result<(), LogError> {
+        let w: &mut dyn Write = if line.stderr {
+            &mut *self.err
+        } else {
+            &mut *self.out
+        };
+        let r = (|| {
+            if self.o.timestamps {
+                w.write_all(line.ts.as_bytes())?;
+                w.write_all(b" ")?;
+            }
+            w.write_all(&line.text)?;
+            w.write_all(b"\n")?;
+            w.flush()
+        })();
+        r.map_err(LogError::Write)
+    }
+
+    /// The end of what is there: held lines go out, and (not following)
+    /// an unfinished line too.
+    fn flush(&mut self, finished: bool) -> Result<(), LogError> {
+        if let Some(held) = self.held.take() {
+            for l in &held {
+                self.write(l)?;
+            }
+        }
+        if finished {
+            for i in 0..2 {
+                if let Some(l) = self.partial[i].take() {
+                    self.emit(l)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The log files oldest first: ctr.log.N .. ctr.log.1, ctr.log.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut rotated: Vec<(u32, PathBuf)> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name();
+            let n = name.to_str()?.strip_prefix("ctr.log.")?.parse().ok()?;
+            Some((n, e.path()))
+        })
+        .collect();
+    rotated.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut v: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
+    let cur = dir.join(FILE);
+    if cur.exists() {
+        v.push(cur);
+    }
+    v
+}
+
+/// One open log file, read to its end as it grows.
+struct Reader {
+    path: PathBuf,
+    file: File,
+    ino: u64,
+    /// Bytes of a line whose newline has not been written yet.
+    rest: Vec<u8>,
+}
+
+impl Reader {
+    fn open(path: &Path) -> Result<Option<Reader>, LogError> {
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(LogError::Read {
+                    path: path.into(),
+                    source,
+                });
+            }
+        };
+        let ino = file
+            .metadata()
+            .map_err(|source| LogError::Read {
+                path: path.into(),
+                source,
+            })?
+            .ino();
+        Ok(Some(Reader {
+            path: path.into(),
+            file,
+            ino,
+            rest: Vec::new(),
+        }))
+    }
+
+    /// Feeds every complete line up to the current end of the file.
+    fn read_all(&mut self, j: &mut Joiner) -> Result<(), LogError> {
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let n = match self.file.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(LogError::Read {
+                        path: self.path.clone(),
+                        source,
+                    });
+                }
+            };
+            self.rest.extend_from_slice(&buf[..n]);
+            let Some(last_nl) = self.rest.iter().rposition(|&b| b == b'\n') else {
+                continue;
+            };
+            let tail = self.rest.split_off(last_nl + 1);
+            let whole = std::mem::replace(&mut self.rest, tail);
+            for raw in whole[..whole.len() - 1].split(|&b| b == b'\n') {
+                j.feed(raw)?;
+            }
+        }
+    }
+}
+
+/// Writes the app's logs from `dir` (apps/<name>/logs) as `o` asks:
+/// stdout lines to `out`, stderr lines to `err`. Following ends when
+/// `until()` has returned true and everything written before that has
+/// been read (the app is gone), or when a write fails (a reader gone).
+pub fn print(
+    dir: &Path,
+    o: &LogOptions,
+    until: &dyn Fn() -> bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), LogError> {
+    let mut j = Joiner {
+        o,
+        since: o.since.map(format_time),
+        partial: [None, None],
+        held: o.tail.map(|_| VecDeque::new()),
+        out,
+        err,
+    };
+    // Everything there now, oldest first; only the newest file is kept
+    // open to follow.
+    let mut current: Option<Reader> = None;
+    for path in files(dir) {
+        if let Some(mut r) = Reader::open(&path)? {
+            r.read_all(&mut j)?;
+            current = Some(r);
+        }
+    }
+    if !o.follow {
+        return j.flush(true);
+    }
+    j.flush(false)?;
+    loop {
+        // Asked before reading: once true, whatever the app wrote is in
+        // the files, and one more pass reads it.
+        let done = until();
+        loop {
+            if let Some(r) = &mut current {
+                r.read_all(&mut j)?;
+            }
+            match next_file(dir, current.as_ref())? {
+                Some(next) => current = Some(next),
+                None => break,
+            }
+        }
+        if done {
+            return j.flush(true);
+        }
+        std::thread::sleep(FOLLOW_POLL);
+    }
+}
+
+/// The file after `current` (by inode) once it has been rotated away, or
+/// the first file when there was none. None: `current` is still ctr.log.
+fn next_file(dir: &Path, current: Option<&Reader>) -> Result<Option<Reader>, LogError> {
+    let list = files(dir);
+    let Some(cur) = current else {
+        return match list.first() {
+            Some(p) => Reader::open(p),
+            None => Ok(None),
+        };
+    };
+    let inodes: Vec<Option<u64>> = list
+        .iter()
+        .map(|p| fs::metadata(p).ok().map(|m| m.ino()))
+        .collect();
+    let next = match inodes.iter().position(|i| *i == Some(cur.ino)) {
+        Some(i) if i + 1 == list.len() => return Ok(None),
+        Some(i) => &list[i + 1],
+        // Rotated out of the kept files altogether (a burst): go on with
+        // the oldest kept one.
+        None => match list.first() {
+            Some(p) => p,
+            None => return Ok(None),
+        },
+    };
+    Reader::open(next)
+}
+
+/// `--since`: a duration before now ("90s", "10m", "1h30m", "2d"), an RFC
+/// 3339 time ("2024-05-01T10:00:00Z", "...+02:00", fractions allowed) or
+/// Unix seconds.
+pub fn parse_since(s: &str) -> Result<SystemTime, LogError> {
+    let bad = || LogError::Since(s.to_string());
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(bad());
+    }
+    if let Ok(secs) = t.parse::<u64>() {
+        return Ok(UNIX_EPOCH + Duration::from_secs(secs));
+    }
+    if let Some(d) = parse_duration(t) {
+        return SystemTime::now().checked_sub(d).ok_or_else(bad);
+    }
+    parse_rfc3339(t).ok_or_else(bad)
+}
+
+fn parse_duration(s: &str) -> Option<Duration> {
+    let mut total = 0u64;
+    let mut num = String::new();
+    let mut any = false;
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u64 = num.parse().ok()?;
+        num.clear();
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            _ => return None,
+        };
+        total = total.checked_add(n.checked_mul(unit)?)?;
+        any = true;
+    }
+    (any && num.is_empty()).then(|| Duration::from_secs(total))
+}
+
+fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let p = s.get(r)?;
+        p.bytes().all(|c| c.is_ascii_digit()).then(|| p.parse().ok())?
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut nanos = 0u32;
+    if let Some(f) = rest.strip_prefix('.') {
+        let digits = f.bytes().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
+            return None;
+        }
+        let mut frac: String = f[..digits].chars().take(9).collect();
+        while frac.len() < 9 {
+            frac.push('0');
+        }
+        nanos = frac.parse().ok()?;
+        rest = &f[digits..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let ob = rest.as_bytes();
+            if ob.len() != 6 || ob[3] != b':' || !matches!(ob[0], b'+' | b'-') {
+                return None;
+            }
+            let oh: i64 = rest[1..3].parse().ok()?;
+            let om: i64 = rest[4..6].parse().ok()?;
+            let o = oh * 3600 + om * 60;
+            if ob[0] == b'+' { o } else { -o }
+        }
+    };
+    let days = days_from_civil(y, mo as u32, d as u32);
+    let secs = days * 86400 + h * 3600 + mi * 60 + sec - offset;
+    let secs = u64::try_from(secs).ok()?;
+    Some(UNIX_EPOCH + Duration::new(secs, nanos))
+}
+
+/// A time as the monitor writes it: `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
+pub fn format_time(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (y, m, day) = civil_from_days((secs / 86400) as i64);
+    let rem = secs % 86400;
+    format!(
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        d.subsec_nanos()
+    )
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (the era-based
+/// conversion; init/src/monitor/logfile.rs has the inverse).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp as i64 + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(dir: &Path, o: &LogOptions) -> (String, String) {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        print(dir, o, &|| true, &mut out, &mut err).unwrap();
+        (
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
+    }
+
+    #[test]
+    fn joins_pieces_splits_streams_and_reads_rotated_files_in_order() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(
+            d.path().join("ctr.log.2"),
+            "2024-01-01T00:00:00.000000000Z stdout F one\n",
+        )
+        .unwrap();
+        fs::write(
+            d.path().join("ctr.log.1"),
+            "2024-01-01T00:00:01.000000000Z stdout P tw\n\
+             2024-01-01T00:00:01.500000000Z stderr F oops\n",
+        )
+        .unwrap();
+        fs::write(
+            d.path().join("ctr.log"),
+            "2024-01-01T00:00:02.000000000Z stdout F o\n\
+             2024-01-01T00:00:03.000000000Z stdout F \n",
+        )
+        .unwrap();
+        let (out, err) = run(d.path(), &LogOptions::default());
+        assert_eq!(out, "one\ntwo\n\n");
+        assert_eq!(err, "oops\n");
+        let o = LogOptions {
+            tail: Some(2),
+            timestamps: true,
+            ..Default::default()
+        };
+        let (out, _) = run(d.path(), &o);
+        assert_eq!(
+            out,
+            "2024-01-01T00:00:01.000000000Z two\n2024-01-01T00:00:03.000000000Z \n"
+        );
+        let o = LogOptions {
+            since: parse_since("2024-01-01T00:00:01.2Z").ok(),
+            ..Default::default()
+        };
+        assert_eq!(run(d.path(), &o), ("\n".into(), "oops\n".into()));
+    }
+
+    #[test]
+    fn since_takes_durations_times_and_unix_seconds() {
+        assert_eq!(
+            parse_since("1970-01-02T00:00:00Z").unwrap(),
+            UNIX_EPOCH + Duration::from_secs(86400)
+        );
+        assert_eq!(
+            parse_since("1970-01-02T01:00:00.5+01:00").unwrap(),
+            UNIX_EPOCH + Duration::new(86400, 500_000_000)
+        );
+        assert_eq!(parse_since("60").unwrap(), UNIX_EPOCH + Duration::from_secs(60));
+        let ago = SystemTime::now().duration_since(parse_since("1h30m").unwrap()).unwrap();
+        assert!(ago >= Duration::from_secs(5390) && ago < Duration::from_secs(5460), "{ago:?}");
+        for bad in ["", "10x", "m", "2024-13-01T00:00:00Z", "yesterday", "1h30"] {
+            assert!(parse_since(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            format_time(UNIX_EPOCH + Duration::new(951_782_400, 7)),
+            "2000-02-29T00:00:00.000000007Z"
+        );
+    }
+}

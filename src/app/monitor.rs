@@ -1,1 +1,294 @@
-//! (being written)
+//! The per-app monitor: a small host-side process (rrun-monitor, built
+//! from init/ without std or libc and embedded in rrun) that holds the
+//! app's stdout and stderr pipes, writes them to apps/<name>/logs/ctr.log
+//! (timestamped CRI lines, rotated by size and count), records how each
+//! run of the container's init ended (apps/<name>/exit), and runs the
+//! helper (`rrun app _spawn NAME`) again after each end. Its protocol is
+//! described at the top of init/src/bin/rrun-monitor.rs.
+//!
+//! This module writes the monitor's config, starts it detached (double
+//! fork, setsid) and tells whether it still runs. It never reads the
+//! logs (logs.rs) nor decides anything about the app's life (the helper
+//! does).
+//!
+//! The binary is written once per content to <run>/bin/ (read-only) and
+//! run from there, so every monitor maps the same page-cache pages; where
+//! that directory cannot exec (a noexec /run), each monitor runs from a
+//! sealed memfd of its own instead.
+#![allow(dead_code)] // until the app commands (the lead's) use all of it
+
+use std::ffi::CString;
+use std::fs;
+use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::paths::Paths;
+use crate::sys::detach::{Program, spawn_detached};
+
+/// rrun-monitor, built from init/ by build.rs.
+static MONITOR_BINARY: &[u8] = include_bytes!(env!("RRUN_MONITOR_BIN"));
+
+pub const DEFAULT_MAX_SIZE: u64 = 10 * 1000 * 1000;
+pub const DEFAULT_MAX_FILES: u32 = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("starting the monitor: {0}")]
+    Spawn(Errno),
+    #[error("the monitor's binary: {0}")]
+    Binary(String),
+    #[error("monitor config: {0}")]
+    Config(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MonitorError + '_ {
+    move |source| MonitorError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// apps/<name>/monitor.json: what the monitor reads at start (its reader
+/// is init/src/monitor/mod.rs, `Config`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MonitorConfig {
+    /// The helper's argv; argv[0] an absolute path. Later runs get
+    /// `--after-exit exit:N|signal:N` appended.
+    pub helper: Vec<String>,
+    /// The helper's whole environment ("K=V").
+    pub env: Vec<String>,
+    /// The log file (its directory must exist; spawn makes it).
+    pub log: PathBuf,
+    /// Rotate when the file would pass this many bytes (0: never).
+    pub max_size: u64,
+    /// Files kept: ctr.log and ctr.log.1 .. ctr.log.(max_files-1).
+    pub max_files: u32,
+    /// Where the helper writes the container init's host pid.
+    pub init_pid: PathBuf,
+    /// Where the monitor writes how the init ended: "exit:N <time>\n" or
+    /// "signal:N <time>\n" (RFC 3339 UTC); "exit:255" when the helper named
+    /// an init the monitor could not wait for.
+    pub exit_file: PathBuf,
+}
+
+impl MonitorConfig {
+    /// The defaults for app `name`: logs in apps/<name>/logs/ctr.log,
+    /// 10 MB x 5, the helper's environment PATH (the caller's or a
+    /// standard one) and every RRUN_* variable of the caller.
+    pub fn new(paths: &Paths, name: &str, helper: Vec<String>) -> MonitorConfig {
+        let dir = paths.app(name);
+        let mut env: Vec<String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("RRUN_"))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let path = std::env::var("PATH")
+            .unwrap_or_else(|_| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+        env.insert(0, format!("PATH={path}"));
+        MonitorConfig {
+            helper,
+            env,
+            log: log_dir(paths, name).join("ctr.log"),
+            max_size: DEFAULT_MAX_SIZE,
+            max_files: DEFAULT_MAX_FILES,
+            init_pid: dir.join("init.pid"),
+            exit_file: dir.join("exit"),
+        }
+    }
+}
+
+/// apps/<name>/logs: ctr.log and its rotated files (what logs::print reads).
+pub fn log_dir(paths: &Paths, name: &str) -> PathBuf {
+    paths.app(name).join("logs")
+}
+
+/// A running monitor: its pid and start time (so a recycled pid is never
+/// taken for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MonitorPid {
+    pub pid: i32,
+    pub start_time: u64,
+}
+
+fn pid_file(paths: &Paths, name: &str) -> PathBuf {
+    paths.app(name).join("monitor.pid")
+}
+
+/// Writes apps/<name>/monitor.json and starts the monitor for app `name`,
+/// detached, with `sync` (the sync pipe's write end) as its fd 3, which it
+/// passes to the helper's first run. Returns once the monitor has exec'd;
+/// its pid and start time are also in apps/<name>/monitor.pid. The
+/// caller then reads the sync pipe's other end: "ok\n" or "error: ...\n"
+/// from the helper (or the monitor), end of file when the helper is gone.
+pub fn spawn(
+    paths: &Paths,
+    name: &str,
+    cfg: &MonitorConfig,
+    sync: BorrowedFd,
+) -> Result<MonitorPid, MonitorError> {
+    if cfg.helper.first().is_none_or(|p| !p.starts_with('/')) {
+        return Err(MonitorError::Config(
+            "the helper's argv must start with an absolute path".into(),
+        ));
+    }
+    let dir = paths.app(name);
+    if let Some(logs) = cfg.log.parent() {
+        fs::create_dir_all(logs).map_err(io(logs))?;
+    }
+    let json = serde_json::to_vec_pretty(cfg).map_err(|e| MonitorError::Config(e.to_string()))?;
+    write_atomic(&dir.join("monitor.json"), &json)?;
+
+    let devnull = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(io(Path::new("/dev/null")))?;
+    let log_path = dir.join("monitor.log");
+    let mlog = fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .open(&log_path)
+        .map_err(io(&log_path))?;
+    let argv = [
+        CString::new("rrun-monitor").expect("no NUL"),
+        CString::new(dir.as_os_str().as_bytes())
+            .map_err(|_| MonitorError::Config(format!("{}: NUL in path", dir.display())))?,
+    ];
+    let fds = [devnull.as_fd(), devnull.as_fd(), mlog.as_fd(), sync];
+    let bin = shared_binary(paths)?;
+    let cbin = CString::new(bin.as_os_str().as_bytes())
+        .map_err(|_| MonitorError::Binary(format!("{}: NUL in path", bin.display())))?;
+    let pid = match spawn_detached(Program::Path(&cbin), &argv, &[], fds) {
+        // A noexec run directory: a sealed memfd instead.
+        Err(Errno::EACCES | Errno::EPERM) => {
+            let memfd = sealed_memfd()?;
+            spawn_detached(Program::Fd(memfd.as_fd()), &argv, &[], fds)
+        }
+        r => r,
+    }
+    .map_err(MonitorError::Spawn)?;
+    let start_time = crate::state::proc_stat(pid).map(|s| s.1).unwrap_or(0);
+    let m = MonitorPid { pid, start_time };
+    write_atomic(
+        &pid_file(paths, name),
+        format!("{pid} {start_time}\n").as_bytes(),
+    )?;
+    Ok(m)
+}
+
+/// The monitor recorded in apps/<name>/monitor.pid, if any.
+pub fn read_pid(paths: &Paths, name: &str) -> Option<MonitorPid> {
+    let s = fs::read_to_string(pid_file(paths, name)).ok()?;
+    let mut it = s.split_whitespace();
+    Some(MonitorPid {
+        pid: it.next()?.parse().ok()?,
+        start_time: it.next()?.parse().ok()?,
+    })
+}
+
+/// Whether that monitor still runs (same pid and start time, not a zombie).
+pub fn alive(m: &MonitorPid) -> bool {
+    m.pid > 0 && crate::state::process_alive(m.pid, m.start_time)
+}
+
+/// SIGKILL to the monitor (rm -f of an app whose helper cannot end it),
+/// through a pidfd checked against the start time: never another process.
+pub fn kill(m: &MonitorPid) -> Result<(), Errno> {
+    let fd = crate::sys::pidfd_open(m.pid)?;
+    if !alive(m) {
+        return Ok(());
+    }
+    match crate::sys::pidfd_send_signal(&fd, libc::SIGKILL) {
+        Ok(()) | Err(Errno::ESRCH) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// <run>/bin/rrun-monitor-<digest>: the embedded binary, written once per
+/// content (read-only, renamed into place) and shared by every monitor.
+pub fn shared_binary(paths: &Paths) -> Result<PathBuf, MonitorError> {
+    let d = Sha256::digest(MONITOR_BINARY);
+    let hex: String = d[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let dir = paths.run.join("bin");
+    let path = dir.join(format!("rrun-monitor-{hex}"));
+    if fs::metadata(&path).is_ok_and(|m| m.len() == MONITOR_BINARY.len() as u64) {
+        return Ok(path);
+    }
+    fs::create_dir_all(&dir).map_err(io(&dir))?;
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io(&dir))?;
+    let tmp = dir.join(format!(".rrun-monitor-{hex}.{}", std::process::id()));
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o500)
+        .open(&tmp)
+        .map_err(io(&tmp))?;
+    let r = f
+        .write_all(MONITOR_BINARY)
+        .and_then(|_| f.sync_all())
+        .and_then(|_| fs::rename(&tmp, &path));
+    if let Err(e) = r {
+        let _ = fs::remove_file(&tmp);
+        return Err(io(&path)(e));
+    }
+    Ok(path)
+}
+
+/// A sealed memfd holding the binary (for a run directory that cannot
+/// exec).
+fn sealed_memfd() -> Result<std::os::fd::OwnedFd, MonitorError> {
+    use nix::sys::memfd::{MFdFlags, memfd_create};
+    let err = |e: String| MonitorError::Binary(format!("memfd: {e}"));
+    let fd = memfd_create(
+        "rrun-monitor",
+        MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+    )
+    .map_err(|e| err(e.to_string()))?;
+    let mut f = fs::File::from(fd);
+    f.write_all(MONITOR_BINARY).map_err(|e| err(e.to_string()))?;
+    let fd = std::os::fd::OwnedFd::from(f);
+    crate::sys::seal(&fd).map_err(|e| err(e.to_string()))?;
+    Ok(fd)
+}
+
+fn write_atomic(path: &Path, data: &[u8]) -> Result<(), MonitorError> {
+    let tmp = path.with_extension("tmp");
+    let r = fs::write(&tmp, data).and_then(|_| fs::rename(&tmp, path));
+    if let Err(e) = r {
+        let _ = fs::remove_file(&tmp);
+        return Err(io(path)(e));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_is_camel_case_with_the_defaults() {
+        let p = Paths::new(Path::new("/tmp/approot"));
+        let c = MonitorConfig::new(&p, "web", vec!["/usr/bin/rrun".into()]);
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(v["maxSize"], 10_000_000);
+        assert_eq!(v["maxFiles"], 5);
+        assert_eq!(v["log"], "/tmp/approot/apps/web/logs/ctr.log");
+        assert_eq!(v["initPid"], "/tmp/approot/apps/web/init.pid");
+        assert_eq!(v["exitFile"], "/tmp/approot/apps/web/exit");
+        assert!(c.env[0].starts_with("PATH="));
+    }
+}

@@ -11,6 +11,7 @@ use nix::sched::CloneFlags;
 use nix::unistd::Pid;
 
 pub mod mount_api;
+pub mod detach;
 
 /// Outcome of [`clone_process`], mirroring `fork`.
 pub enum CloneResult {
