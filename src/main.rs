@@ -33,23 +33,6 @@ fn print_version() {
     println!("seccomp: seccompiler (x86_64)");
 }
 
-/// One line for the whole error chain; a cause already spelled out by the
-/// error above it (typed errors embed their source) is not repeated.
-fn error_line(e: &anyhow::Error) -> String {
-    let mut msg = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if msg.contains(&text) {
-            continue;
-        }
-        if !msg.is_empty() {
-            msg.push_str(": ");
-        }
-        msg.push_str(&text);
-    }
-    msg.replace('\n', " ")
-}
-
 /// Commands whose processes enter containers run from a read-only clone of
 /// the rrun binary: /proc/<pid>/exe of any rrun process inside a container
 /// then leads to a read-only mount, so even a container with
@@ -121,7 +104,7 @@ fn main() {
     let code = match result {
         Ok(code) => code,
         Err(e) => {
-            let msg = error_line(&e);
+            let msg = log::error_line(&e);
             if log::to_file() {
                 log::error(&msg);
                 eprintln!("rrun: {msg}");

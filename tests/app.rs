@@ -89,7 +89,9 @@ impl Env {
 
     fn wait_state(&self, name: &str, state: &str) -> Value {
         poll(Duration::from_secs(30), || {
-            let l = self.live(name);
+            let out = self.app(&["inspect", name]);
+            let v: Value = serde_json::from_str(&out.stdout).ok()?;
+            let l = v[0]["live"].clone();
             (l["state"] == state).then_some(l)
         })
         .unwrap_or_else(|| panic!("app {name} never got {state}: {}", self.live(name)))
@@ -168,7 +170,7 @@ fn free_port() -> u16 {
 }
 
 fn http_get(url: &str) -> Option<String> {
-    let out = sh(&format!("busybox wget -q -T 2 -O- {url} 2>/dev/null"));
+    let out = sh(&format!("curl -sf -m 2 {url}"));
     (out.success() && !out.stdout.is_empty()).then(|| out.stdout.clone())
 }
 
@@ -470,7 +472,7 @@ fn memory_limit_is_enforced_and_oom_is_the_reason() {
         &s(&web_image()),
         "sh",
         "-c",
-        "echo go; dd if=/dev/zero of=/dev/null bs=200M count=1; echo survived",
+        "echo go; exec dd if=/dev/zero of=/dev/null bs=200M count=1",
     ])
     .ok();
     let l = poll(Duration::from_secs(30), || {
@@ -478,8 +480,14 @@ fn memory_limit_is_enforced_and_oom_is_the_reason() {
         (l["state"] == "exited").then_some(l)
     })
     .expect("the app ends");
-    assert_eq!(l["lastExit"], "oom", "{l}");
-    assert!(!env.app(&["logs", "hog"]).stdout.contains("survived"));
+    assert_eq!(
+        l["lastExit"],
+        "oom",
+        "{l}\n{}\n{}",
+        env.app(&["logs", "hog"]),
+        env.app(&["events", "hog"])
+    );
+    assert_eq!(env.app(&["logs", "hog"]).stdout, "go\n");
     let ls = env.app(&["ls", "-a"]);
     assert!(ls.stdout.contains("oom"), "{ls}");
 }
@@ -606,7 +614,7 @@ fn apps_on_one_network_reach_each_other_by_name() {
     let got = poll(Duration::from_secs(20), || {
         let o = env.exec(
             "client",
-            &["wget", "-q", "-T", "2", "-O-", "http://server/"],
+            &["timeout", "3", "wget", "-q", "-O-", "http://server/"],
         );
         o.success().then_some(o.stdout)
     })

@@ -79,16 +79,21 @@ pub fn config(store: &Store, i: &Inputs) -> Result<Value, BundleError> {
     };
     let mut annotations = s.init_annotations()?;
     for (k, v) in &s.labels {
-        annotations.insert(format!("rrun.app.label.{k}"), v.clone());
+        annotations.insert(format!("app.rrun.label.{k}"), v.clone());
     }
-    annotations.insert("rrun.app.name".into(), s.name.clone());
+    annotations.insert("app.rrun.name".into(), s.name.clone());
     let base = crate::spec::default_spec(false);
     let mut v = config::runtime_config(base, &i.image.config, &overrides, &user, &annotations)?;
 
     v["root"] = json!({"path": "rootfs", "readonly": s.read_only});
     v["hostname"] = json!(s.hostname.clone().unwrap_or_else(|| s.name.clone()));
     v["process"]["terminal"] = json!(false);
-    v["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 1048576, "soft": 1048576}]);
+    // Servers want many fds: as many as this process may have (raising a
+    // hard limit would need a privilege the init no longer holds then).
+    let (_, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .unwrap_or((1024, 1024));
+    let nofile = hard.min(1 << 20);
+    v["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}]);
     let caps = json!(CAPS);
     for set in ["bounding", "effective", "permitted"] {
         v["process"]["capabilities"][set] = caps.clone();

@@ -153,6 +153,7 @@ pub fn run(paths: &Paths, a: &RunArgs) -> Result<i32> {
             Ok(())
         })();
         if let Err(e) = made {
+            drop(_lock);
             let _ = remove_all(paths, &name);
             return Err(e);
         }
@@ -525,15 +526,22 @@ fn wait_good(paths: &Paths, name: &str, spec: &AppSpec) -> Result<()> {
     }
 }
 
-/// A foreground run: the app's output here until it ends; SIGINT or
-/// SIGTERM stops it. Exits with the app's status.
-pub fn foreground(paths: &Paths, name: &str) -> Result<i32> {
+/// The signals that stop a foreground app, blocked (from the start of a
+/// foreground `run`: one that comes while the app starts is not lost).
+fn stop_signals() -> nix::sys::signal::SigSet {
     use nix::sys::signal::{SigSet, Signal};
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGINT);
     mask.add(Signal::SIGTERM);
     mask.add(Signal::SIGHUP);
-    mask.thread_block()?;
+    let _ = mask.thread_block();
+    mask
+}
+
+/// A foreground run: the app's output here until it ends; SIGINT or
+/// SIGTERM stops it. Exits with the app's status.
+pub fn foreground(paths: &Paths, name: &str) -> Result<i32> {
+    let mask = stop_signals();
     {
         let paths = paths.clone();
         let name = name.to_string();

@@ -141,7 +141,7 @@ pub fn spawn(paths: &Paths, a: &SpawnArgs) -> Result<i32> {
             Ok(code)
         }
         Err(e) => {
-            let line = format!("{e:#}").replace('\n', " ");
+            let line = crate::log::error_line(&e);
             app.event("error", json!({"error": line}));
             if let Some(mut s) = sync {
                 let _ = writeln!(s, "error: {line}");
@@ -182,6 +182,7 @@ pub fn start_container(
     let store = store::Store::open(paths)?;
     let image = store.get(&st.image)?;
     if !overlay::is_mounted(&app.rootfs()) {
+        std::fs::create_dir_all(app.bundle())?;
         overlay::mount(&image.layers, &app.upper(), &app.work(), &app.rootfs())?;
     }
     check_health_binary(spec, &image, &app.rootfs())?;
@@ -254,7 +255,30 @@ fn check_health_binary(
         root.open_in(Path::new(p), nix::fcntl::OFlag::O_PATH)
             .is_ok()
     };
-    let prog = &h.cmd[0];
+    // A shell string's program: its first word, when that is a plain
+    // word and not something the shell does itself.
+    const SHELL_OWN: &[&str] = &[
+        ":", ".", "[", "[[", "alias", "break", "cd", "command", "continue", "echo", "eval", "exec",
+        "exit", "export", "false", "getopts", "hash", "kill", "let", "local", "printf", "pwd",
+        "read", "readonly", "return", "set", "shift", "source", "test", "times", "trap", "true",
+        "type", "ulimit", "umask", "unset", "wait", "if", "case", "for", "while", "until", "!",
+        "{", "(",
+    ];
+    let prog = match h.cmd.as_slice() {
+        [sh, c, script] if sh == "/bin/sh" && c == "-c" => {
+            let word = script.split_whitespace().next().unwrap_or("");
+            let plain = !word.is_empty()
+                && word
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_./-+".contains(&b));
+            if !plain || SHELL_OWN.contains(&word) {
+                "/bin/sh"
+            } else {
+                word
+            }
+        }
+        _ => h.cmd[0].as_str(),
+    };
     if prog.contains('/') {
         if !exists(prog) {
             anyhow::bail!("health check program {prog} is not in the image");
