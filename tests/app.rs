@@ -22,15 +22,41 @@ use std::time::Duration;
 /// One app root for one test; everything in it removed on drop.
 struct Env {
     dir: tempfile::TempDir,
+    // Declared last: released after the env's apps are gone (Drop).
+    _guard: Guard,
 }
 
+#[allow(dead_code)] // held only for its lifetime
+enum Guard {
+    Shared(std::sync::RwLockReadGuard<'static, ()>),
+    Exclusive(std::sync::RwLockWriteGuard<'static, ()>),
+}
+
+/// Tests that compare the host's whole link and firewall tables take the
+/// write side: no other app test changes them meanwhile.
+static HOST_TABLES: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
 impl Env {
+    /// For a test that only reads its own apps.
     fn new() -> Env {
+        Env::with_guard(Guard::Shared(
+            HOST_TABLES.read().unwrap_or_else(|e| e.into_inner()),
+        ))
+    }
+
+    /// For a test that compares the host's tables before and after.
+    fn exclusive() -> Env {
+        Env::with_guard(Guard::Exclusive(
+            HOST_TABLES.write().unwrap_or_else(|e| e.into_inner()),
+        ))
+    }
+
+    fn with_guard(guard: Guard) -> Env {
         let dir = tempfile::Builder::new()
             .prefix("rrun-test-app-")
             .tempdir()
             .expect("tempdir");
-        Env { dir }
+        Env { dir, _guard: guard }
     }
 
     fn root(&self) -> &Path {
@@ -632,7 +658,7 @@ fn rm_leaves_nothing_behind_also_after_a_crash() {
     if !ensure_root() {
         return;
     }
-    let env = Env::new();
+    let env = Env::exclusive();
     let port = free_port();
     // The default network's bridge stays while the env lives; take the
     // baseline with it up.
@@ -697,7 +723,7 @@ fn fifty_apps_started_and_removed_in_parallel_leave_nothing() {
     if !ensure_root() {
         return;
     }
-    let env = Env::new();
+    let env = Env::exclusive();
     env.app(&[
         "run",
         "-d",
@@ -761,8 +787,8 @@ fn foreground_run_shows_output_and_returns_the_status() {
         "echo out; echo err >&2; exit 7",
     ]);
     assert_eq!(out.code, Some(7), "{out}");
-    assert_eq!(out.stdout, "out\n");
-    assert_eq!(out.stderr, "err\n");
+    assert_eq!(out.stdout, "out\n", "{out}");
+    assert_eq!(out.stderr, "err\n", "{out}");
     // SIGINT stops it.
     let mut c = env.cmd(&[
         "run",
