@@ -708,9 +708,11 @@ fn rm_leaves_nothing_behind_also_after_a_crash() {
         assert_eq!(before, after, "{name}: the host is as before");
         assert!(http_get(&format!("http://127.0.0.1:{port}/")).is_none());
     }
+    let run_dir = env.runtime_root("base").parent().unwrap().to_path_buf();
     env.app(&["rm", "-f", "base"]).ok();
     let leases = sh(&format!(
-        "find /run/rrun-app* -path '*cni*' -type f 2>/dev/null | xargs -r grep -l base || true"
+        "grep -rl -- '-base' {} 2>/dev/null || true",
+        s(&run_dir.join("cni"))
     ));
     assert!(
         leases.stdout.trim().is_empty(),

@@ -16,8 +16,6 @@ use super::settings::AppSpec;
 pub enum StateError {
     #[error("no app named {0:?}")]
     NoSuchApp(String),
-    #[error("an app named {0:?} exists already")]
-    Exists(String),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
