@@ -63,6 +63,16 @@ impl Env {
         self.dir.path()
     }
 
+    /// /run/rrun-app-<first 4 bytes of sha256(root), hex>.
+    fn run_dir(&self) -> PathBuf {
+        use sha2::{Digest, Sha256};
+        let d = Sha256::digest(self.root().as_os_str().as_encoded_bytes());
+        PathBuf::from(format!(
+            "/run/rrun-app-{:02x}{:02x}{:02x}{:02x}",
+            d[0], d[1], d[2], d[3]
+        ))
+    }
+
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(rrun_bin());
         c.arg("app").arg("--app-root").arg(self.root()).args(args);
@@ -140,6 +150,9 @@ impl Drop for Env {
                 }
             }
         }
+        // The run directory of this root (named as src/app/paths.rs names
+        // it); a bind-mounted netns left in it would make this fail.
+        let _ = fs::remove_dir_all(self.run_dir());
     }
 }
 
