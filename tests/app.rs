@@ -322,6 +322,11 @@ fn published_http_app_answers_on_localhost() {
     })
     .expect("the published port answers on 127.0.0.1");
     assert_eq!(body, "hello from rrun app\n");
+    assert_eq!(
+        env.runtime_root("web").parent(),
+        Some(env.run_dir().as_path()),
+        "the tests' cleanup knows the run directory"
+    );
     let ls = env.app(&["ls"]);
     ls.ok();
     assert!(
