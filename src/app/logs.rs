@@ -99,7 +99,11 @@ impl Joiner<'_> {
     fn emit(&mut self, line: Line) -> Result<(), LogError> {
         // The timestamps are fixed-width RFC 3339 in UTC: text order is
         // time order.
-        if self.since.as_ref().is_some_and(|s| line.ts.as_str() < s.as_str()) {
+        if self
+            .since
+            .as_ref()
+            .is_some_and(|s| line.ts.as_str() < s.as_str())
+        {
             return Ok(());
         }
         if let Some(held) = &mut self.held {
@@ -365,7 +369,9 @@ fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let p = s.get(r)?;
-        p.bytes().all(|c| c.is_ascii_digit()).then(|| p.parse().ok())?
+        p.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| p.parse().ok())?
     };
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
@@ -507,9 +513,17 @@ mod tests {
             parse_since("1970-01-02T01:00:00.5+01:00").unwrap(),
             UNIX_EPOCH + Duration::new(86400, 500_000_000)
         );
-        assert_eq!(parse_since("60").unwrap(), UNIX_EPOCH + Duration::from_secs(60));
-        let ago = SystemTime::now().duration_since(parse_since("1h30m").unwrap()).unwrap();
-        assert!(ago >= Duration::from_secs(5390) && ago < Duration::from_secs(5460), "{ago:?}");
+        assert_eq!(
+            parse_since("60").unwrap(),
+            UNIX_EPOCH + Duration::from_secs(60)
+        );
+        let ago = SystemTime::now()
+            .duration_since(parse_since("1h30m").unwrap())
+            .unwrap();
+        assert!(
+            ago >= Duration::from_secs(5390) && ago < Duration::from_secs(5460),
+            "{ago:?}"
+        );
         for bad in ["", "10x", "m", "2024-13-01T00:00:00Z", "yesterday", "1h30"] {
             assert!(parse_since(bad).is_err(), "{bad}");
         }

@@ -95,8 +95,9 @@ impl MonitorConfig {
             .filter(|(k, _)| k.starts_with("RRUN_"))
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        let path = std::env::var("PATH")
-            .unwrap_or_else(|_| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+        let path = std::env::var("PATH").unwrap_or_else(|_| {
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()
+        });
         env.insert(0, format!("PATH={path}"));
         MonitorConfig {
             helper,
@@ -259,7 +260,8 @@ fn sealed_memfd() -> Result<std::os::fd::OwnedFd, MonitorError> {
     )
     .map_err(|e| err(e.to_string()))?;
     let mut f = fs::File::from(fd);
-    f.write_all(MONITOR_BINARY).map_err(|e| err(e.to_string()))?;
+    f.write_all(MONITOR_BINARY)
+        .map_err(|e| err(e.to_string()))?;
     let fd = std::os::fd::OwnedFd::from(f);
     crate::sys::seal(&fd).map_err(|e| err(e.to_string()))?;
     Ok(fd)

@@ -10,8 +10,8 @@ use nix::errno::Errno;
 use nix::sched::CloneFlags;
 use nix::unistd::Pid;
 
-pub mod mount_api;
 pub mod detach;
+pub mod mount_api;
 
 /// Outcome of [`clone_process`], mirroring `fork`.
 pub enum CloneResult {
