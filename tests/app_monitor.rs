@@ -155,7 +155,7 @@ impl Drop for Mon {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-        if let Some(pid) = self.read("init.pid").trim().parse::<i32>().ok() {
+        if let Ok(pid) = self.read("init.pid").trim().parse::<i32>() {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,
