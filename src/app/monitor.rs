@@ -293,4 +293,60 @@ mod tests {
         assert_eq!(v["exitFile"], "/tmp/approot/apps/web/exit");
         assert!(c.env[0].starts_with("PATH="));
     }
+
+    /// Removes a test's run directory (under /run) whatever happens.
+    struct RunDir(PathBuf);
+    impl Drop for RunDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn spawn_detaches_the_monitor_and_hands_the_sync_pipe_to_the_helper() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let root = tempfile::tempdir().unwrap();
+        let paths = Paths::new(root.path());
+        let _run = RunDir(paths.run.clone());
+        let script = "echo out; echo err >&2; echo ok >&3; sleep 0.5; exit 3";
+        let helper = ["/bin/sh", "-c", script].map(String::from).to_vec();
+        let cfg = MonitorConfig::new(&paths, "web", helper);
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let m = spawn(&paths, "web", &cfg, w.as_fd()).unwrap();
+        drop(w);
+        assert_eq!(read_pid(&paths, "web"), Some(m));
+        assert!(alive(&m));
+        // Detached: not our child, in a session of its own (whose leader,
+        // the first fork, is gone: it can never get a terminal).
+        let stat = fs::read_to_string(format!("/proc/{}/stat", m.pid)).unwrap();
+        let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..]
+            .split_whitespace()
+            .collect();
+        assert_ne!(f[1], std::process::id().to_string(), "parent");
+        let ours = nix::unistd::getsid(None).unwrap().to_string();
+        assert_ne!(f[3], ours, "session id");
+        // "ok" from the helper, then end of file once it is gone: neither
+        // we nor the monitor hold the pipe.
+        let mut said = String::new();
+        std::io::Read::read_to_string(&mut fs::File::from(r), &mut said).unwrap();
+        assert_eq!(said, "ok\n");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while alive(&m) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(
+            !alive(&m),
+            "the monitor did not end after the helper's exit 3"
+        );
+        let log = fs::read_to_string(&cfg.log).unwrap();
+        assert!(
+            log.contains(" stdout F out\n") && log.contains(" stderr F err\n"),
+            "{log}"
+        );
+        let bin = shared_binary(&paths).unwrap();
+        let mode = fs::metadata(&bin).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o500);
+    }
 }

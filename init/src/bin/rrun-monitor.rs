@@ -57,6 +57,7 @@ const READ: usize = 16 << 10;
 const REAPED_MAX: usize = 64;
 
 fn main(args: &[&[u8]]) -> ! {
+    msys::close_from(4);
     // The sync pipe moves off fd 3 (close-on-exec): only the first
     // helper gets it, as its fd 3.
     let sync = msys::dup_cloexec(3, 3).ok();
