@@ -443,3 +443,26 @@ fn an_init_the_monitor_cannot_wait_for_is_recorded_as_exit_255() {
     assert_eq!(m.read("after"), "--after-exit exit:255\n");
     assert!(m.read("exit").starts_with("exit:255 "));
 }
+
+#[test]
+fn a_failing_helper_ends_the_monitor_and_its_words_are_in_the_log() {
+    if skip_unless_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::create_dir(d.join("logs")).unwrap();
+    let cfg = json!({
+        "helper": ["/bin/sh", "-c", "echo 'error: no such image' >&2; exit 1"],
+        "env": [], "log": d.join("logs/ctr.log"), "maxSize": 0, "maxFiles": 5,
+        "initPid": d.join("init.pid"), "exitFile": d.join("exit"),
+    });
+    fs::write(d.join("monitor.json"), cfg.to_string()).unwrap();
+    let mut m = Mon::exec(dir);
+    assert_eq!(m.wait(), 1);
+    assert_eq!(m.joined("stderr"), ["error: no such image"]);
+    assert!(!m.path("exit").exists(), "no init ran, no exit recorded");
+    // The sync pipe's reader sees nothing (then end of file): the helper
+    // failed before it could say "ok".
+    assert_eq!(m.read("sync"), "");
+}

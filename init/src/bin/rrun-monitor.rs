@@ -19,7 +19,7 @@
 //!    silently. The init's end is written to exitFile and the helper runs
 //!    again.
 //! 4. Helper exit non-zero (3: done; anything else: failed): the pipes
-//!    are drained and the monitor exits.
+//!    are drained and the monitor exits (0 after a 3, else 1).
 //!
 //! SIGTERM, SIGINT and SIGHUP are ignored: only the helper ends it.
 //! Built like rrun-init (no std, no libc) so that its idle footprint is
@@ -251,7 +251,7 @@ impl Monitor {
             // 3: the app's life is over; anything else: the helper failed
             // (it said why on stderr, which is in the log).
             self.drain();
-            sys::exit(0)
+            sys::exit(if ended == Ended::Exit(3) { 0 } else { 1 })
         }
         let pid = msys::read_file(&cfg.init_pid)
             .ok()
