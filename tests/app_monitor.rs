@@ -110,8 +110,9 @@ impl Mon {
         log_files(&self.path("logs"))
             .iter()
             .flat_map(|p| {
+                // (not there yet before the monitor has started)
                 fs::read_to_string(p)
-                    .unwrap()
+                    .unwrap_or_default()
                     .lines()
                     .map(|l| {
                         let mut it = l.splitn(4, ' ');
@@ -465,4 +466,68 @@ fn a_failing_helper_ends_the_monitor_and_its_words_are_in_the_log() {
     // The sync pipe's reader sees nothing (then end of file): the helper
     // failed before it could say "ok".
     assert_eq!(m.read("sync"), "");
+}
+
+#[test]
+fn a_real_container_sees_only_its_pipes_and_its_init_killed_from_the_host_is_recorded() {
+    if skip_unless_root() {
+        return;
+    }
+    let c = common::Container::new(
+        common::Bundle::new().sh("ls -l /proc/1/fd; echo listed; exec sleep 100"),
+    );
+    c.bundle.write();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::create_dir(d.join("logs")).unwrap();
+    // `rrun app _spawn` in miniature: create + start; after the end,
+    // delete and say "done".
+    let helper = r#"if [ -n "$1" ]; then
+            echo "$2" > "$D/after"; "$RRUN" --root "$ROOT" delete --force "$ID"; exit 3
+        fi
+        "$RRUN" --root "$ROOT" create --bundle "$B" --pid-file "$D/init.pid" "$ID" || exit 1
+        "$RRUN" --root "$ROOT" start "$ID" || exit 1
+        echo ok >&3"#;
+    let cfg = json!({
+        "helper": ["/bin/sh", "-c", helper, "helper"],
+        "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", format!("D={}", d.display()),
+                format!("RRUN={}", common::rrun_bin().display()), format!("ROOT={}", c.root.display()),
+                format!("B={}", c.bundle.path().display()), format!("ID={}", c.id)],
+        "log": d.join("logs/ctr.log"), "maxSize": 0, "maxFiles": 5,
+        "initPid": d.join("init.pid"), "exitFile": d.join("exit"),
+    });
+    fs::write(d.join("monitor.json"), cfg.to_string()).unwrap();
+    let mut m = Mon::exec(dir);
+    let listed = || m.joined("stdout").contains(&"listed".to_string());
+    common::poll(TIMEOUT, || {
+        (listed() && m.read("sync") == "ok\n").then_some(())
+    })
+    .unwrap_or_else(|| panic!("no listing and ok: {:?} {}", m.log_lines(), m.read("sync")));
+    // PID 1's fds: stdin on the container's /dev/null, stdout and stderr
+    // the monitor's pipes; nothing else (no sync pipe, no host path).
+    let fds: Vec<(String, String)> = m
+        .joined("stdout")
+        .iter()
+        .filter_map(|l| {
+            let (left, target) = l.split_once(" -> ")?;
+            Some((left.rsplit(' ').next()?.to_string(), target.to_string()))
+        })
+        .collect();
+    let names: Vec<&str> = fds.iter().map(|f| f.0.as_str()).collect();
+    assert_eq!(names, ["0", "1", "2"], "{fds:?}");
+    assert_eq!(fds[0].1, "/dev/null");
+    assert!(
+        fds[1].1.starts_with("pipe:[") && fds[2].1.starts_with("pipe:["),
+        "{fds:?}"
+    );
+    // kill -9 of the init from the host: recorded, and the helper told.
+    let init: i32 = m.read("init.pid").trim().parse().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(init),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert_eq!(m.wait(), 0, "{}", m.read("monitor.err"));
+    assert_eq!(m.read("after"), "signal:9\n");
+    assert!(m.read("exit").starts_with("signal:9 "));
 }
