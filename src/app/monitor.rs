@@ -173,7 +173,19 @@ pub fn spawn(
     let bin = shared_binary(paths)?;
     let cbin = CString::new(bin.as_os_str().as_bytes())
         .map_err(|_| MonitorError::Binary(format!("{}: NUL in path", bin.display())))?;
-    let pid = match spawn_detached(Program::Path(&cbin), &argv, &[], fds) {
+    let mut tries = 0;
+    let pid = loop {
+        // ETXTBSY: a thread of this process forked while another copy of
+        // the file was open for writing; that child closes it at its exec.
+        match spawn_detached(Program::Path(&cbin), &argv, &[], fds) {
+            Err(Errno::ETXTBSY) if tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            r => break r,
+        }
+    };
+    let pid = match pid {
         // A noexec run directory: a sealed memfd instead.
         Err(Errno::EACCES | Errno::EPERM) => {
             let memfd = sealed_memfd()?;
@@ -231,17 +243,25 @@ pub fn shared_binary(paths: &Paths) -> Result<PathBuf, MonitorError> {
     }
     fs::create_dir_all(&dir).map_err(io(&dir))?;
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io(&dir))?;
-    let tmp = dir.join(format!(".rrun-monitor-{hex}.{}", std::process::id()));
-    let mut f = fs::OpenOptions::new()
+    // Unique per process and call: parallel spawns each write their own
+    // copy and the last rename wins (the contents are the same).
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".rrun-monitor-{hex}.{}.{n}", std::process::id()));
+    let f = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o500)
         .open(&tmp)
         .map_err(io(&tmp))?;
-    let r = f
-        .write_all(MONITOR_BINARY)
-        .and_then(|_| f.sync_all())
-        .and_then(|_| fs::rename(&tmp, &path));
+    // Closed before the rename: a file open for writing cannot be exec'd
+    // (ETXTBSY).
+    let r = (|| {
+        let mut f = f;
+        f.write_all(MONITOR_BINARY)?;
+        f.sync_all()
+    })()
+    .and_then(|_| fs::rename(&tmp, &path));
     if let Err(e) = r {
         let _ = fs::remove_file(&tmp);
         return Err(io(&path)(e));
@@ -348,5 +368,39 @@ mod tests {
         let bin = shared_binary(&paths).unwrap();
         let mode = fs::metadata(&bin).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o500);
+    }
+
+    #[test]
+    fn parallel_spawns_share_one_binary_and_all_start() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let root = tempfile::tempdir().unwrap();
+        let paths = Paths::new(root.path());
+        let _run = RunDir(paths.run.clone());
+        let threads: Vec<_> = (0..16)
+            .map(|i| {
+                let paths = paths.clone();
+                std::thread::spawn(move || {
+                    let name = format!("app{i}");
+                    let helper = ["/bin/sh", "-c", "echo ok >&3; exit 3"];
+                    let cfg = MonitorConfig::new(&paths, &name, helper.map(String::from).to_vec());
+                    let (r, w) = nix::unistd::pipe().unwrap();
+                    spawn(&paths, &name, &cfg, w.as_fd()).unwrap();
+                    drop(w);
+                    let mut said = String::new();
+                    std::io::Read::read_to_string(&mut fs::File::from(r), &mut said).unwrap();
+                    said
+                })
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().unwrap(), "ok\n");
+        }
+        let bins: Vec<_> = fs::read_dir(paths.run.join("bin"))
+            .unwrap()
+            .flatten()
+            .collect();
+        assert_eq!(bins.len(), 1, "one shared binary, no temporary left");
     }
 }
