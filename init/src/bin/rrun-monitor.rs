@@ -52,6 +52,8 @@ use sys::Wait;
 /// Reads from the pipes are at most this long: a longer line is logged
 /// as several P lines and one F line.
 const READ: usize = 16 << 10;
+/// At most this many reads per stream when draining (16 MiB).
+const DRAIN_READS: usize = 1024;
 /// Exits of children other than the one awaited, kept for the case where
 /// the init's end is reaped before the helper that names it.
 const REAPED_MAX: usize = 64;
@@ -215,11 +217,12 @@ impl Monitor {
         true
     }
 
-    /// Everything still in the pipes (the write ends are ours, so this
-    /// stops at "would block", not at end of file).
+    /// What is still in the pipes (the write ends are ours, so this stops
+    /// at "would block", not at end of file; and after a bounded amount,
+    /// so a process left writing cannot hold the monitor here).
     fn drain(&mut self) {
         for (fd, stream) in [(self.out[0], "stdout"), (self.err[0], "stderr")] {
-            while self.pump(fd, stream, 1) {}
+            self.pump(fd, stream, DRAIN_READS);
         }
     }
 
