@@ -403,4 +403,36 @@ mod tests {
             .collect();
         assert_eq!(bins.len(), 1, "one shared binary, no temporary left");
     }
+
+    #[test]
+    fn the_memfd_fallback_runs_the_monitor_too() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let root = tempfile::tempdir().unwrap();
+        let paths = Paths::new(root.path());
+        let dir = paths.app("web");
+        let helper = ["/bin/sh", "-c", "echo ok >&3; exit 3"];
+        let cfg = MonitorConfig::new(&paths, "web", helper.map(String::from).to_vec());
+        fs::create_dir_all(dir.join("logs")).unwrap();
+        fs::write(dir.join("monitor.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();
+        let memfd = sealed_memfd().unwrap();
+        let devnull = fs::File::open("/dev/null").unwrap();
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let argv = [
+            CString::new("rrun-monitor").unwrap(),
+            CString::new(dir.as_os_str().as_bytes()).unwrap(),
+        ];
+        let fds = [devnull.as_fd(), devnull.as_fd(), devnull.as_fd(), w.as_fd()];
+        let pid = spawn_detached(Program::Fd(memfd.as_fd()), &argv, &[], fds).unwrap();
+        drop(w);
+        let mut said = String::new();
+        std::io::Read::read_to_string(&mut fs::File::from(r), &mut said).unwrap();
+        assert_eq!(said, "ok\n");
+        let exe = fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+        assert!(
+            exe.as_os_str().is_empty() || exe.to_string_lossy().contains("memfd:rrun-monitor"),
+            "{exe:?}"
+        );
+    }
 }
