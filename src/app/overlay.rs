@@ -95,7 +95,7 @@ pub fn mount(
 
 /// `mount`, through the new mount API or (`new_api` false, as on kernels
 /// before 6.8) mount(2) alone.
-fn mount_with(
+pub(crate) fn mount_with(
     lower: &[PathBuf],
     upper: &Path,
     work: &Path,
@@ -140,7 +140,7 @@ fn mount_with(
         let short: Vec<PathBuf> = layer_fds
             .iter()
             .rev()
-            .map(|fd| crate::rootfs::resolve::fd_path(fd))
+            .map(crate::rootfs::resolve::fd_path)
             .collect();
         options(short.iter().map(|p| p.as_path()), upper, work)
     };
@@ -267,6 +267,24 @@ fn unescape(s: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+/// For the store's tests (which build images to mount).
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use std::path::{Path, PathBuf};
+
+    pub(crate) use super::mount_with;
+
+    /// The length of mount(2)'s option string for these layers.
+    pub fn options_len(lower: &[PathBuf]) -> usize {
+        super::options(
+            lower.iter().rev().map(|p| p.as_path()),
+            Path::new("/u"),
+            Path::new("/w"),
+        )
+        .len()
+    }
 }
 
 #[cfg(test)]
