@@ -749,3 +749,123 @@ fn many_layers_mount_both_ways() {
     .unwrap_err();
     assert!(err.to_string().contains("missing"), "{err}");
 }
+
+#[test]
+fn docker_archives_are_named_by_their_config() {
+    if !root_or_skip() {
+        return;
+    }
+    let e = env();
+    let (os, arch) = layout::host_platform();
+    let layers = [base_layer(), top_layer()];
+    let config = serde_json::json!({
+        "architecture": arch, "os": os,
+        "config": {"Entrypoint": ["/bin/httpd"], "StopSignal": "SIGQUIT"},
+        "rootfs": {"type": "layers", "diff_ids": layers.iter()
+            .map(|l| format!("sha256:{}", sha(l))).collect::<Vec<_>>()}});
+    let cbytes = serde_json::to_vec(&config).unwrap();
+    let chex = sha(&cbytes);
+    let manifest = serde_json::json!([{"Config": format!("{chex}.json"),
+        "RepoTags": ["example/web:1"], "Layers": ["l0/layer.tar", "l1/layer.tar"]}]);
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        b.append_data(&mut h, name, data).unwrap();
+    };
+    add("manifest.json", &serde_json::to_vec(&manifest).unwrap());
+    add(&format!("{chex}.json"), &cbytes);
+    add("l0/layer.tar", &layers[0]);
+    add("l1/layer.tar", &layers[1]);
+    let archive = e.tmp.path().join("web.tar");
+    fs::write(&archive, b.into_inner().unwrap()).unwrap();
+    let source = format!("docker-archive:{}:example/web:1", archive.display());
+    let image = e.store.import(&source).unwrap();
+    assert_eq!(image.id, chex, "docker's image id");
+    assert_eq!(image.source, source);
+    assert_eq!(image.config.entrypoint, vec!["/bin/httpd"]);
+    assert_eq!(image.config.stop_signal.as_deref(), Some("SIGQUIT"));
+    assert!(
+        !image.created.is_empty(),
+        "no created in the config: the import time"
+    );
+    assert_eq!(e.store.import(&source).unwrap().id, chex);
+    // Stored JSON round-trips (the app manager keeps ids, the store the rest).
+    let back = e.store.get(&chex).unwrap();
+    assert_eq!(back.config.entrypoint, image.config.entrypoint);
+    assert_eq!(back.layer_ids, vec![sha(&layers[0]), sha(&layers[1])]);
+    let err = e
+        .store
+        .import(&format!("docker-archive:{}:other:2", archive.display()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("other:2"), "{err}");
+}
+
+#[test]
+fn bad_sources_fail_in_one_line_and_leave_nothing() {
+    if !root_or_skip() {
+        return;
+    }
+    let e = env();
+    let not_tar = e.tmp.path().join("junk.tar");
+    fs::write(&not_tar, vec![b'x'; 4096]).unwrap();
+    for (source, words) in [
+        (format!("oci:{}/none", e.tmp.path().display()), "none"),
+        ("docker://busybox".to_string(), "docker"),
+        (not_tar.display().to_string(), "not a tar"),
+        (format!("oci-archive:{}", not_tar.display()), "junk.tar"),
+    ] {
+        let err = e.store.import(&source).unwrap_err().to_string();
+        assert!(err.contains(words), "{source}: {err}");
+        assert!(!err.contains('\n'), "{err}");
+    }
+    for d in ["layers", "images", "tmp"] {
+        assert!(is_empty_dir(&e.paths.store().join(d)), "{d}");
+    }
+}
+
+/// Not a test: timings for the report. RRUN_STORE_BENCH=<tarball>.
+#[test]
+#[ignore]
+fn bench_import_and_mount() {
+    let Some(src) = std::env::var_os("RRUN_STORE_BENCH") else {
+        return;
+    };
+    let src = src.to_string_lossy().into_owned();
+    let e = env();
+    let t = std::time::Instant::now();
+    let image = e.store.import(&src).unwrap();
+    let cold = t.elapsed();
+    let t = std::time::Instant::now();
+    e.store.import(&src).unwrap();
+    let warm = t.elapsed();
+    let mut mounts = Vec::new();
+    let t = std::time::Instant::now();
+    for n in 0..20 {
+        let app = e.paths.app(&format!("a{n}"));
+        fs::create_dir_all(&app).unwrap();
+        let target = app.join("rootfs");
+        overlay::mount(
+            &image.layers,
+            &app.join("upper"),
+            &app.join("work"),
+            &target,
+        )
+        .unwrap();
+        mounts.push(Mounted(target));
+    }
+    let mount20 = t.elapsed();
+    let upper_bytes: u64 = (0..20)
+        .map(|n| snapshot(&e.paths.app(&format!("a{n}")).join("upper")).len() as u64)
+        .sum();
+    let t = std::time::Instant::now();
+    drop(mounts);
+    let umount20 = t.elapsed();
+    eprintln!(
+        "BENCH size={} cold={cold:?} warm={warm:?} mount20={mount20:?} umount20={umount20:?} upper_entries={upper_bytes}",
+        image.size
+    );
+}
