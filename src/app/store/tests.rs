@@ -296,6 +296,16 @@ fn layers_are_stored_in_overlay_format_and_mount_merged() {
     .unwrap();
     let _m = Mounted(target.clone());
     assert!(overlay::is_mounted(&target));
+    // The mount's options (which the container reads in its mountinfo)
+    // name no host path.
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let line = info
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(target.to_str().unwrap()))
+        .unwrap();
+    let (_, opts) = line.split_once(" - ").unwrap();
+    assert!(opts.contains("upperdir=/proc/self/fd/"), "{line}");
+    assert!(!opts.contains("store") && !opts.contains("web"), "{line}");
     assert!(!target.join("gone").exists());
     assert!(!target.join("d/a").exists());
     assert_eq!(fs::read(target.join("d/b")).unwrap(), b"b");
