@@ -715,19 +715,24 @@ fn sha256_file(path: &Path) -> Result<String, StoreError> {
 
 /// Writes a tar of the rootfs directory `dir` to `out`: entries in name
 /// order (the same tree gives the same bytes, hence the same image id),
-/// symlinks kept as symlinks, owners and modes as they are.
+/// symlinks kept as symlinks, hard links as links, owners, modes and
+/// device numbers as they are; sockets (runtime leftovers) skipped.
 fn tar_directory(dir: &Path, out: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let file = File::create(out).map_err(io_err(out, "creating"))?;
     let mut b = tar::Builder::new(io::BufWriter::new(file));
     b.follow_symlinks(false);
     b.mode(tar::HeaderMode::Complete);
+    // (dev, ino) of files with several links -> the first name archived.
+    let mut links: BTreeMap<(u64, u64), PathBuf> = BTreeMap::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let full = dir.join(&rel);
         let mut names: Vec<_> = fs::read_dir(&full)
             .map_err(io_err(&full, "reading the directory"))?
-            .filter_map(|e| e.ok().map(|e| e.file_name()))
-            .collect();
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()
+            .map_err(io_err(&full, "reading the directory"))?;
         names.sort();
         // Depth first in name order: push in reverse so the first pops first.
         let mut subdirs = Vec::new();
@@ -735,8 +740,42 @@ fn tar_directory(dir: &Path, out: &Path) -> Result<(), StoreError> {
             let r = rel.join(n);
             let p = dir.join(&r);
             let meta = fs::symlink_metadata(&p).map_err(io_err(&p, "stat"))?;
-            b.append_path_with_name(&p, &r)
-                .map_err(io_err(&p, "adding to the tar"))?;
+            let ft = meta.file_type();
+            let add = |e: io::Error| io_err(&p, "adding to the tar")(e);
+            if ft.is_socket() {
+                continue;
+            }
+            if ft.is_file() && meta.nlink() > 1 {
+                if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
+                    let mut h = tar::Header::new_gnu();
+                    h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+                    h.set_entry_type(tar::EntryType::Link);
+                    h.set_size(0);
+                    b.append_link(&mut h, &r, first).map_err(add)?;
+                    continue;
+                }
+                links.insert((meta.dev(), meta.ino()), r.clone());
+            }
+            if ft.is_fifo() || ft.is_char_device() || ft.is_block_device() {
+                // By hand: the tar crate names special files by their full
+                // host path.
+                let mut h = tar::Header::new_gnu();
+                h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+                h.set_entry_type(if ft.is_fifo() {
+                    tar::EntryType::Fifo
+                } else if ft.is_char_device() {
+                    tar::EntryType::Char
+                } else {
+                    tar::EntryType::Block
+                });
+                h.set_size(0);
+                let rdev = meta.rdev();
+                h.set_device_major(libc::major(rdev)).map_err(add)?;
+                h.set_device_minor(libc::minor(rdev)).map_err(add)?;
+                b.append_data(&mut h, &r, io::empty()).map_err(add)?;
+                continue;
+            }
+            b.append_path_with_name(&p, &r).map_err(add)?;
             if meta.is_dir() {
                 subdirs.push(r);
             }

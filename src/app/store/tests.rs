@@ -673,7 +673,32 @@ fn tarballs_and_directories() {
     fs::create_dir_all(dir.join("etc")).unwrap();
     fs::write(dir.join("etc/passwd"), PASSWD).unwrap();
     std::os::unix::fs::symlink("/etc/passwd", dir.join("pw")).unwrap();
+    fs::hard_link(dir.join("etc/passwd"), dir.join("etc/passwd-")).unwrap();
+    fs::create_dir(dir.join("dev")).unwrap();
+    nix::sys::stat::mknod(
+        &dir.join("dev/null"),
+        SFlag::S_IFCHR,
+        Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(1, 3),
+    )
+    .unwrap();
+    nix::unistd::mkfifo(&dir.join("fifo"), Mode::from_bits_truncate(0o600)).unwrap();
+    let _sock = std::os::unix::net::UnixListener::bind(dir.join("sock")).unwrap();
     let d = e.store.import(&dir.display().to_string()).unwrap();
+    let l = &d.layers[0];
+    let null = fs::symlink_metadata(l.join("dev/null")).unwrap();
+    assert!(null.file_type().is_char_device() && null.rdev() == nix::sys::stat::makedev(1, 3));
+    assert!(
+        fs::symlink_metadata(l.join("fifo"))
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    assert!(!l.join("sock").exists());
+    assert_eq!(
+        fs::metadata(l.join("etc/passwd")).unwrap().ino(),
+        fs::metadata(l.join("etc/passwd-")).unwrap().ino()
+    );
     let before = snapshot(&e.paths.store().join("layers"));
     let d2 = e.store.import(&dir.display().to_string()).unwrap();
     assert_eq!(d.id, d2.id);
