@@ -862,6 +862,117 @@ fn bad_sources_fail_in_one_line_and_leave_nothing() {
     }
 }
 
+/// Files in each of `crash_image`'s layers.
+const FILES: usize = 400;
+
+/// Three layers of FILES files each: an import long enough to be killed in.
+fn crash_image(dir: &Path) -> Vec<Vec<u8>> {
+    let layers: Vec<Vec<u8>> = (0..3)
+        .map(|l| {
+            let names: Vec<String> = (0..FILES).map(|i| format!("l{l}/f{i:05}")).collect();
+            let mut entries = vec![E::Dir(["l0", "l1", "l2"][l])];
+            entries.extend(names.iter().map(|n| E::File(n, b"some content")));
+            tar_of(&entries)
+        })
+        .collect();
+    oci(dir, &layers, true, None);
+    layers
+}
+
+/// Run by `import_killed_at_any_point_leaves_a_consistent_store` in a
+/// process of its own (this test binary), to be SIGKILLed mid-import.
+#[test]
+#[ignore]
+fn crash_helper_import() {
+    let (Some(root), Some(source)) = (
+        std::env::var_os("RRUN_STORE_CRASH_ROOT"),
+        std::env::var_os("RRUN_STORE_CRASH_SOURCE"),
+    ) else {
+        return;
+    };
+    let store = Store::open(&Paths::new(Path::new(&root))).unwrap();
+    store.import(&source.to_string_lossy()).unwrap();
+}
+
+#[test]
+fn import_killed_at_any_point_leaves_a_consistent_store() {
+    if !root_or_skip() {
+        return;
+    }
+    let e = env();
+    let layout = e.tmp.path().join("img");
+    let layers = crash_image(&layout);
+    let ids: Vec<String> = layers.iter().map(|l| sha(l)).collect();
+    let exe = std::env::current_exe().unwrap();
+    let root = e.paths.root.clone();
+    let mut killed_mid_way = 0;
+    // Kills later and later until an import gets through: each step of it
+    // (extracting, syncing, renaming layers, the record) is hit on the way.
+    let mut delay_ms = 2;
+    let mut completed = false;
+    while !completed && delay_ms < 60_000 {
+        let mut child = std::process::Command::new(&exe)
+            .args([
+                "--exact",
+                "app::store::tests::crash_helper_import",
+                "--ignored",
+            ])
+            .env("RRUN_STORE_CRASH_ROOT", &root)
+            .env("RRUN_STORE_CRASH_SOURCE", src(&layout))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill(); // SIGKILL
+        let status = child.wait().unwrap();
+        if !status.success() {
+            killed_mid_way += 1;
+        }
+        // Every layer directory in place is whole.
+        for entry in fs::read_dir(e.paths.store().join("layers")).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            if let Some(hex) = name.strip_suffix(".json") {
+                assert!(ids.iter().any(|i| i == hex), "{name}");
+                continue;
+            }
+            let l = ids
+                .iter()
+                .position(|i| *i == name)
+                .expect("a layer of the image");
+            let n = fs::read_dir(
+                e.paths
+                    .store()
+                    .join("layers")
+                    .join(&name)
+                    .join(format!("l{l}")),
+            )
+            .unwrap()
+            .count();
+            assert_eq!(n, FILES, "layer {l} complete after a kill at {delay_ms} ms");
+        }
+        // An image record names only layers that are there.
+        for image in e.store.list().unwrap() {
+            assert!(image.layers.iter().all(|l| l.is_dir()));
+        }
+        // Clean the leftovers, keeping what is whole, and go on.
+        let keep: BTreeSet<String> = e.store.list().unwrap().into_iter().map(|i| i.id).collect();
+        e.store.prune(&keep).unwrap();
+        assert!(is_empty_dir(&e.paths.store().join("tmp")));
+        completed = !keep.is_empty();
+        delay_ms = delay_ms * 3 / 2;
+    }
+    assert!(completed, "the import never completed");
+    assert!(killed_mid_way > 0, "no import was ever killed mid-way");
+    let image = e.store.import(&src(&layout)).unwrap();
+    for (l, dir) in image.layers.iter().enumerate() {
+        assert_eq!(
+            fs::read_dir(dir.join(format!("l{l}"))).unwrap().count(),
+            FILES
+        );
+    }
+}
+
 /// Not a test: timings for the report. RRUN_STORE_BENCH=<tarball>.
 #[test]
 #[ignore]
