@@ -199,6 +199,14 @@ impl Store {
         for d in [s.layers_dir(), s.images_dir(), s.tmp_dir(), s.locks_dir()] {
             fs::create_dir_all(&d).map_err(io_err(&d, "creating the store directory"))?;
         }
+        // Only root may walk into the store: the layers hold the images'
+        // set-uid programs and files owned by ids that mean other users on
+        // the host (a shadow file of group 42). Apps reach them through
+        // their overlay, which checks the lower layers with the mounter's
+        // credentials, never through this path.
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&s.root, fs::Permissions::from_mode(0o700))
+            .map_err(io_err(&s.root, "chmod"))?;
         Ok(s)
     }
 

@@ -259,6 +259,11 @@ fn layers_are_stored_in_overlay_format_and_mount_merged() {
     );
     assert_eq!(image.config.user.as_deref(), Some("app"));
     assert_eq!(image.created, "2024-01-02T03:04:05Z");
+    let mode = fs::metadata(e.paths.store()).unwrap().mode() & 0o7777;
+    assert_eq!(
+        mode, 0o700,
+        "host users cannot reach the layers' set-uid files"
+    );
     assert!(image.size > 0);
 
     // The top layer keeps its whiteouts as overlayfs reads them.
