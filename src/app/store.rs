@@ -553,7 +553,24 @@ impl Store {
     /// remaining image uses, then leftovers of interrupted imports. Waits
     /// for imports in flight (and keeps new ones out while it runs).
     pub fn prune(&self, in_use: &BTreeSet<String>) -> Result<PruneReport, StoreError> {
+        self.prune_with(|| Ok::<_, StoreError>(in_use.clone()))
+    }
+
+    /// `prune`, with the images in use listed by `in_use` while the store
+    /// is locked: no import can finish between the listing and the removal
+    /// (with `prune`, an app whose image is imported after the caller
+    /// listed the images in use loses it). `in_use` must not wait for an
+    /// app's lock: `rrun app run` holds its app's lock while it imports.
+    pub fn prune_with<E: From<StoreError>>(
+        &self,
+        in_use: impl FnOnce() -> Result<BTreeSet<String>, E>,
+    ) -> Result<PruneReport, E> {
         let _exclusive = self.lock("store", FlockArg::LockExclusive)?;
+        let in_use = in_use()?;
+        Ok(self.prune_locked(&in_use)?)
+    }
+
+    fn prune_locked(&self, in_use: &BTreeSet<String>) -> Result<PruneReport, StoreError> {
         let mut report = PruneReport::default();
         let mut keep_layers = BTreeSet::new();
         for id in self.ids()? {

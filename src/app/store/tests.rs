@@ -649,6 +649,20 @@ fn prune_removes_what_no_app_uses() {
     assert_eq!(r.layers.len(), 2);
     assert!(is_empty_dir(&e.paths.store().join("layers")));
     assert!(e.store.list().unwrap().is_empty());
+    // The images in use listed under the store's lock; its error is the
+    // caller's, and nothing is removed then.
+    let again = e.store.import(&src(&a)).unwrap();
+    let err = e
+        .store
+        .prune_with(|| Err::<BTreeSet<String>, _>(StoreError::NoSuchImage("busy".into())))
+        .unwrap_err();
+    assert!(err.to_string().contains("busy"));
+    assert!(e.store.get(&again.id).is_ok());
+    let r = e
+        .store
+        .prune_with(|| Ok::<_, StoreError>([again.id.clone()].into()))
+        .unwrap();
+    assert!(r.images.is_empty() && r.layers.is_empty());
     // Importing again after a prune works (layers come back).
     let again = e.store.import(&src(&a)).unwrap();
     assert!(again.layers.iter().all(|l| l.is_dir()));
