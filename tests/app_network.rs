@@ -755,6 +755,10 @@ fn none_and_host_modes() {
     let links = String::from_utf8_lossy(&out.stdout);
     assert_eq!(links.lines().count(), 1, "{links}");
     assert!(links.contains("lo:") && links.contains("UP"), "{links}");
+    assert!(network::is_live(&a));
+    // Attaching again (a record left by a crash) replaces it.
+    let a2 = network::attach(&root.paths, "solo", &Mode::None, &[]).unwrap();
+    assert!(network::is_live(&a2));
     let h = fs::read_to_string(network::hosts_path(&root.paths, "solo")).unwrap();
     assert!(h.contains("localhost") && h.contains("solo"), "{h}");
     let p = network::parse_port("8080:80").unwrap();
@@ -764,6 +768,7 @@ fn none_and_host_modes() {
     assert!(h.netns.is_none());
     assert!(network::resolv_path(&root.paths, "hosty").exists());
     network::detach(&root.paths, "solo").unwrap();
+    assert!(!network::is_live(&a2));
     network::detach(&root.paths, "hosty").unwrap();
     assert_root_clean(&root, &["solo", "hosty"]);
 }

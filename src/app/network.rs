@@ -83,8 +83,6 @@ pub enum NetError {
         "network {0:?} cannot be removed: it is the default network while it exists in use; remove its apps first"
     )]
     DefaultInUse(String),
-    #[error("app {0:?} is already attached to a network (detach it first)")]
-    AlreadyAttached(String),
     #[error("network {name:?}: bad definition {path}: {why}")]
     BadConflist {
         name: String,
@@ -775,6 +773,17 @@ pub fn attachment(paths: &Paths, app: &str) -> Option<Attachment> {
     serde_json::from_str(&t).ok()
 }
 
+/// Whether an attachment still holds: its network namespace is mounted
+/// (false after a reboot, or when something unmounted it). A stale one is
+/// what `attach` replaces: call it again.
+pub fn is_live(att: &Attachment) -> bool {
+    match &att.netns {
+        None => true,
+        Some(p) => nix::sys::statfs::statfs(p.as_path())
+            .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC),
+    }
+}
+
 /// Every app of this root with an attachment.
 fn attachments(paths: &Paths) -> Vec<(String, Attachment)> {
     let mut out = Vec::new();
@@ -1009,10 +1018,12 @@ pub fn attach(
         .as_deref()
         .map(|n| read_conflist(paths, n))
         .transpose()?;
-    let _guard = lock(paths, &format!("net-{}", net.as_deref().unwrap_or("-none")))?;
     if record_path(paths, app).exists() {
-        return Err(NetError::AlreadyAttached(app.into()));
+        // Left by a crash (before the caller recorded it) or a reboot
+        // (namespace gone): undone first, so attach can be retried.
+        detach(paths, app)?;
     }
+    let _guard = lock(paths, &format!("net-{}", net.as_deref().unwrap_or("-none")))?;
     let appdir = paths.app(app);
     fs::create_dir_all(&appdir).map_err(io("creating", &appdir))?;
     let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
