@@ -277,17 +277,95 @@ fn assert_root_clean(root: &Root, apps: &[&str]) {
     }
 }
 
-fn assert_host_same(before: &HostSnapshot, save_cmd: &str) {
+/// What of the host is this root's, taken while its apps are attached: its
+/// bridges, the host ends of its veths (from the cached CNI results), and
+/// what its rules name (its CNI container ids, its subnets, its ports). The
+/// comparison is limited to these, so other tests and programs running on
+/// the host at the same time do not count.
+#[derive(Debug, Default)]
+struct Mine {
+    links: BTreeSet<String>,
+    words: BTreeSet<String>,
+}
+
+fn mine(root: &Root, save_cmd: &str) -> Mine {
+    let mut m = Mine::default();
+    m.words.insert(format!("rrun-app{}-", root.paths.tag));
+    for n in network::list(&root.paths).unwrap_or_default() {
+        m.links.insert(n.bridge.clone());
+        // "10.88.3.0/24" -> "10.88.3."
+        let prefix = n.subnet.rsplitn(2, '.').nth(1).unwrap_or("").to_string();
+        m.words.insert(format!(" {prefix}."));
+    }
+    if let Ok(rd) = fs::read_dir(root.paths.cni_state().join("results")) {
+        for e in rd.flatten() {
+            let v: serde_json::Value =
+                serde_json::from_str(&fs::read_to_string(e.path()).unwrap_or_default())
+                    .unwrap_or_default();
+            for i in v["interfaces"].as_array().into_iter().flatten() {
+                if i.get("sandbox").is_none()
+                    && let Some(name) = i["name"].as_str()
+                {
+                    m.links.insert(name.to_string());
+                }
+            }
+        }
+    }
+    for a in fs::read_dir(root.paths.apps())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if let Some(att) = network::attachment(&root.paths, &a.file_name().to_string_lossy()) {
+            for p in att.ports {
+                m.words.insert(format!("--dport {} ", p.host_port));
+            }
+        }
+    }
+    // Not vacuous: while attached, the filter finds this root's rules and
+    // links on the host.
+    let now = snapshot(save_cmd);
+    let ours = now
+        .rules
+        .iter()
+        .filter(|r| m.words.iter().any(|w| format!("{r} ").contains(w.as_str())))
+        .count();
+    assert!(ours > 0, "no rule of this root found by {:?}", m.words);
+    assert!(
+        m.links.iter().all(|l| now.links.contains(l)),
+        "{:?} not all on the host",
+        m.links
+    );
+    m
+}
+
+fn assert_host_same(before: &HostSnapshot, save_cmd: &str, mine: &Mine) {
+    assert!(mine.links.len() > 1, "nothing tracked: {mine:?}");
     // A namespace's links go with it asynchronously (the kernel's netns
     // cleanup): give them a moment.
+    let left = |s: &HostSnapshot| -> Vec<String> {
+        s.links
+            .difference(&before.links)
+            .filter(|l| mine.links.contains(*l))
+            .cloned()
+            .collect()
+    };
     let after = poll(Duration::from_secs(5), || {
         let s = snapshot(save_cmd);
-        s.links.is_subset(&before.links).then_some(s)
+        left(&s).is_empty().then_some(s)
     })
     .unwrap_or_else(|| snapshot(save_cmd));
-    let new_links: Vec<_> = after.links.difference(&before.links).collect();
+    let new_links = left(&after);
     assert!(new_links.is_empty(), "links left: {new_links:?}");
-    let new_rules: Vec<_> = after.rules.difference(&before.rules).collect();
+    let new_rules: Vec<_> = after
+        .rules
+        .difference(&before.rules)
+        .filter(|r| {
+            mine.words
+                .iter()
+                .any(|w| format!("{r} ").contains(w.as_str()))
+        })
+        .collect();
     assert!(new_rules.is_empty(), "iptables rules left: {new_rules:#?}");
 }
 
@@ -299,6 +377,7 @@ fn published_ports(save_cmd: &str) {
 
 fn published_ports_unlocked(save_cmd: &str) {
     let before = snapshot(save_cmd);
+    let tracked;
     {
         let mut root = Root::new();
         let local = free_port();
@@ -353,6 +432,7 @@ fn published_ports_unlocked(save_cmd: &str) {
         let info = network::list(&root.paths).unwrap();
         assert_eq!(info.len(), 1);
         assert_eq!(info[0].apps, vec!["web".to_string()]);
+        tracked = mine(&root, save_cmd);
         root.kill_procs();
         network::detach(&root.paths, "web").unwrap();
         network::detach(&root.paths, "web").unwrap(); // idempotent
@@ -360,7 +440,7 @@ fn published_ports_unlocked(save_cmd: &str) {
         assert_eq!(curl(&format!("http://127.0.0.1:{local}/")), None);
         network::remove(&root.paths, "rrun0").unwrap();
     }
-    assert_host_same(&before, save_cmd);
+    assert_host_same(&before, save_cmd, &tracked);
 }
 
 #[test]
@@ -512,6 +592,7 @@ fn detach_after_crash_leaves_nothing() {
     }
     let _host = exclusive();
     let before = snapshot("iptables-save");
+    let tracked;
     {
         let mut root = Root::new();
         network::create(&root.paths, "crashnet", None).unwrap();
@@ -558,13 +639,14 @@ fn detach_after_crash_leaves_nothing() {
             "no lease for c2 in {}",
             lease_dir.display()
         );
+        tracked = mine(&root, "iptables-save");
         // Only the files on disk: a new process (this one) detaches.
         network::detach(&root.paths, "c1").unwrap();
         network::detach(&root.paths, "c2").unwrap();
         assert_root_clean(&root, &["c1", "c2"]);
         network::remove(&root.paths, "crashnet").unwrap();
     }
-    assert_host_same(&before, "iptables-save");
+    assert_host_same(&before, "iptables-save", &tracked);
 }
 
 #[test]
@@ -575,6 +657,7 @@ fn parallel_attaches() {
     let _host = exclusive();
     const N: usize = 20;
     let before = snapshot("iptables-save");
+    let tracked;
     {
         let root = Root::new();
         network::create(&root.paths, "par", None).unwrap();
@@ -599,6 +682,7 @@ fn parallel_attaches() {
         // Every hosts file lists all N apps.
         let h = fs::read_to_string(network::hosts_path(&root.paths, "p0")).unwrap();
         assert_eq!(h.lines().count(), N + 2, "{h}");
+        tracked = mine(&root, "iptables-save");
         std::thread::scope(|s| {
             for i in 0..N {
                 let paths = &root.paths;
@@ -609,7 +693,7 @@ fn parallel_attaches() {
         assert_root_clean(&root, &names.iter().map(String::as_str).collect::<Vec<_>>());
         network::remove(&root.paths, "par").unwrap();
     }
-    assert_host_same(&before, "iptables-save");
+    assert_host_same(&before, "iptables-save", &tracked);
 }
 
 #[test]

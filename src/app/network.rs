@@ -405,11 +405,29 @@ fn claimed_subnets(paths: &Paths, except: &str) -> Vec<(Cidr, String)> {
             if e.path() == paths.run && net == except {
                 continue;
             }
-            if let Ok(s) = fs::read_to_string(c.path())
-                && let Ok(cidr) = parse_cidr(s.trim())
+            let Ok(text) = fs::read_to_string(c.path()) else {
+                continue;
+            };
+            let mut lines = text.lines();
+            let Ok(cidr) = parse_cidr(lines.next().unwrap_or("").trim()) else {
+                continue;
+            };
+            // A claim whose network definition is gone (its app root
+            // deleted without `network rm`) is stale: ignored.
+            let root = lines.next().map(PathBuf::from);
+            if let Some(root) = &root
+                && !root
+                    .join("networks")
+                    .join(format!("{net}.conflist"))
+                    .exists()
             {
-                out.push((cidr, format!("network {net:?} of {}", e.path().display())));
+                continue;
             }
+            let of = root.map_or_else(
+                || e.path().display().to_string(),
+                |r| r.display().to_string(),
+            );
+            out.push((cidr, format!("network {net:?} of {of}")));
         }
     }
     out
@@ -455,7 +473,9 @@ fn claim_subnet(paths: &Paths, name: &str, subnet: &str) -> Result<(), NetError>
     let dir = paths.run.join("subnets");
     fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
     let p = dir.join(name);
-    fs::write(&p, format!("{subnet}\n")).map_err(io("writing", &p))
+    // The subnet, then the app root whose network it is (so a claim whose
+    // root is gone can be told stale).
+    fs::write(&p, format!("{subnet}\n{}\n", paths.root.display())).map_err(io("writing", &p))
 }
 
 // ---------------------------------------------------------------- networks
@@ -1018,6 +1038,12 @@ pub fn attach(
         .as_deref()
         .map(|n| read_conflist(paths, n))
         .transpose()?;
+    if let (Some(n), Some(d)) = (&net, list.as_ref().and_then(definition))
+        && !paths.run.join("subnets").join(n).exists()
+    {
+        // The run directory was forgotten (a reboot): claim the subnet again.
+        claim_subnet(paths, n, &d.subnet)?;
+    }
     if record_path(paths, app).exists() {
         // Left by a crash (before the caller recorded it) or a reboot
         // (namespace gone): undone first, so attach can be retried.
