@@ -294,7 +294,7 @@ fn mine(root: &Root, save_cmd: &str) -> Mine {
     for n in network::list(&root.paths).unwrap_or_default() {
         m.links.insert(n.bridge.clone());
         // "10.88.3.0/24" -> "10.88.3."
-        let prefix = n.subnet.rsplitn(2, '.').nth(1).unwrap_or("").to_string();
+        let prefix = n.subnet.rsplit_once('.').map_or("", |x| x.0).to_string();
         m.words.insert(format!(" {prefix}."));
     }
     if let Ok(rd) = fs::read_dir(root.paths.cni_state().join("results")) {
