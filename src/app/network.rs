@@ -234,6 +234,16 @@ pub fn parse_port(s: &str) -> Result<PortMap, NetError> {
 /// Refuses ports that clash with each other, with another app of this root,
 /// or with a socket bound on the host (tested by binding it).
 pub fn check_ports(paths: &Paths, ports: &[PortMap]) -> Result<(), NetError> {
+    check_ports_except(paths, None, ports)
+}
+
+/// check_ports, not counting the ports app `except` publishes itself (an
+/// upgrade or recreate of that app keeps them).
+pub fn check_ports_except(
+    paths: &Paths,
+    except: Option<&str>,
+    ports: &[PortMap],
+) -> Result<(), NetError> {
     for (i, p) in ports.iter().enumerate() {
         if ports[..i].iter().any(|q| q.clashes(p)) {
             return Err(NetError::BadPort {
@@ -243,6 +253,9 @@ pub fn check_ports(paths: &Paths, ports: &[PortMap]) -> Result<(), NetError> {
         }
     }
     for (app, att) in attachments(paths) {
+        if Some(app.as_str()) == except {
+            continue;
+        }
         for p in ports {
             if att.ports.iter().any(|q| q.clashes(p)) {
                 return Err(NetError::PortTaken {
