@@ -639,6 +639,8 @@ fn apps_reach_each_other_by_name() {
         assert!(h.contains(&format!("{}\talpha\n", a.ip.unwrap())), "{h}");
         assert!(h.contains(&format!("{}\tbeta\n", b.ip.unwrap())), "{h}");
     }
+    network::check(&root.paths, "alpha").unwrap();
+    network::check(&root.paths, "beta").unwrap();
     root.httpd("beta", "beta here\n");
     // alpha, with its hosts file as /etc/hosts (a private mount namespace),
     // fetches http://beta/.
@@ -669,6 +671,16 @@ fn apps_reach_each_other_by_name() {
     );
     let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(p).unwrap());
     let before = inode(&hosts);
+    // CHECK sees what ADD made go missing (here: beta's default route).
+    let beta_ns = root.paths.netns_dir().join("beta");
+    let st = Command::new("nsenter")
+        .arg(format!("--net={}", beta_ns.display()))
+        .args(["ip", "route", "del", "default"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let e = network::check(&root.paths, "beta").unwrap_err();
+    assert!(e.to_string().contains("CHECK"), "{e}");
     // beta leaves: alpha's hosts file forgets it, in place.
     root.kill_procs();
     network::detach(&root.paths, "beta").unwrap();

@@ -23,7 +23,6 @@
 // Used by the app commands (the lead's cli); until they land, some is not.
 #![allow(dead_code)]
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -79,10 +78,6 @@ pub enum NetError {
     NoSuchNetwork(String),
     #[error("network {name:?} is in use by {}", apps.join(", "))]
     InUse { name: String, apps: Vec<String> },
-    #[error(
-        "network {0:?} cannot be removed: it is the default network while it exists in use; remove its apps first"
-    )]
-    DefaultInUse(String),
     #[error("network {name:?}: bad definition {path}: {why}")]
     BadConflist {
         name: String,
@@ -1204,9 +1199,30 @@ fn detach_locked(paths: &Paths, app: &str, dirs: &[PathBuf]) -> Result<(), NetEr
     Ok(())
 }
 
-/// Names of the networks defined in this root (for completion and checks).
-pub fn names(paths: &Paths) -> BTreeSet<String> {
-    definitions(paths).into_iter().map(|(n, _)| n).collect()
+/// CNI CHECK of an app's attachment (its interface, address, routes and
+/// rules still as ADD made them): Ok for host/none and for no attachment.
+pub fn check(paths: &Paths, app: &str) -> Result<(), NetError> {
+    validate_name(app)?;
+    let Some(att) = attachment(paths, app) else {
+        return Ok(());
+    };
+    let Some(net) = &att.network else {
+        return Ok(());
+    };
+    let list = read_conflist(paths, net)?;
+    let rp = result_path(paths, app);
+    let prev: Value = fs::read_to_string(&rp)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .ok_or_else(|| NetError::Io {
+            what: "reading the CNI result",
+            path: rp.clone(),
+            source: std::io::ErrorKind::NotFound.into(),
+        })?;
+    let ns = netns_path(paths, app);
+    let rt = runtime_conf(&att.cni_id, Some(&ns), IFNAME, &att.ports);
+    cni::check_list(&cni::plugin_dirs(), &list, &rt, &prev)?;
+    Ok(())
 }
 
 #[cfg(test)]
