@@ -985,3 +985,53 @@ fn none_and_host_modes() {
     network::detach(&root.paths, "hosty").unwrap();
     assert_root_clean(&root, &["solo", "hosty"]);
 }
+
+/// Apps started at once with the same host port: exactly one gets it, the
+/// others fail naming it and leave nothing.
+#[test]
+fn same_port_at_once_goes_to_one_app() {
+    if !usable() {
+        return;
+    }
+    let _host = shared();
+    let root = Root::new();
+    network::create(&root.paths, "race", None).unwrap();
+    let port = free_port();
+    let results: Vec<_> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..4)
+            .map(|i| {
+                let paths = &root.paths;
+                s.spawn(move || {
+                    let p = network::parse_port(&format!("127.0.0.1:{port}:80")).unwrap();
+                    network::attach(paths, &format!("r{i}"), &Mode::Bridge("race".into()), &[p])
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ok: Vec<_> = (0..4).filter(|i| results[*i].is_ok()).collect();
+    assert_eq!(ok.len(), 1, "{results:?}");
+    for (i, r) in results.iter().enumerate() {
+        if let Err(e) = r {
+            assert!(
+                matches!(e, NetError::PortTaken { .. })
+                    && e.to_string().contains(&port.to_string()),
+                "{e}"
+            );
+            let app = format!("r{i}");
+            assert!(
+                network::attachment(&root.paths, &app).is_none(),
+                "{app}: record left"
+            );
+            assert!(
+                !root.paths.netns_dir().join(&app).exists(),
+                "{app}: netns left"
+            );
+        }
+    }
+    let p = network::parse_port("[::1]:8080:80").unwrap();
+    let e = network::check_ports(&root.paths, &[p]).unwrap_err();
+    assert!(e.to_string().contains("IPv6"), "{e}");
+    network::detach(&root.paths, &format!("r{}", ok[0])).unwrap();
+    assert_root_clean(&root, &["r0", "r1", "r2", "r3"]);
+}

@@ -173,6 +173,34 @@ impl PortMap {
     }
 }
 
+/// Refuses ports another app of this root publishes, and IPv6 host
+/// addresses (the networks are IPv4: nothing would answer there).
+fn taken_by_others(paths: &Paths, except: Option<&str>, ports: &[PortMap]) -> Result<(), NetError> {
+    if let Some(p) = ports
+        .iter()
+        .find(|p| p.host_ip.is_some_and(|ip| ip.is_ipv6()))
+    {
+        return Err(NetError::BadPort {
+            spec: p.to_string(),
+            why: "IPv6 host addresses are not supported (networks are IPv4)".into(),
+        });
+    }
+    for (app, att) in attachments(paths) {
+        if Some(app.as_str()) == except {
+            continue;
+        }
+        for p in ports {
+            if att.ports.iter().any(|q| q.clashes(p)) {
+                return Err(NetError::PortTaken {
+                    port: p.to_string(),
+                    app,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `[IP:]HOST:CTR[/tcp|udp]` (an IPv6 address in brackets).
 pub fn parse_port(s: &str) -> Result<PortMap, NetError> {
     let bad = |why: &str| NetError::BadPort {
@@ -247,19 +275,7 @@ pub fn check_ports_except(
             });
         }
     }
-    for (app, att) in attachments(paths) {
-        if Some(app.as_str()) == except {
-            continue;
-        }
-        for p in ports {
-            if att.ports.iter().any(|q| q.clashes(p)) {
-                return Err(NetError::PortTaken {
-                    port: p.to_string(),
-                    app,
-                });
-            }
-        }
-    }
+    taken_by_others(paths, except, ports)?;
     for p in ports {
         let ip = p.host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let r = match p.proto {
@@ -1083,9 +1099,15 @@ pub fn attach(
         return Ok(att);
     }
     att.netns = Some(netns_path(paths, app));
-    // Recorded before the first side effect: a crash from here on is
-    // undone by detach from this file.
-    save_record(paths, app, &att)?;
+    {
+        // Two apps started at once must not both get a host port: the
+        // check and the record that claims it happen under one lock.
+        let _ports = lock(paths, "ports")?;
+        taken_by_others(paths, Some(app), ports)?;
+        // Recorded before the first side effect: a crash from here on is
+        // undone by detach from this file.
+        save_record(paths, app, &att)?;
+    }
     let r = attach_ns(paths, app, &dirs, list.as_ref(), &mut att, &host_resolv);
     if let Err(e) = r {
         let _ = detach_locked(paths, app, &dirs);
