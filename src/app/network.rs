@@ -1025,6 +1025,22 @@ fn first_ip(result: &Value) -> Option<IpAddr> {
     a.split('/').next()?.parse().ok()
 }
 
+/// Checks that the CNI plugins `mode` needs are installed (call it before
+/// any side effect of starting an app; attach does too): the error names
+/// the missing plugin and where it was looked for.
+pub fn check_plugins(mode: &Mode) -> Result<(), NetError> {
+    let dirs = cni::plugin_dirs();
+    let needed: &[&str] = match mode {
+        Mode::Bridge(_) => BRIDGE_PLUGINS,
+        Mode::None => &["loopback"],
+        Mode::Host => &[],
+    };
+    for p in needed {
+        cni::find_plugin(&dirs, p)?;
+    }
+    Ok(())
+}
+
 /// Gives `app` its network: see the module comment. On error nothing is
 /// left (what was done is undone).
 pub fn attach(
@@ -1035,23 +1051,17 @@ pub fn attach(
 ) -> Result<Attachment, NetError> {
     validate_name(app)?;
     let dirs = cni::plugin_dirs();
+    // The plugins are checked first: a missing one leaves nothing.
+    check_plugins(mode)?;
     let net = match mode {
         Mode::Bridge(n) => {
             validate_name(n)?;
-            // The plugins are checked first: a missing one leaves nothing.
-            for p in BRIDGE_PLUGINS {
-                cni::find_plugin(&dirs, p)?;
-            }
             if n == DEFAULT_NETWORK {
                 ensure_default(paths)?;
             }
             Some(n.clone())
         }
-        Mode::None => {
-            cni::find_plugin(&dirs, "loopback")?;
-            None
-        }
-        Mode::Host => None,
+        Mode::None | Mode::Host => None,
     };
     if !ports.is_empty() && !matches!(mode, Mode::Bridge(_)) {
         return Err(NetError::PortsWithoutBridge(
