@@ -1068,6 +1068,14 @@ pub fn attach(
             if *mode == Mode::Host { "host" } else { "none" }.into(),
         ));
     }
+    if record_path(paths, app).exists() {
+        // Left by a crash (before the caller recorded it) or a reboot
+        // (namespace gone): undone first, so attach can be retried.
+        detach(paths, app)?;
+    }
+    let _guard = lock(paths, &format!("net-{}", net.as_deref().unwrap_or("-none")))?;
+    // Read under the network's lock: `network rm` takes it too, so the
+    // definition cannot go away while this app joins.
     let list = net
         .as_deref()
         .map(|n| read_conflist(paths, n))
@@ -1078,12 +1086,6 @@ pub fn attach(
         // The run directory was forgotten (a reboot): claim the subnet again.
         claim_subnet(paths, n, &d.subnet)?;
     }
-    if record_path(paths, app).exists() {
-        // Left by a crash (before the caller recorded it) or a reboot
-        // (namespace gone): undone first, so attach can be retried.
-        detach(paths, app)?;
-    }
-    let _guard = lock(paths, &format!("net-{}", net.as_deref().unwrap_or("-none")))?;
     let appdir = paths.app(app);
     fs::create_dir_all(&appdir).map_err(io("creating", &appdir))?;
     let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
