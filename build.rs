@@ -116,7 +116,10 @@ fn build_init() {
     let release = target_dir.join(triple).join("release");
     // rrun-monitor (init/src/bin/): the per-app host-side monitor of
     // `rrun app`, built the same way from the same crate.
-    for (bin, var) in [("rrun-init", "RRUN_INIT_BIN"), ("rrun-monitor", "RRUN_MONITOR_BIN")] {
+    for (bin, var) in [
+        ("rrun-init", "RRUN_INIT_BIN"),
+        ("rrun-monitor", "RRUN_MONITOR_BIN"),
+    ] {
         let bin = release.join(bin);
         assert!(Path::new(&bin).is_file(), "no {}", bin.display());
         println!("cargo:rustc-env={var}={}", bin.display());

@@ -9,10 +9,13 @@
 //!
 //! This module knows nothing of apps or networks' meaning: network.rs
 //! writes the conflists, picks ids and keeps the cached results.
+// Used by the app commands (the lead's cli); until they land, some is not.
+#![allow(dead_code)]
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command as Process, Stdio};
+use std::process::{Child, Command as Process, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
@@ -43,6 +46,12 @@ pub enum CniError {
         plugin: String,
         command: &'static str,
         text: String,
+    },
+    #[error("CNI plugin {plugin} ({command}) did not finish in {secs} s (killed)")]
+    Timeout {
+        plugin: String,
+        command: &'static str,
+        secs: u64,
     },
     #[error("CNI configuration list: {0}")]
     BadConfig(String),
@@ -206,7 +215,14 @@ pub fn exec_plugin(
         // status and output below say why.
         let _ = stdin.write_all(&input);
     }
-    let out = child.wait_with_output().map_err(exec_err)?;
+    let out = wait_output(child, PLUGIN_TIMEOUT).map_err(|e| match e {
+        Some(e) => exec_err(e),
+        None => CniError::Timeout {
+            plugin: kind.to_string(),
+            command,
+            secs: PLUGIN_TIMEOUT.as_secs(),
+        },
+    })?;
     let text = String::from_utf8_lossy(&out.stdout);
     let parsed: Option<Value> = if text.trim().is_empty() {
         None
@@ -257,6 +273,42 @@ pub fn exec_plugin(
             text: text.chars().take(200).collect(),
         }),
     }
+}
+
+/// How long one plugin may take: a hung plugin (a stuck iptables lock)
+/// must not hang `rrun app` forever.
+pub const PLUGIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The child's exit and output, or None after `timeout` (the child is then
+/// killed; its output readers are left to end with its pipes).
+fn wait_output(mut child: Child, timeout: Duration) -> Result<Output, Option<std::io::Error>> {
+    fn reader(p: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut b = Vec::new();
+            if let Some(mut p) = p {
+                let _ = p.read_to_end(&mut b);
+            }
+            b
+        })
+    }
+    let (out, err) = (reader(child.stdout.take()), reader(child.stderr.take()));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait().map_err(Some)? {
+            Some(s) => break s,
+            None if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(None);
+            }
+            None => std::thread::sleep(Duration::from_millis(2)),
+        }
+    };
+    Ok(Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    })
 }
 
 /// ADD of a whole list. `progress` is called with the result after each
@@ -347,6 +399,29 @@ mod tests {
         assert!(c.get("capabilities").is_none());
         let b = plugin_config(&list, &list["plugins"][0], &rt(), None);
         assert!(b.get("runtimeConfig").is_none() && b.get("prevResult").is_none());
+    }
+
+    #[test]
+    fn a_hung_plugin_is_killed_at_the_timeout() {
+        let child = Process::new("sleep")
+            .arg("30")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        assert!(matches!(
+            wait_output(child, Duration::from_millis(200)),
+            Err(None)
+        ));
+        assert!(t.elapsed() < Duration::from_secs(5));
+        let child = Process::new("echo")
+            .arg("hi")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = wait_output(child, Duration::from_secs(10)).unwrap();
+        assert_eq!(out.stdout, b"hi\n");
     }
 
     #[test]

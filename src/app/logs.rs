@@ -165,7 +165,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
             Some((n, e.path()))
         })
         .collect();
-    rotated.sort_by(|a, b| b.0.cmp(&a.0));
+    rotated.sort_by_key(|r| std::cmp::Reverse(r.0));
     let mut v: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
     let cur = dir.join(FILE);
     if cur.exists() {
@@ -257,15 +257,11 @@ pub fn print(
         out,
         err,
     };
-    // Everything there now, oldest first; only the newest file is kept
-    // open to follow.
+    // Everything there now, oldest first, each next file found by the
+    // inode of the one before (a rotation while reading moves names, not
+    // files); the newest stays open to follow.
     let mut current: Option<Reader> = None;
-    for path in files(dir) {
-        if let Some(mut r) = Reader::open(&path)? {
-            r.read_all(&mut j)?;
-            current = Some(r);
-        }
-    }
+    catch_up(dir, &mut current, &mut j)?;
     if !o.follow {
         return j.flush(true);
     }
@@ -274,19 +270,31 @@ pub fn print(
         // Asked before reading: once true, whatever the app wrote is in
         // the files, and one more pass reads it.
         let done = until();
-        loop {
-            if let Some(r) = &mut current {
-                r.read_all(&mut j)?;
-            }
-            match next_file(dir, current.as_ref())? {
-                Some(next) => current = Some(next),
-                None => break,
-            }
-        }
+        catch_up(dir, &mut current, &mut j)?;
         if done {
             return j.flush(true);
         }
         std::thread::sleep(FOLLOW_POLL);
+    }
+}
+
+/// Reads `current` to its end, then every newer file to its end.
+fn catch_up(dir: &Path, current: &mut Option<Reader>, j: &mut Joiner) -> Result<(), LogError> {
+    loop {
+        if let Some(r) = current {
+            r.read_all(j)?;
+        }
+        match next_file(dir, current.as_ref())? {
+            Some(next) => {
+                // Rotated: what was written to it before the rotation may
+                // have landed after the read above.
+                if let Some(r) = current {
+                    r.read_all(j)?;
+                }
+                *current = Some(next);
+            }
+            None => return Ok(()),
+        }
     }
 }
 
@@ -501,6 +509,54 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(run(d.path(), &o), ("\n".into(), "oops\n".into()));
+    }
+
+    #[test]
+    fn following_reads_every_line_once_across_rotations() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().to_path_buf();
+        let done = Arc::new(AtomicBool::new(false));
+        let n = 20_000;
+        let writer = {
+            let (dir, done) = (dir.clone(), done.clone());
+            std::thread::spawn(move || {
+                // As the monitor does: append, and every 500 lines shift
+                // ctr.log.K -> K+1 .. ctr.log -> ctr.log.1 (nothing dropped).
+                let mut rotations = 0;
+                let mut f = File::create(dir.join(FILE)).unwrap();
+                for i in 0..n {
+                    if i % 100 == 0 {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    writeln!(f, "2024-01-01T00:00:00.000000000Z stdout F {i}").unwrap();
+                    if i % 500 == 499 {
+                        rotations += 1;
+                        for k in (1..rotations).rev() {
+                            let from = dir.join(format!("{FILE}.{k}"));
+                            fs::rename(from, dir.join(format!("{FILE}.{}", k + 1))).unwrap();
+                        }
+                        fs::rename(dir.join(FILE), dir.join(format!("{FILE}.1"))).unwrap();
+                        f = File::create(dir.join(FILE)).unwrap();
+                    }
+                }
+                done.store(true, Ordering::SeqCst);
+            })
+        };
+        let o = LogOptions {
+            follow: true,
+            ..Default::default()
+        };
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let until = || done.load(Ordering::SeqCst);
+        print(&dir, &o, &until, &mut out, &mut err).unwrap();
+        writer.join().unwrap();
+        let want: String = (0..n).map(|i| format!("{i}\n")).collect();
+        assert!(
+            String::from_utf8(out).unwrap() == want,
+            "lines lost or repeated"
+        );
     }
 
     #[test]

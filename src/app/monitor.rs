@@ -173,7 +173,19 @@ pub fn spawn(
     let bin = shared_binary(paths)?;
     let cbin = CString::new(bin.as_os_str().as_bytes())
         .map_err(|_| MonitorError::Binary(format!("{}: NUL in path", bin.display())))?;
-    let pid = match spawn_detached(Program::Path(&cbin), &argv, &[], fds) {
+    let mut tries = 0;
+    let pid = loop {
+        // ETXTBSY: a thread of this process forked while another copy of
+        // the file was open for writing; that child closes it at its exec.
+        match spawn_detached(Program::Path(&cbin), &argv, &[], fds) {
+            Err(Errno::ETXTBSY) if tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            r => break r,
+        }
+    };
+    let pid = match pid {
         // A noexec run directory: a sealed memfd instead.
         Err(Errno::EACCES | Errno::EPERM) => {
             let memfd = sealed_memfd()?;
@@ -231,17 +243,25 @@ pub fn shared_binary(paths: &Paths) -> Result<PathBuf, MonitorError> {
     }
     fs::create_dir_all(&dir).map_err(io(&dir))?;
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io(&dir))?;
-    let tmp = dir.join(format!(".rrun-monitor-{hex}.{}", std::process::id()));
-    let mut f = fs::OpenOptions::new()
+    // Unique per process and call: parallel spawns each write their own
+    // copy and the last rename wins (the contents are the same).
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".rrun-monitor-{hex}.{}.{n}", std::process::id()));
+    let f = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o500)
         .open(&tmp)
         .map_err(io(&tmp))?;
-    let r = f
-        .write_all(MONITOR_BINARY)
-        .and_then(|_| f.sync_all())
-        .and_then(|_| fs::rename(&tmp, &path));
+    // Closed before the rename: a file open for writing cannot be exec'd
+    // (ETXTBSY).
+    let r = (|| {
+        let mut f = f;
+        f.write_all(MONITOR_BINARY)?;
+        f.sync_all()
+    })()
+    .and_then(|_| fs::rename(&tmp, &path));
     if let Err(e) = r {
         let _ = fs::remove_file(&tmp);
         return Err(io(&path)(e));
@@ -292,5 +312,127 @@ mod tests {
         assert_eq!(v["initPid"], "/tmp/approot/apps/web/init.pid");
         assert_eq!(v["exitFile"], "/tmp/approot/apps/web/exit");
         assert!(c.env[0].starts_with("PATH="));
+    }
+
+    /// Removes a test's run directory (under /run) whatever happens.
+    struct RunDir(PathBuf);
+    impl Drop for RunDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn spawn_detaches_the_monitor_and_hands_the_sync_pipe_to_the_helper() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let root = tempfile::tempdir().unwrap();
+        let paths = Paths::new(root.path());
+        let _run = RunDir(paths.run.clone());
+        let script = "echo out; echo err >&2; echo ok >&3; sleep 0.5; exit 3";
+        let helper = ["/bin/sh", "-c", script].map(String::from).to_vec();
+        let cfg = MonitorConfig::new(&paths, "web", helper);
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let m = spawn(&paths, "web", &cfg, w.as_fd()).unwrap();
+        drop(w);
+        assert_eq!(read_pid(&paths, "web"), Some(m));
+        assert!(alive(&m));
+        // Detached: not our child, in a session of its own (whose leader,
+        // the first fork, is gone: it can never get a terminal).
+        let stat = fs::read_to_string(format!("/proc/{}/stat", m.pid)).unwrap();
+        let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..]
+            .split_whitespace()
+            .collect();
+        assert_ne!(f[1], std::process::id().to_string(), "parent");
+        let ours = nix::unistd::getsid(None).unwrap().to_string();
+        assert_ne!(f[3], ours, "session id");
+        // "ok" from the helper, then end of file once it is gone: neither
+        // we nor the monitor hold the pipe.
+        let mut said = String::new();
+        std::io::Read::read_to_string(&mut fs::File::from(r), &mut said).unwrap();
+        assert_eq!(said, "ok\n");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while alive(&m) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(
+            !alive(&m),
+            "the monitor did not end after the helper's exit 3"
+        );
+        let log = fs::read_to_string(&cfg.log).unwrap();
+        assert!(
+            log.contains(" stdout F out\n") && log.contains(" stderr F err\n"),
+            "{log}"
+        );
+        let bin = shared_binary(&paths).unwrap();
+        let mode = fs::metadata(&bin).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o500);
+    }
+
+    #[test]
+    fn parallel_spawns_share_one_binary_and_all_start() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let root = tempfile::tempdir().unwrap();
+        let paths = Paths::new(root.path());
+        let _run = RunDir(paths.run.clone());
+        let threads: Vec<_> = (0..16)
+            .map(|i| {
+                let paths = paths.clone();
+                std::thread::spawn(move || {
+                    let name = format!("app{i}");
+                    let helper = ["/bin/sh", "-c", "echo ok >&3; exit 3"];
+                    let cfg = MonitorConfig::new(&paths, &name, helper.map(String::from).to_vec());
+                    let (r, w) = nix::unistd::pipe().unwrap();
+                    spawn(&paths, &name, &cfg, w.as_fd()).unwrap();
+                    drop(w);
+                    let mut said = String::new();
+                    std::io::Read::read_to_string(&mut fs::File::from(r), &mut said).unwrap();
+                    said
+                })
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().unwrap(), "ok\n");
+        }
+        let bins: Vec<_> = fs::read_dir(paths.run.join("bin"))
+            .unwrap()
+            .flatten()
+            .collect();
+        assert_eq!(bins.len(), 1, "one shared binary, no temporary left");
+    }
+
+    #[test]
+    fn the_memfd_fallback_runs_the_monitor_too() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let root = tempfile::tempdir().unwrap();
+        let paths = Paths::new(root.path());
+        let dir = paths.app("web");
+        let helper = ["/bin/sh", "-c", "echo ok >&3; exit 3"];
+        let cfg = MonitorConfig::new(&paths, "web", helper.map(String::from).to_vec());
+        fs::create_dir_all(dir.join("logs")).unwrap();
+        fs::write(dir.join("monitor.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();
+        let memfd = sealed_memfd().unwrap();
+        let devnull = fs::File::open("/dev/null").unwrap();
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let argv = [
+            CString::new("rrun-monitor").unwrap(),
+            CString::new(dir.as_os_str().as_bytes()).unwrap(),
+        ];
+        let fds = [devnull.as_fd(), devnull.as_fd(), devnull.as_fd(), w.as_fd()];
+        let pid = spawn_detached(Program::Fd(memfd.as_fd()), &argv, &[], fds).unwrap();
+        drop(w);
+        let mut said = String::new();
+        std::io::Read::read_to_string(&mut fs::File::from(r), &mut said).unwrap();
+        assert_eq!(said, "ok\n");
+        let exe = fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+        assert!(
+            exe.as_os_str().is_empty() || exe.to_string_lossy().contains("memfd:rrun-monitor"),
+            "{exe:?}"
+        );
     }
 }

@@ -20,8 +20,9 @@
 //! Never touches an interface, rule or namespace it did not create: the
 //! plugins' DEL removes what their ADD made; the bridge is deleted when the
 //! last app of its network leaves.
+// Used by the app commands (the lead's cli); until they land, some is not.
+#![allow(dead_code)]
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -77,12 +78,6 @@ pub enum NetError {
     NoSuchNetwork(String),
     #[error("network {name:?} is in use by {}", apps.join(", "))]
     InUse { name: String, apps: Vec<String> },
-    #[error(
-        "network {0:?} cannot be removed: it is the default network while it exists in use; remove its apps first"
-    )]
-    DefaultInUse(String),
-    #[error("app {0:?} is already attached to a network (detach it first)")]
-    AlreadyAttached(String),
     #[error("network {name:?}: bad definition {path}: {why}")]
     BadConflist {
         name: String,
@@ -178,6 +173,34 @@ impl PortMap {
     }
 }
 
+/// Refuses ports another app of this root publishes, and IPv6 host
+/// addresses (the networks are IPv4: nothing would answer there).
+fn taken_by_others(paths: &Paths, except: Option<&str>, ports: &[PortMap]) -> Result<(), NetError> {
+    if let Some(p) = ports
+        .iter()
+        .find(|p| p.host_ip.is_some_and(|ip| ip.is_ipv6()))
+    {
+        return Err(NetError::BadPort {
+            spec: p.to_string(),
+            why: "IPv6 host addresses are not supported (networks are IPv4)".into(),
+        });
+    }
+    for (app, att) in attachments(paths) {
+        if Some(app.as_str()) == except {
+            continue;
+        }
+        for p in ports {
+            if att.ports.iter().any(|q| q.clashes(p)) {
+                return Err(NetError::PortTaken {
+                    port: p.to_string(),
+                    app,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `[IP:]HOST:CTR[/tcp|udp]` (an IPv6 address in brackets).
 pub fn parse_port(s: &str) -> Result<PortMap, NetError> {
     let bad = |why: &str| NetError::BadPort {
@@ -234,6 +257,16 @@ pub fn parse_port(s: &str) -> Result<PortMap, NetError> {
 /// Refuses ports that clash with each other, with another app of this root,
 /// or with a socket bound on the host (tested by binding it).
 pub fn check_ports(paths: &Paths, ports: &[PortMap]) -> Result<(), NetError> {
+    check_ports_except(paths, None, ports)
+}
+
+/// check_ports, not counting the ports app `except` publishes itself (an
+/// upgrade or recreate of that app keeps them).
+pub fn check_ports_except(
+    paths: &Paths,
+    except: Option<&str>,
+    ports: &[PortMap],
+) -> Result<(), NetError> {
     for (i, p) in ports.iter().enumerate() {
         if ports[..i].iter().any(|q| q.clashes(p)) {
             return Err(NetError::BadPort {
@@ -242,16 +275,7 @@ pub fn check_ports(paths: &Paths, ports: &[PortMap]) -> Result<(), NetError> {
             });
         }
     }
-    for (app, att) in attachments(paths) {
-        for p in ports {
-            if att.ports.iter().any(|q| q.clashes(p)) {
-                return Err(NetError::PortTaken {
-                    port: p.to_string(),
-                    app,
-                });
-            }
-        }
-    }
+    taken_by_others(paths, except, ports)?;
     for p in ports {
         let ip = p.host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let r = match p.proto {
@@ -405,11 +429,29 @@ fn claimed_subnets(paths: &Paths, except: &str) -> Vec<(Cidr, String)> {
             if e.path() == paths.run && net == except {
                 continue;
             }
-            if let Ok(s) = fs::read_to_string(c.path())
-                && let Ok(cidr) = parse_cidr(s.trim())
+            let Ok(text) = fs::read_to_string(c.path()) else {
+                continue;
+            };
+            let mut lines = text.lines();
+            let Ok(cidr) = parse_cidr(lines.next().unwrap_or("").trim()) else {
+                continue;
+            };
+            // A claim whose network definition is gone (its app root
+            // deleted without `network rm`) is stale: ignored.
+            let root = lines.next().map(PathBuf::from);
+            if let Some(root) = &root
+                && !root
+                    .join("networks")
+                    .join(format!("{net}.conflist"))
+                    .exists()
             {
-                out.push((cidr, format!("network {net:?} of {}", e.path().display())));
+                continue;
             }
+            let of = root.map_or_else(
+                || e.path().display().to_string(),
+                |r| r.display().to_string(),
+            );
+            out.push((cidr, format!("network {net:?} of {of}")));
         }
     }
     out
@@ -455,7 +497,9 @@ fn claim_subnet(paths: &Paths, name: &str, subnet: &str) -> Result<(), NetError>
     let dir = paths.run.join("subnets");
     fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
     let p = dir.join(name);
-    fs::write(&p, format!("{subnet}\n")).map_err(io("writing", &p))
+    // The subnet, then the app root whose network it is (so a claim whose
+    // root is gone can be told stale).
+    fs::write(&p, format!("{subnet}\n{}\n", paths.root.display())).map_err(io("writing", &p))
 }
 
 // ---------------------------------------------------------------- networks
@@ -773,6 +817,17 @@ pub fn attachment(paths: &Paths, app: &str) -> Option<Attachment> {
     serde_json::from_str(&t).ok()
 }
 
+/// Whether an attachment still holds: its network namespace is mounted
+/// (false after a reboot, or when something unmounted it). A stale one is
+/// what `attach` replaces: call it again.
+pub fn is_live(att: &Attachment) -> bool {
+    match &att.netns {
+        None => true,
+        Some(p) => nix::sys::statfs::statfs(p.as_path())
+            .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC),
+    }
+}
+
 /// Every app of this root with an attachment.
 fn attachments(paths: &Paths) -> Vec<(String, Attachment)> {
     let mut out = Vec::new();
@@ -970,6 +1025,22 @@ fn first_ip(result: &Value) -> Option<IpAddr> {
     a.split('/').next()?.parse().ok()
 }
 
+/// Checks that the CNI plugins `mode` needs are installed (call it before
+/// any side effect of starting an app; attach does too): the error names
+/// the missing plugin and where it was looked for.
+pub fn check_plugins(mode: &Mode) -> Result<(), NetError> {
+    let dirs = cni::plugin_dirs();
+    let needed: &[&str] = match mode {
+        Mode::Bridge(_) => BRIDGE_PLUGINS,
+        Mode::None => &["loopback"],
+        Mode::Host => &[],
+    };
+    for p in needed {
+        cni::find_plugin(&dirs, p)?;
+    }
+    Ok(())
+}
+
 /// Gives `app` its network: see the module comment. On error nothing is
 /// left (what was done is undone).
 pub fn attach(
@@ -980,36 +1051,40 @@ pub fn attach(
 ) -> Result<Attachment, NetError> {
     validate_name(app)?;
     let dirs = cni::plugin_dirs();
+    // The plugins are checked first: a missing one leaves nothing.
+    check_plugins(mode)?;
     let net = match mode {
         Mode::Bridge(n) => {
             validate_name(n)?;
-            // The plugins are checked first: a missing one leaves nothing.
-            for p in BRIDGE_PLUGINS {
-                cni::find_plugin(&dirs, p)?;
-            }
             if n == DEFAULT_NETWORK {
                 ensure_default(paths)?;
             }
             Some(n.clone())
         }
-        Mode::None => {
-            cni::find_plugin(&dirs, "loopback")?;
-            None
-        }
-        Mode::Host => None,
+        Mode::None | Mode::Host => None,
     };
     if !ports.is_empty() && !matches!(mode, Mode::Bridge(_)) {
         return Err(NetError::PortsWithoutBridge(
             if *mode == Mode::Host { "host" } else { "none" }.into(),
         ));
     }
+    if record_path(paths, app).exists() {
+        // Left by a crash (before the caller recorded it) or a reboot
+        // (namespace gone): undone first, so attach can be retried.
+        detach(paths, app)?;
+    }
+    let _guard = lock(paths, &format!("net-{}", net.as_deref().unwrap_or("-none")))?;
+    // Read under the network's lock: `network rm` takes it too, so the
+    // definition cannot go away while this app joins.
     let list = net
         .as_deref()
         .map(|n| read_conflist(paths, n))
         .transpose()?;
-    let _guard = lock(paths, &format!("net-{}", net.as_deref().unwrap_or("-none")))?;
-    if record_path(paths, app).exists() {
-        return Err(NetError::AlreadyAttached(app.into()));
+    if let (Some(n), Some(d)) = (&net, list.as_ref().and_then(definition))
+        && !paths.run.join("subnets").join(n).exists()
+    {
+        // The run directory was forgotten (a reboot): claim the subnet again.
+        claim_subnet(paths, n, &d.subnet)?;
     }
     let appdir = paths.app(app);
     fs::create_dir_all(&appdir).map_err(io("creating", &appdir))?;
@@ -1036,9 +1111,15 @@ pub fn attach(
         return Ok(att);
     }
     att.netns = Some(netns_path(paths, app));
-    // Recorded before the first side effect: a crash from here on is
-    // undone by detach from this file.
-    save_record(paths, app, &att)?;
+    {
+        // Two apps started at once must not both get a host port: the
+        // check and the record that claims it happen under one lock.
+        let _ports = lock(paths, "ports")?;
+        taken_by_others(paths, Some(app), ports)?;
+        // Recorded before the first side effect: a crash from here on is
+        // undone by detach from this file.
+        save_record(paths, app, &att)?;
+    }
     let r = attach_ns(paths, app, &dirs, list.as_ref(), &mut att, &host_resolv);
     if let Err(e) = r {
         let _ = detach_locked(paths, app, &dirs);
@@ -1152,9 +1233,30 @@ fn detach_locked(paths: &Paths, app: &str, dirs: &[PathBuf]) -> Result<(), NetEr
     Ok(())
 }
 
-/// Names of the networks defined in this root (for completion and checks).
-pub fn names(paths: &Paths) -> BTreeSet<String> {
-    definitions(paths).into_iter().map(|(n, _)| n).collect()
+/// CNI CHECK of an app's attachment (its interface, address, routes and
+/// rules still as ADD made them): Ok for host/none and for no attachment.
+pub fn check(paths: &Paths, app: &str) -> Result<(), NetError> {
+    validate_name(app)?;
+    let Some(att) = attachment(paths, app) else {
+        return Ok(());
+    };
+    let Some(net) = &att.network else {
+        return Ok(());
+    };
+    let list = read_conflist(paths, net)?;
+    let rp = result_path(paths, app);
+    let prev: Value = fs::read_to_string(&rp)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .ok_or_else(|| NetError::Io {
+            what: "reading the CNI result",
+            path: rp.clone(),
+            source: std::io::ErrorKind::NotFound.into(),
+        })?;
+    let ns = netns_path(paths, app);
+    let rt = runtime_conf(&att.cni_id, Some(&ns), IFNAME, &att.ports);
+    cni::check_list(&cni::plugin_dirs(), &list, &rt, &prev)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -6,9 +6,10 @@
 //! Any number of layers (up to overlayfs's own limit of 500): the layers
 //! are handed to the kernel one by one (fsconfig "lowerdir+", Linux 6.8+),
 //! so no option string has to hold them all. An older kernel gets one
-//! mount(2) option string, with each layer named by a short
-//! /proc/self/fd/N of an open directory fd when the full paths would not
-//! fit in the page the kernel copies options into.
+//! mount(2) option string, which must fit in a page (about 200 layers).
+//! Every directory is named by /proc/self/fd/N of a directory fd opened
+//! here, never by its path: overlayfs shows what it was given in the
+//! mountinfo the container reads, and host paths stay out of it.
 //!
 //! This module never creates or removes a layer; it only mounts them.
 
@@ -39,6 +40,10 @@ pub enum OverlayError {
     NoLayers,
     #[error("overlay: {0} layers, more than overlayfs stacks ({MAX_LAYERS})")]
     TooManyLayers(usize),
+    #[error(
+        "overlay: {0} layers do not fit in mount(2)'s options (Linux 6.8+ mounts up to {MAX_LAYERS})"
+    )]
+    OptionsTooLong(usize),
     #[error("{0}: already mounted")]
     AlreadyMounted(PathBuf),
     #[error("{path}: {what}: {source}")]
@@ -95,7 +100,7 @@ pub fn mount(
 
 /// `mount`, through the new mount API or (`new_api` false, as on kernels
 /// before 6.8) mount(2) alone.
-fn mount_with(
+pub(crate) fn mount_with(
     lower: &[PathBuf],
     upper: &Path,
     work: &Path,
@@ -120,30 +125,36 @@ fn mount_with(
     if is_mounted(target) {
         return Err(OverlayError::AlreadyMounted(target.to_path_buf()));
     }
+    let upper_fd = open_dir(upper)?;
+    let work_fd = open_dir(work)?;
+    // Every directory is named to the kernel by /proc/self/fd/N of an fd
+    // opened here: overlayfs shows the names it was given in mountinfo,
+    // which the container reads, so the host's paths (the app root, the
+    // app's name) never appear inside it; and ~20 bytes a layer keep
+    // mount(2)'s option string short.
+    let fd_name = |fd: &OwnedFd| crate::rootfs::resolve::fd_path(fd);
+    let top_first: Vec<PathBuf> = layer_fds.iter().rev().map(fd_name).collect();
+    let (upper_name, work_name) = (fd_name(&upper_fd), fd_name(&work_fd));
     let mount_err = |errno| OverlayError::Mount {
         path: target.to_path_buf(),
         errno,
     };
     if new_api {
-        match mount_new_api(lower, upper, work, target) {
+        match mount_new_api(&top_first, &upper_name, &work_name, target) {
             Ok(()) => return Ok(()),
             // "lowerdir+" is Linux 6.8+: older kernels refuse the key.
             Err(Errno::EINVAL) => {}
             Err(e) => return Err(mount_err(e)),
         }
     }
-    let full = options(lower.iter().rev().map(|p| p.as_path()), upper, work);
-    let data = if full.len() <= OPTIONS_MAX {
-        full
-    } else {
-        // The same layers by fd: ~20 bytes each whatever the store's path.
-        let short: Vec<PathBuf> = layer_fds
-            .iter()
-            .rev()
-            .map(|fd| crate::rootfs::resolve::fd_path(fd))
-            .collect();
-        options(short.iter().map(|p| p.as_path()), upper, work)
-    };
+    let data = options(
+        top_first.iter().map(|p| p.as_path()),
+        &upper_name,
+        &work_name,
+    );
+    if data.len() > OPTIONS_MAX {
+        return Err(OverlayError::OptionsTooLong(lower.len()));
+    }
     nix::mount::mount(
         Some("overlay"),
         target,
@@ -156,13 +167,20 @@ fn mount_with(
 
 /// fsopen("overlay") with one "lowerdir+" per layer (top first, as
 /// overlayfs stacks them), then attached at `target` by fd.
-fn mount_new_api(lower: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<(), Errno> {
+fn mount_new_api(
+    top_first: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> Result<(), Errno> {
     let s = |p: &Path| p.to_string_lossy().into_owned();
-    let mut params: Vec<(String, Option<String>)> = lower
-        .iter()
-        .rev()
-        .map(|l| ("lowerdir+".to_string(), Some(s(l))))
-        .collect();
+    // "source" first: what mountinfo shows as the device, as with mount(2).
+    let mut params: Vec<(String, Option<String>)> = vec![("source".into(), Some("overlay".into()))];
+    params.extend(
+        top_first
+            .iter()
+            .map(|l| ("lowerdir+".to_string(), Some(s(l)))),
+    );
     params.push(("upperdir".into(), Some(s(upper))));
     params.push(("workdir".into(), Some(s(work))));
     let mnt = mount_api::new_fs("overlay", &params, 0)?;
@@ -267,6 +285,24 @@ fn unescape(s: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+/// For the store's tests (which build images to mount).
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use std::path::{Path, PathBuf};
+
+    pub(crate) use super::mount_with;
+
+    /// The length of mount(2)'s option string for these layers by path.
+    pub fn options_len(lower: &[PathBuf]) -> usize {
+        super::options(
+            lower.iter().rev().map(|p| p.as_path()),
+            Path::new("/u"),
+            Path::new("/w"),
+        )
+        .len()
+    }
 }
 
 #[cfg(test)]

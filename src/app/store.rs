@@ -183,7 +183,7 @@ fn unique(prefix: &str) -> String {
 }
 
 fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
 fn is_hex64(s: &str) -> bool {
@@ -199,6 +199,14 @@ impl Store {
         for d in [s.layers_dir(), s.images_dir(), s.tmp_dir(), s.locks_dir()] {
             fs::create_dir_all(&d).map_err(io_err(&d, "creating the store directory"))?;
         }
+        // Only root may walk into the store: the layers hold the images'
+        // set-uid programs and files owned by ids that mean other users on
+        // the host (a shadow file of group 42). Apps reach them through
+        // their overlay, which checks the lower layers with the mounter's
+        // credentials, never through this path.
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&s.root, fs::Permissions::from_mode(0o700))
+            .map_err(io_err(&s.root, "chmod"))?;
         Ok(s)
     }
 
@@ -545,7 +553,24 @@ impl Store {
     /// remaining image uses, then leftovers of interrupted imports. Waits
     /// for imports in flight (and keeps new ones out while it runs).
     pub fn prune(&self, in_use: &BTreeSet<String>) -> Result<PruneReport, StoreError> {
+        self.prune_with(|| Ok::<_, StoreError>(in_use.clone()))
+    }
+
+    /// `prune`, with the images in use listed by `in_use` while the store
+    /// is locked: no import can finish between the listing and the removal
+    /// (with `prune`, an app whose image is imported after the caller
+    /// listed the images in use loses it). `in_use` must not wait for an
+    /// app's lock: `rrun app run` holds its app's lock while it imports.
+    pub fn prune_with<E: From<StoreError>>(
+        &self,
+        in_use: impl FnOnce() -> Result<BTreeSet<String>, E>,
+    ) -> Result<PruneReport, E> {
         let _exclusive = self.lock("store", FlockArg::LockExclusive)?;
+        let in_use = in_use()?;
+        Ok(self.prune_locked(&in_use)?)
+    }
+
+    fn prune_locked(&self, in_use: &BTreeSet<String>) -> Result<PruneReport, StoreError> {
         let mut report = PruneReport::default();
         let mut keep_layers = BTreeSet::new();
         for id in self.ids()? {
@@ -715,19 +740,24 @@ fn sha256_file(path: &Path) -> Result<String, StoreError> {
 
 /// Writes a tar of the rootfs directory `dir` to `out`: entries in name
 /// order (the same tree gives the same bytes, hence the same image id),
-/// symlinks kept as symlinks, owners and modes as they are.
+/// symlinks kept as symlinks, hard links as links, owners, modes and
+/// device numbers as they are; sockets (runtime leftovers) skipped.
 fn tar_directory(dir: &Path, out: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let file = File::create(out).map_err(io_err(out, "creating"))?;
     let mut b = tar::Builder::new(io::BufWriter::new(file));
     b.follow_symlinks(false);
     b.mode(tar::HeaderMode::Complete);
+    // (dev, ino) of files with several links -> the first name archived.
+    let mut links: BTreeMap<(u64, u64), PathBuf> = BTreeMap::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let full = dir.join(&rel);
         let mut names: Vec<_> = fs::read_dir(&full)
             .map_err(io_err(&full, "reading the directory"))?
-            .filter_map(|e| e.ok().map(|e| e.file_name()))
-            .collect();
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()
+            .map_err(io_err(&full, "reading the directory"))?;
         names.sort();
         // Depth first in name order: push in reverse so the first pops first.
         let mut subdirs = Vec::new();
@@ -735,8 +765,42 @@ fn tar_directory(dir: &Path, out: &Path) -> Result<(), StoreError> {
             let r = rel.join(n);
             let p = dir.join(&r);
             let meta = fs::symlink_metadata(&p).map_err(io_err(&p, "stat"))?;
-            b.append_path_with_name(&p, &r)
-                .map_err(io_err(&p, "adding to the tar"))?;
+            let ft = meta.file_type();
+            let add = |e: io::Error| io_err(&p, "adding to the tar")(e);
+            if ft.is_socket() {
+                continue;
+            }
+            if ft.is_file() && meta.nlink() > 1 {
+                if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
+                    let mut h = tar::Header::new_gnu();
+                    h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+                    h.set_entry_type(tar::EntryType::Link);
+                    h.set_size(0);
+                    b.append_link(&mut h, &r, first).map_err(add)?;
+                    continue;
+                }
+                links.insert((meta.dev(), meta.ino()), r.clone());
+            }
+            if ft.is_fifo() || ft.is_char_device() || ft.is_block_device() {
+                // By hand: the tar crate names special files by their full
+                // host path.
+                let mut h = tar::Header::new_gnu();
+                h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+                h.set_entry_type(if ft.is_fifo() {
+                    tar::EntryType::Fifo
+                } else if ft.is_char_device() {
+                    tar::EntryType::Char
+                } else {
+                    tar::EntryType::Block
+                });
+                h.set_size(0);
+                let rdev = meta.rdev();
+                h.set_device_major(libc::major(rdev)).map_err(add)?;
+                h.set_device_minor(libc::minor(rdev)).map_err(add)?;
+                b.append_data(&mut h, &r, io::empty()).map_err(add)?;
+                continue;
+            }
+            b.append_path_with_name(&p, &r).map_err(add)?;
             if meta.is_dir() {
                 subdirs.push(r);
             }

@@ -105,8 +105,15 @@ fn grandchild(
     unsafe {
         let me = libc::getpid();
         libc::write(report, (&me as *const i32).cast(), 4);
-        // Every source moves above 0..3 first, so placing one never
-        // clobbers another that is still to be placed.
+        // Every source (and the program's fd) moves above 0..3 first, so
+        // placing one never clobbers another still needed.
+        let prog_fd = match prog {
+            Program::Fd(fd) => libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10),
+            Program::Path(_) => -1,
+        };
+        if matches!(prog, Program::Fd(_)) && prog_fd < 0 {
+            fail(report);
+        }
         let mut high = [0; 4];
         for (i, fd) in fds.iter().enumerate() {
             high[i] = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 10);
@@ -139,10 +146,10 @@ fn grandchild(
             Program::Path(p) => {
                 libc::execve(p.as_ptr(), argv.as_ptr(), env.as_ptr());
             }
-            Program::Fd(fd) => {
+            Program::Fd(_) => {
                 libc::syscall(
                     libc::SYS_execveat,
-                    fd.as_raw_fd(),
+                    prog_fd,
                     c"".as_ptr(),
                     argv.as_ptr(),
                     env.as_ptr(),

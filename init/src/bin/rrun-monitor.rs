@@ -19,7 +19,7 @@
 //!    silently. The init's end is written to exitFile and the helper runs
 //!    again.
 //! 4. Helper exit non-zero (3: done; anything else: failed): the pipes
-//!    are drained and the monitor exits.
+//!    are drained and the monitor exits (0 after a 3, else 1).
 //!
 //! SIGTERM, SIGINT and SIGHUP are ignored: only the helper ends it.
 //! Built like rrun-init (no std, no libc) so that its idle footprint is
@@ -52,11 +52,14 @@ use sys::Wait;
 /// Reads from the pipes are at most this long: a longer line is logged
 /// as several P lines and one F line.
 const READ: usize = 16 << 10;
+/// At most this many reads per stream when draining (16 MiB).
+const DRAIN_READS: usize = 1024;
 /// Exits of children other than the one awaited, kept for the case where
 /// the init's end is reaped before the helper that names it.
 const REAPED_MAX: usize = 64;
 
 fn main(args: &[&[u8]]) -> ! {
+    msys::close_from(4);
     // The sync pipe moves off fd 3 (close-on-exec): only the first
     // helper gets it, as its fd 3.
     let sync = msys::dup_cloexec(3, 3).ok();
@@ -214,11 +217,12 @@ impl Monitor {
         true
     }
 
-    /// Everything still in the pipes (the write ends are ours, so this
-    /// stops at "would block", not at end of file).
+    /// What is still in the pipes (the write ends are ours, so this stops
+    /// at "would block", not at end of file; and after a bounded amount,
+    /// so a process left writing cannot hold the monitor here).
     fn drain(&mut self) {
         for (fd, stream) in [(self.out[0], "stdout"), (self.err[0], "stderr")] {
-            while self.pump(fd, stream, 1) {}
+            self.pump(fd, stream, DRAIN_READS);
         }
     }
 
@@ -250,7 +254,7 @@ impl Monitor {
             // 3: the app's life is over; anything else: the helper failed
             // (it said why on stderr, which is in the log).
             self.drain();
-            sys::exit(0)
+            sys::exit(if ended == Ended::Exit(3) { 0 } else { 1 })
         }
         let pid = msys::read_file(&cfg.init_pid)
             .ok()

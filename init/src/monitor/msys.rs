@@ -217,3 +217,11 @@ pub fn read_file(path: &str) -> Result<Vec<u8>, Errno> {
     crate::sys::close(fd);
     r
 }
+
+/// Closes every fd from `first` up (what a careless starter leaked to us:
+/// a caller's pipe held here would never see its end of file).
+pub fn close_from(first: u32) {
+    // SAFETY: closes fds this process owns and has not opened yet itself
+    // (called first thing in main); no memory involved.
+    let _ = unsafe { syscall!(Sysno::close_range, first, u32::MAX, 0u32) };
+}

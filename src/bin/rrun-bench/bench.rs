@@ -86,6 +86,7 @@ pub struct Bench {
     in_batch: AtomicBool,
 }
 
+#[derive(Clone)]
 pub struct Container {
     pub id: String,
     pub dir: PathBuf,
@@ -137,6 +138,8 @@ pub struct Results {
     pub failures: BTreeMap<String, (usize, Vec<String>)>,
     pub leftovers: BTreeMap<String, usize>,
     pub init: Vec<InitRow>,
+    /// Per-app monitors idle (monitor.rs): rrun-monitor, conmon, the shim.
+    pub monitor: Vec<InitRow>,
     pub unpack: Option<UnpackResult>,
     pub notes: Vec<String>,
 }
@@ -850,7 +853,7 @@ pub fn leak_key(tag: &str, what: &str) -> &'static str {
     }
 }
 
-fn smaps_rollup(pid: i32) -> (Option<u64>, Option<u64>) {
+pub fn smaps_rollup(pid: i32) -> (Option<u64>, Option<u64>) {
     let s = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
     let field = |name: &str| {
         s.lines()

@@ -12,6 +12,7 @@
 
 mod bench;
 mod cgroup;
+mod monitor;
 mod proc;
 mod report;
 mod runtime;
@@ -76,7 +77,14 @@ struct Opts {
     /// default usr/bin and usr/share/man (smoke: the bench rootfs)
     #[arg(long, value_delimiter = ',')]
     image_src: Option<Vec<String>>,
+    /// Run only these phases (lifecycle, exec, seccomp, parallel, init,
+    /// monitor, unpack; the probe always runs): a quick look at one figure
+    #[arg(long, value_delimiter = ',')]
+    only: Option<Vec<String>>,
 }
+
+/// --only, read by `phase`.
+static ONLY: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
 
 /// What cleanup needs, shared with the signal thread.
 struct Cleanup {
@@ -318,6 +326,9 @@ fn phase(name: &str, f: impl FnOnce()) {
     if bench::STOP.load(Ordering::Relaxed) {
         return;
     }
+    if name != "probe" && ONLY.get().is_some_and(|o| !o.iter().any(|p| p == name)) {
+        return;
+    }
     let t = Instant::now();
     proc::say(&format!("{name}..."));
     f();
@@ -396,6 +407,9 @@ fn main() -> ExitCode {
 /// The whole run; Ok(false) when rrun failed or left something behind.
 fn run(opts: &Opts, work: &Path, pid: u32, cleanup: &Cleanup) -> Result<bool, String> {
     let mut res = Results::default();
+    if let Some(o) = &opts.only {
+        let _ = ONLY.set(o.clone());
+    }
     let p = params(opts);
     let rootfs = work.join("rootfs");
     make_rootfs(&rootfs, &mut res.notes)?;
@@ -425,6 +439,7 @@ fn run(opts: &Opts, work: &Path, pid: u32, cleanup: &Cleanup) -> Result<bool, St
     phase("seccomp", || b.seccomp(&mut res));
     phase("parallel", || b.parallel(&mut res));
     phase("init", || b.init_idle(&mut res));
+    phase("monitor", || b.monitor_idle(&mut res));
     phase("unpack", || b.unpack(&rrun_bin, &mut res));
     if bench::STOP.load(Ordering::Relaxed) {
         return Err("interrupted".into());

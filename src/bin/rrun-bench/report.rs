@@ -279,6 +279,9 @@ impl Report<'_> {
             }
             o.push_str(&table(&rows));
         }
+        if !self.res.monitor.is_empty() {
+            o.push_str(&monitor_text(&self.res.monitor));
+        }
         if let Some(u) = &self.res.unpack {
             o.push_str(&unpack_text(u));
         }
@@ -358,6 +361,7 @@ impl Report<'_> {
                 v
             }).collect::<Vec<_>>(),
             "init": self.res.init,
+            "monitor": self.res.monitor,
             "unpack": unpack,
             "failures": failures,
             "leftovers": self.res.leftovers,
@@ -514,6 +518,35 @@ fn init_row(r: &InitRow) -> Vec<String> {
         opt(r.rss_kib),
         format!("{} in {} s", opt(r.idle_cpu_ticks), r.idle_secs),
     ]
+}
+
+/// The per-app monitors' idle table and rrun-monitor's PSS ratio to each
+/// peer's.
+fn monitor_text(rows: &[InitRow]) -> String {
+    let mut o =
+        String::from("\nPer-app monitor idle (one each; the shim holds no task: a lower bound):\n");
+    let mut t = vec![vec![
+        "monitor".to_string(),
+        "exe".into(),
+        "PSS KiB".into(),
+        "RSS KiB".into(),
+        "idle CPU ticks".into(),
+    ]];
+    t.extend(rows.iter().map(init_row));
+    o.push_str(&table(&t));
+    let pss = |name: &str| rows.iter().find(|r| r.name == name).and_then(|r| r.pss_kib);
+    if let Some(me) = pss("rrun-monitor") {
+        for peer in ["conmon", "containerd-shim-runc-v2"] {
+            if let Some(r) = pss(peer).and_then(|p| ratio(me as f64, p as f64)) {
+                let _ = writeln!(
+                    o,
+                    "rrun-monitor PSS / {peer}'s: {r:.3} ({me} / {} KiB)",
+                    pss(peer).unwrap_or(0)
+                );
+            }
+        }
+    }
+    o
 }
 
 fn targets_text(ts: &[Target], mode: &str) -> String {

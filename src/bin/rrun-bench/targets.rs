@@ -191,6 +191,29 @@ pub fn judge(res: &Results, parallel: usize) -> Vec<Target> {
         "rrun init or catatonit not measured",
     ));
 
+    // The aim for `rrun app`'s per-app monitor (conmon's and the
+    // shim's figures are beside it in the report).
+    let mon = res
+        .monitor
+        .iter()
+        .find(|r| r.name == "rrun-monitor")
+        .and_then(|r| r.pss_kib)
+        .map(|v| v as f64);
+    let goal = Goal::Below(300.0);
+    out.push(Target {
+        target: "per-app monitor idle PSS under 300 KiB",
+        figure: "per-app monitor idle PSS, rrun-monitor alone (no sharing)".into(),
+        value: mon,
+        shown: mon.map(|v| format!("{v:.0} KiB")).unwrap_or_default(),
+        goal,
+        met: mon.map(|v| goal.holds(v)),
+        note: if mon.is_some() {
+            String::new()
+        } else {
+            "monitor phase not run".into()
+        },
+    });
+
     // Throughput of the same image: umoci's time over rrun's.
     let unpack = res.unpack.as_ref().filter(|u| u.rrun_supported);
     let um = unpack.and_then(|u| stats(&u.umoci_s)).map(|s| s.median);
@@ -339,8 +362,30 @@ mod tests {
     #[test]
     fn missing_figures_are_not_judged() {
         let ts = judge(&Results::default(), 100);
-        assert_eq!(ts.len(), 6);
+        assert_eq!(ts.len(), 7);
         assert!(ts.iter().all(|t| t.met.is_none() && t.status() == "n/a"));
+    }
+
+    #[test]
+    fn monitor_pss_is_judged_alone_against_300_kib() {
+        use crate::bench::InitRow;
+        let row = |name: &str, pss| InitRow {
+            name: name.into(),
+            implemented: true,
+            pid1_exe: name.into(),
+            pss_kib: Some(pss),
+            rss_kib: None,
+            idle_cpu_ticks: None,
+            idle_secs: 1,
+        };
+        let mut r = Results {
+            monitor: vec![row("conmon", 1000), row("rrun-monitor", 299)],
+            ..Default::default()
+        };
+        let t = find(&judge(&r, 100), "per-app monitor");
+        assert_eq!((t.value, t.met), (Some(299.0), Some(true)));
+        r.monitor[1].pss_kib = Some(300);
+        assert_eq!(find(&judge(&r, 100), "per-app monitor").met, Some(false));
     }
 
     #[test]
