@@ -226,22 +226,59 @@ struct HostTraces {
     netns: BTreeSet<String>,
 }
 
-fn traces(root: &Path, tag_words: &[&str]) -> HostTraces {
+/// What this env can leave on the host: its bridges and the veths on
+/// them, firewall rules naming its containers or its subnets, mounts under
+/// its root, netns files in its run directory. (Other users of the host
+/// may change the rest of the tables meanwhile.)
+fn traces(env: &Env) -> HostTraces {
     let set =
         |cmd: &str| -> BTreeSet<String> { sh(cmd).stdout.lines().map(|l| l.to_string()).collect() };
-    let mentions = |l: &String| tag_words.iter().any(|w| l.contains(w));
+    let nets: Value = serde_json::from_str(&env.app(&["network", "ls", "--format", "json"]).stdout)
+        .unwrap_or(Value::Null);
+    let mut words = vec![
+        env.run_dir()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .trim_start_matches("rrun-app")
+            .to_string(),
+    ];
+    let mut links = BTreeSet::new();
+    for n in nets.as_array().into_iter().flatten() {
+        if let Some(subnet) = n["subnet"].as_str() {
+            // 10.88.3.0/24 -> "10.88.3."
+            let prefix = subnet
+                .rsplit_once('.')
+                .map(|(p, _)| format!("{p}."))
+                .unwrap_or_default();
+            words.push(prefix);
+        }
+        if let Some(br) = n["bridge"].as_str() {
+            links.extend(set(&format!(
+                "ip -o link show {br} 2>/dev/null | awk -F': ' '{{print $2}}'; \
+                 ip -o link show master {br} 2>/dev/null | awk -F': ' '{{print $2}}' | cut -d@ -f1"
+            )));
+        }
+    }
+    let ours = |l: &String| {
+        words
+            .iter()
+            .any(|w| !w.is_empty() && l.contains(w.as_str()))
+    };
     HostTraces {
-        links: set("ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1"),
-        iptables: set(
-            "iptables-save 2>/dev/null | grep -v '^#' | grep -v '^:' ; iptables-save -t nat 2>/dev/null | grep -v '^#' | grep -v '^:'",
-        ),
+        links,
+        iptables: set("iptables-save 2>/dev/null; iptables-save -t nat 2>/dev/null")
+            .into_iter()
+            .filter(|l| !l.starts_with('#') && !l.starts_with(':'))
+            .filter(ours)
+            .collect(),
         mounts: fs::read_to_string("/proc/self/mountinfo")
             .unwrap()
             .lines()
             .map(String::from)
-            .filter(|l| l.contains(&s(root)) || mentions(l))
+            .filter(|l| l.contains(&s(env.root())) || l.contains(&s(&env.run_dir())))
             .collect(),
-        netns: set("ls /run/netns 2>/dev/null"),
+        netns: set(&format!("ls {}/netns 2>/dev/null", s(&env.run_dir()))),
     }
 }
 
@@ -691,7 +728,7 @@ fn rm_leaves_nothing_behind_also_after_a_crash() {
     ])
     .ok();
     env.wait_state("base", "running");
-    let before = traces(env.root(), &[]);
+    let before = traces(&env);
     for crash in [false, true] {
         let name = if crash { "crashed" } else { "clean" };
         env.app(&[
@@ -722,7 +759,7 @@ fn rm_leaves_nothing_behind_also_after_a_crash() {
             !env.root().join("apps").join(name).exists(),
             "{name}: app dir gone"
         );
-        let after = traces(env.root(), &[]);
+        let after = traces(&env);
         assert_eq!(before, after, "{name}: the host is as before");
         assert!(http_get(&format!("http://127.0.0.1:{port}/")).is_none());
     }
@@ -755,7 +792,7 @@ fn fifty_apps_started_and_removed_in_parallel_leave_nothing() {
     ])
     .ok();
     env.wait_state("anchor", "running");
-    let before = traces(env.root(), &[]);
+    let before = traces(&env);
     let img = s(&web_image());
     let n = 50;
     std::thread::scope(|sc| {
@@ -788,7 +825,7 @@ fn fifty_apps_started_and_removed_in_parallel_leave_nothing() {
         }
     });
     assert_eq!(env.names(), vec!["anchor".to_string()]);
-    assert_eq!(traces(env.root(), &[]), before);
+    assert_eq!(traces(&env), before);
 }
 
 #[test]

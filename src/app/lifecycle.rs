@@ -117,6 +117,9 @@ fn start_monitor(paths: &Paths, spec: &AppSpec) -> Result<MonitorPid> {
 }
 
 pub fn run(paths: &Paths, a: &RunArgs) -> Result<i32> {
+    if !a.detach {
+        stop_signals();
+    }
     let name = a
         .name
         .clone()
