@@ -179,7 +179,7 @@ impl Monitor {
                 revents: 0,
             });
             if let Err(e) = msys::poll(&mut fds) {
-                mlog!("poll: {e}");
+                mlog!("poll: {}", msys::why(e));
                 sys::sleep(core::time::Duration::from_millis(100));
                 continue;
             }
@@ -284,12 +284,12 @@ impl Monitor {
         let line = format!("{} {}\n", ended.arg(), timestamp(msys::realtime()));
         let tmp = format!("{}.tmp", cfg.exit_file);
         if let Err(e) = sys::write_file_atomic(&cfg.exit_file, &tmp, line.as_bytes()) {
-            mlog!("writing {}: {e}", cfg.exit_file);
+            mlog!("writing {}: {}", cfg.exit_file, msys::why(e));
         }
         match self.run_helper(cfg, self.devnull, Some(ended)) {
             Ok(pid) => Awaiting::Helper(pid),
             Err(e) => {
-                mlog!("starting {}: {e}", cfg.helper[0]);
+                mlog!("starting {}: {}", cfg.helper[0], msys::why(e));
                 self.drain();
                 sys::exit(1)
             }
