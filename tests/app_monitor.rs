@@ -531,3 +531,21 @@ fn a_real_container_sees_only_its_pipes_and_its_init_killed_from_the_host_is_rec
     assert_eq!(m.read("after"), "signal:9\n");
     assert!(m.read("exit").starts_with("signal:9 "));
 }
+
+#[test]
+fn a_helper_that_cannot_be_run_is_one_line_on_the_sync_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::create_dir(d.join("logs")).unwrap();
+    let cfg = json!({
+        "helper": ["/nonexistent/rrun", "app", "_spawn", "web"],
+        "log": d.join("logs/ctr.log"), "initPid": d.join("init.pid"), "exitFile": d.join("exit"),
+    });
+    fs::write(d.join("monitor.json"), cfg.to_string()).unwrap();
+    let mut m = Mon::exec(dir);
+    assert_eq!(m.wait(), 1);
+    assert_eq!(
+        m.read("sync"),
+        "error: monitor: exec /nonexistent/rrun: No such file or directory (ENOENT)\n"
+    );
+}

@@ -61,6 +61,8 @@ struct Joiner<'a> {
     held: Option<VecDeque<Line>>,
     out: &'a mut dyn Write,
     err: &'a mut dyn Write,
+    /// A writer's reader is gone (EPIPE): print ends quietly.
+    gone: bool,
 }
 
 impl Joiner<'_> {
@@ -117,6 +119,9 @@ impl Joiner<'_> {
     }
 
     fn write(&mut self, line: &Line) -> Result<(), LogError> {
+        if self.gone {
+            return Ok(());
+        }
         let w: &mut dyn Write = if line.stderr {
             &mut *self.err
         } else {
@@ -131,7 +136,15 @@ impl Joiner<'_> {
             w.write_all(b"\n")?;
             w.flush()
         })();
-        r.map_err(LogError::Write)
+        match r {
+            // The reader went away (`rrun app logs | head`): nothing more
+            // to do, and nothing wrong.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.gone = true;
+                Ok(())
+            }
+            r => r.map_err(LogError::Write),
+        }
     }
 
     /// The end of what is there: held lines go out, and (not following)
@@ -241,7 +254,8 @@ impl Reader {
 /// Writes the app's logs from `dir` (apps/<name>/logs) as `o` asks:
 /// stdout lines to `out`, stderr lines to `err`. Following ends when
 /// `until()` has returned true and everything written before that has
-/// been read (the app is gone), or when a write fails (a reader gone).
+/// been read (the app is gone). A writer whose reader is gone (EPIPE)
+/// ends it too, as success; any other write error is LogError::Write.
 pub fn print(
     dir: &Path,
     o: &LogOptions,
@@ -256,6 +270,7 @@ pub fn print(
         held: o.tail.map(|_| VecDeque::new()),
         out,
         err,
+        gone: false,
     };
     // Everything there now, oldest first, each next file found by the
     // inode of the one before (a rotation while reading moves names, not
@@ -271,7 +286,7 @@ pub fn print(
         // the files, and one more pass reads it.
         let done = until();
         catch_up(dir, &mut current, &mut j)?;
-        if done {
+        if done || j.gone {
             return j.flush(true);
         }
         std::thread::sleep(FOLLOW_POLL);
@@ -557,6 +572,31 @@ mod tests {
             String::from_utf8(out).unwrap() == want,
             "lines lost or repeated"
         );
+    }
+
+    #[test]
+    fn a_reader_gone_ends_following_quietly() {
+        struct Closed;
+        impl Write for Closed {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let d = tempfile::tempdir().unwrap();
+        fs::write(
+            d.path().join(FILE),
+            "2024-01-01T00:00:00.000000000Z stdout F a\n",
+        )
+        .unwrap();
+        let o = LogOptions {
+            follow: true,
+            ..Default::default()
+        };
+        // until() never says stop: only the closed reader ends it.
+        print(d.path(), &o, &|| false, &mut Closed, &mut Vec::new()).unwrap();
     }
 
     #[test]

@@ -90,13 +90,13 @@ fn main(args: &[&[u8]]) -> ! {
             Ok(c) => c,
             Err(e) => fail(format!("{cfg_path}: {e}")),
         },
-        Err(e) => fail(format!("reading {cfg_path}: {e}")),
+        Err(e) => fail(format!("reading {cfg_path}: {}", msys::why(e))),
     };
     if cfg.helper.first().is_none_or(|p| !p.starts_with('/')) {
         fail(format!("{cfg_path}: helper must be an absolute argv"));
     }
     let setup = || -> Result<Monitor, String> {
-        let at = |what: &'static str| move |e: sys::Errno| format!("{what}: {e}");
+        let at = |what: &'static str| move |e: sys::Errno| format!("{what}: {}", msys::why(e));
         msys::set_child_subreaper().map_err(at("PR_SET_CHILD_SUBREAPER"))?;
         for sig in [k::SIGTERM, k::SIGINT, k::SIGHUP, k::SIGPIPE] {
             msys::ignore_signal(sig).map_err(at("sigaction"))?;
@@ -110,7 +110,7 @@ fn main(args: &[&[u8]]) -> ! {
         }
         let max_files = if cfg.max_files == 0 { 5 } else { cfg.max_files };
         let log = LogFile::open(&cfg.log, cfg.max_size, max_files)
-            .map_err(|e| format!("opening {}: {e}", cfg.log))?;
+            .map_err(|e| format!("opening {}: {}", cfg.log, msys::why(e)))?;
         Ok(Monitor {
             sigchld,
             devnull,
@@ -127,7 +127,7 @@ fn main(args: &[&[u8]]) -> ! {
     };
     let first = match m.run_helper(&cfg, sync.unwrap_or(m.devnull), None) {
         Ok(pid) => pid,
-        Err(e) => fail(format!("starting {}: {e}", cfg.helper[0])),
+        Err(e) => fail(format!("starting {}: {}", cfg.helper[0], msys::why(e))),
     };
     // The helper holds the sync pipe now: rrun reads its end of file when
     // the helper is gone, whatever happens to it.
@@ -179,7 +179,7 @@ impl Monitor {
                 revents: 0,
             });
             if let Err(e) = msys::poll(&mut fds) {
-                mlog!("poll: {e}");
+                mlog!("poll: {}", msys::why(e));
                 sys::sleep(core::time::Duration::from_millis(100));
                 continue;
             }
@@ -284,12 +284,12 @@ impl Monitor {
         let line = format!("{} {}\n", ended.arg(), timestamp(msys::realtime()));
         let tmp = format!("{}.tmp", cfg.exit_file);
         if let Err(e) = sys::write_file_atomic(&cfg.exit_file, &tmp, line.as_bytes()) {
-            mlog!("writing {}: {e}", cfg.exit_file);
+            mlog!("writing {}: {}", cfg.exit_file, msys::why(e));
         }
         match self.run_helper(cfg, self.devnull, Some(ended)) {
             Ok(pid) => Awaiting::Helper(pid),
             Err(e) => {
-                mlog!("starting {}: {e}", cfg.helper[0]);
+                mlog!("starting {}: {}", cfg.helper[0], msys::why(e));
                 self.drain();
                 sys::exit(1)
             }
@@ -327,7 +327,12 @@ impl Monitor {
                     Ok(()) => sys::execve(&cfg.helper[0], &argv, &cfg.env),
                     Err(e) => e,
                 };
-                mlog!("exec {}: {e}", cfg.helper[0]);
+                // On stderr (the app's log) and on fd 3: the sync pipe on
+                // the first run, so `rrun app` can say why in one line.
+                let why = format!("exec {}: {}", cfg.helper[0], msys::why(e));
+                mlog!("{why}");
+                let why = format!("error: monitor: {why}\n");
+                let _ = sys::write_all(3, why.as_bytes());
                 sys::exit(127)
             }
         }

@@ -98,7 +98,7 @@ impl LogFile {
             return;
         }
         if let Err(e) = sys::write_all(self.fd, &self.buf) {
-            crate::mlog!("writing {}: {e}", self.path);
+            crate::mlog!("writing {}: {}", self.path, msys::why(e));
         }
         self.size += self.buf.len() as u64;
         self.buf.clear();
@@ -110,7 +110,7 @@ impl LogFile {
     fn rotate(&mut self) {
         if self.max_files <= 1 {
             if let Err(e) = msys::ftruncate(self.fd) {
-                crate::mlog!("truncating {}: {e}", self.path);
+                crate::mlog!("truncating {}: {}", self.path, msys::why(e));
             }
             self.size = 0;
             return;
@@ -120,12 +120,12 @@ impl LogFile {
             let to = format!("{}.{}", self.path, i + 1);
             match msys::rename(&from, &to) {
                 Ok(()) | Err(sys::Errno::ENOENT) => {}
-                Err(e) => crate::mlog!("renaming {from}: {e}"),
+                Err(e) => crate::mlog!("renaming {from}: {}", msys::why(e)),
             }
         }
         let first = format!("{}.1", self.path);
         if let Err(e) = msys::rename(&self.path, &first) {
-            crate::mlog!("renaming {}: {e}", self.path);
+            crate::mlog!("renaming {}: {}", self.path, msys::why(e));
         }
         match open_log(&self.path) {
             Ok((fd, size)) => {
@@ -135,7 +135,7 @@ impl LogFile {
             }
             // Keep writing to the file we have (now ctr.log.1): losing
             // lines is worse than an oversized file.
-            Err(e) => crate::mlog!("opening {}: {e}", self.path),
+            Err(e) => crate::mlog!("opening {}: {}", self.path, msys::why(e)),
         }
     }
 }

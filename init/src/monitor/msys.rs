@@ -225,3 +225,11 @@ pub fn close_from(first: u32) {
     // (called first thing in main); no memory involved.
     let _ = unsafe { syscall!(Sysno::close_range, first, u32::MAX, 0u32) };
 }
+
+/// An errno as people read it: "No such file or directory (ENOENT)".
+pub fn why(e: Errno) -> alloc::string::String {
+    match (e.description(), e.name()) {
+        (Some(d), Some(n)) => alloc::format!("{d} ({n})"),
+        _ => alloc::format!("errno {}", e.into_raw()),
+    }
+}
