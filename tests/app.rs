@@ -537,6 +537,52 @@ fn detached_app_survives_its_callers_pipe_closing() {
     assert!(env.app(&["logs", "talker"]).stdout.matches("tick").count() > 3);
 }
 
+/// The init's word outlives its container: an app whose init gave up
+/// says so, and each of its program's exits is an event with a time.
+#[test]
+fn reasons_from_inside_outlive_the_container() {
+    if !ensure_root() {
+        return;
+    }
+    let env = Env::new();
+    env.app(&[
+        "run",
+        "-d",
+        "--name",
+        "quitter",
+        "--restart",
+        "on-failure",
+        "--restart-delay",
+        "50ms",
+        "--restart-limit",
+        "3/1m",
+        &s(&web_image()),
+        "sh",
+        "-c",
+        "exit 3",
+    ])
+    .ok();
+    let l = poll(Duration::from_secs(30), || {
+        let l = env.live("quitter");
+        (l["state"] == "exited").then_some(l)
+    })
+    .expect("the app ends");
+    assert_eq!(l["lastExit"], "gave-up", "{l}");
+    let events = env.app(&["events", "quitter"]).stdout;
+    let exits: Vec<Value> = events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "exit" && v["reportedBy"] == "container")
+        .collect();
+    assert_eq!(exits.len(), 3, "three starts, three exits: {events}");
+    assert!(
+        exits.iter().all(
+            |e| e["reason"] == "exit 3" && e["time"].as_str().is_some_and(|t| t.ends_with('Z'))
+        ),
+        "{events}"
+    );
+}
+
 #[test]
 fn memory_limit_is_enforced_and_oom_is_the_reason() {
     if !ensure_root() {

@@ -243,7 +243,7 @@ fn runs_the_helper_again_after_each_end_with_the_same_pipes_and_records_exits() 
 }
 
 #[test]
-fn only_fds_0_to_3_reach_the_helper_and_the_monitor_keeps_no_sync_pipe() {
+fn only_fds_0_to_5_reach_the_helper_and_the_monitor_keeps_no_sync_pipe() {
     if skip_unless_root() {
         return;
     }
@@ -295,8 +295,10 @@ fn only_fds_0_to_3_reach_the_helper_and_the_monitor_keeps_no_sync_pipe() {
     assert_eq!(m.wait(), 0);
     assert_eq!(
         m.joined("stdout"),
-        ["fds 1", "0", "1", "2", "3", "fds 2", "0", "1", "2", "3"],
-        "the helper's fds in runs 1 and 2"
+        [
+            "fds 1", "0", "1", "2", "3", "4", "5", "fds 2", "0", "1", "2", "3", "4", "5"
+        ],
+        "the helper's fds in runs 1 and 2 (stdio, sync, the status socketpair)"
     );
     assert!(m.read("exit").starts_with("exit:0 "));
 }

@@ -12,7 +12,10 @@
 //!    runs is written to fd 3 as "error: monitor: <why>\n".
 //! 2. The helper runs with stdio (/dev/null, stdout pipe, stderr pipe) and
 //!    fd 3 = the sync pipe on its first run, /dev/null on later runs,
-//!    which also get `--after-exit exit:N|signal:N`.
+//!    which also get `--after-exit exit:N|signal:N`. Every run gets both
+//!    ends of one socketpair as fds 4 and 5: the helper leaves the init's
+//!    status directory fd in flight there (the final status outlives the
+//!    container that way) and the next helper receives it.
 //! 3. Helper exit 0: it started the container and wrote the init's pid
 //!    to initPid; the monitor (a subreaper, so the init is its child once
 //!    the helper is gone) waits for that pid, reaping every other child
@@ -108,6 +111,7 @@ fn main(args: &[&[u8]]) -> ! {
         for fd in [out_r, err_r] {
             msys::set_nonblocking(fd).map_err(at("O_NONBLOCK"))?;
         }
+        let status = msys::socketpair().map_err(at("socketpair"))?;
         let max_files = if cfg.max_files == 0 { 5 } else { cfg.max_files };
         let log = LogFile::open(&cfg.log, cfg.max_size, max_files)
             .map_err(|e| format!("opening {}: {}", cfg.log, msys::why(e)))?;
@@ -116,6 +120,7 @@ fn main(args: &[&[u8]]) -> ! {
             devnull,
             out: [out_r, out_w],
             err: [err_r, err_w],
+            status: [status.0, status.1],
             log,
             buf: Vec::new(),
             reaped: Vec::new(),
@@ -143,6 +148,9 @@ struct Monitor {
     /// [read, write]: the write ends are kept open here for good.
     out: [i32; 2],
     err: [i32; 2],
+    /// Both ends of the socketpair on which helpers leave the init's
+    /// status directory in flight (fds 4 and 5 of every helper).
+    status: [i32; 2],
     log: LogFile,
     buf: Vec<u8>,
     reaped: Vec<(sys::Pid, Ended)>,
@@ -296,8 +304,9 @@ impl Monitor {
         }
     }
 
-    /// Forks and execs the helper with stdio (/dev/null, out, err) and
-    /// `fd3` as its fd 3; nothing else of ours is open in it.
+    /// Forks and execs the helper with stdio (/dev/null, out, err), `fd3`
+    /// as its fd 3 and the status socketpair as fds 4 and 5; nothing else
+    /// of ours is open in it.
     fn run_helper(
         &mut self,
         cfg: &Config,
@@ -316,11 +325,12 @@ impl Monitor {
                 let (devnull, out, err) = (self.devnull, self.out[1], self.err[1]);
                 // fd3 first: it may itself sit at 0..2 only if those were
                 // closed when we started, and dup_to copies before it closes.
-                let fd3 = msys::dup_cloexec(fd3, 10).unwrap_or(fd3);
-                let r = [(devnull, 0), (out, 1), (err, 2), (fd3, 3)]
+                let high = |fd: i32| msys::dup_cloexec(fd, 10).unwrap_or(fd);
+                let (fd3, s0, s1) = (high(fd3), high(self.status[0]), high(self.status[1]));
+                let r = [(devnull, 0), (out, 1), (err, 2), (fd3, 3), (s0, 4), (s1, 5)]
                     .into_iter()
                     .try_for_each(|(fd, to)| msys::dup_to(fd, to))
-                    .and_then(|_| sys::cloexec_from(4))
+                    .and_then(|_| sys::cloexec_from(6))
                     .and_then(|_| sys::set_sigmask(sys::SigSet::empty()));
                 sys::reset_signal_dispositions();
                 let e = match r {

@@ -52,6 +52,28 @@ pub fn pipe() -> Result<(i32, i32), Errno> {
     Ok((fds[0], fds[1]))
 }
 
+/// A SOCK_SEQPACKET unix socketpair, both ends close-on-exec. The
+/// monitor never reads it: the helper leaves the container init's status
+/// directory fd in flight on it (SCM_RIGHTS), which keeps that tmpfs
+/// readable after the container is gone, for the next helper to receive.
+pub fn socketpair() -> Result<(i32, i32), Errno> {
+    // <linux/socket.h>, <linux/net.h>: not among the enabled headers.
+    const AF_UNIX: u32 = 1;
+    const SOCK_SEQPACKET: u32 = 5;
+    let mut fds = [0i32; 2];
+    // SAFETY: socketpair writes two ints into a live local array.
+    unsafe {
+        syscall!(
+            Sysno::socketpair,
+            AF_UNIX,
+            SOCK_SEQPACKET | k::O_CLOEXEC,
+            0,
+            fds.as_mut_ptr()
+        )
+    }?;
+    Ok((fds[0], fds[1]))
+}
+
 pub fn set_nonblocking(fd: i32) -> Result<(), Errno> {
     // SAFETY: F_GETFL/F_SETFL only read and set one fd's status flags.
     let fl = unsafe { syscall!(Sysno::fcntl, fd, k::F_GETFL) }?;
