@@ -583,6 +583,50 @@ fn reasons_from_inside_outlive_the_container() {
     );
 }
 
+/// A health check that fails: the init kills the program and restarts
+/// it (the policy restarts on failure); `ls` and events say "unhealthy".
+#[test]
+fn unhealthy_app_is_restarted_and_says_why() {
+    if !ensure_root() {
+        return;
+    }
+    let env = Env::new();
+    env.app(&[
+        "run",
+        "-d",
+        "--name",
+        "sick",
+        "--restart",
+        "on-failure",
+        "--restart-delay",
+        "50ms",
+        "--health-cmd",
+        "echo probe-output; test -e /tmp/well",
+        "--health-interval",
+        "100ms",
+        "--health-retries",
+        "1",
+        &s(&web_image()),
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    let l = poll(Duration::from_secs(30), || {
+        let l = env.live("sick");
+        (l["restarts"].as_u64() >= Some(1)).then_some(l)
+    })
+    .expect("restarted for being unhealthy");
+    assert_eq!(l["lastExit"], "unhealthy", "{l}");
+    let events = env.app(&["events", "sick"]).stdout;
+    assert!(events.contains(r#""reason":"unhealthy""#), "{events}");
+    // Its output is not in the app's log.
+    let logs = env.app(&["logs", "sick"]);
+    assert!(
+        !logs.stdout.contains("probe-output") && !logs.stderr.contains("probe-output"),
+        "{logs}"
+    );
+}
+
 #[test]
 fn memory_limit_is_enforced_and_oom_is_the_reason() {
     if !ensure_root() {

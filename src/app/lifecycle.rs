@@ -111,7 +111,8 @@ fn start_monitor(paths: &Paths, spec: &AppSpec) -> Result<MonitorPid> {
         bail!("{e}");
     }
     bail!(
-        "the app's monitor ended before starting it (see {})",
+        "the app's monitor ended before starting it (see rrun app logs {} and {})",
+        spec.name,
         app.dir.join("monitor.log").display()
     )
 }
@@ -303,10 +304,7 @@ fn remove_all(paths: &Paths, name: &str) -> Result<()> {
         // is gone (exit 3); SIGKILL if not.
         let _ = runtime::kill(paths, name, "KILL", true);
         if !wait_monitor_gone(&m, Duration::from_secs(5)) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(m.pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+            let _ = monitor::kill(&m);
         }
     }
     let _lock = state::lock(paths, name)?;
