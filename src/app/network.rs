@@ -1068,10 +1068,11 @@ pub fn attach(
             if *mode == Mode::Host { "host" } else { "none" }.into(),
         ));
     }
+    let _app = app_lock(paths, app)?;
     if record_path(paths, app).exists() {
         // Left by a crash (before the caller recorded it) or a reboot
         // (namespace gone): undone first, so attach can be retried.
-        detach(paths, app)?;
+        detach_inner(paths, app, &dirs, false)?;
     }
     let _guard = lock(paths, &format!("net-{}", net.as_deref().unwrap_or("-none")))?;
     // Read under the network's lock: `network rm` takes it too, so the
@@ -1122,7 +1123,7 @@ pub fn attach(
     }
     let r = attach_ns(paths, app, &dirs, list.as_ref(), &mut att, &host_resolv);
     if let Err(e) = r {
-        let _ = detach_locked(paths, app, &dirs);
+        let _ = detach_inner(paths, app, &dirs, true);
         return Err(e);
     }
     Ok(att)
@@ -1180,18 +1181,32 @@ fn attach_ns(
 /// Takes `app` off its network: see the module comment. Idempotent.
 pub fn detach(paths: &Paths, app: &str) -> Result<(), NetError> {
     validate_name(app)?;
-    let net = attachment(paths, app).and_then(|a| a.network);
-    let _guard = lock(paths, &format!("net-{}", net.as_deref().unwrap_or("-none")))?;
-    detach_locked(paths, app, &cni::plugin_dirs())
+    let _app = app_lock(paths, app)?;
+    detach_inner(paths, app, &cni::plugin_dirs(), false)
 }
 
-fn detach_locked(paths: &Paths, app: &str, dirs: &[PathBuf]) -> Result<(), NetError> {
+/// Serializes attach and detach of one app (the network's lock is held
+/// only where apps of a network meet: records, hosts files, the bridge).
+fn app_lock(paths: &Paths, app: &str) -> Result<Flock<File>, NetError> {
+    lock(paths, &format!("app-{app}.net"))
+}
+
+/// Two phases: DEL and the namespace first, without the network's lock (so
+/// many apps leave in parallel: the plugins lock what they share — IPAM,
+/// xtables); then, under it (taken here unless `net_locked`), the record,
+/// the other apps' hosts files and the bridge when the last app left.
+fn detach_inner(
+    paths: &Paths,
+    app: &str,
+    dirs: &[PathBuf],
+    net_locked: bool,
+) -> Result<(), NetError> {
     let ns = netns_path(paths, app);
     let rec = record_path(paths, app);
     let rp = result_path(paths, app);
-    if let Some(att) = attachment(paths, app)
-        && let Some(net) = &att.network
-    {
+    let att = attachment(paths, app);
+    let net = att.as_ref().and_then(|a| a.network.clone());
+    if let (Some(att), Some(net)) = (&att, &net) {
         let id = if att.cni_id.is_empty() {
             cni_id(paths, app)
         } else {
@@ -1210,23 +1225,31 @@ fn detach_locked(paths: &Paths, app: &str, dirs: &[PathBuf]) -> Result<(), NetEr
             Err(NetError::NoSuchNetwork(_)) => {}
             Err(e) => return Err(e),
         }
-        let _ = fs::remove_file(&rp);
-        remove_netns(&ns)?;
-        let _ = fs::remove_file(&rec);
-        update_hosts(paths, net)?;
-        if !attachments(paths)
-            .iter()
-            .any(|(_, a)| a.network.as_deref() == Some(net.as_str()))
-            && let Ok(v) = read_conflist(paths, net)
-            && let Some(d) = definition(&v)
-        {
-            // The last app left: the bridge goes (the plugin recreates it).
-            delete_bridge(&d.bridge)?;
+    }
+    remove_netns(&ns)?;
+    let _ = fs::remove_file(&rp);
+    match &net {
+        Some(net) => {
+            let _guard = if net_locked {
+                None
+            } else {
+                Some(lock(paths, &format!("net-{net}"))?)
+            };
+            let _ = fs::remove_file(&rec);
+            update_hosts(paths, net)?;
+            if !attachments(paths)
+                .iter()
+                .any(|(_, a)| a.network.as_deref() == Some(net.as_str()))
+                && let Ok(v) = read_conflist(paths, net)
+                && let Some(d) = definition(&v)
+            {
+                // The last app left: the bridge goes (the plugin recreates it).
+                delete_bridge(&d.bridge)?;
+            }
         }
-    } else {
-        remove_netns(&ns)?;
-        let _ = fs::remove_file(&rp);
-        let _ = fs::remove_file(&rec);
+        None => {
+            let _ = fs::remove_file(&rec);
+        }
     }
     let _ = fs::remove_file(hosts_path(paths, app));
     let _ = fs::remove_file(resolv_path(paths, app));
