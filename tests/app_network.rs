@@ -898,9 +898,10 @@ fn port_in_use_on_the_host_is_refused() {
     network::check_ports(&root.paths, &[p]).unwrap();
 }
 
-/// A missing plugin: one line naming it, and nothing done (no netns, no
-/// record, no network definition for the default network's first use... the
-/// definition may exist; no namespace, no lease).
+/// A missing plugin: one line naming it and where it was looked for, and
+/// nothing done (no namespace, record, lease, hosts file, nor even the
+/// default network's definition). In a child test process: the plugin
+/// directory comes from $RRUN_CNI_PATH.
 #[test]
 fn missing_plugin_is_named_and_leaves_nothing() {
     if !usable() {
@@ -922,6 +923,8 @@ fn missing_plugin_is_named_and_leaves_nothing() {
         );
         assert_root_clean(&root, &["m"]);
         assert!(!root.paths.app("m").join("hosts").exists());
+        assert!(network::list(&root.paths).unwrap().is_empty());
+        assert!(network::check_plugins(&Mode::Host).is_ok());
         let e = network::attach(&root.paths, "m", &Mode::None, &[]).unwrap_err();
         assert!(
             e.to_string().contains("loopback") || e.to_string().contains("portmap"),
