@@ -865,6 +865,8 @@ fn subnets_avoid_routes_and_other_networks() {
             assert!(e.to_string().contains("route"), "{r}: {e}");
         }
     }
+    let e = network::create(&root.paths, "host", None).unwrap_err();
+    assert!(matches!(e, NetError::Reserved(_)), "{e}");
     let e = network::create(&root.paths, "a", None).unwrap_err();
     assert!(matches!(e, NetError::Exists(_)), "{e}");
     let e = network::remove(&root.paths, "nope").unwrap_err();

@@ -72,6 +72,8 @@ pub enum NetError {
     SubnetOverlap { subnet: String, what: String },
     #[error("no free subnet left in 10.88.0.0/16-10.99.0.0/16")]
     NoFreeSubnet,
+    #[error("{0:?} is a --network mode, not a name a network can have")]
+    Reserved(String),
     #[error("network {0:?} already exists")]
     Exists(String),
     #[error("no such network: {0:?}")]
@@ -660,6 +662,9 @@ fn lock(paths: &Paths, what: &str) -> Result<Flock<File>, NetError> {
 /// free /24 from 10.88.0.0/16 on when none is given.
 pub fn create(paths: &Paths, name: &str, subnet: Option<&str>) -> Result<NetworkInfo, NetError> {
     validate_name(name)?;
+    if matches!(name, "bridge" | "host" | "none") {
+        return Err(NetError::Reserved(name.into()));
+    }
     let wanted = subnet.map(parse_cidr).transpose()?;
     let _root = lock(paths, "networks")?;
     let p = conflist_path(paths, name);
