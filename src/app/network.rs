@@ -861,15 +861,18 @@ fn save_record(paths: &Paths, app: &str, a: &Attachment) -> Result<(), NetError>
 }
 
 /// Rewrites a file in place (same inode): it may be bind-mounted into a
-/// running container, where a rename over it would not be seen.
+/// running container, where a rename over it would not be seen. Written
+/// over the old content, then cut to length (no truncate first): a reader
+/// never finds it empty.
 fn write_in_place(p: &Path, data: &str) -> Result<(), NetError> {
     let mut f = OpenOptions::new()
         .write(true)
         .create(true)
-        .truncate(true)
+        .truncate(false)
         .open(p)
         .map_err(io("writing", p))?;
-    f.write_all(data.as_bytes()).map_err(io("writing", p))
+    f.write_all(data.as_bytes()).map_err(io("writing", p))?;
+    f.set_len(data.len() as u64).map_err(io("writing", p))
 }
 
 /// The hosts file of `app`: localhost, then the app itself, then the other
