@@ -17,10 +17,25 @@
 //!   nameservers dropped as Docker does); they are bind-mounted into the
 //!   container, so they are rewritten in place, never renamed over.
 //!
+//! - Locks (flock, <run>/locks): "networks" (create/remove), "net-<name>"
+//!   (where a network's apps meet: ADD, the records, the hosts files, the
+//!   bridge), "app-<app>.net" (one app's attach/detach), "ports" (a host
+//!   port's check and claim); taken in that order, never the other way.
+//!   DEL runs outside the network's lock: the plugins lock what they share
+//!   (host-local its leases, iptables the xtables lock), so apps leave in
+//!   parallel. ADD stays serialized per network: portmap and bridge create
+//!   their shared chains and the bridge check-then-create.
+//! - The network namespace is made by unshare(CLONE_NEWNET) in a thread of
+//!   its own, held by a bind mount of /proc/thread-self/ns/net on
+//!   <run>/netns/<app>; the process's own namespace never changes.
+//!
 //! Never touches an interface, rule or namespace it did not create: the
 //! plugins' DEL removes what their ADD made; the bridge is deleted when the
-//! last app of its network leaves.
-// Used by the app commands (the lead's cli); until they land, some is not.
+//! last app of its network leaves. The plugins' shared top-level chains
+//! (CNI-HOSTPORT-*, CNI-FORWARD, CNI-ADMIN) stay, empty, as every CNI
+//! runtime leaves them; the bridge plugin turns net.ipv4.ip_forward on.
+// Some of the API (check, is_live, check_plugins, check_ports_except) is
+// for callers that may not use it yet.
 #![allow(dead_code)]
 
 use std::fmt;
