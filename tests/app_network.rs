@@ -777,16 +777,20 @@ fn parallel_attaches() {
         return;
     }
     let _host = exclusive();
-    const N: usize = 20;
+    // RRUN_TEST_PARALLEL=50 for the app suite's scale.
+    let n_env = std::env::var("RRUN_TEST_PARALLEL")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let n: usize = n_env.unwrap_or(20);
     let before = snapshot("iptables-save");
     let tracked;
     {
         let root = Root::new();
         network::create(&root.paths, "par", None).unwrap();
-        let ports: Vec<u16> = (0..N).map(|_| free_port()).collect();
+        let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let t0 = std::time::Instant::now();
         let ips: Vec<_> = std::thread::scope(|s| {
-            let hs: Vec<_> = (0..N)
+            let hs: Vec<_> = (0..n)
                 .map(|i| {
                     let paths = &root.paths;
                     let port = ports[i];
@@ -802,23 +806,23 @@ fn parallel_attaches() {
         let attach_time = t0.elapsed();
         let ips: Vec<_> = ips.into_iter().map(|r| r.unwrap()).collect();
         let distinct: BTreeSet<_> = ips.iter().collect();
-        assert_eq!(distinct.len(), N, "{ips:?}");
-        // Every hosts file lists all N apps.
+        assert_eq!(distinct.len(), n, "{ips:?}");
+        // Every hosts file lists all n apps.
         let h = fs::read_to_string(network::hosts_path(&root.paths, "p0")).unwrap();
-        assert_eq!(h.lines().count(), N + 2, "{h}");
+        assert_eq!(h.lines().count(), n + 2, "{h}");
         tracked = mine(&root, "iptables-save");
         let t1 = std::time::Instant::now();
         std::thread::scope(|s| {
-            for i in 0..N {
+            for i in 0..n {
                 let paths = &root.paths;
                 s.spawn(move || network::detach(paths, &format!("p{i}")).unwrap());
             }
         });
         eprintln!(
-            "{N} parallel attaches: {attach_time:?}, detaches: {:?}",
+            "{n} parallel attaches: {attach_time:?}, detaches: {:?}",
             t1.elapsed()
         );
-        let names: Vec<String> = (0..N).map(|i| format!("p{i}")).collect();
+        let names: Vec<String> = (0..n).map(|i| format!("p{i}")).collect();
         assert_root_clean(&root, &names.iter().map(String::as_str).collect::<Vec<_>>());
         network::remove(&root.paths, "par").unwrap();
     }
@@ -861,6 +865,8 @@ fn subnets_avoid_routes_and_other_networks() {
             assert!(e.to_string().contains("route"), "{r}: {e}");
         }
     }
+    let e = network::create(&root.paths, "host", None).unwrap_err();
+    assert!(matches!(e, NetError::Reserved(_)), "{e}");
     let e = network::create(&root.paths, "a", None).unwrap_err();
     assert!(matches!(e, NetError::Exists(_)), "{e}");
     let e = network::remove(&root.paths, "nope").unwrap_err();
@@ -894,9 +900,10 @@ fn port_in_use_on_the_host_is_refused() {
     network::check_ports(&root.paths, &[p]).unwrap();
 }
 
-/// A missing plugin: one line naming it, and nothing done (no netns, no
-/// record, no network definition for the default network's first use... the
-/// definition may exist; no namespace, no lease).
+/// A missing plugin: one line naming it and where it was looked for, and
+/// nothing done (no namespace, record, lease, hosts file, nor even the
+/// default network's definition). In a child test process: the plugin
+/// directory comes from $RRUN_CNI_PATH.
 #[test]
 fn missing_plugin_is_named_and_leaves_nothing() {
     if !usable() {
@@ -918,6 +925,8 @@ fn missing_plugin_is_named_and_leaves_nothing() {
         );
         assert_root_clean(&root, &["m"]);
         assert!(!root.paths.app("m").join("hosts").exists());
+        assert!(network::list(&root.paths).unwrap().is_empty());
+        assert!(network::check_plugins(&Mode::Host).is_ok());
         let e = network::attach(&root.paths, "m", &Mode::None, &[]).unwrap_err();
         assert!(
             e.to_string().contains("loopback") || e.to_string().contains("portmap"),

@@ -17,10 +17,25 @@
 //!   nameservers dropped as Docker does); they are bind-mounted into the
 //!   container, so they are rewritten in place, never renamed over.
 //!
+//! - Locks (flock, <run>/locks): "networks" (create/remove), "net-<name>"
+//!   (where a network's apps meet: ADD, the records, the hosts files, the
+//!   bridge), "app-<app>.net" (one app's attach/detach), "ports" (a host
+//!   port's check and claim); taken in that order, never the other way.
+//!   DEL runs outside the network's lock: the plugins lock what they share
+//!   (host-local its leases, iptables the xtables lock), so apps leave in
+//!   parallel. ADD stays serialized per network: portmap and bridge create
+//!   their shared chains and the bridge check-then-create.
+//! - The network namespace is made by unshare(CLONE_NEWNET) in a thread of
+//!   its own, held by a bind mount of /proc/thread-self/ns/net on
+//!   <run>/netns/<app>; the process's own namespace never changes.
+//!
 //! Never touches an interface, rule or namespace it did not create: the
 //! plugins' DEL removes what their ADD made; the bridge is deleted when the
-//! last app of its network leaves.
-// Used by the app commands (the lead's cli); until they land, some is not.
+//! last app of its network leaves. The plugins' shared top-level chains
+//! (CNI-HOSTPORT-*, CNI-FORWARD, CNI-ADMIN) stay, empty, as every CNI
+//! runtime leaves them; the bridge plugin turns net.ipv4.ip_forward on.
+// Some of the API (check, is_live, check_plugins, check_ports_except) is
+// for callers that may not use it yet.
 #![allow(dead_code)]
 
 use std::fmt;
@@ -72,6 +87,8 @@ pub enum NetError {
     SubnetOverlap { subnet: String, what: String },
     #[error("no free subnet left in 10.88.0.0/16-10.99.0.0/16")]
     NoFreeSubnet,
+    #[error("{0:?} is a --network mode, not a name a network can have")]
+    Reserved(String),
     #[error("network {0:?} already exists")]
     Exists(String),
     #[error("no such network: {0:?}")]
@@ -660,6 +677,9 @@ fn lock(paths: &Paths, what: &str) -> Result<Flock<File>, NetError> {
 /// free /24 from 10.88.0.0/16 on when none is given.
 pub fn create(paths: &Paths, name: &str, subnet: Option<&str>) -> Result<NetworkInfo, NetError> {
     validate_name(name)?;
+    if matches!(name, "bridge" | "host" | "none") {
+        return Err(NetError::Reserved(name.into()));
+    }
     let wanted = subnet.map(parse_cidr).transpose()?;
     let _root = lock(paths, "networks")?;
     let p = conflist_path(paths, name);
@@ -856,15 +876,18 @@ fn save_record(paths: &Paths, app: &str, a: &Attachment) -> Result<(), NetError>
 }
 
 /// Rewrites a file in place (same inode): it may be bind-mounted into a
-/// running container, where a rename over it would not be seen.
+/// running container, where a rename over it would not be seen. Written
+/// over the old content, then cut to length (no truncate first): a reader
+/// never finds it empty.
 fn write_in_place(p: &Path, data: &str) -> Result<(), NetError> {
     let mut f = OpenOptions::new()
         .write(true)
         .create(true)
-        .truncate(true)
+        .truncate(false)
         .open(p)
         .map_err(io("writing", p))?;
-    f.write_all(data.as_bytes()).map_err(io("writing", p))
+    f.write_all(data.as_bytes()).map_err(io("writing", p))?;
+    f.set_len(data.len() as u64).map_err(io("writing", p))
 }
 
 /// The hosts file of `app`: localhost, then the app itself, then the other
@@ -1068,10 +1091,11 @@ pub fn attach(
             if *mode == Mode::Host { "host" } else { "none" }.into(),
         ));
     }
+    let _app = app_lock(paths, app)?;
     if record_path(paths, app).exists() {
         // Left by a crash (before the caller recorded it) or a reboot
         // (namespace gone): undone first, so attach can be retried.
-        detach(paths, app)?;
+        detach_inner(paths, app, &dirs, false)?;
     }
     let _guard = lock(paths, &format!("net-{}", net.as_deref().unwrap_or("-none")))?;
     // Read under the network's lock: `network rm` takes it too, so the
@@ -1122,7 +1146,7 @@ pub fn attach(
     }
     let r = attach_ns(paths, app, &dirs, list.as_ref(), &mut att, &host_resolv);
     if let Err(e) = r {
-        let _ = detach_locked(paths, app, &dirs);
+        let _ = detach_inner(paths, app, &dirs, true);
         return Err(e);
     }
     Ok(att)
@@ -1180,18 +1204,32 @@ fn attach_ns(
 /// Takes `app` off its network: see the module comment. Idempotent.
 pub fn detach(paths: &Paths, app: &str) -> Result<(), NetError> {
     validate_name(app)?;
-    let net = attachment(paths, app).and_then(|a| a.network);
-    let _guard = lock(paths, &format!("net-{}", net.as_deref().unwrap_or("-none")))?;
-    detach_locked(paths, app, &cni::plugin_dirs())
+    let _app = app_lock(paths, app)?;
+    detach_inner(paths, app, &cni::plugin_dirs(), false)
 }
 
-fn detach_locked(paths: &Paths, app: &str, dirs: &[PathBuf]) -> Result<(), NetError> {
+/// Serializes attach and detach of one app (the network's lock is held
+/// only where apps of a network meet: records, hosts files, the bridge).
+fn app_lock(paths: &Paths, app: &str) -> Result<Flock<File>, NetError> {
+    lock(paths, &format!("app-{app}.net"))
+}
+
+/// Two phases: DEL and the namespace first, without the network's lock (so
+/// many apps leave in parallel: the plugins lock what they share — IPAM,
+/// xtables); then, under it (taken here unless `net_locked`), the record,
+/// the other apps' hosts files and the bridge when the last app left.
+fn detach_inner(
+    paths: &Paths,
+    app: &str,
+    dirs: &[PathBuf],
+    net_locked: bool,
+) -> Result<(), NetError> {
     let ns = netns_path(paths, app);
     let rec = record_path(paths, app);
     let rp = result_path(paths, app);
-    if let Some(att) = attachment(paths, app)
-        && let Some(net) = &att.network
-    {
+    let att = attachment(paths, app);
+    let net = att.as_ref().and_then(|a| a.network.clone());
+    if let (Some(att), Some(net)) = (&att, &net) {
         let id = if att.cni_id.is_empty() {
             cni_id(paths, app)
         } else {
@@ -1210,23 +1248,31 @@ fn detach_locked(paths: &Paths, app: &str, dirs: &[PathBuf]) -> Result<(), NetEr
             Err(NetError::NoSuchNetwork(_)) => {}
             Err(e) => return Err(e),
         }
-        let _ = fs::remove_file(&rp);
-        remove_netns(&ns)?;
-        let _ = fs::remove_file(&rec);
-        update_hosts(paths, net)?;
-        if !attachments(paths)
-            .iter()
-            .any(|(_, a)| a.network.as_deref() == Some(net.as_str()))
-            && let Ok(v) = read_conflist(paths, net)
-            && let Some(d) = definition(&v)
-        {
-            // The last app left: the bridge goes (the plugin recreates it).
-            delete_bridge(&d.bridge)?;
+    }
+    remove_netns(&ns)?;
+    let _ = fs::remove_file(&rp);
+    match &net {
+        Some(net) => {
+            let _guard = if net_locked {
+                None
+            } else {
+                Some(lock(paths, &format!("net-{net}"))?)
+            };
+            let _ = fs::remove_file(&rec);
+            update_hosts(paths, net)?;
+            if !attachments(paths)
+                .iter()
+                .any(|(_, a)| a.network.as_deref() == Some(net.as_str()))
+                && let Ok(v) = read_conflist(paths, net)
+                && let Some(d) = definition(&v)
+            {
+                // The last app left: the bridge goes (the plugin recreates it).
+                delete_bridge(&d.bridge)?;
+            }
         }
-    } else {
-        remove_netns(&ns)?;
-        let _ = fs::remove_file(&rp);
-        let _ = fs::remove_file(&rec);
+        None => {
+            let _ = fs::remove_file(&rec);
+        }
     }
     let _ = fs::remove_file(hosts_path(paths, app));
     let _ = fs::remove_file(resolv_path(paths, app));
