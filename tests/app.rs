@@ -620,6 +620,13 @@ fn unhealthy_app_is_restarted_and_says_why() {
     let events = env.app(&["events", "sick"]).stdout;
     assert!(events.contains(r#""reason":"unhealthy""#), "{events}");
     // Its output is not in the app's log.
+    let log = &env.live("sick")["healthLog"];
+    assert!(
+        log.as_array().is_some_and(|l| l
+            .iter()
+            .any(|h| h["output"] == "probe-output\n" && h["exit"] == "exit 1")),
+        "the probe's result and output are in the state: {log}"
+    );
     let logs = env.app(&["logs", "sick"]);
     assert!(
         !logs.stdout.contains("probe-output") && !logs.stderr.contains("probe-output"),
@@ -863,6 +870,17 @@ fn rm_leaves_nothing_behind_also_after_a_crash() {
         leases.stdout.trim().is_empty(),
         "no IPAM lease of a removed app: {leases}"
     );
+    // The last app gone, no cgroup of this root is left in any hierarchy.
+    let group = env
+        .run_dir()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let left = sh(&format!(
+        "find /sys/fs/cgroup -type d -name '{group}' 2>/dev/null"
+    ));
+    assert!(left.stdout.trim().is_empty(), "cgroups left: {left}");
 }
 
 #[test]

@@ -65,9 +65,25 @@ fn prepare(plan: &Launch) -> Result<(), (String, Errno)> {
 
 /// Forks a child that runs `args` under the plan. Exec failures exit 127
 /// (126 when found but not runnable), as a shell would report them.
-fn spawn(plan: &Launch, args: &[String], path: &str) -> Option<Pid> {
+fn spawn(plan: &Launch, args: &[String], path: &str, output: Option<&str>) -> Option<Pid> {
     match sys::fork() {
         Ok(None) => {
+            if let Some(out) = output {
+                // stdout and stderr to `out` (two opens: no dup needed, so
+                // a seccomp profile need not allow it); a failed open
+                // leaves the fd closed rather than on the program's log.
+                const APPEND: u32 = linux_raw_sys::general::O_WRONLY
+                    | linux_raw_sys::general::O_APPEND;
+                sys::close(1);
+                let _ = sys::open(
+                    out,
+                    APPEND | linux_raw_sys::general::O_CREAT | linux_raw_sys::general::O_TRUNC,
+                    0o600,
+                    false,
+                );
+                sys::close(2);
+                let _ = sys::open(out, APPEND, 0, false);
+            }
             let (what, e) = exec_with(plan, args, path);
             log!("{what}: {e}");
             sys::exit(if e == Errno::EACCES { 126 } else { 127 })
@@ -78,6 +94,11 @@ fn spawn(plan: &Launch, args: &[String], path: &str) -> Option<Pid> {
             None
         }
     }
+}
+
+/// The file a health check writes its output to.
+fn health_output() -> String {
+    format!("{STATUS_DIR}/{}", crate::plan::HEALTH_OUTPUT)
 }
 
 /// Resolves a health-check command's argv[0] with the program's PATH.
@@ -125,7 +146,7 @@ impl Init {
     }
 
     fn start(&mut self) {
-        self.child = spawn(&self.plan, &self.plan.args, &self.plan.path);
+        self.child = spawn(&self.plan, &self.plan.args, &self.plan.path, None);
         self.started = now();
         self.started_ms = sys::now_ms();
         self.backoff.started(self.started_ms);
@@ -211,6 +232,32 @@ impl Init {
         }
     }
 
+    /// Keeps the check's result and the start of its output in the status.
+    fn health_record(&mut self, exit: Exit) {
+        let path = health_output();
+        let flags = linux_raw_sys::general::O_RDONLY | linux_raw_sys::general::O_NONBLOCK;
+        let output = match sys::open(&path, flags, 0, true) {
+            Ok(fd) => {
+                let data = sys::read_some(fd, crate::plan::HEALTH_OUTPUT_MAX);
+                sys::close(fd);
+                String::from_utf8_lossy(&data).into_owned()
+            }
+            Err(_) => String::new(),
+        };
+        self.status.health_log.push(crate::plan::HealthRecord {
+            time: sys::now_ms(),
+            exit: match exit {
+                Exit::Code(c) => LastExit::Code(c),
+                Exit::Signal(s) => LastExit::Signal(s),
+            },
+            output,
+        });
+        if self.status.health_log.len() > crate::plan::HEALTH_LOG_MAX {
+            self.status.health_log.remove(0);
+        }
+        self.publish();
+    }
+
     fn health_result(&mut self, ok: bool) {
         let Some(h) = self.cfg.health.clone() else {
             return;
@@ -274,6 +321,7 @@ impl Init {
                 && hp == pid
             {
                 self.health_check = None;
+                self.health_record(exit);
                 self.health_result(exit == Exit::Code(0));
             }
         }
@@ -311,7 +359,7 @@ impl Init {
             self.health_at = None;
             if let Some(h) = self.cfg.health.clone() {
                 let path = resolve(&self.plan, &h.cmd[0]);
-                match spawn(&self.plan, &h.cmd, &path) {
+                match spawn(&self.plan, &h.cmd, &path, Some(&health_output())) {
                     Some(p) => self.health_check = Some((p, now + h.timeout)),
                     None => self.health_result(false),
                 }

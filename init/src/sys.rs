@@ -338,6 +338,26 @@ fn cstring(s: &str) -> Result<CString, Errno> {
     CString::new(s).map_err(|_| Errno::EINVAL)
 }
 
+/// open(2) of `path` (never through a final symlink); `cloexec` false
+/// only for an fd a child keeps across its exec (a health check's
+/// output file as its stdout/stderr).
+pub fn open(path: &str, flags: u32, mode: u32, cloexec: bool) -> Result<i32, Errno> {
+    let c = cstring(path)?;
+    let flags = flags | k::O_NOFOLLOW | if cloexec { k::O_CLOEXEC } else { 0 };
+    // SAFETY: a NUL-terminated path; the fd returned is the caller's.
+    unsafe { syscall!(Sysno::openat, k::AT_FDCWD, c.as_ptr(), flags, mode) }.map(|fd| fd as i32)
+}
+
+/// At most `max` bytes from the start of `fd` (one read, non-blocking
+/// opens make it return at once on anything but a regular file).
+pub fn read_some(fd: i32, max: usize) -> Vec<u8> {
+    let mut buf = alloc::vec![0u8; max];
+    // SAFETY: read(2) writes at most `max` bytes into a live buffer.
+    let n = unsafe { syscall!(Sysno::read, fd, buf.as_mut_ptr(), max) }.unwrap_or(0);
+    buf.truncate(n);
+    buf
+}
+
 /// Writes `data` to `path` atomically (a temporary file renamed over it),
 /// so a reader never sees half a status.
 pub fn write_file_atomic(path: &str, tmp: &str, data: &[u8]) -> Result<(), Errno> {

@@ -40,6 +40,7 @@ fn check_host(paths: &Paths, spec: &AppSpec) -> Result<Vec<network::PortMap>> {
         .map(|p| network::parse_port(p))
         .collect::<Result<Vec<_>, _>>()?;
     network::check_ports(paths, &ports)?;
+    network::check_plugins(&network::parse_mode(&spec.network)?)?;
     if let network::Mode::Bridge(net) = network::parse_mode(&spec.network)?
         && net != "rrun0"
         && !network::list(paths)?.iter().any(|n| n.name == net)

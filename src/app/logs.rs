@@ -316,28 +316,57 @@ fn catch_up(dir: &Path, current: &mut Option<Reader>, j: &mut Joiner) -> Result<
 /// The file after `current` (by inode) once it has been rotated away, or
 /// the first file when there was none. None: `current` is still ctr.log.
 fn next_file(dir: &Path, current: Option<&Reader>) -> Result<Option<Reader>, LogError> {
-    let list = files(dir);
-    let Some(cur) = current else {
-        return match list.first() {
-            Some(p) => Reader::open(p),
-            None => Ok(None),
+    // A rotation renames several files one after another: a listing taken
+    // in the middle of one pairs names with the wrong files. Only a
+    // listing seen twice the same, and a file that is still the one
+    // listed once opened, are used.
+    for _ in 0..200 {
+        let list = stable_listing(dir);
+        let (path, ino) = match current {
+            None => match list.first() {
+                Some(first) => first.clone(),
+                None => return Ok(None),
+            },
+            Some(cur) => match list.iter().position(|(_, i)| *i == cur.ino) {
+                Some(i) if i + 1 == list.len() => return Ok(None),
+                Some(i) => list[i + 1].clone(),
+                // Rotated out of the kept files altogether (a burst): go
+                // on with the oldest kept one.
+                None => match list.first() {
+                    Some(first) => first.clone(),
+                    None => return Ok(None),
+                },
+            },
         };
+        match Reader::open(&path)? {
+            Some(r) if r.ino == ino => return Ok(Some(r)),
+            _ => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
+    Ok(None)
+}
+
+/// The log files, oldest first, with their inodes: listed until two
+/// listings in a row agree (bounded).
+fn stable_listing(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let list = || -> Vec<(PathBuf, u64)> {
+        files(dir)
+            .into_iter()
+            .filter_map(|p| {
+                let ino = fs::metadata(&p).ok()?.ino();
+                Some((p, ino))
+            })
+            .collect()
     };
-    let inodes: Vec<Option<u64>> = list
-        .iter()
-        .map(|p| fs::metadata(p).ok().map(|m| m.ino()))
-        .collect();
-    let next = match inodes.iter().position(|i| *i == Some(cur.ino)) {
-        Some(i) if i + 1 == list.len() => return Ok(None),
-        Some(i) => &list[i + 1],
-        // Rotated out of the kept files altogether (a burst): go on with
-        // the oldest kept one.
-        None => match list.first() {
-            Some(p) => p,
-            None => return Ok(None),
-        },
-    };
-    Reader::open(next)
+    let mut last = list();
+    for _ in 0..100 {
+        let now = list();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    last
 }
 
 /// `--since`: a duration before now ("90s", "10m", "1h30m", "2d"), an RFC

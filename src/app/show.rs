@@ -80,6 +80,14 @@ fn live(
         "name": name,
         "state": phase,
         "health": status.as_ref().map(|s| s.health.clone()).unwrap_or_else(|| "none".into()),
+        "healthLog": status.as_ref().map(|s| s.health_log.iter().map(|h| json!({
+            "time": super::spawn::rfc3339_ms(h.time),
+            "exit": match h.exit {
+                crate::init::plan::LastExit::Code(c) => format!("exit {c}"),
+                crate::init::plan::LastExit::Signal(n) => format!("signal {n}"),
+            },
+            "output": h.output,
+        })).collect::<Vec<_>>()),
         "restarts": restarts,
         "startedAt": st.started_at,
         "finishedAt": st.finished_at,

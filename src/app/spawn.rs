@@ -186,7 +186,9 @@ pub fn start_container(
         overlay::mount(&image.layers, &app.upper(), &app.work(), &app.rootfs())?;
     }
     check_health_binary(spec, &image, &app.rootfs())?;
-    if st.network.is_none() {
+    // After a reboot the recorded netns is gone: attach again (attach
+    // first undoes whatever record is left).
+    if st.network.as_ref().is_none_or(|a| !network::is_live(a)) {
         let mode = network::parse_mode(&spec.network)?;
         let ports = spec
             .ports
@@ -302,8 +304,23 @@ fn check_health_binary(
 /// Stops using the host's resources: container, network, overlay.
 pub fn teardown(paths: &Paths, app: &App, st: &mut AppState) -> Result<()> {
     let mut first_err = None;
+    let cgroups = runtime::state(paths, &app.name)
+        .ok()
+        .flatten()
+        .map(|c| c.cgroup_paths)
+        .unwrap_or_default();
     if let Err(e) = runtime::delete(paths, &app.name) {
         first_err.get_or_insert(e);
+    }
+    // The apps' common parent (`rrun-app<tag>`), once no app is left in
+    // it: only an empty directory goes (rmdir), never another app's.
+    let group = format!("rrun-app{}", paths.tag);
+    for dir in cgroups {
+        if let Some(parent) = dir.parent()
+            && parent.file_name().is_some_and(|n| n == group.as_str())
+        {
+            let _ = std::fs::remove_dir(parent);
+        }
     }
     if st.network.is_some() || paths.netns_dir().join(&app.name).exists() {
         match network::detach(paths, &app.name) {
@@ -444,6 +461,7 @@ mod tests {
             exits: 1,
             starts: vec![],
             exit_log: vec![],
+            health_log: vec![],
         }
     }
 

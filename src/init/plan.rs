@@ -57,6 +57,28 @@ pub struct Status {
     /// app manager turns into timestamped exit events.
     #[serde(default)]
     pub exit_log: Vec<ExitRecord>,
+    /// The last health checks, newest last (at most HEALTH_LOG_MAX kept):
+    /// their output goes here, never into the program's stdout/stderr.
+    #[serde(default)]
+    pub health_log: Vec<HealthRecord>,
+}
+
+/// How many health check results the status keeps (Docker keeps 5).
+pub const HEALTH_LOG_MAX: usize = 5;
+/// How much of a health check's output is kept.
+pub const HEALTH_OUTPUT_MAX: usize = 1024;
+/// Where a health check's stdout and stderr go, in STATUS_DIR.
+pub const HEALTH_OUTPUT: &str = "health.out";
+
+/// One health check's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthRecord {
+    /// Unix time (ms) it ended.
+    pub time: u64,
+    pub exit: LastExit,
+    /// The start of its output (stdout and stderr together).
+    pub output: String,
 }
 
 /// One exit of the program, as the init saw it.

@@ -213,6 +213,13 @@ pub fn parse(data: &[u8]) -> Result<Status, StatusError> {
     if s.exit_log.len() > MAX_STARTS {
         return bad(format!("{} exit records", s.exit_log.len()));
     }
+    if s.health_log.len() > plan::HEALTH_LOG_MAX
+        || s.health_log
+            .iter()
+            .any(|h| h.output.len() > 4 * plan::HEALTH_OUTPUT_MAX)
+    {
+        return bad("oversized health log".into());
+    }
     Ok(s)
 }
 
