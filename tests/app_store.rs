@@ -71,6 +71,17 @@ impl Drop for Env {
             args.extend(names.iter().map(String::as_str));
             let _ = self.app(&args);
         }
+        // The apps' monitors end after `rm` returns, and their last steps
+        // still use the run directory: wait for every process naming this
+        // root to be gone, then remove it.
+        let root = self.root().display().to_string();
+        poll(Duration::from_secs(10), || {
+            let busy = fs::read_dir("/proc").ok()?.flatten().any(|e| {
+                fs::read(e.path().join("cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&root))
+            });
+            (!busy).then_some(())
+        });
         // The root's run directory, named as src/app/paths.rs names it.
         let d = Sha256::digest(self.root().as_os_str().as_encoded_bytes());
         let _ = fs::remove_dir_all(format!(
