@@ -129,6 +129,23 @@ pub fn step(what: &str) {
     }
 }
 
+/// One line for the whole error chain; a cause already spelled out by the
+/// error above it (typed errors embed their source) is not repeated.
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if msg.contains(&text) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    msg.replace('\n', " ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,21 +162,4 @@ mod tests {
             "time=\"T\" level=error msg=\"no such \\\"id\\\"\""
         );
     }
-}
-
-/// One line for the whole error chain; a cause already spelled out by the
-/// error above it (typed errors embed their source) is not repeated.
-pub fn error_line(e: &anyhow::Error) -> String {
-    let mut msg = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if msg.contains(&text) {
-            continue;
-        }
-        if !msg.is_empty() {
-            msg.push_str(": ");
-        }
-        msg.push_str(&text);
-    }
-    msg.replace('\n', " ")
 }

@@ -151,7 +151,13 @@ impl Drop for Env {
             }
         }
         // The run directory of this root (named as src/app/paths.rs names
-        // it); a bind-mounted netns left in it would make this fail.
+        // it); a bind-mounted netns left in it would make this fail. Once
+        // no process of this root is left (a monitor on its way out may
+        // still touch it).
+        let root = s(self.root());
+        poll(Duration::from_secs(15), || {
+            (!sh(&format!("pgrep -f -- '{root}'")).success()).then_some(())
+        });
         let _ = fs::remove_dir_all(self.run_dir());
     }
 }

@@ -133,6 +133,11 @@ pub fn run(paths: &Paths, a: &RunArgs) -> Result<i32> {
     let spec = AppSpec::from_args(&name, &a.source, &a.command, &a.settings)?;
     check_host(paths, &spec)?;
     fs::create_dir_all(paths.apps())?;
+    // Apps' settings, logs and upper directories are nobody else's.
+    fs::set_permissions(
+        paths.apps(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )?;
     let app = App::at(paths, &name);
     {
         let _lock = state::lock(paths, &name)?;

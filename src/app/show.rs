@@ -429,23 +429,25 @@ pub fn images(paths: &Paths, format: &str) -> Result<()> {
 
 pub fn prune(paths: &Paths) -> Result<()> {
     let store = Store::open(paths)?;
-    let mut in_use = std::collections::BTreeSet::new();
-    // Listed under every app's lock in turn: an app made meanwhile has its
-    // app.json before its image is imported, and its state names it after.
-    for n in state::names(paths)? {
-        let _lock = state::lock(paths, &n)?;
-        let app = App::at(paths, &n);
-        match app.load_state() {
-            Ok(st) => {
-                in_use.insert(st.image);
-                if let Some(p) = st.previous_image {
-                    in_use.insert(p);
+    // Listed under the store's exclusive lock (no import in flight). An
+    // app whose state does not exist yet is being created: its image may
+    // be the one just imported, so nothing is pruned until it exists.
+    // (No app lock here: `run` holds its app lock while it imports.)
+    let r = store.prune_with(|| -> Result<std::collections::BTreeSet<String>> {
+        let mut in_use = std::collections::BTreeSet::new();
+        for n in state::names(paths)? {
+            match App::at(paths, &n).load_state() {
+                Ok(st) => {
+                    in_use.insert(st.image);
+                    if let Some(p) = st.previous_image {
+                        in_use.insert(p);
+                    }
                 }
+                Err(_) => bail!("app {n} is being created: prune again when it is"),
             }
-            Err(_) => bail!("app {n} is being created: prune again when it is"),
         }
-    }
-    let r = store.prune(&in_use)?;
+        Ok(in_use)
+    })?;
     for i in &r.images {
         println!("removed image {i}");
     }

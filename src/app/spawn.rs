@@ -37,7 +37,7 @@ pub enum InitEnd {
 
 pub fn parse_after_exit(s: &str) -> Option<InitEnd> {
     let (kind, n) = s.split_once(':')?;
-    let n: i32 = n.trim().split_whitespace().next()?.parse().ok()?;
+    let n: i32 = n.split_whitespace().next()?.parse().ok()?;
     match kind {
         "exit" => Some(InitEnd::Exit(n)),
         "signal" => Some(InitEnd::Signal(n)),
