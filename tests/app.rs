@@ -155,9 +155,18 @@ impl Drop for Env {
         // no process of this root is left (a monitor on its way out may
         // still touch it).
         let root = s(self.root());
-        poll(Duration::from_secs(15), || {
-            (!sh(&format!("pgrep -f -- '{root}'")).success()).then_some(())
-        });
+        let busy = || {
+            fs::read_dir("/proc")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|e| {
+                    fs::read(e.path().join("cmdline"))
+                        .map(|c| String::from_utf8_lossy(&c).contains(&root))
+                        .unwrap_or(false)
+                })
+        };
+        poll(Duration::from_secs(15), || (!busy()).then_some(()));
         let _ = fs::remove_dir_all(self.run_dir());
     }
 }
