@@ -898,6 +898,61 @@ fn rm_leaves_nothing_behind_also_after_a_crash() {
     assert!(left.stdout.trim().is_empty(), "cgroups left: {left}");
 }
 
+/// `rrun app run` killed (SIGKILL) at any step: `rm -f` takes away
+/// whatever it had made, and nothing of it is left on the host.
+#[test]
+fn a_run_killed_at_any_step_is_cleaned_by_rm() {
+    if !ensure_root() {
+        return;
+    }
+    let env = Env::exclusive();
+    env.app(&[
+        "run",
+        "-d",
+        "--name",
+        "keep",
+        &s(&web_image()),
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    env.wait_state("keep", "running");
+    let before = traces(&env);
+    let port = free_port();
+    for (i, delay) in [0u64, 5, 15, 30, 60, 120, 250, 500].into_iter().enumerate() {
+        let name = format!("k{i}");
+        let publish = format!("127.0.0.1:{port}:80");
+        let mut bg = Background::spawn(env.cmd(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "-p",
+            &publish,
+            &s(&web_image()),
+            "sleep",
+            "1000",
+        ]));
+        std::thread::sleep(Duration::from_millis(delay));
+        let _ = bg.child.kill();
+        let _ = bg.child.wait();
+        let out = env.app(&["rm", "-f", &name]);
+        assert!(
+            out.success() || out.stderr.contains("no app named"),
+            "after a kill at {delay} ms: {out}"
+        );
+        assert!(
+            !env.root().join("apps").join(&name).exists(),
+            "{name}: app dir gone"
+        );
+        assert_eq!(
+            traces(&env),
+            before,
+            "{name}: killed at {delay} ms, removed: the host is as before"
+        );
+    }
+}
+
 #[test]
 fn fifty_apps_started_and_removed_in_parallel_leave_nothing() {
     if !ensure_root() {
