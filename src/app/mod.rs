@@ -42,6 +42,9 @@ use cli::{AppArgs, AppCommand, NetworkCommand};
 /// Runs `rrun app ...`; returns the exit code.
 pub fn main(a: &AppArgs) -> Result<i32> {
     let paths = paths::from_flag(a.app_root.as_deref());
+    paths
+        .make_private()
+        .map_err(|e| anyhow::anyhow!("preparing the app root {}: {e}", paths.root.display()))?;
     match &a.command {
         AppCommand::Run(r) => lifecycle::run(&paths, r),
         AppCommand::Ls(l) => show::ls(&paths, l).map(|_| 0),

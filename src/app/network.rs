@@ -40,7 +40,9 @@ pub const DEFAULT_NETWORK: &str = "rrun0";
 /// The container's interface on a bridge network.
 const IFNAME: &str = "eth0";
 /// Host-wide lock for subnet choice across app roots.
-const SUBNET_LOCK: &str = "/run/lock/rrun-app-subnets.lock";
+/// Host-wide (every app root): not in the world-writable /run/lock, where
+/// any local user could plant it or hold it.
+const SUBNET_LOCK: &str = "/run/rrun-app-subnets.lock";
 /// The run directories of every app root are /run/rrun-app<tag>.
 const RUN_PARENT: &str = "/run";
 const RUN_PREFIX: &str = "rrun-app";
@@ -593,11 +595,19 @@ fn info(paths: &Paths, name: &str, d: Definition) -> NetworkInfo {
 }
 
 fn lock_file(p: &Path) -> Result<Flock<File>, NetError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    // 0600, no symlink followed: flock needs only a read fd, and another
+    // local user holding a lock would wedge every attach and create.
     let f = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(p)
+        .map_err(io("opening lock", p))?;
+    // A lock file made before with a laxer mode.
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
         .map_err(io("opening lock", p))?;
     Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| NetError::Io {
         what: "locking",
@@ -888,6 +898,24 @@ fn create_netns(p: &Path) -> Result<(), NetError> {
         use nix::mount::{MsFlags, mount};
         use nix::sched::{CloneFlags, unshare};
         unshare(CloneFlags::CLONE_NEWNET).map_err(|e| ("unshare", e))?;
+        // No router advertisements: another app on the bridge (root with
+        // CAP_NET_RAW) would otherwise set this app's IPv6 default route
+        // and addresses, and see its traffic. Set before the plugin makes
+        // eth0, which takes the namespace's default.
+        for f in [
+            "/proc/sys/net/ipv6/conf/default/accept_ra",
+            "/proc/sys/net/ipv6/conf/all/accept_ra",
+        ] {
+            match fs::write(f, "0") {
+                Ok(()) => {}
+                // No IPv6 in this kernel: nothing to accept.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    let errno = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+                    return Err(("turning off router advertisements", errno));
+                }
+            }
+        }
         mount(
             Some("/proc/thread-self/ns/net"),
             &target,

@@ -199,7 +199,7 @@ pub fn start_container(
     let hostname = spec.hostname.clone().unwrap_or_else(|| spec.name.clone());
     std::fs::write(app.dir.join("hostname"), format!("{hostname}\n"))?;
     let att = st.network.as_ref().expect("attached above");
-    let volumes_dir = paths.root.join("volumes");
+    let volumes_dir = paths.volumes();
     for v in spec.volumes.iter().filter(|v| v.is_named()) {
         std::fs::create_dir_all(volumes_dir.join(&v.source))?;
     }

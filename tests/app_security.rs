@@ -1,0 +1,339 @@
+//! `rrun app` against hostile input: an image, the processes of an app
+//! (root in its namespaces with Docker's default capabilities), another
+//! local user. Each test names a class of attack and fails while rrun is
+//! open to it. Every test has its own app root and removes what it made.
+
+#[macro_use]
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// One app root for one test; its apps removed on drop.
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        let dir = tempfile::Builder::new()
+            .prefix("rrun-test-appsec-")
+            .tempdir()
+            .expect("tempdir");
+        Env { dir }
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(rrun_bin());
+        c.arg("app").arg("--app-root").arg(self.root()).args(args);
+        c
+    }
+
+    #[track_caller]
+    fn app(&self, args: &[&str]) -> Output {
+        run_timeout(self.cmd(args), Duration::from_secs(90))
+    }
+
+    fn names(&self) -> Vec<String> {
+        let out = self.app(&["ls", "--all", "--format", "json"]);
+        let v: Value = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x["name"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let names = self.names();
+        if !names.is_empty() {
+            let mut args = vec!["rm", "-f"];
+            args.extend(names.iter().map(String::as_str));
+            let _ = self.app(&args);
+        }
+        let out = self.app(&["network", "ls", "--format", "json"]);
+        if let Ok(Value::Array(nets)) = serde_json::from_str::<Value>(&out.stdout) {
+            for n in nets.iter().filter_map(|n| n["name"].as_str()) {
+                let _ = self.app(&["network", "rm", n]);
+            }
+        }
+    }
+}
+
+/// A rootfs tarball image: the test busybox rootfs plus `extra` files
+/// (path, content, mode).
+fn image(dir: &Path, name: &str, extra: &[(&str, &[u8], u32)]) -> PathBuf {
+    let tar = dir.join(format!("{name}.tar"));
+    let stage = dir.join(format!("{name}.extra"));
+    fs::create_dir_all(&stage).unwrap();
+    for (p, content, mode) in extra {
+        let f = stage.join(p.trim_start_matches('/'));
+        fs::create_dir_all(f.parent().unwrap()).unwrap();
+        fs::write(&f, content).unwrap();
+        set_mode(&f, *mode);
+    }
+    sh(&format!(
+        "tar -C {} -cf {} . && tar -C {} -rf {} .",
+        rootfs().display(),
+        tar.display(),
+        stage.display(),
+        tar.display()
+    ))
+    .ok();
+    tar
+}
+
+fn ensure_root() -> bool {
+    if !is_root() {
+        skip("needs root");
+        return false;
+    }
+    true
+}
+
+/// Runs a shell line as the unprivileged user nobody (65534).
+fn as_nobody(script: &str) -> Output {
+    sh(&format!(
+        "setpriv --reuid=65534 --regid=65534 --clear-groups sh -c '{script}'"
+    ))
+}
+
+// ---------------------------------------------------------------------------
+// (a)+(b) -> (c): the app root on the host is the container's filesystem
+// ---------------------------------------------------------------------------
+
+/// What an app writes (a setuid-root program, its secrets) and what its
+/// image ships lie on the host under the app root, in the app's upper
+/// directory, its overlay mount and the image store: no other local user
+/// may reach any of it (Docker keeps /var/lib/docker 0710 for this). A
+/// setuid-root file there is host root for whoever can execute it.
+#[test]
+fn app_root_is_closed_to_other_local_users() {
+    if !ensure_root() {
+        return;
+    }
+    require!(have_cmd("setpriv"), "needs setpriv");
+    let env = Env::new();
+    // The app root's parent is open to all, as /var/lib is.
+    set_mode(env.root(), 0o755);
+    let img = image(
+        env.root(),
+        "suid",
+        &[("/shipped-suid", b"#!/bin/sh\nid\n", 0o4755)],
+    );
+    env.app(&[
+        "run",
+        "-d",
+        "--name",
+        "suid",
+        "-e",
+        "SECRET=hunter2",
+        "-v",
+        "vol1:/data",
+        img.to_str().unwrap(),
+        "sh",
+        "-c",
+        "cp /bin/busybox /planted; chmod 4755 /planted; cp /planted /data/planted; \
+         echo x > /data/marker; sleep 1000",
+    ])
+    .ok();
+    let root = env.root().to_path_buf();
+    let app = root.join("apps/suid");
+    poll(Duration::from_secs(20), || {
+        app.join("upper/planted").exists().then_some(())
+    })
+    .expect("the app wrote its file");
+    poll(Duration::from_secs(20), || {
+        root.join("volumes/vol1/marker").exists().then_some(())
+    })
+    .expect("the app wrote its volume");
+    let layer = fs::read_dir(root.join("store/layers"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.join("shipped-suid").exists())
+        .expect("the image's layer");
+    let mut reached = Vec::new();
+    for p in [
+        app.join("upper/planted"),
+        app.join("bundle/rootfs/planted"),
+        app.join("app.json"),
+        root.join("volumes/vol1/planted"),
+        layer.join("shipped-suid"),
+    ] {
+        let out = as_nobody(&format!("test -e {}", p.display()));
+        if out.success() {
+            reached.push(p.display().to_string());
+        }
+    }
+    assert!(
+        reached.is_empty(),
+        "another local user reaches an app's files on the host: {reached:?}"
+    );
+    env.app(&["rm", "-f", "suid"]).ok();
+}
+
+// ---------------------------------------------------------------------------
+// (b) -> another app: the apps of one network share a bridge
+// ---------------------------------------------------------------------------
+
+/// One IPv6 router advertisement on eth0 (prefix 2001:db8:bad::/64 and a
+/// default route), as any app may send: it is root with CAP_NET_RAW.
+const SEND_RA: &str = r#"
+import socket, struct, time
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+ifi = socket.if_nametoindex("eth0")
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifi)
+ra = struct.pack("!BBHBBHII", 134, 0, 0, 64, 0, 1800, 0, 0)
+pio = struct.pack("!BBBBIII", 3, 4, 64, 0xC0, 86400, 14400, 0) + socket.inet_pton(socket.AF_INET6, "2001:db8:bad::")
+for _ in range(5):
+    s.sendto(ra + pio, ("ff02::1", 0, 0, ifi))
+    time.sleep(0.1)
+"#;
+
+/// An app on a network must not take routes or addresses from another
+/// app's router advertisements (CVE-2020-13401's class): it would send
+/// its IPv6 traffic through the other app.
+#[test]
+fn apps_on_a_network_cannot_reroute_each_other() {
+    if !ensure_root() {
+        return;
+    }
+    require!(have_cmd("python3"), "needs python3 (raw ICMPv6 sender)");
+    require!(
+        Path::new("/proc/sys/net/ipv6").exists(),
+        "needs IPv6 in the kernel"
+    );
+    let env = Env::new();
+    let img = image(env.root(), "plain", &[]);
+    let net = format!("rt{}", std::process::id());
+    env.app(&["network", "create", &net]).ok();
+    for n in ["victim", "attacker"] {
+        env.app(&[
+            "run",
+            "-d",
+            "--name",
+            n,
+            "--network",
+            &net,
+            img.to_str().unwrap(),
+            "sleep",
+            "1000",
+        ])
+        .ok();
+    }
+    let pid = |n: &str| {
+        fs::read_to_string(env.root().join(format!("apps/{n}/init.pid")))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let script = env.root().join("ra.py");
+    fs::write(&script, SEND_RA).unwrap();
+    // The attacker's own network namespace, as its processes have it.
+    sh(&format!(
+        "nsenter -t {} -n python3 {}",
+        pid("attacker"),
+        script.display()
+    ))
+    .ok();
+    std::thread::sleep(Duration::from_millis(500));
+    let routes = sh(&format!("nsenter -t {} -n ip -6 route", pid("victim")));
+    routes.ok();
+    let addrs = sh(&format!("nsenter -t {} -n ip -6 addr", pid("victim")));
+    assert!(
+        !routes.stdout.contains("2001:db8:bad") && !addrs.stdout.contains("2001:db8:bad"),
+        "an app took another app's router advertisement:\n{}{}",
+        routes.stdout,
+        addrs.stdout
+    );
+    env.app(&["rm", "-f", "victim", "attacker"]).ok();
+    env.app(&["network", "rm", &net]).ok();
+}
+
+// ---------------------------------------------------------------------------
+// (c): another local user against rrun's own coordination
+// ---------------------------------------------------------------------------
+
+/// flock(2) needs only a read-only fd: a lock file any local user can open
+/// (or plant, in a world-writable directory) lets that user wedge an app's
+/// stop, restart and rm, its monitor's restarts, and every network change.
+#[test]
+fn app_locks_cannot_be_held_by_other_local_users() {
+    if !ensure_root() {
+        return;
+    }
+    require!(
+        have_cmd("setpriv") && have_cmd("flock"),
+        "needs setpriv and flock"
+    );
+    let env = Env::new();
+    let img = image(env.root(), "plain", &[]);
+    env.app(&[
+        "run",
+        "-d",
+        "--name",
+        "held",
+        img.to_str().unwrap(),
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    let out = env.app(&["inspect", "held"]);
+    out.ok();
+    let v: Value = serde_json::from_str(&out.stdout).expect("inspect prints JSON");
+    let run = Path::new(v[0]["paths"]["runtimeRoot"].as_str().unwrap())
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    // Every lock rrun has made: this root's and the host-wide ones.
+    let files = sh(&format!(
+        "find {} /run/lock /run -maxdepth 2 -name '*.lock' 2>/dev/null | grep -e {} -e rrun-app",
+        run.display(),
+        run.display()
+    ));
+    let files: Vec<&str> = files.stdout.lines().collect();
+    assert!(
+        !files.is_empty(),
+        "no lock files found under {}",
+        run.display()
+    );
+    // nobody takes every lock it can open, for 15 s (no process to stop
+    // afterwards: the holders end by themselves).
+    let list = files.join(" ");
+    let held = as_nobody(&format!(
+        "for f in {list}; do (flock -n \"$f\" sleep 15 >/dev/null 2>&1 &) ; done; sleep 0.5"
+    ));
+    let _ = held;
+    let stop = run_timeout(
+        env.cmd(&["stop", "-t", "1", "held"]),
+        Duration::from_secs(10),
+    );
+    let net = format!("rl{}", std::process::id());
+    let create = run_timeout(
+        env.cmd(&["network", "create", &net]),
+        Duration::from_secs(10),
+    );
+    assert!(
+        stop.success() && create.success(),
+        "another local user's flock wedged rrun app (stop: {:?} {}; network create: {:?} {})",
+        stop.code,
+        stop.stderr,
+        create.code,
+        create.stderr
+    );
+    env.app(&["rm", "-f", "held"]).ok();
+    env.app(&["network", "rm", &net]).ok();
+}
