@@ -361,7 +361,10 @@ fn after_exit(
         .map(|c| crate::cgroups::oom_kills(&c.cgroup_paths))
         .unwrap_or(0);
     let (reason, status) = exit_reason(end, init.as_ref(), oom, st.stop_requested);
-    st.earlier_restarts += init.as_ref().map(|s| s.restarts).unwrap_or(0);
+    // The container's word (any u32): saturating, never an overflow panic.
+    st.earlier_restarts = st
+        .earlier_restarts
+        .saturating_add(init.as_ref().map(|s| s.restarts).unwrap_or(0));
     // The program's exits inside this container, as the init logged them
     // (the container's word), then the container's own end.
     if let Some(init) = &init {
