@@ -337,3 +337,103 @@ fn app_locks_cannot_be_held_by_other_local_users() {
     env.app(&["rm", "-f", "held"]).ok();
     env.app(&["network", "rm", &net]).ok();
 }
+
+/// One UDP datagram to the host's 127.0.0.1:PORT, as an AF_PACKET frame to
+/// the gateway's MAC: what any app (root with CAP_NET_RAW) can send.
+const SEND_TO_HOST_LOCALHOST: &str = r#"
+import socket, struct, sys, time
+port = int(sys.argv[1]); msg = sys.argv[2].encode()
+def csum(b):
+    s = sum(struct.unpack("!%dH" % (len(b)//2), b))
+    s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return (~s) & 0xffff
+gw = None
+for l in open("/proc/net/route").read().splitlines()[1:]:
+    f = l.split()
+    if f[1] == "00000000":
+        gw = socket.inet_ntoa(struct.pack("<I", int(f[2], 16)))
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.connect((gw, 9)); me = u.getsockname()[0]
+u.send(b"x"); time.sleep(0.3)
+mac = [l.split()[3] for l in open("/proc/net/arp").read().splitlines()[1:] if l.split()[0] == gw][0]
+dst = bytes.fromhex(mac.replace(":", ""))
+src = bytes.fromhex(open("/sys/class/net/eth0/address").read().strip().replace(":", ""))
+udp = struct.pack("!HHHH", 40000, port, 8 + len(msg), 0) + msg
+ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, socket.inet_aton(me), socket.inet_aton("127.0.0.1"))
+ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+p = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+p.bind(("eth0", 0))
+for _ in range(3):
+    p.send(dst + src + b"\x08\x00" + ip + udp)
+    time.sleep(0.1)
+"#;
+
+/// Services the host binds to 127.0.0.1 are the host's alone: publishing
+/// a port on 127.0.0.1 (route_localnet on the bridge, for the host's own
+/// localhost) must not open them to the apps (CVE-2020-8558's class).
+#[test]
+fn apps_cannot_reach_the_hosts_localhost() {
+    if !ensure_root() {
+        return;
+    }
+    require!(have_cmd("python3"), "needs python3 (raw frame sender)");
+    let env = Env::new();
+    let img = image(env.root(), "plain", &[]);
+    let net = format!("rh{}", std::process::id());
+    env.app(&["network", "create", &net]).ok();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let publish = format!("127.0.0.1:{port}:80");
+    env.app(&[
+        "run",
+        "-d",
+        "--name",
+        "pub",
+        "--network",
+        &net,
+        "-p",
+        &publish,
+        img.to_str().unwrap(),
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    env.app(&[
+        "run",
+        "-d",
+        "--name",
+        "evil",
+        "--network",
+        &net,
+        img.to_str().unwrap(),
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    // A service of the host's own, on 127.0.0.1 only.
+    let service = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    service
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let target = service.local_addr().unwrap().port();
+    let script = env.root().join("localnet.py");
+    fs::write(&script, SEND_TO_HOST_LOCALHOST).unwrap();
+    let pid = fs::read_to_string(env.root().join("apps/evil/init.pid")).unwrap();
+    sh(&format!(
+        "nsenter -t {} -n python3 {} {target} from-the-app",
+        pid.trim(),
+        script.display()
+    ))
+    .ok();
+    let mut buf = [0u8; 64];
+    let got = service.recv_from(&mut buf);
+    assert!(
+        got.is_err(),
+        "an app reached the host's 127.0.0.1:{target}: {:?}",
+        got.map(|(n, a)| (String::from_utf8_lossy(&buf[..n]).into_owned(), a))
+    );
+    env.app(&["rm", "-f", "pub", "evil"]).ok();
+    env.app(&["network", "rm", &net]).ok();
+}

@@ -720,7 +720,68 @@ pub fn remove(paths: &Paths, name: &str) -> Result<(), NetError> {
     Ok(())
 }
 
+/// The rule that keeps apps away from the host's 127.0.0.0/8: portmap
+/// turns on route_localnet on the bridge for `-p 127.0.0.1:...` (so the
+/// host's own localhost reaches the app), which also lets any app on the
+/// bridge (root with CAP_NET_RAW) send to services the host binds to
+/// 127.0.0.1 (CVE-2020-8558's class). New connections from the bridge to
+/// 127/8 are dropped; replies to the host's own connections (established)
+/// pass.
+fn localnet_rule(bridge: &str) -> Vec<String> {
+    [
+        "INPUT",
+        "-i",
+        bridge,
+        "-d",
+        "127.0.0.0/8",
+        "-m",
+        "conntrack",
+        "!",
+        "--ctstate",
+        "RELATED,ESTABLISHED",
+        "-m",
+        "comment",
+        "--comment",
+        "rrun app: no localnet from apps",
+        "-j",
+        "DROP",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn iptables(op: &str, rule: &[String]) -> Result<bool, String> {
+    let out = std::process::Command::new("iptables")
+        .args(["-w", "-t", "filter", op])
+        .args(rule)
+        .output()
+        .map_err(|e| format!("running iptables: {e}"))?;
+    Ok(out.status.success())
+}
+
+/// Adds the localnet rule for `bridge` once (idempotent).
+fn guard_localnet(bridge: &str) -> Result<(), NetError> {
+    let rule = localnet_rule(bridge);
+    let bad = |why: String| NetError::Bridge {
+        bridge: bridge.into(),
+        why,
+    };
+    if iptables("-C", &rule).map_err(bad)? {
+        return Ok(());
+    }
+    if !iptables("-I", &rule).map_err(bad)? {
+        return Err(bad(
+            "iptables could not add the rule that keeps apps off the host's 127.0.0.0/8".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn delete_bridge(bridge: &str) -> Result<(), NetError> {
+    // The localnet rule goes with the bridge (every copy, if a race added two).
+    let rule = localnet_rule(bridge);
+    while matches!(iptables("-D", &rule), Ok(true)) {}
     if !Path::new("/sys/class/net").join(bridge).exists() {
         return Ok(());
     }
@@ -1111,6 +1172,9 @@ fn attach_ns(
     }
     att.ip = first_ip(&result);
     save_record(paths, app, att)?;
+    if let Some(d) = definition(list) {
+        guard_localnet(&d.bridge)?;
+    }
     let upstream = fs::read_to_string("/run/systemd/resolve/resolv.conf").ok();
     write_in_place(
         &resolv_path(paths, app),
