@@ -437,3 +437,61 @@ fn apps_cannot_reach_the_hosts_localhost() {
     env.app(&["rm", "-f", "pub", "evil"]).ok();
     env.app(&["network", "rm", &net]).ok();
 }
+
+// ---------------------------------------------------------------------------
+// (b) -> host: what an app prints is read by rrun on the host
+// ---------------------------------------------------------------------------
+
+/// The app decides what its output looks like: output that never ends a
+/// line must not make `rrun app logs -f` (run on the host, often for
+/// long) hold it all: its memory is bounded whatever the app prints.
+#[test]
+fn log_reader_memory_is_bounded_whatever_the_app_prints() {
+    if !ensure_root() {
+        return;
+    }
+    let env = Env::new();
+    let img = image(env.root(), "plain", &[]);
+    env.app(&[
+        "run",
+        "-d",
+        "--name",
+        "nonl",
+        "--log-max-size",
+        "1m",
+        "--log-max-files",
+        "2",
+        img.to_str().unwrap(),
+        "sh",
+        "-c",
+        "tr '\\0' a < /dev/zero",
+    ])
+    .ok();
+    let mut follower = env
+        .cmd(&["logs", "-f", "nonl"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = follower.id();
+    let rss_kb = || -> u64 {
+        fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let mut peak = 0;
+    for _ in 0..12 {
+        std::thread::sleep(Duration::from_millis(500));
+        peak = peak.max(rss_kb());
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
+    env.app(&["rm", "-f", "nonl"]).ok();
+    assert!(
+        peak < 128 * 1024,
+        "`logs -f` of an app printing no newline grew to {peak} kB"
+    );
+}
