@@ -495,3 +495,42 @@ fn log_reader_memory_is_bounded_whatever_the_app_prints() {
         "`logs -f` of an app printing no newline grew to {peak} kB"
     );
 }
+
+// ---------------------------------------------------------------------------
+// (b) -> host kernel: what an app may ask of the kernel
+// ---------------------------------------------------------------------------
+
+/// An app is the host's uid 0 with a few capabilities; without a syscall
+/// filter it can make a user namespace and hold every capability there
+/// (mounts, netfilter: the kernel surface most container escapes use), and
+/// reach the host root's keyrings (same uid). Docker's default profile
+/// refuses these; an app must too.
+#[test]
+fn apps_cannot_open_kernel_surface_beyond_their_capabilities() {
+    if !ensure_root() {
+        return;
+    }
+    let env = Env::new();
+    let img = image(env.root(), "plain", &[]);
+    env.app(&[
+        "run",
+        "-d",
+        "--name",
+        "ns",
+        img.to_str().unwrap(),
+        "sh",
+        "-c",
+        "if unshare -U -r true; then echo userns-open; else echo userns-closed; fi; sleep 1000",
+    ])
+    .ok();
+    let said = poll(Duration::from_secs(20), || {
+        let out = env.app(&["logs", "ns"]);
+        out.stdout.contains("userns-").then(|| out.stdout.clone())
+    })
+    .expect("the app reported");
+    env.app(&["rm", "-f", "ns"]).ok();
+    assert!(
+        said.contains("userns-closed"),
+        "an app made a user namespace (all capabilities in it): {said}"
+    );
+}
