@@ -534,3 +534,51 @@ fn apps_cannot_open_kernel_surface_beyond_their_capabilities() {
         "an app made a user namespace (all capabilities in it): {said}"
     );
 }
+
+/// `rm` removes whatever tree the app left in its upper directory: a
+/// directory nested deeper than the descriptors (or stack) of a recursive
+/// removal must not leave an app that can never be removed.
+#[test]
+fn rm_removes_whatever_tree_an_app_leaves() {
+    if !ensure_root() {
+        return;
+    }
+    let env = Env::new();
+    let img = image(env.root(), "plain", &[]);
+    // Deeper than this process's descriptor limit (rrun inherits it).
+    let (soft, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .unwrap_or((1024, 1024));
+    let depth = (soft + 500).min(70_000);
+    let script = format!(
+        "cd /tmp; mkdir a; i=0; while [ $i -lt {depth} ]; do mkdir t && mv a t/a && mv t a || break; \
+         i=$((i+1)); done; echo depth=$i; sleep 1000"
+    );
+    env.app(&[
+        "run",
+        "-d",
+        "--name",
+        "deep",
+        img.to_str().unwrap(),
+        "sh",
+        "-c",
+        &script,
+    ])
+    .ok();
+    poll(Duration::from_secs(120), || {
+        env.app(&["logs", "deep"])
+            .stdout
+            .contains("depth=")
+            .then_some(())
+    })
+    .expect("the app built its tree");
+    let out = run_timeout(env.cmd(&["rm", "-f", "deep"]), Duration::from_secs(120));
+    let left = env.root().join("apps/deep");
+    if left.exists() {
+        // GNU rm walks any depth; the temp dir's own removal would not.
+        sh(&format!("rm -rf {}", left.display()));
+    }
+    assert!(
+        out.success() && !left.exists(),
+        "rm left an app the app made unremovable: {out}"
+    );
+}

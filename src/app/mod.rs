@@ -16,6 +16,7 @@
 //! - monitor:   the per-app host-side monitor (logs, exits), its config
 //! - spawn:     the monitor's helper: starts containers, tells exit reasons
 //! - logs:      reading and following app logs
+//! - rmtree:    removing an app's directory, whatever the app left in it
 //! - lifecycle: run/upgrade, start, stop, restart, rm, update, foreground
 //! - show:      ls, inspect, logs, events, images, network ls
 
@@ -28,6 +29,7 @@ pub mod monitor;
 pub mod network;
 pub mod overlay;
 pub mod paths;
+pub mod rmtree;
 pub mod runtime;
 pub mod settings;
 pub mod show;
