@@ -317,7 +317,8 @@ fn remove_all(paths: &Paths, name: &str) -> Result<()> {
     let mut st = app.load_state().unwrap_or_default();
     spawn::teardown(paths, &app, &mut st)?;
     if app.dir.exists() {
-        fs::remove_dir_all(&app.dir).with_context(|| format!("removing {}", app.dir.display()))?;
+        super::rmtree::remove_tree(&app.dir)
+            .with_context(|| format!("removing {}", app.dir.display()))?;
     }
     Ok(())
 }

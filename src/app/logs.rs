@@ -17,6 +17,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const FILE: &str = "ctr.log";
 /// How often a follower looks for new lines.
 const FOLLOW_POLL: Duration = Duration::from_millis(100);
+/// The most of one line held while its pieces (P) are joined: an app that
+/// never writes a newline would otherwise grow a follower without bound
+/// (its files rotate, the joined line does not). Longer lines come out in
+/// pieces of this size.
+const MAX_JOINED: usize = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
@@ -91,7 +96,7 @@ impl Joiner<'_> {
                 text: text.to_vec(),
             },
         };
-        if tag == b"P" {
+        if tag == b"P" && line.text.len() < MAX_JOINED {
             *slot = Some(line);
             return Ok(());
         }

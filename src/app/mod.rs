@@ -16,6 +16,7 @@
 //! - monitor:   the per-app host-side monitor (logs, exits), its config
 //! - spawn:     the monitor's helper: starts containers, tells exit reasons
 //! - logs:      reading and following app logs
+//! - rmtree:    removing an app's directory, whatever the app left in it
 //! - lifecycle: run/upgrade, start, stop, restart, rm, update, foreground
 //! - show:      ls, inspect, logs, events, images, network ls
 
@@ -28,6 +29,7 @@ pub mod monitor;
 pub mod network;
 pub mod overlay;
 pub mod paths;
+pub mod rmtree;
 pub mod runtime;
 pub mod settings;
 pub mod show;
@@ -42,6 +44,9 @@ use cli::{AppArgs, AppCommand, NetworkCommand};
 /// Runs `rrun app ...`; returns the exit code.
 pub fn main(a: &AppArgs) -> Result<i32> {
     let paths = paths::from_flag(a.app_root.as_deref());
+    paths
+        .make_private()
+        .map_err(|e| anyhow::anyhow!("preparing the app root {}: {e}", paths.root.display()))?;
     match &a.command {
         AppCommand::Run(r) => lifecycle::run(&paths, r),
         AppCommand::Ls(l) => show::ls(&paths, l).map(|_| 0),

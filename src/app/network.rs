@@ -56,7 +56,9 @@ pub const DEFAULT_NETWORK: &str = "rrun0";
 /// The container's interface on a bridge network.
 const IFNAME: &str = "eth0";
 /// Host-wide lock for subnet choice across app roots.
-const SUBNET_LOCK: &str = "/run/lock/rrun-app-subnets.lock";
+/// Host-wide (every app root): not in the world-writable /run/lock, where
+/// any local user could plant it or hold it.
+const SUBNET_LOCK: &str = "/run/rrun-app-subnets.lock";
 /// The run directories of every app root are /run/rrun-app<tag>.
 const RUN_PARENT: &str = "/run";
 const RUN_PREFIX: &str = "rrun-app";
@@ -654,11 +656,19 @@ fn info(paths: &Paths, name: &str, d: Definition) -> NetworkInfo {
 }
 
 fn lock_file(p: &Path) -> Result<Flock<File>, NetError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    // 0600, no symlink followed: flock needs only a read fd, and another
+    // local user holding a lock would wedge every attach and create.
     let f = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(p)
+        .map_err(io("opening lock", p))?;
+    // A lock file made before with a laxer mode.
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
         .map_err(io("opening lock", p))?;
     Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| NetError::Io {
         what: "locking",
@@ -774,7 +784,68 @@ pub fn remove(paths: &Paths, name: &str) -> Result<(), NetError> {
     Ok(())
 }
 
+/// The rule that keeps apps away from the host's 127.0.0.0/8: portmap
+/// turns on route_localnet on the bridge for `-p 127.0.0.1:...` (so the
+/// host's own localhost reaches the app), which also lets any app on the
+/// bridge (root with CAP_NET_RAW) send to services the host binds to
+/// 127.0.0.1 (CVE-2020-8558's class). New connections from the bridge to
+/// 127/8 are dropped; replies to the host's own connections (established)
+/// pass.
+fn localnet_rule(bridge: &str) -> Vec<String> {
+    [
+        "INPUT",
+        "-i",
+        bridge,
+        "-d",
+        "127.0.0.0/8",
+        "-m",
+        "conntrack",
+        "!",
+        "--ctstate",
+        "RELATED,ESTABLISHED",
+        "-m",
+        "comment",
+        "--comment",
+        "rrun app: no localnet from apps",
+        "-j",
+        "DROP",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn iptables(op: &str, rule: &[String]) -> Result<bool, String> {
+    let out = std::process::Command::new("iptables")
+        .args(["-w", "-t", "filter", op])
+        .args(rule)
+        .output()
+        .map_err(|e| format!("running iptables: {e}"))?;
+    Ok(out.status.success())
+}
+
+/// Adds the localnet rule for `bridge` once (idempotent).
+fn guard_localnet(bridge: &str) -> Result<(), NetError> {
+    let rule = localnet_rule(bridge);
+    let bad = |why: String| NetError::Bridge {
+        bridge: bridge.into(),
+        why,
+    };
+    if iptables("-C", &rule).map_err(bad)? {
+        return Ok(());
+    }
+    if !iptables("-I", &rule).map_err(bad)? {
+        return Err(bad(
+            "iptables could not add the rule that keeps apps off the host's 127.0.0.0/8".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn delete_bridge(bridge: &str) -> Result<(), NetError> {
+    // The localnet rule goes with the bridge (every copy, if a race added two).
+    let rule = localnet_rule(bridge);
+    while matches!(iptables("-D", &rule), Ok(true)) {}
     if !Path::new("/sys/class/net").join(bridge).exists() {
         return Ok(());
     }
@@ -966,6 +1037,24 @@ fn create_netns(p: &Path) -> Result<(), NetError> {
         use nix::mount::{MsFlags, mount};
         use nix::sched::{CloneFlags, unshare};
         unshare(CloneFlags::CLONE_NEWNET).map_err(|e| ("unshare", e))?;
+        // No router advertisements: another app on the bridge (root with
+        // CAP_NET_RAW) would otherwise set this app's IPv6 default route
+        // and addresses, and see its traffic. Set before the plugin makes
+        // eth0, which takes the namespace's default.
+        for f in [
+            "/proc/sys/net/ipv6/conf/default/accept_ra",
+            "/proc/sys/net/ipv6/conf/all/accept_ra",
+        ] {
+            match fs::write(f, "0") {
+                Ok(()) => {}
+                // No IPv6 in this kernel: nothing to accept.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    let errno = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+                    return Err(("turning off router advertisements", errno));
+                }
+            }
+        }
         mount(
             Some("/proc/thread-self/ns/net"),
             &target,
@@ -1188,6 +1277,9 @@ fn attach_ns(
     }
     att.ip = first_ip(&result);
     save_record(paths, app, att)?;
+    if let Some(d) = definition(list) {
+        guard_localnet(&d.bridge)?;
+    }
     let upstream = fs::read_to_string("/run/systemd/resolve/resolv.conf").ok();
     write_in_place(
         &resolv_path(paths, app),

@@ -55,6 +55,34 @@ impl Paths {
     pub fn app(&self, name: &str) -> PathBuf {
         self.apps().join(name)
     }
+    /// Named volumes, one directory each.
+    pub fn volumes(&self) -> PathBuf {
+        self.root.join("volumes")
+    }
+    /// Creates the app root, and closes to everyone but root the
+    /// directories that hold what apps and images put on the host: upper
+    /// directories and overlay mounts (bundle/rootfs), layers, volumes,
+    /// settings with secrets. An app is root in its container: a
+    /// setuid-root program it writes there is host root for any local user
+    /// who can reach it (Docker keeps /var/lib/docker 0710 for this).
+    /// Also fixes the modes of a root made before.
+    pub fn make_private(&self) -> std::io::Result<()> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::create_dir_all(&self.root)?;
+        // The run directory too: its lock files (a local user holding one
+        // with flock would wedge the app), netns files, IPAM leases.
+        if let Some(d) = self.run.parent() {
+            std::fs::create_dir_all(d)?;
+        }
+        for d in [self.apps(), self.store(), self.volumes(), self.run.clone()] {
+            match std::fs::DirBuilder::new().mode(0o700).create(&d) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+                _ => {}
+            }
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
+    }
     /// Network definitions (CNI conflists), persistent.
     pub fn networks(&self) -> PathBuf {
         self.root.join("networks")

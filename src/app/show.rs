@@ -62,8 +62,12 @@ fn live(
         }
     };
     let image = Store::open(paths).ok().and_then(|s| s.get(&st.image).ok());
-    let restarts =
-        st.recreated + st.earlier_restarts + status.as_ref().map(|s| s.restarts).unwrap_or(0);
+    // The status's count is the container's word (any u32): saturating,
+    // not an overflow panic or a wrap.
+    let restarts = st
+        .recreated
+        .saturating_add(st.earlier_restarts)
+        .saturating_add(status.as_ref().map(|s| s.restarts).unwrap_or(0));
     let oom = ctr
         .as_ref()
         .map(|c| crate::cgroups::oom_kills(&c.cgroup_paths))

@@ -201,7 +201,7 @@ pub fn start_container(
     let hostname = spec.hostname.clone().unwrap_or_else(|| spec.name.clone());
     std::fs::write(app.dir.join("hostname"), format!("{hostname}\n"))?;
     let att = st.network.as_ref().expect("attached above");
-    let volumes_dir = paths.root.join("volumes");
+    let volumes_dir = paths.volumes();
     for v in spec.volumes.iter().filter(|v| v.is_named()) {
         std::fs::create_dir_all(volumes_dir.join(&v.source))?;
     }
@@ -378,7 +378,10 @@ fn after_exit(
         .map(|c| crate::cgroups::oom_kills(&c.cgroup_paths))
         .unwrap_or(0);
     let (reason, status) = exit_reason(end, init.as_ref(), oom, st.stop_requested);
-    st.earlier_restarts += init.as_ref().map(|s| s.restarts).unwrap_or(0);
+    // The container's word (any u32): saturating, never an overflow panic.
+    st.earlier_restarts = st
+        .earlier_restarts
+        .saturating_add(init.as_ref().map(|s| s.restarts).unwrap_or(0));
     // The program's exits inside this container, as the init logged them
     // (the container's word), then the container's own end.
     if let Some(init) = &init {

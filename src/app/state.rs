@@ -183,13 +183,18 @@ pub struct Lock {
 }
 
 pub fn lock(paths: &Paths, name: &str) -> Result<Lock, StateError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let dir = paths.locks();
     fs::create_dir_all(&dir).map_err(io(&dir))?;
     let path = dir.join(format!("app-{name}.lock"));
+    // 0600 in a root-only directory: flock needs only a read fd, and any
+    // other local user holding this lock would wedge the app.
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&path)
         .map_err(io(&path))?;
     let held =
