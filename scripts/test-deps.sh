@@ -26,7 +26,7 @@ set -euo pipefail
 PKGS=(busybox-static runc golang-github-containers-common jq iproute2 util-linux mount procps
       build-essential gcc-multilib golang-github-docker-docker-dev pkg-config ca-certificates strace umoci skopeo podman containerd docker.io
       qemu-system-x86 linux-image-amd64 cpio systemd dbus dbus-user-session apparmor checkpolicy
-      docker-registry containernetworking-plugins iptables conmon curl)
+      docker-registry containernetworking-plugins iptables nftables conmon curl)
 # From bookworm-backports (the source is added below when missing).
 BACKPORTS_PKGS=(golang-1.23-go)
 

@@ -239,6 +239,7 @@ struct HostTraces {
     iptables: BTreeSet<String>,
     mounts: BTreeSet<String>,
     netns: BTreeSet<String>,
+    nft: BTreeSet<String>,
 }
 
 /// What this env can leave on the host: its bridges and the veths on
@@ -294,6 +295,11 @@ fn traces(env: &Env) -> HostTraces {
             .filter(|l| l.contains(&s(env.root())) || l.contains(&s(&env.run_dir())))
             .collect(),
         netns: set(&format!("ls {}/netns 2>/dev/null", s(&env.run_dir()))),
+        // The MAC spoof check's per-app chains name the container.
+        nft: set("nft list ruleset 2>/dev/null")
+            .into_iter()
+            .filter(ours)
+            .collect(),
     }
 }
 

@@ -557,6 +557,14 @@ fn bridge_name(paths: &Paths, name: &str) -> String {
     format!("rrbr{:02x}{:02x}{:02x}{:02x}", d[0], d[1], d[2], d[3])
 }
 
+/// Whether the nft program is there (the bridge plugin's MAC spoof check
+/// runs it).
+fn have_nft() -> bool {
+    ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"]
+        .iter()
+        .any(|p| Path::new(p).is_file())
+}
+
 /// The conflist of a network (the IPAM dataDir is filled in at use: it lives
 /// in the run directory).
 fn conflist(name: &str, bridge: &str, subnet: Cidr) -> Value {
@@ -570,6 +578,11 @@ fn conflist(name: &str, bridge: &str, subnet: Cidr) -> Value {
                 "isGateway": true,
                 "ipMasq": true,
                 "hairpinMode": true,
+                // Frames from an app must carry its own MAC (nftables
+                // rules per veth, removed at DEL): one app cannot pose as
+                // another on the shared bridge at layer 2. The plugin
+                // needs the nft program for it.
+                "macspoofchk": have_nft(),
                 "ipam": {
                     "type": "host-local",
                     "ranges": [[{"subnet": subnet.to_string(), "gateway": subnet.gateway().to_string()}]],
