@@ -19,6 +19,9 @@
 #                 this service's delegated cgroup
 #   init-unit     rrun's built-in init as a systemd service
 #                 (scripts/vm/systemd/init-unit-test.sh)
+#   app           tests/app.rs: `rrun app` (image store, overlay, monitor,
+#                 CNI networks) on this host (rrun only; not in the default
+#                 list: name it)
 #
 # Prints one "PASS NAME (N s)" / "FAIL NAME (N s)" line per suite (and the
 # tail of a failed suite's log); full logs go to $RRUN_VM_OUT/NAME.log
@@ -92,6 +95,11 @@ suite_cmd() {
             CMD=(sh scripts/vm/cgroup-tests.sh) ;;
         init-unit)
             CMD=(scripts/vm/systemd/init-unit-test.sh) ;;
+        app)
+            # `rrun app` (tests/app.rs) on systemd + pure cgroup v2, on
+            # Debian's kernel (overlay layers by mount(2), not fsconfig).
+            bin=$(binary app)
+            CMD=("$bin" "--test-threads=$THREADS") ;;
         *) return 1 ;;
     esac
     [ -n "${CMD[0]}" ] || CMD=(sh -c "echo 'no test binary for $base: cargo test --no-run --test $base'; exit 1")
