@@ -120,6 +120,9 @@ fn start_monitor(paths: &Paths, spec: &AppSpec) -> Result<MonitorPid> {
 
 pub fn run(paths: &Paths, a: &RunArgs) -> Result<i32> {
     if !a.detach {
+        // Blocked from the start (foreground() waits for them): a Ctrl-C
+        // while the app starts stops it once it runs, instead of killing
+        // this process and leaving the app running unattended.
         stop_signals();
     }
     let name = a
