@@ -6,102 +6,12 @@
 #[macro_use]
 mod common;
 
+use common::app::*;
 use common::*;
 use serde_json::Value;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
-
-/// One app root for one test; its apps removed on drop.
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Env {
-        let dir = tempfile::Builder::new()
-            .prefix("rrun-test-appsec-")
-            .tempdir()
-            .expect("tempdir");
-        Env { dir }
-    }
-
-    fn root(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(rrun_bin());
-        c.arg("app").arg("--app-root").arg(self.root()).args(args);
-        c
-    }
-
-    #[track_caller]
-    fn app(&self, args: &[&str]) -> Output {
-        run_timeout(self.cmd(args), Duration::from_secs(90))
-    }
-
-    fn names(&self) -> Vec<String> {
-        let out = self.app(&["ls", "--all", "--format", "json"]);
-        let v: Value = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
-        v.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x["name"].as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let names = self.names();
-        if !names.is_empty() {
-            let mut args = vec!["rm", "-f"];
-            args.extend(names.iter().map(String::as_str));
-            let _ = self.app(&args);
-        }
-        let out = self.app(&["network", "ls", "--format", "json"]);
-        if let Ok(Value::Array(nets)) = serde_json::from_str::<Value>(&out.stdout) {
-            for n in nets.iter().filter_map(|n| n["name"].as_str()) {
-                let _ = self.app(&["network", "rm", n]);
-            }
-        }
-    }
-}
-
-/// A rootfs tarball image: the test busybox rootfs plus `extra` files
-/// (path, content, mode).
-fn image(dir: &Path, name: &str, extra: &[(&str, &[u8], u32)]) -> PathBuf {
-    let tar = dir.join(format!("{name}.tar"));
-    let stage = dir.join(format!("{name}.extra"));
-    fs::create_dir_all(&stage).unwrap();
-    for (p, content, mode) in extra {
-        let f = stage.join(p.trim_start_matches('/'));
-        fs::create_dir_all(f.parent().unwrap()).unwrap();
-        fs::write(&f, content).unwrap();
-        set_mode(&f, *mode);
-    }
-    sh(&format!(
-        "tar -C {} -cf {} . && tar -C {} -rf {} .",
-        rootfs().display(),
-        tar.display(),
-        stage.display(),
-        tar.display()
-    ))
-    .ok();
-    tar
-}
-
-fn ensure_root() -> bool {
-    if !is_root() {
-        skip("needs root");
-        return false;
-    }
-    true
-}
 
 /// Runs a shell line as the unprivileged user nobody (65534).
 fn as_nobody(script: &str) -> Output {
@@ -128,7 +38,7 @@ fn app_root_is_closed_to_other_local_users() {
     let env = Env::new();
     // The app root's parent is open to all, as /var/lib is.
     set_mode(env.root(), 0o755);
-    let img = image(
+    let img = image_with_modes(
         env.root(),
         "suid",
         &[("/shipped-suid", b"#!/bin/sh\nid\n", 0o4755)],
@@ -217,7 +127,7 @@ fn apps_on_a_network_cannot_reroute_each_other() {
         "needs IPv6 in the kernel"
     );
     let env = Env::new();
-    let img = image(env.root(), "plain", &[]);
+    let img = image_with_modes(env.root(), "plain", &[]);
     let net = format!("rt{}", std::process::id());
     env.app(&["network", "create", &net]).ok();
     for n in ["victim", "attacker"] {
@@ -280,7 +190,7 @@ fn app_locks_cannot_be_held_by_other_local_users() {
         "needs setpriv and flock"
     );
     let env = Env::new();
-    let img = image(env.root(), "plain", &[]);
+    let img = image_with_modes(env.root(), "plain", &[]);
     env.app(&[
         "run",
         "-d",
@@ -377,7 +287,7 @@ fn apps_cannot_reach_the_hosts_localhost() {
     }
     require!(have_cmd("python3"), "needs python3 (raw frame sender)");
     let env = Env::new();
-    let img = image(env.root(), "plain", &[]);
+    let img = image_with_modes(env.root(), "plain", &[]);
     let net = format!("rh{}", std::process::id());
     env.app(&["network", "create", &net]).ok();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -451,7 +361,7 @@ fn log_reader_memory_is_bounded_whatever_the_app_prints() {
         return;
     }
     let env = Env::new();
-    let img = image(env.root(), "plain", &[]);
+    let img = image_with_modes(env.root(), "plain", &[]);
     env.app(&[
         "run",
         "-d",
@@ -511,7 +421,7 @@ fn apps_cannot_open_kernel_surface_beyond_their_capabilities() {
         return;
     }
     let env = Env::new();
-    let img = image(env.root(), "plain", &[]);
+    let img = image_with_modes(env.root(), "plain", &[]);
     env.app(&[
         "run",
         "-d",
@@ -544,7 +454,7 @@ fn rm_removes_whatever_tree_an_app_leaves() {
         return;
     }
     let env = Env::new();
-    let img = image(env.root(), "plain", &[]);
+    let img = image_with_modes(env.root(), "plain", &[]);
     // Deeper than this process's descriptor limit (rrun inherits it).
     let (soft, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .unwrap_or((1024, 1024));

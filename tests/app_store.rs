@@ -8,6 +8,7 @@
 #[macro_use]
 mod common;
 
+use common::app::*;
 use common::*;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -15,80 +16,20 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
-/// One app root; its apps and run directory removed on drop.
-struct Env {
-    dir: tempfile::TempDir,
+/// The store's images as `rrun app images --format json` lists them.
+fn list_images(env: &Env) -> Vec<Value> {
+    let out = env.app(&["images", "--format", "json"]);
+    out.ok();
+    serde_json::from_str::<Value>(&out.stdout)
+        .expect("images prints JSON")
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
-impl Env {
-    fn new() -> Env {
-        let dir = tempfile::Builder::new()
-            .prefix("rrun-test-appstore-")
-            .tempdir()
-            .expect("tempdir");
-        Env { dir }
-    }
-
-    fn root(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn app(&self, args: &[&str]) -> Output {
-        let mut c = Command::new(rrun_bin());
-        c.arg("app").arg("--app-root").arg(self.root()).args(args);
-        run_timeout(c, Duration::from_secs(90))
-    }
-
-    fn images(&self) -> Vec<Value> {
-        let out = self.app(&["images", "--format", "json"]);
-        out.ok();
-        serde_json::from_str::<Value>(&out.stdout)
-            .expect("images prints JSON")
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    fn layers_dir(&self) -> PathBuf {
-        self.root().join("store/layers")
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let out = self.app(&["ls", "--all", "--format", "json"]);
-        let names: Vec<String> = serde_json::from_str::<Value>(&out.stdout)
-            .ok()
-            .and_then(|v| v.as_array().cloned())
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|a| a["name"].as_str().map(String::from))
-            .collect();
-        if !names.is_empty() {
-            let mut args = vec!["rm", "-f"];
-            args.extend(names.iter().map(String::as_str));
-            let _ = self.app(&args);
-        }
-        // The apps' monitors end after `rm` returns, and their last steps
-        // still use the run directory: wait for every process naming this
-        // root to be gone, then remove it.
-        let root = self.root().display().to_string();
-        poll(Duration::from_secs(10), || {
-            let busy = fs::read_dir("/proc").ok()?.flatten().any(|e| {
-                fs::read(e.path().join("cmdline"))
-                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&root))
-            });
-            (!busy).then_some(())
-        });
-        // The root's run directory, named as src/app/paths.rs names it.
-        let d = Sha256::digest(self.root().as_os_str().as_encoded_bytes());
-        let _ = fs::remove_dir_all(format!(
-            "/run/rrun-app-{:02x}{:02x}{:02x}{:02x}",
-            d[0], d[1], d[2], d[3]
-        ));
-    }
+fn layers_dir(env: &Env) -> PathBuf {
+    env.root().join("store/layers")
 }
 
 /// Root, and a build with the app commands; else a printed skip.
@@ -226,9 +167,9 @@ fn images_share_layers_and_prune_removes_only_the_unused() {
     env.app(&["run", "-d", "--network", "none", "--name", "b", &b])
         .ok();
     // The busybox layer once, plus each image's own.
-    assert_eq!(count_dirs(&env.layers_dir()), 3);
+    assert_eq!(count_dirs(&layers_dir(&env)), 3);
 
-    let images = env.images();
+    let images = list_images(&env);
     assert_eq!(images.len(), 2, "{images:?}");
     for i in &images {
         let id = i["id"].as_str().unwrap();
@@ -255,23 +196,23 @@ fn images_share_layers_and_prune_removes_only_the_unused() {
     let after = snapshot(&env.root().join("store"));
     let layers_before: Vec<_> = before
         .iter()
-        .filter(|e| e.0.starts_with(env.layers_dir()))
+        .filter(|e| e.0.starts_with(layers_dir(&env)))
         .collect();
     let layers_after: Vec<_> = after
         .iter()
-        .filter(|e| e.0.starts_with(env.layers_dir()))
+        .filter(|e| e.0.starts_with(layers_dir(&env)))
         .collect();
     assert_eq!(
         layers_before, layers_after,
         "no layer file copied or touched"
     );
-    assert_eq!(env.images().len(), 2);
+    assert_eq!(list_images(&env).len(), 2);
 
     // Everything in use: prune removes nothing.
     let out = env.app(&["prune"]);
     out.ok();
     assert!(out.stdout.contains("0 image(s)"), "{}", out.stdout);
-    assert_eq!(count_dirs(&env.layers_dir()), 3);
+    assert_eq!(count_dirs(&layers_dir(&env)), 3);
 
     // b gone: its image and its own layer go; the shared layer stays.
     env.app(&["rm", "-f", "b"]).ok();
@@ -282,8 +223,8 @@ fn images_share_layers_and_prune_removes_only_the_unused() {
         "{}",
         out.stdout
     );
-    assert_eq!(count_dirs(&env.layers_dir()), 2);
-    assert_eq!(env.images().len(), 1);
+    assert_eq!(count_dirs(&layers_dir(&env)), 2);
+    assert_eq!(list_images(&env).len(), 1);
     // The apps of image a still run on their layers.
     let out = env.app(&["ls", "--format", "json"]);
     let running = serde_json::from_str::<Value>(&out.stdout).unwrap();
@@ -291,8 +232,8 @@ fn images_share_layers_and_prune_removes_only_the_unused() {
 
     env.app(&["rm", "-f", "a", "a2"]).ok();
     env.app(&["prune"]).ok();
-    assert_eq!(count_dirs(&env.layers_dir()), 0);
-    assert!(env.images().is_empty());
+    assert_eq!(count_dirs(&layers_dir(&env)), 0);
+    assert!(list_images(&env).is_empty());
 }
 
 #[test]

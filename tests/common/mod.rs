@@ -10,6 +10,8 @@
 //! anything behind and never hangs.
 #![allow(dead_code)]
 
+pub mod app;
+
 pub mod vm;
 
 use serde_json::{Value, json};

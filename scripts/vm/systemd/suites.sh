@@ -99,6 +99,8 @@ suite_cmd() {
             # `rrun app` (tests/app.rs) on systemd + pure cgroup v2, on
             # Debian's kernel (overlay layers by mount(2), not fsconfig).
             bin=$(binary app)
+            # Under TCG 50 parallel apps outlast the per-command timeout.
+            ENVS+=("RRUN_APP_TEST_PARALLEL=${RRUN_APP_TEST_PARALLEL:-8}")
             CMD=("$bin" "--test-threads=$THREADS") ;;
         *) return 1 ;;
     esac
