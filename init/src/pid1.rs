@@ -72,8 +72,8 @@ fn spawn(plan: &Launch, args: &[String], path: &str, output: Option<&str>) -> Op
                 // stdout and stderr to `out` (two opens: no dup needed, so
                 // a seccomp profile need not allow it); a failed open
                 // leaves the fd closed rather than on the program's log.
-                const APPEND: u32 = linux_raw_sys::general::O_WRONLY
-                    | linux_raw_sys::general::O_APPEND;
+                const APPEND: u32 =
+                    linux_raw_sys::general::O_WRONLY | linux_raw_sys::general::O_APPEND;
                 sys::close(1);
                 let _ = sys::open(
                     out,
