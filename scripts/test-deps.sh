@@ -22,11 +22,13 @@ set -euo pipefail
 # packed into the VM for tests/lsm.rs; docker-registry, containernetworking-plugins:
 # make k8s-test's local registry and pod network (golang-1.23-go, from
 # bookworm-backports, builds cri-tools there); containernetworking-plugins and
-# iptables also network `rrun app`'s apps; conmon: make bench's monitor column.
+# iptables and nftables (the MAC spoof check) also network `rrun app`'s apps;
+# conmon: make bench's monitor column; curl, python3: the app tests (a
+# published port from the host; raw frames in tests/app_security.rs).
 PKGS=(busybox-static runc golang-github-containers-common jq iproute2 util-linux mount procps
       build-essential gcc-multilib golang-github-docker-docker-dev pkg-config ca-certificates strace umoci skopeo podman containerd docker.io
       qemu-system-x86 linux-image-amd64 cpio systemd dbus dbus-user-session apparmor checkpolicy
-      docker-registry containernetworking-plugins iptables nftables conmon curl)
+      docker-registry containernetworking-plugins iptables nftables conmon curl python3)
 # From bookworm-backports (the source is added below when missing).
 BACKPORTS_PKGS=(golang-1.23-go)
 
