@@ -195,25 +195,39 @@ pub fn image_with_modes(dir: &Path, name: &str, extra: &[(&str, &[u8], u32)]) ->
     tar
 }
 
-/// The shared test image (busybox with a web page), built once.
+/// The shared test image (busybox with a web page): built once into
+/// target/app-test-image (as the test rootfs is), again when the rootfs
+/// was rebuilt; test binaries running side by side serialise on a lock.
 pub fn web_image() -> PathBuf {
-    static IMG: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    static IMG: OnceLock<PathBuf> = OnceLock::new();
     IMG.get_or_init(|| {
-        let d = tempfile::Builder::new()
-            .prefix("rrun-test-appimg-")
-            .tempdir()
-            .unwrap();
-        let p = image(
-            d.path(),
-            "web",
-            &[
-                ("/www/index.html", "hello from rrun app\n"),
-                ("/ok", "ok\n"),
-            ],
-        );
-        (d, p)
+        let d = target_dir().join("app-test-image");
+        let tar = d.join("web.tar");
+        let done = d.join(".done");
+        // The rootfs's own marker: a rebuilt rootfs rebuilds the image.
+        let stamp = fs::read_to_string(rootfs().join(".done")).unwrap_or_default();
+        let is_done = || fs::read_to_string(&done).ok().as_deref() == Some(stamp.as_str());
+        if !is_done() {
+            fs::create_dir_all(&d).unwrap();
+            let lock = fs::File::create(target_dir().join("app-test-image.lock")).unwrap();
+            lock.lock().expect("lock app-test-image.lock");
+            if !is_done() {
+                let _ = fs::remove_dir_all(d.join("web.extra"));
+                let built = image(
+                    &d,
+                    "web",
+                    &[
+                        ("/www/index.html", "hello from rrun app\n"),
+                        ("/ok", "ok\n"),
+                    ],
+                );
+                assert_eq!(built, tar);
+                fs::write(&done, &stamp).unwrap();
+            }
+            lock.unlock().ok();
+        }
+        tar
     })
-    .1
     .clone()
 }
 
