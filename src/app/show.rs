@@ -238,25 +238,10 @@ pub fn ls(paths: &Paths, a: &LsArgs) -> Result<()> {
     Ok(())
 }
 
+/// Rows in `rrun list`'s table layout.
 fn print_table<const N: usize>(rows: &[[String; N]]) {
-    let mut width = [0usize; N];
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            width[i] = width[i].max(c.chars().count());
-        }
-    }
-    let mut stdout = std::io::stdout().lock();
-    for r in rows {
-        let mut line = String::new();
-        for (i, c) in r.iter().enumerate() {
-            if i + 1 == N {
-                line.push_str(c);
-            } else {
-                line.push_str(&format!("{c:<w$}   ", w = width[i]));
-            }
-        }
-        let _ = writeln!(stdout, "{}", line.trim_end());
-    }
+    let rows: Vec<Vec<String>> = rows.iter().map(|r| r.to_vec()).collect();
+    print!("{}", crate::commands::list::table(&rows));
 }
 
 pub fn inspect(paths: &Paths, names: &[String]) -> Result<()> {

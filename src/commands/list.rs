@@ -6,8 +6,9 @@ use crate::cli::ListArgs;
 use crate::state::Store;
 
 /// Go's tabwriter as runc configures it (minwidth 12, padding 3): every
-/// column but the last is padded to its widest cell.
-fn table(rows: &[Vec<String>]) -> String {
+/// column but the last is padded to its widest cell. (`rrun app`'s
+/// listings use it too.)
+pub fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..cols)
         .map(|c| {
