@@ -110,6 +110,7 @@ vm-systemd-test: build
 
 # ---- benchmark: rrun against runc, crun and youki (docs/bench.md) ----
 # Peers: apt-get install runc crun tini catatonit umoci golang-github-containers-common
+# conmon containerd (the per-app monitor column: conmon, containerd-shim-runc-v2)
 BENCH_OUT   ?= target/bench
 BENCH_BIN   := target/x86_64-unknown-linux-gnu
 YOUKI       ?= $(BENCH_OUT)/youki/bin/youki
