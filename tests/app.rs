@@ -759,6 +759,22 @@ fn foreground_run_shows_output_and_returns_the_status() {
     let st = wait_child(&mut bg.child, Duration::from_secs(30), "foreground run");
     assert!(st.code().is_some(), "ends by itself after SIGINT: {st:?}");
     assert_eq!(env.live("fg2")["lastExit"], "stopped by user");
+    // SIGHUP (its terminal gone) ends the command, not the app.
+    let mut c = env.cmd(&["run", "--name", "fg3", &s(&web_image()), "sleep", "1000"]);
+    let mut bg = Background::spawn({
+        c.stdin(std::process::Stdio::null());
+        c
+    });
+    env.wait_state("fg3", "running");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(bg.child.id() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    let st = wait_child(&mut bg.child, Duration::from_secs(30), "foreground run");
+    assert_eq!(st.code(), Some(0), "ends by itself after SIGHUP: {st:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(env.live("fg3")["state"], "running", "the app keeps running");
 }
 
 // ---------------------------------------------------------------------------

@@ -550,15 +550,22 @@ fn stop_signals() -> nix::sys::signal::SigSet {
 }
 
 /// A foreground run: the app's output here until it ends; SIGINT or
-/// SIGTERM stops it. Exits with the app's status.
+/// SIGTERM stops it; SIGHUP (the terminal closed) only ends this
+/// command. Exits with the app's status.
 pub fn foreground(paths: &Paths, name: &str) -> Result<i32> {
     let mask = stop_signals();
     {
         let paths = paths.clone();
         let name = name.to_string();
         std::thread::spawn(move || {
-            if mask.wait().is_ok() {
-                let _ = stop(&paths, &name, None);
+            match mask.wait() {
+                // The terminal went away: that is no request to stop. The
+                // app keeps running on its monitor (`rrun app logs -f`).
+                Ok(nix::sys::signal::Signal::SIGHUP) => std::process::exit(0),
+                Ok(_) => {
+                    let _ = stop(&paths, &name, None);
+                }
+                Err(_) => {}
             }
         });
     }
