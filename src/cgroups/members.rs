@@ -105,12 +105,20 @@ pub fn is_foreign(rule: &Rule, pid: i32) -> bool {
     let Ok(_pinned) = sys::pidfd_open(pid) else {
         return false;
     };
+    if is_zombie(pid) {
+        return false;
+    }
     match rule {
         Rule::PidNs(dev, ino) => !in_pid_ns(pid, (*dev, *ino)),
         // Listed in a cgroup rrun made: the container's by definition.
         Rule::Owned(_) => false,
         Rule::Nobody => true,
     }
+}
+
+/// Whether `pid` has exited and waits to be reaped.
+fn is_zombie(pid: i32) -> bool {
+    matches!(crate::state::proc_stat(pid), Some(('Z', _)))
 }
 
 /// Every pid in `dirs` and the cgroups below them, sorted, deduplicated.
@@ -190,7 +198,10 @@ pub fn find(
             };
             if member {
                 found.signalled(pid, &pidfd, signal);
-            } else if !dirs.is_empty() {
+            } else if !dirs.is_empty() && !is_zombie(pid) {
+                // A zombie (an exec'd process or helper its parent has not
+                // reaped yet) has left every namespace: it reads as not the
+                // container's, yet nothing can freeze or signal it.
                 found.foreign.push(pid);
             }
         }
@@ -231,5 +242,28 @@ mod tests {
         // Made by somebody else: not one.
         let f = find(&Rule::Owned(vec![]), &dirs, None, None);
         assert_eq!(f.foreign, vec![me as i32]);
+    }
+
+    #[test]
+    fn a_zombie_is_nobody_to_freeze() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("c");
+        fs::create_dir_all(&dir).unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        // Exited, not reaped yet.
+        let zombie = (0..500).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            is_zombie(pid)
+        });
+        assert!(zombie, "the child never showed as a zombie");
+        fs::write(dir.join("cgroup.procs"), format!("{pid}\n")).unwrap();
+        let f = find(&Rule::Nobody, &[dir], None, None);
+        assert!(
+            f.foreign.is_empty() && f.members.is_empty(),
+            "{:?}",
+            f.foreign
+        );
+        child.wait().unwrap();
     }
 }
