@@ -156,8 +156,10 @@ pub fn config(store: &Store, i: &Inputs) -> Result<Value, BundleError> {
         resources["memory"] = json!({"limit": m});
     }
     if let Some(c) = s.cpus {
-        let period: u64 = 100_000;
-        resources["cpu"] = json!({"quota": (c * period as f64).round() as i64, "period": period});
+        resources["cpu"] = json!({
+            "quota": super::settings::cpu_quota(c),
+            "period": super::settings::CPU_PERIOD,
+        });
     }
     if let Some(p) = s.pids_limit {
         resources["pids"] = json!({"limit": p});

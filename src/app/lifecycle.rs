@@ -29,11 +29,7 @@ pub fn monitor_alive(paths: &Paths, name: &str) -> Option<MonitorPid> {
 
 /// Host-side checks of a new app's settings, before anything is made.
 fn check_host(paths: &Paths, spec: &AppSpec) -> Result<Vec<network::PortMap>> {
-    for v in spec.volumes.iter().filter(|v| !v.is_named()) {
-        if let Err(e) = fs::metadata(&v.source) {
-            bail!("volume source {}: {e}", v.source);
-        }
-    }
+    check_volumes(spec)?;
     let ports = spec
         .ports
         .iter()
@@ -352,7 +348,7 @@ pub fn update(paths: &Paths, a: &UpdateArgs) -> Result<()> {
         let mut spec = app.load_spec()?;
         let recreate = spec.apply(&a.settings, &a.env_rm)?;
         if recreate {
-            check_host_for_update(&spec)?;
+            check_volumes(&spec)?;
         }
         app.save_spec(&spec)?;
         (recreate, spec)
@@ -371,9 +367,9 @@ pub fn update(paths: &Paths, a: &UpdateArgs) -> Result<()> {
     if let Some(c) = spec.cpus {
         args.extend([
             "--cpu-quota".to_string(),
-            ((c * 100_000.0).round() as i64).to_string(),
+            settings::cpu_quota(c).to_string(),
             "--cpu-period".to_string(),
-            "100000".to_string(),
+            settings::CPU_PERIOD.to_string(),
         ]);
     }
     if let Some(p) = spec.pids_limit {
@@ -387,7 +383,8 @@ pub fn update(paths: &Paths, a: &UpdateArgs) -> Result<()> {
     Ok(())
 }
 
-fn check_host_for_update(spec: &AppSpec) -> Result<()> {
+/// Host paths given as volume sources exist.
+fn check_volumes(spec: &AppSpec) -> Result<()> {
     for v in spec.volumes.iter().filter(|v| !v.is_named()) {
         if let Err(e) = fs::metadata(&v.source) {
             bail!("volume source {}: {e}", v.source);

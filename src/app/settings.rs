@@ -114,6 +114,14 @@ pub const DEFAULT_LOG_SIZE: u64 = 10 << 20;
 pub const DEFAULT_LOG_FILES: u32 = 5;
 pub const DEFAULT_STOP_TIMEOUT: u64 = 10;
 
+/// The CFS period `--cpus` is expressed in (Docker's).
+pub const CPU_PERIOD: u64 = 100_000;
+
+/// `--cpus` as a CFS quota over CPU_PERIOD.
+pub fn cpu_quota(cpus: f64) -> i64 {
+    (cpus * CPU_PERIOD as f64).round() as i64
+}
+
 pub fn check_name(name: &str) -> Result<(), SettingsError> {
     let ok = !name.is_empty()
         && name.len() <= 63
