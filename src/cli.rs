@@ -38,6 +38,15 @@ pub struct Cli {
     /// Accepted for compatibility with runc
     #[arg(long, global = true, hide = true)]
     pub criu: Option<String>,
+    /// systemd's notification socket: the container gets one of its own
+    /// and `start` relays its READY=1 (as runc does with $NOTIFY_SOCKET)
+    #[arg(
+        long = "notify-socket",
+        global = true,
+        hide = true,
+        env = "NOTIFY_SOCKET"
+    )]
+    pub notify_socket: Option<PathBuf>,
     /// Print the version
     #[arg(short = 'v', long = "version")]
     pub version: bool,
