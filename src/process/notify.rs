@@ -182,7 +182,7 @@ fn alive(pid: i32) -> bool {
 /// Sends READY=1 and MAINPID to the host's socket, then waits (bounded) for
 /// systemd to have processed it: a message whose sender has exited may
 /// otherwise be read after the unit has stopped trusting it.
-fn tell_host(host: &Path, main_pid: i32) -> Result<(), NotifyError> {
+pub fn tell_host(host: &Path, main_pid: i32) -> Result<(), NotifyError> {
     let err = |e: io::Error| NotifyError::Host(host.display().to_string(), e);
     let sock = UnixDatagram::unbound().map_err(err)?;
     let addr = host_addr(host).map_err(err)?;
