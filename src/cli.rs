@@ -39,14 +39,15 @@ pub struct Cli {
     #[arg(long, global = true, hide = true)]
     pub criu: Option<String>,
     /// systemd's notification socket: the container gets one of its own
-    /// and `start` relays its READY=1 (as runc does with $NOTIFY_SOCKET)
+    /// and `start` relays its READY=1 (as runc does with $NOTIFY_SOCKET);
+    /// empty (`--notify-socket=`): none, whatever the environment says
     #[arg(
         long = "notify-socket",
         global = true,
         hide = true,
         env = "NOTIFY_SOCKET"
     )]
-    pub notify_socket: Option<PathBuf>,
+    pub notify_socket: Option<std::ffi::OsString>,
     /// Print the version
     #[arg(short = 'v', long = "version")]
     pub version: bool,

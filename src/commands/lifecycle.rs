@@ -18,7 +18,10 @@ pub fn create_options(cli: &Cli, a: &CreateArgs, foreground: bool) -> CreateOpti
         systemd_cgroup: cli.systemd_cgroup,
         foreground,
         start_now: false,
-        notify_socket: crate::process::notify::host_socket(cli.notify_socket.as_deref()).is_some(),
+        notify_socket: crate::process::notify::host_socket(
+            cli.notify_socket.as_deref().map(std::path::Path::new),
+        )
+        .is_some(),
     }
 }
 
@@ -31,7 +34,8 @@ pub fn start(store: &Store, cli: &Cli, id: &str) -> Result<()> {
     let dir = store.open(id)?;
     let mut state = dir.load()?;
     // Bound before the program runs, so no READY it sends is lost.
-    let listener = notify::Listener::bind(&dir, cli.notify_socket.as_deref())?;
+    let listener =
+        notify::Listener::bind(&dir, cli.notify_socket.as_deref().map(std::path::Path::new))?;
     process::start(&dir, &mut state)?;
     if let Some(l) = listener {
         // Others may use the container meanwhile: runc waits the same way.

@@ -18,7 +18,10 @@ use crate::state::Store;
 pub fn run(store: &Store, cli: &Cli, a: &RunArgs) -> Result<i32> {
     if a.detach {
         let Created { dir, mut state, .. } = process::create(store, &run_options(cli, a, false))?;
-        let listener = match notify::Listener::bind(&dir, cli.notify_socket.as_deref()) {
+        let listener = match notify::Listener::bind(
+            &dir,
+            cli.notify_socket.as_deref().map(std::path::Path::new),
+        ) {
             Ok(l) => l,
             Err(e) => {
                 let _ = process::destroy(dir, &state);
@@ -56,7 +59,10 @@ pub fn run(store: &Store, cli: &Cli, a: &RunArgs) -> Result<i32> {
     {
         let _ = crate::sys::set_winsize(m, size);
     }
-    let listener = match notify::Listener::bind(&dir, cli.notify_socket.as_deref()) {
+    let listener = match notify::Listener::bind(
+        &dir,
+        cli.notify_socket.as_deref().map(std::path::Path::new),
+    ) {
         Ok(l) => l,
         Err(e) => {
             let _ = process::destroy(dir, &state);
