@@ -47,6 +47,8 @@ pub enum AppCommand {
     /// Networks: create, ls, rm
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// systemd units for apps, a compose project, or the status page
+    Unit(Box<super::unit::UnitArgs>),
     /// The monitor's helper: creates and starts an app's container
     #[command(name = "_spawn", hide = true)]
     Spawn(SpawnArgs),

@@ -20,6 +20,7 @@
 //! - rmtree:    removing an app's directory, whatever the app left in it
 //! - lifecycle: run/upgrade, start, stop, restart, rm, update, foreground
 //! - show:      ls, inspect, logs, events, images, network ls
+//! - unit:      systemd units for apps, compose projects, the status page
 
 pub mod bundle;
 pub mod cli;
@@ -38,6 +39,7 @@ pub mod show;
 pub mod spawn;
 pub mod state;
 pub mod store;
+pub mod unit;
 
 use anyhow::Result;
 
@@ -77,6 +79,7 @@ pub fn main(a: &AppArgs) -> Result<i32> {
         AppCommand::Network(NetworkCommand::Rm { names }) => {
             lifecycle::each(names, |n| network::remove(&paths, n).map_err(Into::into)).map(|_| 0)
         }
+        AppCommand::Unit(u) => unit::main(&paths, u),
         AppCommand::Spawn(s) => spawn::spawn(&paths, s),
     }
 }
