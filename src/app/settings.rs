@@ -112,7 +112,7 @@ pub struct AppSpec {
     /// service's name).
     #[serde(default)]
     pub aliases: Vec<String>,
-    /// NAME:IP lines added to the app's own hosts file.
+    /// NAME:IP lines added to the app's hosts file.
     #[serde(default)]
     pub extra_hosts: Vec<String>,
 }
