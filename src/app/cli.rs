@@ -29,7 +29,7 @@ pub enum AppCommand {
     /// Stop an app (its settings, image and log stay)
     Stop(StopArgs),
     /// Start a stopped app
-    Start(NamesArg),
+    Start(StartArgs),
     /// Stop and start an app
     Restart(StopArgs),
     /// Remove an app and everything it holds
@@ -149,6 +149,10 @@ pub struct RunArgs {
     /// On an upgrade, keep the new image even if it never gets healthy
     #[arg(long = "no-rollback")]
     pub no_rollback: bool,
+    /// Under systemd (Type=notify): tell it READY, with the app's monitor
+    /// as the main process, once the app is healthy (or running)
+    #[arg(long = "sd-notify", requires = "detach")]
+    pub sd_notify: bool,
     #[command(flatten)]
     pub settings: Settings,
     /// oci:PATH[:REF], oci-archive:PATH[:REF], docker-archive:PATH[:REF],
@@ -196,6 +200,16 @@ pub struct StopArgs {
 
 #[derive(Args, Debug)]
 pub struct NamesArg {
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StartArgs {
+    /// Under systemd (Type=notify): tell it READY, with the app's monitor
+    /// as the main process, once the app is healthy (or running)
+    #[arg(long = "sd-notify")]
+    pub sd_notify: bool,
     #[arg(required = true)]
     pub names: Vec<String>,
 }

@@ -14,6 +14,7 @@
 //! - bundle:    an app's config.json
 //! - runtime:   the runtime's verbs, called in-process
 //! - monitor:   the per-app host-side monitor (logs, exits), its config
+//! - notify:    readiness under systemd (sd_notify), a unit's leaf cgroup
 //! - spawn:     the monitor's helper: starts containers, tells exit reasons
 //! - logs:      reading and following app logs
 //! - rmtree:    removing an app's directory, whatever the app left in it
@@ -27,6 +28,7 @@ pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
 pub mod network;
+pub mod notify;
 pub mod overlay;
 pub mod paths;
 pub mod rmtree;
@@ -48,10 +50,12 @@ pub fn main(a: &AppArgs) -> Result<i32> {
         .make_private()
         .map_err(|e| anyhow::anyhow!("preparing the app root {}: {e}", paths.root.display()))?;
     match &a.command {
+        AppCommand::Run(r) if r.sd_notify => notify::run(&paths, r),
         AppCommand::Run(r) => lifecycle::run(&paths, r),
         AppCommand::Ls(l) => show::ls(&paths, l).map(|_| 0),
         AppCommand::Logs(l) => show::logs(&paths, l).map(|_| 0),
         AppCommand::Stop(s) => lifecycle::stop_cmd(&paths, s).map(|_| 0),
+        AppCommand::Start(n) if n.sd_notify => notify::start(&paths, &n.names).map(|_| 0),
         AppCommand::Start(n) => {
             lifecycle::each(&n.names, |n| lifecycle::start(&paths, n)).map(|_| 0)
         }
