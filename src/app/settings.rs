@@ -108,6 +108,13 @@ pub struct AppSpec {
     pub log_max_files: u32,
     pub labels: BTreeMap<String, String>,
     pub hostname: Option<String>,
+    /// More names of the app in its network's hosts files (a compose
+    /// service's name).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// NAME:IP lines added to the app's hosts file.
+    #[serde(default)]
+    pub extra_hosts: Vec<String>,
 }
 
 pub const DEFAULT_LOG_SIZE: u64 = 10 << 20;
