@@ -47,6 +47,10 @@ pub enum AppCommand {
     /// Networks: create, ls, rm
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Projects of several apps from a compose file
+    Compose(super::compose::args::ComposeArgs),
+    /// `compose config`: print the resolved compose file
+    Config(super::compose::args::ConfigAlias),
     /// The monitor's helper: creates and starts an app's container
     #[command(name = "_spawn", hide = true)]
     Spawn(SpawnArgs),

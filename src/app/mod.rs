@@ -19,10 +19,12 @@
 //! - rmtree:    removing an app's directory, whatever the app left in it
 //! - lifecycle: run/upgrade, start, stop, restart, rm, update, foreground
 //! - show:      ls, inspect, logs, events, images, network ls
+//! - compose:   projects of several apps from a compose file
 
 pub mod bundle;
 pub mod cli;
 pub mod cni;
+pub mod compose;
 pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
@@ -73,6 +75,8 @@ pub fn main(a: &AppArgs) -> Result<i32> {
         AppCommand::Network(NetworkCommand::Rm { names }) => {
             lifecycle::each(names, |n| network::remove(&paths, n).map_err(Into::into)).map(|_| 0)
         }
+        AppCommand::Compose(c) => compose::args::main(&paths, c),
+        AppCommand::Config(c) => compose::config::config(&c.opts, &c.args),
         AppCommand::Spawn(s) => spawn::spawn(&paths, s),
     }
 }
