@@ -824,10 +824,9 @@ fn service(
                 for (i, item) in cx.seq(v, &p)?.iter().enumerate() {
                     let ip = format!("{p}[{i}]");
                     match mount(cx, item, &ip, volumes)? {
-                        Mount::Volume(vol) => {
+                        Mount::Volume(vol, shown) => {
                             outv.push(Out::str(format!(
-                                "{}:{}{}",
-                                vol.source,
+                                "{shown}:{}{}",
                                 vol.target,
                                 if vol.readonly { ":ro" } else { "" }
                             )));
@@ -1447,7 +1446,9 @@ fn port(cx: &Context, n: &Node, p: &str) -> R<String> {
 }
 
 enum Mount {
-    Volume(Volume),
+    /// The volume, and its source as `config` shows it (a named volume by
+    /// its name in the file).
+    Volume(Volume, String),
     Tmpfs(Tmpfs),
 }
 
@@ -1514,27 +1515,31 @@ fn mount(cx: &Context, n: &Node, p: &str, volumes: &BTreeMap<String, VolumeDef>)
             return Err(cx.err(n, p, "tmpfs options on a bind or volume"));
         }
         let source = source.ok_or_else(|| cx.err(n, p, "source is required"))?;
-        let src = match ty.as_str() {
-            "bind" => bind_source(cx, n, p, &source)?,
-            "volume" => named_source(cx, n, p, &source, volumes)?,
+        let (src, shown) = match ty.as_str() {
+            "bind" => {
+                let b = bind_source(cx, n, p, &source)?;
+                (b.clone(), b)
+            }
+            "volume" => (named_source(cx, n, p, &source, volumes)?, source),
             t => return Err(cx.err(n, p, format!("type {t:?}: bind, volume or tmpfs"))),
         };
         let spec = format!("{src}:{target}{}", if ro { ":ro" } else { "" });
         return settings::parse_volume(&spec)
-            .map(Mount::Volume)
+            .map(|v| Mount::Volume(v, shown))
             .map_err(|e| cx.settings_err(n, p, e));
     }
     let s = cx.str(n, p)?;
     let Some((src, rest)) = s.split_once(':') else {
         return Err(cx.err(n, p, format!("{s:?}: anonymous volumes are not supported; name it (NAME:{s}) and declare NAME under volumes:")));
     };
-    let src = if src.starts_with(['/', '.', '~']) {
-        bind_source(cx, n, p, src)?
+    let (real, shown) = if src.starts_with(['/', '.', '~']) {
+        let b = bind_source(cx, n, p, src)?;
+        (b.clone(), b)
     } else {
-        named_source(cx, n, p, src, volumes)?
+        (named_source(cx, n, p, src, volumes)?, src.to_string())
     };
-    settings::parse_volume(&format!("{src}:{rest}"))
-        .map(Mount::Volume)
+    settings::parse_volume(&format!("{real}:{rest}"))
+        .map(|v| Mount::Volume(v, shown))
         .map_err(|e| cx.settings_err(n, p, e))
 }
 
