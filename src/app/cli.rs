@@ -49,6 +49,10 @@ pub enum AppCommand {
     Network(NetworkCommand),
     /// systemd units for apps, a compose project, or the status page
     Unit(Box<super::unit::UnitArgs>),
+    /// Projects of several apps from a compose file
+    Compose(super::compose::args::ComposeArgs),
+    /// `compose config`: print the resolved compose file
+    Config(super::compose::args::ConfigAlias),
     /// The monitor's helper: creates and starts an app's container
     #[command(name = "_spawn", hide = true)]
     Spawn(SpawnArgs),

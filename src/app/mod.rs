@@ -21,10 +21,12 @@
 //! - lifecycle: run/upgrade, start, stop, restart, rm, update, foreground
 //! - show:      ls, inspect, logs, events, images, network ls
 //! - unit:      systemd units for apps, compose projects, the status page
+//! - compose:   projects of several apps from a compose file
 
 pub mod bundle;
 pub mod cli;
 pub mod cni;
+pub mod compose;
 pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
@@ -80,6 +82,8 @@ pub fn main(a: &AppArgs) -> Result<i32> {
             lifecycle::each(names, |n| network::remove(&paths, n).map_err(Into::into)).map(|_| 0)
         }
         AppCommand::Unit(u) => unit::main(&paths, u),
+        AppCommand::Compose(c) => compose::args::main(&paths, c),
+        AppCommand::Config(c) => compose::config::config(&c.opts, &c.args),
         AppCommand::Spawn(s) => spawn::spawn(&paths, s),
     }
 }
