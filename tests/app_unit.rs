@@ -137,6 +137,84 @@ fn app_and_serve_units_pass_systemd_analyze_verify() {
 }
 
 #[test]
+fn compose_units_pass_systemd_analyze_verify() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("compose.yaml");
+    fs::write(
+        &file,
+        format!(
+            "name: shop\n\
+             services:\n\
+             \x20 db:\n\
+             \x20   image: {img}\n\
+             \x20   healthcheck:\n\
+             \x20     test: [\"CMD\", \"true\"]\n\
+             \x20 migrate:\n\
+             \x20   image: {img}\n\
+             \x20   command: [\"true\"]\n\
+             \x20   depends_on: [db]\n\
+             \x20 web:\n\
+             \x20   image: {img}\n\
+             \x20   ports: [\"8080:80\"]\n\
+             \x20   depends_on:\n\
+             \x20     db: {{condition: service_healthy}}\n\
+             \x20     migrate: {{condition: service_completed_successfully}}\n",
+            img = s(&web_image())
+        ),
+    )
+    .unwrap();
+    let out_dir = dir.path().join("units");
+    env.app(&["unit", "--output", &s(&out_dir), "-f", &s(&file)])
+        .ok();
+    let files = unit_files(&out_dir);
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "rrun-shop-db.service",
+            "rrun-shop-migrate.service",
+            "rrun-shop-web.service",
+            "rrun-shop.target"
+        ]
+    );
+    let web = fs::read_to_string(&files[2]).unwrap();
+    assert!(
+        web.contains("Requires=rrun-shop-db.service\nAfter=rrun-shop-db.service\n"),
+        "{web}"
+    );
+    assert!(web.contains("After=rrun-shop-migrate.service\n"), "{web}");
+    let migrate = fs::read_to_string(&files[1]).unwrap();
+    assert!(migrate.contains("Type=oneshot\n"), "{migrate}");
+    assert!(
+        web.contains(&format!(
+            " compose -f {} -p shop up --no-deps --sd-notify web\n",
+            s(&file)
+        )),
+        "{web}"
+    );
+    // Generating made nothing: no app root.
+    assert!(!env.root().join("apps").exists());
+    let Some(v) = verify(&files) else { return };
+    assert_clean(&v);
+    // A bad compose file: one line naming what is wrong, nothing written.
+    fs::write(&file, "services:\n  web:\n    imag: x\n").unwrap();
+    let out = env.app(&[
+        "unit",
+        "--output",
+        &s(&dir.path().join("none")),
+        "-f",
+        &s(&file),
+    ]);
+    assert!(!out.success(), "{out}");
+    assert!(out.stderr.contains("imag"), "{out}");
+    assert!(!dir.path().join("none").exists());
+}
+
+#[test]
 fn unit_refuses_what_it_cannot_make() {
     let env = Env::new();
     for (args, want) in [

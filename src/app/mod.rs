@@ -50,6 +50,10 @@ use cli::{AppArgs, AppCommand, NetworkCommand};
 /// Runs `rrun app ...`; returns the exit code.
 pub fn main(a: &AppArgs) -> Result<i32> {
     let paths = paths::from_flag(a.app_root.as_deref());
+    if let AppCommand::Unit(u) = &a.command {
+        // Generation reads app settings only: it makes no app root.
+        return unit::main(&paths, u);
+    }
     paths
         .make_private()
         .map_err(|e| anyhow::anyhow!("preparing the app root {}: {e}", paths.root.display()))?;

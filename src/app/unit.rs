@@ -457,10 +457,41 @@ fn generate(paths: &Paths, a: &UnitArgs) -> Result<Vec<Unit>> {
     Ok(units)
 }
 
-/// The compose project of -f/-p as the units need it.
+/// The compose project of -f/-p as the units need it. The units load the
+/// file again each time they start (so a changed file takes effect on the
+/// next start): variables must come from its `.env`, not from the shell
+/// `rrun app unit` runs in.
 fn load_project(a: &UnitArgs) -> Result<ProjectUnits> {
-    let _ = a;
-    bail!("compose files are not supported yet")
+    let o = super::compose::LoadOptions::from_process(a.files.clone(), a.project.clone(), vec![])?;
+    let p = super::compose::load(&o)?;
+    for w in &p.warnings {
+        eprintln!("{w}");
+    }
+    Ok(from_project(&p))
+}
+
+/// A loaded compose project as the units need it (services in file order).
+pub fn from_project(p: &super::compose::Project) -> ProjectUnits {
+    let services = p
+        .service_order
+        .iter()
+        .filter_map(|n| p.services.get(n))
+        .map(|s| ServiceUnit {
+            service: s.name.clone(),
+            app: s.app.clone(),
+            depends_on: s
+                .depends_on
+                .iter()
+                .map(|d| (d.service.clone(), d.required))
+                .collect(),
+            one_shot: s.one_shot,
+        })
+        .collect();
+    ProjectUnits {
+        name: p.name.clone(),
+        files: p.files.clone(),
+        services,
+    }
 }
 
 /// `rrun app unit ...`.
