@@ -214,6 +214,14 @@ fn compose_units_pass_systemd_analyze_verify() {
     assert!(!dir.path().join("none").exists());
 }
 
+/// The image `make vm-boot-test` runs (scripts/vm/boot-test.sh builds it
+/// through this test when it is missing).
+#[test]
+fn the_test_web_image_builds() {
+    let img = web_image();
+    assert!(fs::metadata(&img).unwrap().len() > 0, "{}", img.display());
+}
+
 #[test]
 fn unit_refuses_what_it_cannot_make() {
     let env = Env::new();
