@@ -20,10 +20,12 @@
 //! - rmtree:    removing an app's directory, whatever the app left in it
 //! - lifecycle: run/upgrade, start, stop, restart, rm, update, foreground
 //! - show:      ls, inspect, logs, events, images, network ls
+//! - compose:   compose files: up, down, ps, logs, restart, config; wait
 
 pub mod bundle;
 pub mod cli;
 pub mod cni;
+pub mod compose;
 pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
@@ -77,6 +79,11 @@ pub fn main(a: &AppArgs) -> Result<i32> {
         AppCommand::Network(NetworkCommand::Rm { names }) => {
             lifecycle::each(names, |n| network::remove(&paths, n).map_err(Into::into)).map(|_| 0)
         }
+        AppCommand::Compose(c) => compose::args::main(&paths, c),
+        AppCommand::Up(u) => compose::up::up(&paths, &u.opts.load()?, &u.args),
+        AppCommand::Down(d) => compose::ops::down(&paths, &d.opts.load()?, &d.args),
+        AppCommand::Config(c) => compose::config::config(&c.opts, &c.args),
+        AppCommand::Wait(w) => compose::wait::wait_cmd(&paths, w),
         AppCommand::Spawn(s) => spawn::spawn(&paths, s),
     }
 }
