@@ -49,13 +49,13 @@ pub enum AppCommand {
     Network(NetworkCommand),
     /// Projects of several apps from a compose file: up, down, ps, logs,
     /// restart, config
-    Compose(Box<super::compose::args::ComposeArgs>),
+    Compose(super::compose::args::ComposeArgs),
     /// `compose up`: create and start a compose file's services in order
     Up(Box<super::compose::args::UpAlias>),
     /// `compose down`: stop and remove a compose file's services
     Down(Box<super::compose::args::DownAlias>),
     /// `compose config`: print the resolved compose file
-    Config(Box<super::compose::args::ConfigAlias>),
+    Config(super::compose::args::ConfigAlias),
     /// Wait until apps are healthy, running or exited
     Wait(super::compose::wait::WaitArgs),
     /// The monitor's helper: creates and starts an app's container

@@ -189,7 +189,8 @@ fn env_entry(flagname: &'static str, e: &str) -> Result<Option<String>, Settings
     }
 }
 
-fn set_env(env: &mut Vec<String>, kv: String) {
+/// Sets KEY=VALUE, replacing an earlier value of KEY.
+pub fn set_env(env: &mut Vec<String>, kv: String) {
     let key = kv.split('=').next().unwrap_or("").to_string();
     env.retain(|e| e.split('=').next() != Some(key.as_str()));
     env.push(kv);
@@ -284,7 +285,7 @@ pub fn parse_tmpfs(s: &str) -> Result<Tmpfs, SettingsError> {
     })
 }
 
-fn parse_size(flagname: &'static str, s: &str) -> Result<i64, SettingsError> {
+pub fn parse_size(flagname: &'static str, s: &str) -> Result<i64, SettingsError> {
     match crate::commands::cgroup_cmds::parse_bytes(s) {
         Ok(n) if n > 0 => Ok(n),
         _ => Err(flag(flagname, s, "expected a size such as 512k, 256m, 1g")),
@@ -337,6 +338,22 @@ pub fn parse_health_cmd(s: &str) -> Result<Option<Vec<String>>, SettingsError> {
         Some(_) => Ok(Some(v)),
         None => Err(flag("--health-cmd", s, "empty array")),
     }
+}
+
+pub fn check_hostname(h: &str) -> Result<(), SettingsError> {
+    if h.is_empty()
+        || h.len() > 64
+        || !h
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        return Err(flag(
+            "--hostname",
+            h,
+            "letters, digits, '-' and '.', at most 64",
+        ));
+    }
+    Ok(())
 }
 
 /// Docker's restart policy as the built-in init's (systemd's names).
@@ -647,18 +664,7 @@ impl AppSpec {
             self.labels.insert(k.to_string(), v.to_string());
         }
         if let Some(h) = &s.hostname {
-            if h.is_empty()
-                || h.len() > 64
-                || !h
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-            {
-                return Err(flag(
-                    "--hostname",
-                    h,
-                    "letters, digits, '-' and '.', at most 64",
-                ));
-            }
+            check_hostname(h)?;
             self.hostname = Some(h.clone());
         }
         // The init's own checks of durations, limits and the policy.

@@ -1,10 +1,11 @@
-//! TEMPORARY stand-in for the file engineer's config.rs (until r20-file is
-//! merged).
+//! `rrun app compose config`: the resolved file, or its services' names.
+
+use anyhow::Result;
 
 use super::args::{ConfigArgs, ProjectOpts};
 
-pub fn config(o: &ProjectOpts, a: &ConfigArgs) -> anyhow::Result<i32> {
-    let p = o.load()?;
+pub fn config(opts: &ProjectOpts, a: &ConfigArgs) -> Result<i32> {
+    let p = opts.load()?;
     if a.services {
         for s in &p.service_order {
             println!("{s}");

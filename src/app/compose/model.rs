@@ -1,6 +1,4 @@
-#![allow(dead_code)]
-//! TEMPORARY stand-in for the file engineer's model.rs (until r20-file is
-//! merged): the same types, built by hand in tests. A compose project once loaded: its services as complete app settings
+//! A compose project once loaded: its services as complete app settings
 //! (AppSpec), their dependencies, the networks and volumes they use, and
 //! the errors of loading it. Plain data; `file` fills it, the commands use
 //! it.
@@ -140,12 +138,28 @@ pub struct VolumeDef {
     pub external: bool,
 }
 
+/// Loading errors; each displays as one line, with file:line when known.
 #[derive(Debug, thiserror::Error)]
 pub enum ComposeError {
-    #[error("compose files cannot be read yet")]
-    NotYet,
-}
-
-pub fn load(_o: &LoadOptions) -> Result<Project, ComposeError> {
-    Err(ComposeError::NotYet)
+    #[error(
+        "no compose file in {0} (looked for compose.yaml, compose.yml, docker-compose.yml, docker-compose.yaml; or give -f FILE)"
+    )]
+    NoFile(PathBuf),
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Something wrong at a place in a file: `file:line: key.path: what`.
+    #[error("{file}:{line}: {key}{}{msg}", if key.is_empty() { "" } else { ": " })]
+    At {
+        file: String,
+        line: usize,
+        key: String,
+        msg: String,
+    },
+    #[error("{0}")]
+    Project(String),
+    #[error(transparent)]
+    Settings(#[from] crate::app::settings::SettingsError),
 }
