@@ -49,10 +49,17 @@ pub enum AppCommand {
     Network(NetworkCommand),
     /// systemd units for apps, a compose project, or the status page
     Unit(Box<super::unit::UnitArgs>),
-    /// Projects of several apps from a compose file
+    /// Projects of several apps from a compose file: up, down, ps, logs,
+    /// restart, config
     Compose(super::compose::args::ComposeArgs),
+    /// `compose up`: create and start a compose file's services in order
+    Up(Box<super::compose::args::UpAlias>),
+    /// `compose down`: stop and remove a compose file's services
+    Down(Box<super::compose::args::DownAlias>),
     /// `compose config`: print the resolved compose file
     Config(super::compose::args::ConfigAlias),
+    /// Wait until apps are healthy, running or exited
+    Wait(super::compose::wait::WaitArgs),
     /// The monitor's helper: creates and starts an app's container
     #[command(name = "_spawn", hide = true)]
     Spawn(SpawnArgs),

@@ -21,7 +21,7 @@
 //! - lifecycle: run/upgrade, start, stop, restart, rm, update, foreground
 //! - show:      ls, inspect, logs, events, images, network ls
 //! - unit:      systemd units for apps, compose projects, the status page
-//! - compose:   projects of several apps from a compose file
+//! - compose:   compose files: up, down, ps, logs, restart, config; wait
 
 pub mod bundle;
 pub mod cli;
@@ -87,7 +87,10 @@ pub fn main(a: &AppArgs) -> Result<i32> {
         }
         AppCommand::Unit(u) => unit::main(&paths, u),
         AppCommand::Compose(c) => compose::args::main(&paths, c),
+        AppCommand::Up(u) => compose::up::up(&paths, &u.opts.load()?, &u.args),
+        AppCommand::Down(d) => compose::ops::down(&paths, &d.opts.load()?, &d.args),
         AppCommand::Config(c) => compose::config::config(&c.opts, &c.args),
+        AppCommand::Wait(w) => compose::wait::wait_cmd(&paths, w),
         AppCommand::Spawn(s) => spawn::spawn(&paths, s),
     }
 }

@@ -1036,13 +1036,22 @@ pub fn hosts_content(
     s
 }
 
-/// An app's aliases and extra hosts from its settings (none when they
-/// cannot be read: the hosts file still lists the app by name).
+/// An app's aliases and extra hosts from its settings (app.json; read
+/// here as plain JSON: this module depends on nothing but cni and paths).
+/// None when they cannot be read: the hosts file still lists the app.
 fn names_of(paths: &Paths, app: &str) -> (Vec<String>, Vec<String>) {
-    super::state::App::at(paths, app)
-        .load_spec()
-        .map(|s| (s.aliases, s.extra_hosts))
-        .unwrap_or_default()
+    #[derive(Deserialize, Default)]
+    struct Names {
+        #[serde(default)]
+        aliases: Vec<String>,
+        #[serde(default)]
+        extra_hosts: Vec<String>,
+    }
+    let n: Names = fs::read(paths.app(app).join("app.json"))
+        .ok()
+        .and_then(|d| serde_json::from_slice(&d).ok())
+        .unwrap_or_default();
+    (n.aliases, n.extra_hosts)
 }
 
 /// The resolv.conf an app on its own network gets: the host's, loopback
@@ -1295,8 +1304,8 @@ pub fn attach(
     };
     if *mode == Mode::Host {
         let extra = names_of(paths, app).1;
-        let mut hosts = fs::read_to_string("/etc/hosts")
-            .unwrap_or_else(|_| hosts_content(app, None, &[], &[]));
+        let mut hosts =
+            fs::read_to_string("/etc/hosts").unwrap_or_else(|_| hosts_content(app, None, &[], &[]));
         // The host's file, then the app's extra entries (its own part only).
         let own = hosts_content(app, None, &[], &extra);
         for l in own.lines().skip(3) {

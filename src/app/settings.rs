@@ -813,6 +813,9 @@ mod tests {
             ]
             .into(),
             hostname: Some("web.local".into()),
+            // No run flags (compose's): not part of the round trip.
+            aliases: vec![],
+            extra_hosts: vec![],
         };
         assert_eq!(reparse(&full), full);
         // A health check whose argv starts like a keyword stays that argv.

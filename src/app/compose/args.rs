@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 
+use super::ops::{DownArgs, LogsArgs, PsArgs, RestartArgs};
+use super::up::UpArgs;
 use super::{LoadOptions, Project};
 use crate::app::paths::Paths;
 
@@ -56,6 +58,16 @@ pub struct ComposeArgs {
 pub enum ComposeCommand {
     /// Print the resolved file (checked, interpolated, normalised)
     Config(ConfigArgs),
+    /// Create and start the services, in dependency order
+    Up(UpArgs),
+    /// Stop and remove the services' apps and the project's networks
+    Down(DownArgs),
+    /// List the project's apps
+    Ps(PsArgs),
+    /// Print the services' logs, each line prefixed with its service
+    Logs(LogsArgs),
+    /// Restart services
+    Restart(RestartArgs),
 }
 
 #[derive(Args, Debug)]
@@ -74,9 +86,31 @@ pub struct ConfigAlias {
     pub args: ConfigArgs,
 }
 
+/// `rrun app up`/`down`: `rrun app compose up`/`down`'s aliases.
+#[derive(Args, Debug)]
+pub struct UpAlias {
+    #[command(flatten)]
+    pub opts: ProjectOpts,
+    #[command(flatten)]
+    pub args: UpArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct DownAlias {
+    #[command(flatten)]
+    pub opts: ProjectOpts,
+    #[command(flatten)]
+    pub args: DownArgs,
+}
+
 /// Runs `rrun app compose VERB`; returns the exit code.
-pub fn main(_paths: &Paths, a: &ComposeArgs) -> Result<i32> {
+pub fn main(paths: &Paths, a: &ComposeArgs) -> Result<i32> {
     match &a.command {
         ComposeCommand::Config(c) => super::config::config(&a.opts, c),
+        ComposeCommand::Up(u) => super::up::up(paths, &a.opts.load()?, u),
+        ComposeCommand::Down(d) => super::ops::down(paths, &a.opts.load()?, d),
+        ComposeCommand::Ps(x) => super::ops::ps(paths, &a.opts.load()?, x),
+        ComposeCommand::Logs(l) => super::ops::logs(paths, &a.opts.load()?, l),
+        ComposeCommand::Restart(r) => super::ops::restart(paths, &a.opts.load()?, r),
     }
 }

@@ -8,13 +8,23 @@
 //! - resolve:     every key checked and turned into the apps' settings
 //! - args:        the command line of `rrun app compose` and its dispatch
 //! - config:      `rrun app compose config`
+//! - graph:       the services' dependency graph: order, cycles, selection
+//! - project:     a project's apps on disk, found by their labels
+//! - wait:        waiting for an app's condition; `rrun app wait`
+//! - up:          `up`: networks, services in dependency waves, gating
+//! - ops:         `down`, `ps`, `logs`, `restart`
 
 pub mod args;
 pub mod config;
 pub mod file;
+pub mod graph;
 pub mod interpolate;
 pub mod model;
+pub mod ops;
+pub mod project;
 pub mod resolve;
+pub mod up;
+pub mod wait;
 pub mod yaml;
 
 pub use file::load;
