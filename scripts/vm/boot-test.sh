@@ -157,6 +157,14 @@ say "web's program (pid $prog) killed, restarted by the init; unit active, MainP
 
 # 5. Stop the project.
 systemctl stop "rrun-$P.target" || fail "systemctl stop rrun-$P.target"
+# The target's stop job returns first; the services' (PartOf) follow.
+settled() {
+    local u
+    for u in "$WEB" "$DB"; do
+        case $(prop "$u" ActiveState) in inactive | failed) ;; *) return 1 ;; esac
+    done
+}
+wait_for 120 settled || fail "the units did not stop: web $(prop "$WEB" ActiveState), db $(prop "$DB" ActiveState)"
 for u in "$WEB" "$DB"; do
     st=$(prop "$u" ActiveState)
     [ "$st" = inactive ] || fail "$u is $st after stop"
