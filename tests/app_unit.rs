@@ -392,3 +392,59 @@ fn sd_notify_fails_when_the_app_never_gets_ready() {
     assert!(!out.success());
     env.app(&["rm", "-f", "notify-bad"]).ok();
 }
+
+/// Under a unit the monitor is the main process: its exit status is what
+/// systemd judges the unit by. This process becomes a subreaper, so the
+/// (detached) monitors end up its children and their statuses can be read.
+#[test]
+fn the_monitor_exits_zero_only_for_a_clean_end() {
+    if !ensure_root() {
+        return;
+    }
+    nix::sys::prctl::set_child_subreaper(true).unwrap();
+    let env = Env::new();
+    let img = s(&web_image());
+    let monitor_of = |name: &str| -> i32 {
+        let v = env.inspect(name);
+        v["live"]["monitorPid"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{name} has no monitor: {v}")) as i32
+    };
+    let status_of = |pid: i32| {
+        // Bounded: the monitor ends right after its app (or the test hangs
+        // here, which the harness's timeout reports).
+        nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap()
+    };
+    use nix::sys::wait::WaitStatus::Exited;
+    // The program ends by itself: exit 0 is success, exit 3 failure.
+    for (name, code, want) in [("mon-ok", "0", 0), ("mon-fail", "3", 2)] {
+        env.app(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            &img,
+            "sh",
+            "-c",
+            &format!("sleep 3; exit {code}"),
+        ])
+        .ok();
+        let m = monitor_of(name);
+        match status_of(m) {
+            Exited(_, c) => assert_eq!(c, want, "{name}"),
+            other => panic!("{name}: monitor {other:?}"),
+        }
+    }
+    // Stopped by the user: success, whatever the program's status.
+    env.app(&["run", "-d", "--name", "mon-stop", &img, "sleep", "1000"])
+        .ok();
+    let m = monitor_of("mon-stop");
+    env.app(&["stop", "mon-stop"]).ok();
+    match status_of(m) {
+        Exited(_, c) => assert_eq!(c, 0, "stopped"),
+        other => panic!("stopped: monitor {other:?}"),
+    }
+    for n in ["mon-ok", "mon-fail", "mon-stop"] {
+        env.app(&["rm", "-f", n]).ok();
+    }
+}

@@ -192,8 +192,11 @@ pub fn stop_timeout(spec: &AppSpec) -> u64 {
 /// after `rrun app --app-root R`.
 fn service_section(ctx: &Ctx, spec: &AppSpec, start: &[String], oneshot: bool) -> String {
     let name = spec.name.as_str();
+    // NotifyAccess for a oneshot too: systemd sets $NOTIFY_SOCKET only
+    // then, and that is what makes its main process move to the leaf
+    // cgroup (notify::prepare), keeping the job's container in the unit.
     let kind = if oneshot {
-        "Type=oneshot\nRemainAfterExit=yes\n"
+        "Type=oneshot\nRemainAfterExit=yes\nNotifyAccess=all\n"
     } else {
         "Type=notify\nNotifyAccess=all\n"
     };
@@ -446,7 +449,13 @@ fn generate(paths: &Paths, a: &UnitArgs) -> Result<Vec<Unit>> {
         if !app.exists() {
             bail!("no app named {name:?}");
         }
-        units.push(app_unit(&ctx, &app.load_spec()?));
+        let spec = app.load_spec()?;
+        if !spec.aliases.is_empty() || !spec.extra_hosts.is_empty() {
+            bail!(
+                "app {name} has network aliases or extra hosts (a compose service's): make units for its project with -f FILE"
+            );
+        }
+        units.push(app_unit(&ctx, &spec));
     }
     if a.serve {
         units.push(serve_unit(&ctx, a.listen.as_deref()));
