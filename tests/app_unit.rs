@@ -237,6 +237,40 @@ fn unit_refuses_what_it_cannot_make() {
     }
 }
 
+/// --install writes where systemd looks (here the user's directory, under a
+/// temporary HOME: never the host's /etc/systemd) and reloads systemd; with
+/// no systemd to reload it says so in one line, the files written.
+#[test]
+fn install_says_when_systemd_cannot_be_reloaded() {
+    let env = Env::new();
+    let home = tempfile::tempdir().unwrap();
+    let mut c = env.cmd(&["unit", "--install", "--user", "--serve"]);
+    c.env("HOME", home.path()).env_remove("XDG_CONFIG_HOME");
+    let out = run_timeout(c, Duration::from_secs(60));
+    let file = home
+        .path()
+        .join(".config/systemd/user/rrun-app-serve.service");
+    assert!(file.exists(), "{out}");
+    assert!(
+        fs::read_to_string(&file)
+            .unwrap()
+            .contains("WantedBy=default.target\n"),
+        "--user units are wanted by default.target"
+    );
+    let reloaded = Command::new("systemctl")
+        .args(["--user", "daemon-reload"])
+        .env("HOME", home.path())
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if reloaded {
+        out.ok();
+    } else {
+        assert!(!out.success(), "{out}");
+        assert!(out.stderr.contains("daemon-reload"), "{out}");
+        assert_eq!(out.stderr.trim().lines().count(), 1, "{out}");
+    }
+}
+
 /// A fake systemd's notify socket: every datagram received (the fds sent
 /// with it closed at once: that acknowledges a barrier).
 struct FakeSystemd {

@@ -533,21 +533,27 @@ pub fn main(paths: &Paths, a: &UnitArgs) -> Result<i32> {
         if a.user {
             cmd.arg("--user");
         }
-        let st = cmd.arg("daemon-reload").status();
-        match st {
-            Ok(s) if s.success() => {}
-            Ok(s) => bail!(
-                "systemctl daemon-reload failed ({s}): the units are written but systemd has not read them"
+        let user = if a.user { " --user" } else { "" };
+        let why = match cmd.arg("daemon-reload").output() {
+            Ok(o) if o.status.success() => None,
+            Ok(o) => Some(
+                String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .next()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| o.status.to_string()),
             ),
-            Err(e) => bail!(
-                "systemctl daemon-reload: {e} (is systemd running?): the units are written but systemd has not read them"
-            ),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = why {
+            bail!(
+                "systemctl{user} daemon-reload: {why} (is systemd running?): the units are written, systemd has not read them"
+            );
         }
         let main = units
             .iter()
             .find(|u| u.file.ends_with(".target"))
             .unwrap_or(&units[0]);
-        let user = if a.user { " --user" } else { "" };
         eprintln!(
             "start now and at boot: systemctl{user} enable --now {}",
             main.file
