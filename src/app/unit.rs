@@ -424,11 +424,8 @@ fn install_dir(user: bool) -> Result<PathBuf> {
 
 /// The units `a` asks for (no side effects).
 fn generate(paths: &Paths, a: &UnitArgs) -> Result<Vec<Unit>> {
-    let rrun = std::env::var_os("RRUN_SELF")
-        .map(PathBuf::from)
-        .map(Ok)
-        .unwrap_or_else(|| fs::read_link("/proc/self/exe"))
-        .context("finding the rrun binary")?;
+    // The binary on the host, not a clone rrun may run from.
+    let rrun = super::lifecycle::rrun_path()?;
     let app_root = if paths.root.is_absolute() {
         paths.root.clone()
     } else {
