@@ -482,3 +482,43 @@ fn the_monitor_exits_zero_only_for_a_clean_end() {
         env.app(&["rm", "-f", n]).ok();
     }
 }
+
+/// What a compose service's unit runs: `compose up --no-deps --sd-notify S`
+/// says READY with S's monitor as the main process once S is healthy, and
+/// starts nothing else.
+#[test]
+fn compose_up_sd_notify_says_ready_for_one_service() {
+    if !ensure_root() {
+        return;
+    }
+    let env = Env::new();
+    let sd = FakeSystemd::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("compose.yaml");
+    let img = s(&web_image());
+    fs::write(
+        &file,
+        format!(
+            "name: unitnotify\nservices:\n  db:\n    image: {img}\n    network_mode: none\n    \
+             command: [\"sh\", \"-c\", \"sleep 1; touch /tmp/up; exec sleep 1000\"]\n    \
+             healthcheck:\n      test: [\"CMD\", \"test\", \"-e\", \"/tmp/up\"]\n      interval: 300ms\n      retries: 30\n  \
+             web:\n    image: {img}\n    network_mode: none\n    command: [\"sleep\", \"1000\"]\n    depends_on:\n      \
+             db: {{condition: service_healthy}}\n"
+        ),
+    )
+    .unwrap();
+    let f = s(&file);
+    let mut c = env.cmd(&["compose", "-f", &f, "up", "--no-deps", "--sd-notify", "db"]);
+    c.env("NOTIFY_SOCKET", &sd.path);
+    let out = run_timeout(c, Duration::from_secs(120));
+    out.ok();
+    assert_eq!(env.live("unitnotify-db")["health"], "healthy");
+    let monitor = env.live("unitnotify-db")["monitorPid"].as_i64().unwrap();
+    let msgs = sd.messages();
+    assert!(
+        msgs.contains(&format!("MAINPID={monitor}\nREADY=1\n")),
+        "{msgs:?}"
+    );
+    assert_eq!(env.names(), ["unitnotify-db"], "--no-deps: only db");
+    env.app(&["compose", "-f", &f, "down"]).ok();
+}
