@@ -271,6 +271,23 @@ fn install_says_when_systemd_cannot_be_reloaded() {
     }
 }
 
+#[test]
+fn unit_refuses_an_app_whose_image_path_is_relative() {
+    if !ensure_root() {
+        return;
+    }
+    let env = Env::new();
+    let img = web_image();
+    let mut c = env.cmd(&["run", "-d", "--name", "rel", "web.tar", "sleep", "1000"]);
+    c.current_dir(img.parent().unwrap());
+    run_timeout(c, Duration::from_secs(90)).ok();
+    let out = env.app(&["unit", "rel"]);
+    assert!(!out.success(), "{out}");
+    assert!(out.stderr.contains("relative path"), "{out}");
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{out}");
+    env.app(&["rm", "-f", "rel"]).ok();
+}
+
 /// A fake systemd's notify socket: every datagram received (the fds sent
 /// with it closed at once: that acknowledges a barrier).
 struct FakeSystemd {

@@ -407,6 +407,16 @@ pub fn serve_unit(ctx: &Ctx, listen: Option<&str>) -> Unit {
     }
 }
 
+/// Whether an image source names its file or directory by an absolute
+/// path (a unit runs from /, not from where `rrun app run` was typed).
+pub fn source_is_absolute(source: &str) -> bool {
+    let path = ["oci:", "oci-archive:", "docker-archive:"]
+        .iter()
+        .find_map(|p| source.strip_prefix(p))
+        .unwrap_or(source);
+    path.starts_with('/')
+}
+
 /// Where --install puts units.
 fn install_dir(user: bool) -> Result<PathBuf> {
     if !user {
@@ -447,6 +457,12 @@ fn generate(paths: &Paths, a: &UnitArgs) -> Result<Vec<Unit>> {
             bail!("no app named {name:?}");
         }
         let spec = app.load_spec()?;
+        if !source_is_absolute(&spec.source) {
+            bail!(
+                "app {name}'s image source {:?} is a relative path, which a unit cannot resolve: run the app again with an absolute path",
+                spec.source
+            );
+        }
         if !spec.aliases.is_empty() || !spec.extra_hosts.is_empty() {
             bail!(
                 "app {name} has network aliases or extra hosts (a compose service's): make units for its project with -f FILE"
@@ -688,6 +704,21 @@ mod tests {
                 .text
                 .contains("WantedBy=default.target\n")
         );
+    }
+
+    #[test]
+    fn relative_sources_are_told_apart() {
+        for ok in [
+            "/srv/a.tar",
+            "oci:/srv/l:v1",
+            "oci-archive:/a.tar",
+            "docker-archive:/d.tar",
+        ] {
+            assert!(source_is_absolute(ok), "{ok}");
+        }
+        for bad in ["a.tar", "./a.tar", "oci:layout:v1", "oci-archive:../a.tar"] {
+            assert!(!source_is_absolute(bad), "{bad}");
+        }
     }
 
     #[test]
