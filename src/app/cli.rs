@@ -47,6 +47,8 @@ pub enum AppCommand {
     /// Networks: create, ls, rm
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Serve the apps' status page, /metrics and /api in the foreground
+    Serve(super::serve::ServeArgs),
     /// The monitor's helper: creates and starts an app's container
     #[command(name = "_spawn", hide = true)]
     Spawn(SpawnArgs),

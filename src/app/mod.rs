@@ -19,6 +19,7 @@
 //! - rmtree:    removing an app's directory, whatever the app left in it
 //! - lifecycle: run/upgrade, start, stop, restart, rm, update, foreground
 //! - show:      ls, inspect, logs, events, images, network ls
+//! - serve:     the status page, /metrics and /api (`rrun app serve`)
 
 pub mod bundle;
 pub mod cli;
@@ -31,6 +32,7 @@ pub mod overlay;
 pub mod paths;
 pub mod rmtree;
 pub mod runtime;
+pub mod serve;
 pub mod settings;
 pub mod show;
 pub mod spawn;
@@ -73,6 +75,7 @@ pub fn main(a: &AppArgs) -> Result<i32> {
         AppCommand::Network(NetworkCommand::Rm { names }) => {
             lifecycle::each(names, |n| network::remove(&paths, n).map_err(Into::into)).map(|_| 0)
         }
+        AppCommand::Serve(s) => serve::serve(&paths, s),
         AppCommand::Spawn(s) => spawn::spawn(&paths, s),
     }
 }
