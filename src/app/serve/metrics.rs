@@ -18,6 +18,9 @@ pub struct Counters {
     pub oom_kills: Option<u64>,
 }
 
+/// An app's samples of one family: (extra labels, value).
+type Samples<'a> = &'a dyn Fn(&Value, &Counters) -> Vec<(String, f64)>;
+
 /// A label value escaped as the format asks (\\, \", \n).
 fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
@@ -37,11 +40,7 @@ fn esc(s: &str) -> String {
 pub fn render(rows: &[(Value, Counters)]) -> String {
     let mut o = String::new();
     let name = |v: &Value| esc(v["name"].as_str().unwrap_or(""));
-    let family = |o: &mut String,
-                  metric: &str,
-                  kind: &str,
-                  help: &str,
-                  value: &dyn Fn(&Value, &Counters) -> Vec<(String, f64)>| {
+    let family = |o: &mut String, metric: &str, kind: &str, help: &str, value: Samples| {
         let _ = writeln!(o, "# HELP {metric} {help}");
         let _ = writeln!(o, "# TYPE {metric} {kind}");
         for (v, c) in rows {

@@ -25,7 +25,7 @@ mod metrics;
 mod page;
 mod sampler;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -179,4 +179,10 @@ fn answer(ctx: &api::Ctx, mut s: TcpStream) {
         },
     };
     let _ = http::write_response(&mut s, &resp, false);
+    // The client may still be sending what was refused: closing with
+    // unread input would reset the connection, and the answer with it.
+    // Its end of the stream is read (bounded) before closing.
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+    let _ = std::io::copy(&mut (&s).take(1 << 20), &mut std::io::sink());
 }

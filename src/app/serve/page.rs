@@ -170,11 +170,7 @@ fn card(v: &Value, samples: &[Sample], log: &[LogLine]) -> String {
         n = esc(name),
         st = esc(state),
         h = esc(health),
-        hl = if health == "none" {
-            String::new()
-        } else {
-            esc(health)
-        },
+        hl = esc(health),
         restarts = dd(
             "Restarts",
             "restarts",
@@ -282,6 +278,7 @@ main{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,26rem),
 .app.gone{opacity:.5}
 h2{font-size:1.05rem;margin:0 0 .4rem;word-break:break-all}
 .state,.health{font-size:.75rem;font-weight:normal;padding:.05rem .4rem;border-radius:3px;border:1px solid currentColor}
+.h-none{display:none}
 .s-running,.h-healthy{color:var(--ok)}
 .s-exited,.h-unhealthy,.s-unknown{color:var(--bad)}
 .s-starting,.s-created,.h-starting{color:var(--warn)}
