@@ -68,6 +68,11 @@ pub fn serve(paths: &Paths, a: &ServeArgs) -> Result<i32> {
             a.listen
         )
     })?;
+    // A client that goes away while it is answered must cost an EPIPE,
+    // not the server (rrun's main restores SIGPIPE's default for its
+    // other commands). Whatever it starts gets the default back: the
+    // monitor's spawn resets every signal, std's Command resets SIGPIPE.
+    crate::sys::ignore_sigpipe();
     let listener = TcpListener::bind(addr).with_context(|| format!("listening on {addr}"))?;
     let bound = listener.local_addr()?;
     let (token, source) = auth::load_or_create(a.token_file.as_deref())?;

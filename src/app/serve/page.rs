@@ -321,6 +321,7 @@ pub const JS: &str = r#"'use strict';
   async function act(ev) {
     const b = ev.currentTarget, name = b.dataset.app, what = b.dataset.act;
     const sec = b.closest('section'), msg = sec.querySelector('.msg');
+    sec.dataset.busy = '1';
     sec.querySelectorAll('button.act').forEach(x => x.disabled = true);
     msg.className = 'msg'; msg.textContent = what + '…';
     try {
@@ -333,6 +334,7 @@ pub const JS: &str = r#"'use strict';
     } catch (e) {
       msg.className = 'msg bad'; msg.textContent = String(e);
     }
+    delete sec.dataset.busy;
     await refresh();
     sec.querySelectorAll('button.act').forEach(x => x.disabled = false);
   }
@@ -353,12 +355,14 @@ pub const JS: &str = r#"'use strict';
       const n = fresh.get(s.dataset.app);
       if (!n) { s.remove(); return; }
       s.querySelector('.live').replaceWith(document.importNode(n.querySelector('.live'), true));
+      fresh.delete(s.dataset.app);
+      // Its buttons stay as they are while its action is under way.
+      if (s.dataset.busy) return;
       const acts = s.querySelector('.actions'), msg = acts.querySelector('.msg');
       const nacts = document.importNode(n.querySelector('.actions'), true);
       nacts.querySelector('.msg').replaceWith(msg);
       acts.replaceWith(nacts);
       setup(nacts);
-      fresh.delete(s.dataset.app);
     });
     fresh.forEach(n => {
       const s = document.importNode(n, true);
@@ -406,11 +410,16 @@ pub const JS: &str = r#"'use strict';
   }
 
   document.addEventListener('DOMContentLoaded', () => {
+    // The login form (servers on other addresses than loopback): the
+    // token typed there serves the buttons too.
+    const login = document.querySelector('form[action="/login"]');
+    if (login) login.addEventListener('submit', () => sessionStorage.setItem(key, login.token.value));
     const t = tokenInput();
     if (t) {
       t.value = sessionStorage.getItem(key) || '';
       t.addEventListener('change', () => sessionStorage.setItem(key, t.value));
     }
+    if (!document.getElementById('apps')) return;
     setup(document);
     document.querySelectorAll('pre.log').forEach(p => p.scrollTop = p.scrollHeight);
     setInterval(tick, PERIOD);
