@@ -38,6 +38,16 @@ pub struct Cli {
     /// Accepted for compatibility with runc
     #[arg(long, global = true, hide = true)]
     pub criu: Option<String>,
+    /// systemd's notification socket: the container gets one of its own
+    /// and `start` relays its READY=1 (as runc does with $NOTIFY_SOCKET);
+    /// empty (`--notify-socket=`): none, whatever the environment says
+    #[arg(
+        long = "notify-socket",
+        global = true,
+        hide = true,
+        env = "NOTIFY_SOCKET"
+    )]
+    pub notify_socket: Option<std::ffi::OsString>,
     /// Print the version
     #[arg(short = 'v', long = "version")]
     pub version: bool,

@@ -443,12 +443,14 @@ impl ContainerDir {
     /// A path to the exec socket short enough for sun_path (108 bytes),
     /// whatever the length of --root: through our open directory fd.
     pub fn exec_socket_short(&self) -> PathBuf {
+        self.short_path(Path::new(EXEC_SOCKET))
+    }
+
+    /// `rel` inside the directory, by a path short enough for sun_path
+    /// (108 bytes) whatever the length of --root: through our open fd.
+    pub fn short_path(&self, rel: &Path) -> PathBuf {
         use std::os::fd::AsRawFd;
-        PathBuf::from(format!(
-            "/proc/self/fd/{}/{}",
-            self.lock.as_raw_fd(),
-            EXEC_SOCKET
-        ))
+        Path::new(&format!("/proc/self/fd/{}", self.lock.as_raw_fd())).join(rel)
     }
 
     /// Removes the directory and everything in it; the lock goes with it.

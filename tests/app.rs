@@ -923,3 +923,52 @@ fn the_app_sees_only_pipes_and_its_own_files() {
         "hostname is the app's name: {env_out}"
     );
 }
+
+/// A unit's $NOTIFY_SOCKET in the caller's environment is `rrun app`'s to
+/// use (readiness = health), never the app's container's: the runtime's
+/// socket relay would otherwise hold the app's start until its program
+/// says READY, and give the program a socket of the caller's. Held twice:
+/// the monitor's helper gets only PATH and RRUN_* variables, and the
+/// in-process runtime calls pass an empty --notify-socket.
+#[test]
+fn an_inherited_notify_socket_never_reaches_the_apps_container() {
+    if !ensure_root() {
+        return;
+    }
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let host = std::os::unix::net::UnixDatagram::bind(dir.path().join("notify.sock")).unwrap();
+    host.set_nonblocking(true).unwrap();
+    let mut c = env.cmd(&[
+        "run",
+        "-d",
+        "--name",
+        "quiet",
+        &s(&web_image()),
+        "sleep",
+        "600",
+    ]);
+    c.env("NOTIFY_SOCKET", dir.path().join("notify.sock"));
+    run_timeout(c, Duration::from_secs(60)).ok();
+    env.wait_state("quiet", "running");
+    let o = env.exec(
+        "quiet",
+        &[
+            "sh",
+            "-c",
+            "grep -c ' /run/notify ' /proc/self/mountinfo; tr '\\0' '\\n' </proc/1/environ | grep -c NOTIFY_SOCKET; true",
+        ],
+    );
+    o.ok();
+    assert_eq!(
+        o.stdout.split_whitespace().collect::<Vec<_>>(),
+        ["0", "0"],
+        "the app's container got the caller's notify socket: {o}"
+    );
+    let mut buf = [0u8; 512];
+    assert!(
+        host.recv(&mut buf).is_err(),
+        "the caller's socket was told something by a plain `run -d`"
+    );
+    env.app(&["rm", "-f", "quiet"]).ok();
+}

@@ -14,7 +14,14 @@ use crate::state::{ContainerState, Status, Store};
 
 fn verb(paths: &Paths, args: &[&str]) -> Result<i32> {
     let root = paths.runtime_root();
-    let mut argv: Vec<String> = vec!["rrun".into(), "--root".into(), root.display().to_string()];
+    // Never the caller's $NOTIFY_SOCKET (a unit's): readiness of an app is
+    // the app manager's to tell (health), not its program's.
+    let mut argv: Vec<String> = vec![
+        "rrun".into(),
+        "--root".into(),
+        root.display().to_string(),
+        "--notify-socket=".into(),
+    ];
     argv.extend(args.iter().map(|a| a.to_string()));
     let cli = Cli::try_parse_from(&argv).with_context(|| format!("runtime call {args:?}"))?;
     crate::commands::dispatch(&cli)

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 
 use crate::cli::{Cli, CreateArgs};
-use crate::process::{self, CreateOptions, Created};
+use crate::process::{self, CreateOptions, Created, notify};
 use crate::state::Store;
 
 pub fn create_options(cli: &Cli, a: &CreateArgs, foreground: bool) -> CreateOptions {
@@ -18,6 +18,10 @@ pub fn create_options(cli: &Cli, a: &CreateArgs, foreground: bool) -> CreateOpti
         systemd_cgroup: cli.systemd_cgroup,
         foreground,
         start_now: false,
+        notify_socket: crate::process::notify::host_socket(
+            cli.notify_socket.as_deref().map(std::path::Path::new),
+        )
+        .is_some(),
     }
 }
 
@@ -26,10 +30,19 @@ pub fn create(store: &Store, cli: &Cli, a: &CreateArgs) -> Result<Created> {
     Ok(created)
 }
 
-pub fn start(store: &Store, id: &str) -> Result<()> {
+pub fn start(store: &Store, cli: &Cli, id: &str) -> Result<()> {
     let dir = store.open(id)?;
     let mut state = dir.load()?;
+    // Bound before the program runs, so no READY it sends is lost.
+    let listener =
+        notify::Listener::bind(&dir, cli.notify_socket.as_deref().map(std::path::Path::new))?;
     process::start(&dir, &mut state)?;
+    if let Some(l) = listener {
+        // Others may use the container meanwhile: runc waits the same way.
+        let pid = state.pid;
+        drop(dir);
+        l.relay(pid, pid)?;
+    }
     Ok(())
 }
 

@@ -38,7 +38,7 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
     };
     match command {
         Command::Create(a) => lifecycle::create(&store, cli, a).map(|_| 0),
-        Command::Start(a) => lifecycle::start(&store, &a.id).map(|_| 0),
+        Command::Start(a) => lifecycle::start(&store, cli, &a.id).map(|_| 0),
         Command::State(a) => lifecycle::state(&store, &a.id).map(|_| 0),
         Command::Kill(a) => kill::kill(&store, a).map(|_| 0),
         Command::Delete(a) => delete::delete(&store, a).map(|_| 0),

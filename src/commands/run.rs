@@ -12,15 +12,29 @@ use nix::unistd::Pid;
 
 use super::lifecycle::create_options;
 use crate::cli::{Cli, RunArgs};
-use crate::process::{self, Created, tty};
+use crate::process::{self, Created, notify, tty};
 use crate::state::Store;
 
 pub fn run(store: &Store, cli: &Cli, a: &RunArgs) -> Result<i32> {
     if a.detach {
         let Created { dir, mut state, .. } = process::create(store, &run_options(cli, a, false))?;
+        let listener = match notify::Listener::bind(
+            &dir,
+            cli.notify_socket.as_deref().map(std::path::Path::new),
+        ) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = process::destroy(dir, &state);
+                return Err(e.into());
+            }
+        };
         if let Err(e) = process::start(&dir, &mut state) {
             let _ = process::destroy(dir, &state);
             return Err(e.into());
+        }
+        if let Some(l) = listener {
+            drop(dir);
+            l.relay(state.pid, state.pid)?;
         }
         return Ok(0);
     }
@@ -45,9 +59,29 @@ pub fn run(store: &Store, cli: &Cli, a: &RunArgs) -> Result<i32> {
     {
         let _ = crate::sys::set_winsize(m, size);
     }
+    let listener = match notify::Listener::bind(
+        &dir,
+        cli.notify_socket.as_deref().map(std::path::Path::new),
+    ) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = process::destroy(dir, &state);
+            return Err(e.into());
+        }
+    };
     if let Err(e) = process::start(&dir, &mut state) {
         let _ = process::destroy(dir, &state);
         return Err(e.into());
+    }
+    if let Some(l) = listener {
+        // In the foreground rrun stays the unit's main process (runc names
+        // itself too); relayed beside the wait, so signals still pass.
+        let (pid1, me) = (state.pid, std::process::id() as i32);
+        std::thread::spawn(move || {
+            if let Err(e) = l.relay(pid1, me) {
+                crate::log::warn(&e.to_string());
+            }
+        });
     }
     let id = state.id.clone();
     // Let `state`, `kill` and `list` work on the container while it runs.

@@ -36,6 +36,7 @@
 pub mod exec;
 pub mod fds;
 pub mod init;
+pub mod notify;
 pub mod sync;
 pub mod tty;
 
@@ -106,6 +107,8 @@ pub struct CreateOptions {
     pub foreground: bool,
     /// `run`: `start` follows in this process, so `created` is not saved.
     pub start_now: bool,
+    /// $NOTIFY_SOCKET: give the container a notify socket (notify.rs).
+    pub notify_socket: bool,
 }
 
 /// Everything the init needs, computed before clone so the child only acts.
@@ -448,9 +451,18 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
     crate::state::validate_id(&opts.id)?;
     let Bundle {
         path: bundle,
-        spec,
+        mut spec,
         rootfs,
     } = crate::spec::load_bundle(&opts.bundle)?;
+    // The container's notify socket is a mount like any other: added
+    // before anything reads the mounts.
+    // (Absolute: a relative --root would name a source in the bundle.)
+    let notify_dir = std::path::absolute(notify::state_dir(&store.root.join(&opts.id)))
+        .map_err(|e| CreateError::Unsupported(format!("--root: {e}")))?;
+    if opts.notify_socket {
+        notify::add_to_spec(&mut spec, &notify_dir)
+            .map_err(|e| CreateError::Unsupported(e.to_string()))?;
+    }
     let process = spec.process().as_ref().expect("validated: process present");
     let terminal = process.terminal().unwrap_or(false);
     match (terminal, &opts.console_socket) {
@@ -527,8 +539,19 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
     let userns_root = (ns.new_user() && nix::unistd::geteuid().is_root())
         .then(|| (map_root(&ns.uid_mappings), map_root(&ns.gid_mappings)))
         .and_then(|(u, g)| Some((u?, g?)));
-    let host_binds =
-        crate::rootfs::host_mounts::requests(&spec, &bundle, &rootfs, ns.in_userns(), userns_root)?;
+    let runtime_sources: Vec<PathBuf> = if opts.notify_socket {
+        vec![notify_dir]
+    } else {
+        Vec::new()
+    };
+    let host_binds = crate::rootfs::host_mounts::requests(
+        &spec,
+        &bundle,
+        &rootfs,
+        ns.in_userns(),
+        userns_root,
+        &runtime_sources,
+    )?;
     let host_bind_propagation = {
         use crate::rootfs::propagation;
         let asked = spec
@@ -587,6 +610,15 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
 
     crate::log::step("create-validated");
     let dir = store.create(&opts.id)?;
+    if opts.notify_socket {
+        // Before the guard exists, so undo by hand on failure.
+        if let Err(e) = notify::make_state_dir(&dir.path) {
+            let _ = dir.destroy();
+            return Err(CreateError::Unsupported(format!(
+                "making the container's notify directory: {e}"
+            )));
+        }
+    }
     let annotations: BTreeMap<String, String> = spec
         .annotations()
         .clone()

@@ -87,13 +87,16 @@ pub fn wanted(m: &Mount) -> bool {
 /// container cannot unmount them to look underneath), which a tree cloned
 /// on the host side does not have. `container_userns`: the container has
 /// a user namespace (new or joined) whose mappings a mount without its own
-/// may use.
+/// may use. `runtime_sources`: sources rrun itself adds that do not exist
+/// yet (the notify socket's directory in the state directory, which no
+/// container root may search): host side whenever `userns_root` is given.
 pub fn requests(
     spec: &Spec,
     bundle: &Path,
     rootfs: &Path,
     container_userns: bool,
     userns_root: Option<(u32, u32)>,
+    runtime_sources: &[PathBuf],
 ) -> Result<Vec<Request>, IdmapError> {
     let mut out = Vec::new();
     // The rootfs, to resolve sources that reach it inside it (an image's
@@ -120,6 +123,9 @@ pub fn requests(
         let unreachable = bind
             && userns_root.is_some_and(|(uid, gid)| {
                 source_of(m).is_some_and(|s| {
+                    if runtime_sources.contains(&s) {
+                        return true;
+                    }
                     let Some(root) = root_of(&root, rootfs) else {
                         return false;
                     };
@@ -336,7 +342,15 @@ mod tests {
             ]),
             true,
         );
-        let r = requests(&s, Path::new("/bundle"), Path::new("/nonexistent"), u, None).unwrap();
+        let r = requests(
+            &s,
+            Path::new("/bundle"),
+            Path::new("/nonexistent"),
+            u,
+            None,
+            &[],
+        )
+        .unwrap();
         assert_eq!(r.len(), 2);
         assert_eq!((r[0].tree, r[0].recursive), (true, true));
         assert!(matches!(&r[0].mapping, Mapping::Own(u, _) if u.trim() == "0 1000 1"));
@@ -358,13 +372,21 @@ mod tests {
                 {"destination": "/t", "type": "tmpfs", "source": "tmpfs"}]),
             true,
         );
-        let r = requests(&s2, Path::new("/b"), &open, true, Some((100000, 100000))).unwrap();
+        let r = requests(
+            &s2,
+            Path::new("/b"),
+            &open,
+            true,
+            Some((100000, 100000)),
+            &[],
+        )
+        .unwrap();
         assert_eq!(
             (r.len(), r[0].index, r[0].tree, &r[0].mapping),
             (1, 0, true, &Mapping::None)
         );
         assert!(
-            requests(&s2, Path::new("/b"), &open, true, None)
+            requests(&s2, Path::new("/b"), &open, true, None, &[])
                 .unwrap()
                 .is_empty()
         );
@@ -391,7 +413,7 @@ mod tests {
         ] {
             let (s, u) = spec(mounts.clone(), userns);
             assert!(
-                requests(&s, Path::new("/b"), Path::new("/nonexistent"), u, None).is_err(),
+                requests(&s, Path::new("/b"), Path::new("/nonexistent"), u, None, &[]).is_err(),
                 "{mounts}"
             );
         }
