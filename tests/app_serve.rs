@@ -620,6 +620,8 @@ fn another_address_needs_the_token_to_read() {
     srv.addr = addr;
     assert_eq!(srv.get("/api/apps").status, 401);
     assert_eq!(srv.get("/metrics").status, 401);
+    assert_eq!(srv.get("/api/apps/x/logs").status, 401);
+    assert_eq!(srv.get("/app.js").status, 200, "the login page's script");
     let login = srv.get("/");
     assert_eq!(login.status, 401);
     assert!(login.body.contains("action=\"/login\""));

@@ -92,6 +92,13 @@ pub fn handle(ctx: &Ctx, req: &Request) -> Response {
         }
         _ => {}
     }
+    // The script and the style hold nothing of the apps: the login page
+    // uses them too.
+    match segs.as_slice() {
+        ["app.js"] => return Response::new(200, "text/javascript; charset=utf-8", page::JS),
+        ["app.css"] => return Response::new(200, "text/css; charset=utf-8", page::CSS),
+        _ => {}
+    }
     if !ctx.loopback && !ctx.token_ok(auth::bearer(req).or_else(|| auth::cookie(req))) {
         return match segs.as_slice() {
             [""] => Response::new(401, "text/html; charset=utf-8", page::login(false)),
@@ -100,12 +107,6 @@ pub fn handle(ctx: &Ctx, req: &Request) -> Response {
     }
     let r = match segs.as_slice() {
         [""] => index(ctx),
-        ["app.js"] => Ok(Response::new(
-            200,
-            "text/javascript; charset=utf-8",
-            page::JS,
-        )),
-        ["app.css"] => Ok(Response::new(200, "text/css; charset=utf-8", page::CSS)),
         ["metrics"] => metrics_page(ctx),
         ["api", "apps"] => apps(ctx).map(|(rows, _)| Response::json(200, &Value::Array(rows))),
         ["api", "apps", name, "logs"] => Ok(logs(ctx, req, name)),
