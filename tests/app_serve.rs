@@ -746,3 +746,21 @@ fn the_page_in_a_browser() {
     assert!(out.success(), "the browser test failed:\n{out}");
     assert!(shot.exists(), "a screenshot in {}", shot.display());
 }
+
+#[test]
+fn sigterm_ends_it_cleanly() {
+    if !ensure_root() {
+        return;
+    }
+    let env = Env::new();
+    let mut srv = Serve::start(&env, &[]);
+    assert_eq!(srv.get("/api/apps").status, 200);
+    let pid = nix::unistd::Pid::from_raw(srv.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let st = wait_child(&mut srv.child, Duration::from_secs(30), "rrun app serve");
+    assert_eq!(st.code(), Some(0), "{st:?}");
+    assert!(
+        TcpStream::connect(srv.addr).is_err(),
+        "nothing listens after"
+    );
+}
