@@ -93,21 +93,25 @@ pub fn serve(paths: &Paths, a: &ServeArgs) -> Result<i32> {
 
     let ctx = Arc::new(api::Ctx::new(paths.clone(), token.clone(), loopback));
     let url = format!("http://{bound}/");
-    println!("listening on {url}");
+    // Written, not println!: a stdout nobody reads (closed) is no reason
+    // to end.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "listening on {url}");
     match &source {
         auth::TokenSource::Generated => {
             // Printed once, here, and never again.
-            println!("token: {token}");
-            println!("open {url}#token={token}");
+            let _ = writeln!(out, "token: {token}");
+            let _ = writeln!(out, "open {url}#token={token}");
         }
         auth::TokenSource::File(p) | auth::TokenSource::Created(p) => {
-            println!("token in {}", p.display());
+            let _ = writeln!(out, "token in {}", p.display());
         }
     }
     if !loopback {
-        println!("not on loopback: reading needs the token too");
+        let _ = writeln!(out, "not on loopback: reading needs the token too");
     }
-    std::io::stdout().flush().ok();
+    let _ = out.flush();
+    drop(out);
     drop(token);
 
     {
