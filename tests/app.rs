@@ -972,3 +972,37 @@ fn an_inherited_notify_socket_never_reaches_the_apps_container() {
     );
     env.app(&["rm", "-f", "quiet"]).ok();
 }
+
+/// `rrun app restart` counts, as the status page's button and PM2's
+/// restart do: the count `ls` shows goes up by one each time.
+#[test]
+fn restart_by_user_counts_as_a_restart() {
+    if !ensure_root() {
+        return;
+    }
+    let env = Env::new();
+    env.app(&["run", "-d", "--name", "counted", &s(&web_image()), "sleep", "600"])
+        .ok();
+    env.wait_state("counted", "running");
+    let restarts = || {
+        let out = env.app(&["ls", "--format", "json"]);
+        out.ok();
+        let v: Value = serde_json::from_str(&out.stdout).unwrap();
+        v[0]["restarts"].as_u64().unwrap()
+    };
+    assert_eq!(restarts(), 0);
+    let pid = env.live("counted")["pid"].clone();
+    env.app(&["restart", "-t", "1", "counted"]).ok();
+    env.wait_state("counted", "running");
+    assert_eq!(restarts(), 1);
+    assert_ne!(env.live("counted")["pid"], pid, "restart kept the old init");
+    env.app(&["restart", "-t", "1", "counted"]).ok();
+    assert_eq!(restarts(), 2);
+    let ev = env.app(&["events", "counted"]);
+    assert_eq!(
+        ev.stdout.matches("restarted by user").count(),
+        2,
+        "each restart is an event: {ev}"
+    );
+    env.app(&["rm", "-f", "counted"]).ok();
+}

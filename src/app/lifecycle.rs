@@ -293,9 +293,39 @@ pub fn stop_cmd(paths: &Paths, a: &StopArgs) -> Result<()> {
 
 pub fn restart(paths: &Paths, a: &StopArgs) -> Result<()> {
     each(&a.names, |n| {
-        stop(paths, n, a.time)?;
-        start(paths, n)
+        restart_one(paths, n, a.time, "restarted by user")
     })
+}
+
+/// Stop and start, counted as one more restart (as PM2 and supervisord
+/// count them): the count `ls` shows goes on from where it was, where a
+/// plain `start` of a stopped app begins again at 0. The one restart of
+/// the command line, the status page and compose.
+pub fn restart_one(paths: &Paths, name: &str, time: Option<u64>, reason: &str) -> Result<()> {
+    let app = App::at(paths, name);
+    let before = {
+        let st = app.load_state()?;
+        // What the init counted in the container that is about to go.
+        let live = runtime::state(paths, name)
+            .ok()
+            .flatten()
+            .filter(|c| c.pid > 0)
+            .and_then(|c| crate::init::status::open_dir(c.pid).ok())
+            .and_then(|d| crate::init::status::read(&d).ok())
+            .map(|s| s.restarts)
+            .unwrap_or(0);
+        st.recreated
+            .saturating_add(st.earlier_restarts)
+            .saturating_add(live)
+    };
+    stop(paths, name, time)?;
+    start(paths, name)?;
+    let _lock = state::lock(paths, name)?;
+    let mut st = app.load_state()?;
+    st.earlier_restarts = st.earlier_restarts.saturating_add(before.saturating_add(1));
+    app.save_state(&st).context("counting the restart")?;
+    app.event("restart", json!({ "reason": reason }));
+    Ok(())
 }
 
 /// Runs `f` for every name; every name is tried, the first error returned.

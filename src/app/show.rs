@@ -169,11 +169,6 @@ pub fn app_rows(paths: &Paths, cpu_window: Option<&CpuWindow>) -> Result<Vec<Val
         .collect())
 }
 
-/// One app's row as `ls --format json` prints it (no cpuPercent).
-pub fn app_row(paths: &Paths, name: &str) -> Result<Value> {
-    live(paths, name, None)
-}
-
 pub fn ls(paths: &Paths, a: &LsArgs) -> Result<()> {
     check_format(&a.format)?;
     // CPU % over a short window, sampled for every app at once.

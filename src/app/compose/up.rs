@@ -434,9 +434,10 @@ fn ensure(
                 return Ok(Action::Running);
             }
             if running {
-                lifecycle::stop(paths, name, None)?;
+                lifecycle::restart_one(paths, name, None, "restarted by compose")?;
+            } else {
+                lifecycle::start(paths, name)?;
             }
-            lifecycle::start(paths, name)?;
             let a = if running {
                 Action::Restarted
             } else {

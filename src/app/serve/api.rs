@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::{Value, json};
 
 use super::auth;
@@ -27,7 +27,7 @@ use super::metrics::{self, Counters};
 use super::page;
 use super::sampler::Sampler;
 use crate::app::paths::Paths;
-use crate::app::state::{self, App};
+use crate::app::state::App;
 use crate::app::{lifecycle, runtime, settings, show};
 
 /// State-changing requests served at once; more get 503 (each can take a
@@ -264,7 +264,9 @@ fn action(ctx: &Ctx, req: &Request, name: &str, what: &str) -> Response {
         return Response::text(503, "too many actions under way: try again");
     }
     let r = match what {
-        "restart" => restart(&ctx.paths, name),
+        "restart" => {
+            lifecycle::restart_one(&ctx.paths, name, None, "restarted from the status page")
+        }
         "stop" => lifecycle::stop(&ctx.paths, name, None),
         _ => lifecycle::start(&ctx.paths, name),
     };
@@ -276,25 +278,4 @@ fn action(ctx: &Ctx, req: &Request, name: &str, what: &str) -> Response {
             &json!({"name": name, "action": what, "ok": false, "error": format!("{e:#}")}),
         ),
     }
-}
-
-/// Stop and start, counted as a restart: the count `ls` shows goes on
-/// from where it was, one more (`rrun app start` starts it again from 0).
-fn restart(paths: &Paths, name: &str) -> Result<()> {
-    let before = show::app_row(paths, name)?["restarts"]
-        .as_u64()
-        .unwrap_or(0);
-    lifecycle::stop(paths, name, None)?;
-    lifecycle::start(paths, name)?;
-    let app = App::at(paths, name);
-    let _lock = state::lock(paths, name)?;
-    let mut st = app.load_state()?;
-    let carried = u32::try_from(before.saturating_add(1)).unwrap_or(u32::MAX);
-    st.earlier_restarts = st.earlier_restarts.saturating_add(carried);
-    app.save_state(&st).context("counting the restart")?;
-    app.event(
-        "restart",
-        json!({"reason": "restarted from the status page"}),
-    );
-    Ok(())
 }
