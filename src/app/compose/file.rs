@@ -310,7 +310,7 @@ mod tests {
         let out = yaml::to_string(&to_out(&merge(a, b)));
         assert_eq!(
             out,
-            "s:\n  a: \"1\"\n  l:\n    - \"3\"\n  m:\n    x: \"1\"\n    y: \"2\"\n  b: \"2\"\n"
+            "s:\n  a: \"1\"\n  l:\n    - \"3\"\n  m:\n    x: \"1\"\n    \"y\": \"2\"\n  b: \"2\"\n"
         );
     }
 
