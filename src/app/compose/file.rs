@@ -96,16 +96,29 @@ fn env_file_vars(path: &Path) -> Result<Vec<(String, String)>, ComposeError> {
         .collect())
 }
 
-/// Later files over earlier ones: mappings merged key by key, anything
-/// else (lists, scalars) replaced.
-fn merge(base: Node, over: Node) -> Node {
+/// Later files over earlier ones, as compose merges them: mappings key by
+/// key; in a service, `environment`, `labels` and `depends_on` (either
+/// form) by key too, `ports`, `tmpfs`, `extra_hosts` and `env_file`
+/// appended, `volumes` appended with an entry for the same target
+/// replaced; anything else (lists, scalars) replaced.
+fn merge(base: Node, over: Node, path: &[&str]) -> Node {
+    let in_service = path.len() == 3 && path[0] == "services";
+    let key = path.last().copied().unwrap_or("");
+    let (base, over) = if in_service && matches!(key, "environment" | "labels" | "depends_on") {
+        (as_map(base, key), as_map(over, key))
+    } else {
+        (base, over)
+    };
     match (base.value, over.value) {
         (Value::Map(mut b), Value::Map(o)) => {
             for (k, v) in o {
                 match b.iter().position(|(bk, _)| bk.name == k.name) {
                     Some(i) => {
                         let old = b.remove(i).1;
-                        b.insert(i, (k, merge(old, v)));
+                        let mut p = path.to_vec();
+                        p.push(&k.name);
+                        let merged = merge(old, v, &p);
+                        b.insert(i, (k, merged));
                     }
                     None => b.push((k, v)),
                 }
@@ -115,7 +128,76 @@ fn merge(base: Node, over: Node) -> Node {
                 ..over
             }
         }
+        (Value::Seq(mut b), Value::Seq(o))
+            if in_service
+                && matches!(
+                    key,
+                    "ports" | "tmpfs" | "extra_hosts" | "env_file" | "volumes"
+                ) =>
+        {
+            for item in o {
+                let same = |x: &Node| {
+                    if key == "volumes" {
+                        mount_target(x).is_some() && mount_target(x) == mount_target(&item)
+                    } else {
+                        x.value == item.value
+                    }
+                };
+                match b.iter().position(same) {
+                    Some(i) => b[i] = item,
+                    None => b.push(item),
+                }
+            }
+            Node {
+                value: Value::Seq(b),
+                ..over
+            }
+        }
         (_, value) => Node { value, ..over },
+    }
+}
+
+/// A list of KEY=VALUE (or of services, for depends_on) as a mapping.
+fn as_map(n: Node, key: &str) -> Node {
+    let Value::Seq(items) = &n.value else {
+        return n;
+    };
+    let mut entries = Vec::new();
+    for i in items {
+        let Some(s) = i.scalar() else {
+            return n.clone();
+        };
+        let (k, v) = match s.split_once('=') {
+            Some((k, v)) if key != "depends_on" => (k, Value::Scalar(v.to_string(), false)),
+            _ => (s, Value::Scalar(String::new(), true)),
+        };
+        entries.push((
+            yaml::Key {
+                name: k.to_string(),
+                line: i.line,
+            },
+            Node {
+                file: i.file,
+                line: i.line,
+                value: v,
+            },
+        ));
+    }
+    Node {
+        value: Value::Map(entries),
+        ..n
+    }
+}
+
+/// A volume entry's target (short or long syntax).
+fn mount_target(n: &Node) -> Option<&str> {
+    match &n.value {
+        Value::Scalar(s, _) => s.split(':').nth(1),
+        Value::Map(m) => m
+            .iter()
+            .find(|(k, _)| k.name == "target")
+            .and_then(|(_, v)| v.scalar()),
+        Value::Seq(_) => None,
     }
 }
 
@@ -219,7 +301,7 @@ pub fn load(o: &LoadOptions) -> Result<Project, ComposeError> {
         }
         doc = Some(match doc {
             None => node,
-            Some(d) => merge(d, node),
+            Some(d) => merge(d, node, &[]),
         });
     }
     let mut doc = doc.expect("at least one file: the default or -f");
@@ -307,7 +389,7 @@ mod tests {
     fn merging_overrides_maps_and_replaces_the_rest() {
         let a = yaml::parse("s:\n  a: 1\n  l: [1, 2]\n  m: {x: 1}\n", 0).unwrap();
         let b = yaml::parse("s:\n  l: [3]\n  m: {y: 2}\n  b: 2\n", 1).unwrap();
-        let out = yaml::to_string(&to_out(&merge(a, b)));
+        let out = yaml::to_string(&to_out(&merge(a, b, &[])));
         assert_eq!(
             out,
             "s:\n  a: \"1\"\n  l:\n    - \"3\"\n  m:\n    x: \"1\"\n    \"y\": \"2\"\n  b: \"2\"\n"

@@ -2090,10 +2090,37 @@ x-top: {anything: [1, 2]}
         );
         t.write(
             "over.yaml",
-            "services:\n  s:\n    environment: {B: \"2\"}\n",
+            "services:\n  s:\n    environment: [B=2, C=3]\n",
         );
         let p = load(&t.opts(&["compose.yaml", "over.yaml"])).unwrap();
-        assert_eq!(p.services["s"].app.env, ["A=1", "B=2"]);
+        assert_eq!(p.services["s"].app.env, ["A=1", "B=2", "C=3"]);
+        // Lists of a service: appended, volumes by target, depends_on by
+        // service; other lists replaced.
+        t.write(
+            "base.yaml",
+            "volumes: {v: {}, w: {}}\nservices:\n  d: {image: a.tar}\n  e: {image: a.tar}\n  s:\n    image: a.tar\n    ports: [\"1:1\"]\n    volumes: [\"v:/a\", \"v:/b\"]\n    depends_on: [d]\n    command: [a, b]\n",
+        );
+        t.write(
+            "over.yaml",
+            "services:\n  s:\n    ports: [\"2:2\"]\n    volumes: [\"w:/b\"]\n    depends_on: {e: {condition: service_started}}\n    command: [c]\n",
+        );
+        let q = load(&t.opts(&["base.yaml", "over.yaml"])).unwrap();
+        let a = &q.services["s"].app;
+        assert_eq!(a.ports, ["1:1", "2:2"]);
+        assert_eq!(
+            a.volumes
+                .iter()
+                .map(|v| format!("{}:{}", v.source, v.target))
+                .collect::<Vec<_>>(),
+            ["proj_v:/a", "proj_w:/b"]
+        );
+        assert_eq!(a.command, ["c"]);
+        let deps: Vec<_> = q.services["s"]
+            .depends_on
+            .iter()
+            .map(|d| d.service.as_str())
+            .collect();
+        assert_eq!(deps, ["d", "e"]);
         assert_eq!(p.services["s"].app.network, "proj_default");
         assert_eq!(p.networks["default"].name, "proj_default");
         assert_eq!(p.files.len(), 2);
