@@ -2158,6 +2158,53 @@ x-top: {anything: [1, 2]}
         assert!(h("test: [CMD]").is_err());
     }
 
+    fn resolve_text(text: &str) -> Result<Project, ComposeError> {
+        let doc = super::super::yaml::parse(text, 0).map_err(|e| ComposeError::Project(e.msg))?;
+        resolve(
+            &doc,
+            &Context {
+                files: &["f".into()],
+                abs_files: &[PathBuf::from("/nonexistent/f")],
+                dir: Path::new("/nonexistent"),
+                project: "p",
+                vars: &BTreeMap::new(),
+            },
+        )
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(s in "[a-z_:{}\\[\\]\\-$ \n'\"&*<>!|#,.0-9]{0,300}") {
+            let _ = resolve_text(&s);
+        }
+
+        #[test]
+        fn any_service_key_with_any_value_never_panics(
+            entries in proptest::collection::vec(
+                (
+                    proptest::sample::select(SERVICE_KEYS),
+                    proptest::sample::select(vec![
+                        "", "x", "1", "-1", "true", "1m", "[]", "{}", "[a, 1]", "{a: b}", "\"8080:80\"",
+                        "[\"80\"]", "[{target: 1}]", "[\"v:/x\"]", "[CMD]", "{test: [NONE]}",
+                        "{a: {condition: service_healthy}}", "[\"a=b\"]", "{resources: {limits: {}}}",
+                        "~", "\"${X:-y}\"", "[[]]", "[{}]", "{options: {max-size: 1}}",
+                    ]),
+                ),
+                0..8,
+            )
+        ) {
+            let mut text = String::from("services:\n  s:\n    image: a.tar\n");
+            let mut seen = Vec::new();
+            for (k, v) in entries {
+                if !seen.contains(&k) {
+                    seen.push(k);
+                    text += &format!("    {k}: {v}\n");
+                }
+            }
+            let _ = resolve_text(&text);
+        }
+    }
+
     #[test]
     fn durations() {
         let d = |s: &str| parse_duration(s).map(init_duration);
