@@ -12,13 +12,25 @@ use super::model::{ComposeError, LoadOptions, Project};
 use super::resolve;
 use super::yaml::{self, Node, Value};
 
-/// The default files, first found wins (docker compose's order).
+/// The default files, first found wins (docker compose's order); its
+/// `.override` twin is merged over it.
 pub const DEFAULT_FILES: [&str; 4] = [
     "compose.yaml",
     "compose.yml",
     "docker-compose.yml",
     "docker-compose.yaml",
 ];
+
+/// The override file of a default file: compose.override.yaml (or .yml)
+/// beside compose.yaml, docker-compose.override.yml beside
+/// docker-compose.yml, when it exists.
+fn override_of(default: &Path) -> Option<PathBuf> {
+    let stem = default.file_stem()?.to_str()?;
+    ["yaml", "yml"]
+        .iter()
+        .map(|ext| default.with_file_name(format!("{stem}.override.{ext}")))
+        .find(|p| p.is_file())
+}
 
 /// A path made absolute against `base`, with `.` and `..` resolved
 /// lexically (the file need not exist).
@@ -259,7 +271,9 @@ pub fn load(o: &LoadOptions) -> Result<Project, ComposeError> {
             .map(|f| o.cwd.join(f))
             .find(|p| p.is_file())
             .ok_or_else(|| ComposeError::NoFile(o.cwd.clone()))?;
-        vec![found]
+        // Its override beside it, merged over it (compose's convention).
+        let over = override_of(&found);
+        std::iter::once(found).chain(over).collect()
     } else {
         o.files.iter().map(|f| absolute(&o.cwd, f)).collect()
     };

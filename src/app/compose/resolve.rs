@@ -2124,6 +2124,14 @@ x-top: {anything: [1, 2]}
         assert_eq!(p.services["s"].app.network, "proj_default");
         assert_eq!(p.networks["default"].name, "proj_default");
         assert_eq!(p.files.len(), 2);
+        // Without -f, the default file's override is merged over it.
+        t.write(
+            "compose.override.yaml",
+            "services:\n  s:\n    environment: [D=4]\n",
+        );
+        let p = load(&t.opts(&[])).unwrap();
+        assert_eq!(p.services["s"].app.env, ["A=1", "B=1", "D=4"]);
+        assert_eq!(p.files.len(), 2);
         let none = t.dir.path().join("empty");
         std::fs::create_dir(&none).unwrap();
         let mut o = t.opts(&[]);
