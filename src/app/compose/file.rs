@@ -265,7 +265,21 @@ fn interpolate_tree(
 
 /// Reads, interpolates, checks and resolves a project.
 pub fn load(o: &LoadOptions) -> Result<Project, ComposeError> {
-    let files: Vec<PathBuf> = if o.files.is_empty() {
+    // COMPOSE_FILE, as compose reads it, when no -f is given.
+    let listed: Vec<PathBuf> = if o.files.is_empty() {
+        o.environ
+            .get("COMPOSE_FILE")
+            .map(|f| {
+                f.split(':')
+                    .filter(|p| !p.is_empty())
+                    .map(PathBuf::from)
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        o.files.clone()
+    };
+    let files: Vec<PathBuf> = if listed.is_empty() {
         let found = DEFAULT_FILES
             .iter()
             .map(|f| o.cwd.join(f))
@@ -275,10 +289,10 @@ pub fn load(o: &LoadOptions) -> Result<Project, ComposeError> {
         let over = override_of(&found);
         std::iter::once(found).chain(over).collect()
     } else {
-        o.files.iter().map(|f| absolute(&o.cwd, f)).collect()
+        listed.iter().map(|f| absolute(&o.cwd, f)).collect()
     };
     // Errors name the files as the user gave them.
-    let shown: Vec<String> = if o.files.is_empty() {
+    let shown: Vec<String> = if listed.is_empty() {
         files
             .iter()
             .map(|f| {
@@ -289,7 +303,7 @@ pub fn load(o: &LoadOptions) -> Result<Project, ComposeError> {
             })
             .collect()
     } else {
-        o.files.iter().map(|f| f.display().to_string()).collect()
+        listed.iter().map(|f| f.display().to_string()).collect()
     };
     let dir = files[0]
         .parent()

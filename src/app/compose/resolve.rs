@@ -756,6 +756,9 @@ fn service(
         match k.name.as_str() {
             "image" => {
                 let img = cx.str(v, &p)?;
+                if img.trim().is_empty() {
+                    return Err(cx.err(v, &p, "empty image"));
+                }
                 let (src, reg) = image_source(img, cx.dir);
                 out.push(("image".into(), Out::str(src.clone())));
                 app.source = src;
@@ -2010,6 +2013,10 @@ x-top: {anything: [1, 2]}
             "compose.yaml:3: secrets: not supported by rrun"
         );
         assert_eq!(
+            t.err("services:\n  s:\n    image: ${NOPE}\n"),
+            "compose.yaml:3: services.s.image: empty image"
+        );
+        assert_eq!(
             t.err("services: {}\n"),
             "compose.yaml:1: services: no services defined"
         );
@@ -2124,6 +2131,11 @@ x-top: {anything: [1, 2]}
         assert_eq!(p.services["s"].app.network, "proj_default");
         assert_eq!(p.networks["default"].name, "proj_default");
         assert_eq!(p.files.len(), 2);
+        // COMPOSE_FILE lists the files when no -f is given.
+        let mut o = t.opts(&[]);
+        o.environ
+            .insert("COMPOSE_FILE".into(), "base.yaml:over.yaml".into());
+        assert_eq!(load(&o).unwrap().services["s"].app.ports, ["1:1", "2:2"]);
         // Without -f, the default file's override is merged over it.
         t.write(
             "compose.override.yaml",
