@@ -45,7 +45,7 @@ use cli::{AppArgs, AppCommand, NetworkCommand};
 
 /// Runs `rrun app ...`; returns the exit code.
 pub fn main(a: &AppArgs) -> Result<i32> {
-    if let Some(c) = compose::args::config_of(&a.command) {
+    if let Some(c) = compose::config::config_of(&a.command) {
         // Reads the compose files only: it makes no app root.
         return compose::config::config(c.0, c.1);
     }

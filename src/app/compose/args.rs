@@ -7,7 +7,6 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 
 use super::{LoadOptions, Project};
-use crate::app::cli::AppCommand;
 use crate::app::paths::Paths;
 
 /// Which project: its files, name and variables.
@@ -73,18 +72,6 @@ pub struct ConfigAlias {
     pub opts: ProjectOpts,
     #[command(flatten)]
     pub args: ConfigArgs,
-}
-
-/// `rrun app [compose] config`'s options, which need no app root.
-pub fn config_of(c: &AppCommand) -> Option<(&ProjectOpts, &ConfigArgs)> {
-    match c {
-        AppCommand::Config(c) => Some((&c.opts, &c.args)),
-        AppCommand::Compose(ComposeArgs {
-            opts,
-            command: ComposeCommand::Config(c),
-        }) => Some((opts, c)),
-        _ => None,
-    }
 }
 
 /// Runs `rrun app compose VERB`; returns the exit code.
