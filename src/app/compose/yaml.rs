@@ -323,7 +323,7 @@ fn key(s: &str) -> String {
             .all(|b| b.is_ascii_alphanumeric() || b"_-./".contains(&b))
         && !s.starts_with(['-', '.'])
         && !matches!(
-            s,
+            s.to_ascii_lowercase().as_str(),
             "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n"
         )
         && s.parse::<f64>().is_err();
@@ -460,6 +460,35 @@ mod tests {
         let m = map(&doc);
         assert_eq!(m[0].1.value, Value::Scalar("1".into(), false));
         assert!(m[1].1.is_null() && m[2].1.is_null() && !m[3].1.is_null());
+    }
+
+    fn back(n: &Node) -> Out {
+        match &n.value {
+            Value::Scalar(s, _) => Out::str(s.clone()),
+            Value::Seq(v) => Out::Seq(v.iter().map(back).collect()),
+            Value::Map(m) => Out::Map(m.iter().map(|(k, v)| (k.name.clone(), back(v))).collect()),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_strings_survive_emitting_and_parsing(
+            entries in proptest::collection::btree_map("\\PC{0,12}", proptest::collection::vec("\\PC{0,20}", 0..3), 1..6),
+            value in "\\PC{0,30}",
+        ) {
+            let o = Out::Map(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let list = Out::Seq(v.into_iter().map(Out::Str).collect());
+                        (k, Out::Map(vec![("v".into(), Out::Str(value.clone())), ("l".into(), list)]))
+                    })
+                    .collect(),
+            );
+            let text = to_string(&o);
+            let parsed = parse(&text, 0).map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{e}: {text}")))?;
+            proptest::prop_assert_eq!(back(&parsed), o, "{}", text);
+        }
     }
 
     #[test]
