@@ -484,6 +484,15 @@ services:
     assert_eq!(created("b"), b1, "b left alone");
     let env_a = env.inspect(&p.app("a"))["settings"]["env"].to_string();
     assert!(env_a.contains("V=2"), "{env_a}");
+    // restart SERVICE: only that one, again running.
+    let started = |sv: &str| state(&env, &p.app(sv))["started_at"].clone();
+    let (a2, b2) = (started("a"), started("b"));
+    std::thread::sleep(Duration::from_millis(1100));
+    let r = p.run(&env, &["restart", "-t", "1", "b"]);
+    assert!(r.ok().stderr.contains(&format!("{}  Restarted", p.app("b"))), "{r}");
+    assert_ne!(started("b"), b2, "b restarted");
+    assert_eq!(started("a"), a2, "a left alone");
+    assert_eq!(env.live(&p.app("b"))["state"], "running");
     p.run(&env, &["down"]).ok();
 }
 
