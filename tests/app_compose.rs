@@ -448,18 +448,28 @@ services:
     image: {img}
     command: ["sh", "-c", "cat /etc/hosts; exec sleep 1000"]
     depends_on: [a]
+  c:
+    image: {img}
+    command: ["sleep", "1000"]
+    depends_on:
+      a:
+        condition: service_started
+        restart: true
 "#
         )
     };
     let p = Proj::new("r", &yaml("1"));
-    p.run(&env, &["up", "-d"]).ok();
+    // `rrun app up` is `rrun app compose up`.
+    let file = s(&p.file());
+    env.app(&["up", "-f", &file, "-p", &p.name, "-d"]).ok();
     let created = |sv: &str| {
         state(&env, &p.app(sv))["created_at"]
             .as_str()
             .unwrap()
             .to_string()
     };
-    let (a1, b1) = (created("a"), created("b"));
+    let (a1, b1, c1) = (created("a"), created("b"), created("c"));
+    let c_started = state(&env, &p.app("c"))["started_at"].clone();
     // b finds a by its service name in its hosts file.
     let hosts = poll(Duration::from_secs(10), || {
         let l = env.app(&["logs", &p.app("b")]).stdout;
@@ -482,6 +492,13 @@ services:
     );
     assert_ne!(created("a"), a1, "a recreated");
     assert_eq!(created("b"), b1, "b left alone");
+    // c asked to follow a's restarts: the same app, started again.
+    assert!(
+        up.stderr.contains(&format!("{}  Restarted", p.app("c"))),
+        "{up}"
+    );
+    assert_eq!(created("c"), c1);
+    assert_ne!(state(&env, &p.app("c"))["started_at"], c_started);
     let env_a = env.inspect(&p.app("a"))["settings"]["env"].to_string();
     assert!(env_a.contains("V=2"), "{env_a}");
     // restart SERVICE: only that one, again running.
@@ -489,11 +506,33 @@ services:
     let (a2, b2) = (started("a"), started("b"));
     std::thread::sleep(Duration::from_millis(1100));
     let r = p.run(&env, &["restart", "-t", "1", "b"]);
-    assert!(r.ok().stderr.contains(&format!("{}  Restarted", p.app("b"))), "{r}");
+    assert!(
+        r.ok()
+            .stderr
+            .contains(&format!("{}  Restarted", p.app("b"))),
+        "{r}"
+    );
     assert_ne!(started("b"), b2, "b restarted");
     assert_eq!(started("a"), a2, "a left alone");
     assert_eq!(env.live(&p.app("b"))["state"], "running");
-    p.run(&env, &["down"]).ok();
+    // b gone from the file: an orphan, named by up and down, removed only
+    // when asked.
+    let b = yaml("2");
+    let b_block = &b[b.find("  b:\n").unwrap()..b.find("  c:\n").unwrap()];
+    p.write(&b.replace(b_block, ""));
+    let up = p.run(&env, &["up", "-d"]);
+    assert!(
+        up.ok()
+            .stderr
+            .contains(&format!("not in the file: {}", p.app("b"))),
+        "{up}"
+    );
+    let down = p.run(&env, &["down"]);
+    assert!(down.ok().stderr.contains("--remove-orphans"), "{down}");
+    assert_eq!(project_apps(&env, &p), [p.app("b")]);
+    env.app(&["down", "-f", &file, "-p", &p.name, "--remove-orphans"])
+        .ok();
+    assert!(project_apps(&env, &p).is_empty());
 }
 
 #[test]
@@ -587,4 +626,49 @@ fn wait_tells_met_never_and_timeout_apart() {
     assert_eq!(never.stderr.lines().count(), 1, "{never}");
     let gone = env.app(&["wait", "nosuch"]);
     assert_eq!(gone.code, Some(1), "{gone}");
+}
+
+#[test]
+fn up_timeout_bounds_the_wait_for_a_condition() {
+    if !ensure_root() {
+        return;
+    }
+    let env = Env::new();
+    let img = s(&web_image());
+    let p = Proj::new(
+        "t",
+        &format!(
+            r#"
+services:
+  db:
+    image: {img}
+    command: ["sleep", "1000"]
+    healthcheck:
+      test: ["CMD-SHELL", "exit 1"]
+      interval: 200ms
+      start_period: 1h
+  web:
+    image: {img}
+    command: ["sleep", "1000"]
+    depends_on:
+      db:
+        condition: service_healthy
+"#
+        ),
+    );
+    let up = p.run(&env, &["up", "-d", "--timeout", "2"]);
+    assert!(!up.success(), "{up}");
+    let last = up.stderr.lines().last().unwrap_or("");
+    assert!(
+        last.starts_with("rrun: service web: dependency db not healthy after"),
+        "{up}"
+    );
+    assert!(!project_apps(&env, &p).contains(&p.app("web")));
+    // --wait: returns once every service is ready; here never.
+    let w = p.run(&env, &["up", "--wait", "--timeout", "1", "db"]);
+    assert!(
+        !w.success() && w.stderr.contains("not healthy after"),
+        "{w}"
+    );
+    p.run(&env, &["down"]).ok();
 }

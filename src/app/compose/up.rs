@@ -388,6 +388,16 @@ fn start_one(
                         root: true,
                     };
                 }
+                Err(WaitError::Timeout { cond, waited, .. }) => {
+                    return Outcome::Failed {
+                        why: format!(
+                            "service {s}: dependency {} not {} after {waited:.1?} (--timeout)",
+                            d.service,
+                            cond.as_str()
+                        ),
+                        root: true,
+                    };
+                }
                 Err(e) => {
                     return Outcome::Failed {
                         why: format!("service {s}: dependency {}: {e}", d.service),
