@@ -12,13 +12,25 @@ use super::model::{ComposeError, LoadOptions, Project};
 use super::resolve;
 use super::yaml::{self, Node, Value};
 
-/// The default files, first found wins (docker compose's order).
+/// The default files, first found wins (docker compose's order); its
+/// `.override` twin is merged over it.
 pub const DEFAULT_FILES: [&str; 4] = [
     "compose.yaml",
     "compose.yml",
     "docker-compose.yml",
     "docker-compose.yaml",
 ];
+
+/// The override file of a default file: compose.override.yaml (or .yml)
+/// beside compose.yaml, docker-compose.override.yml beside
+/// docker-compose.yml, when it exists.
+fn override_of(default: &Path) -> Option<PathBuf> {
+    let stem = default.file_stem()?.to_str()?;
+    ["yaml", "yml"]
+        .iter()
+        .map(|ext| default.with_file_name(format!("{stem}.override.{ext}")))
+        .find(|p| p.is_file())
+}
 
 /// A path made absolute against `base`, with `.` and `..` resolved
 /// lexically (the file need not exist).
@@ -96,16 +108,29 @@ fn env_file_vars(path: &Path) -> Result<Vec<(String, String)>, ComposeError> {
         .collect())
 }
 
-/// Later files over earlier ones: mappings merged key by key, anything
-/// else (lists, scalars) replaced.
-fn merge(base: Node, over: Node) -> Node {
+/// Later files over earlier ones, as compose merges them: mappings key by
+/// key; in a service, `environment`, `labels` and `depends_on` (either
+/// form) by key too, `ports`, `tmpfs`, `extra_hosts` and `env_file`
+/// appended, `volumes` appended with an entry for the same target
+/// replaced; anything else (lists, scalars) replaced.
+fn merge(base: Node, over: Node, path: &[&str]) -> Node {
+    let in_service = path.len() == 3 && path[0] == "services";
+    let key = path.last().copied().unwrap_or("");
+    let (base, over) = if in_service && matches!(key, "environment" | "labels" | "depends_on") {
+        (as_map(base, key), as_map(over, key))
+    } else {
+        (base, over)
+    };
     match (base.value, over.value) {
         (Value::Map(mut b), Value::Map(o)) => {
             for (k, v) in o {
                 match b.iter().position(|(bk, _)| bk.name == k.name) {
                     Some(i) => {
                         let old = b.remove(i).1;
-                        b.insert(i, (k, merge(old, v)));
+                        let mut p = path.to_vec();
+                        p.push(&k.name);
+                        let merged = merge(old, v, &p);
+                        b.insert(i, (k, merged));
                     }
                     None => b.push((k, v)),
                 }
@@ -115,7 +140,76 @@ fn merge(base: Node, over: Node) -> Node {
                 ..over
             }
         }
+        (Value::Seq(mut b), Value::Seq(o))
+            if in_service
+                && matches!(
+                    key,
+                    "ports" | "tmpfs" | "extra_hosts" | "env_file" | "volumes"
+                ) =>
+        {
+            for item in o {
+                let same = |x: &Node| {
+                    if key == "volumes" {
+                        mount_target(x).is_some() && mount_target(x) == mount_target(&item)
+                    } else {
+                        x.value == item.value
+                    }
+                };
+                match b.iter().position(same) {
+                    Some(i) => b[i] = item,
+                    None => b.push(item),
+                }
+            }
+            Node {
+                value: Value::Seq(b),
+                ..over
+            }
+        }
         (_, value) => Node { value, ..over },
+    }
+}
+
+/// A list of KEY=VALUE (or of services, for depends_on) as a mapping.
+fn as_map(n: Node, key: &str) -> Node {
+    let Value::Seq(items) = &n.value else {
+        return n;
+    };
+    let mut entries = Vec::new();
+    for i in items {
+        let Some(s) = i.scalar() else {
+            return n.clone();
+        };
+        let (k, v) = match s.split_once('=') {
+            Some((k, v)) if key != "depends_on" => (k, Value::Scalar(v.to_string(), false)),
+            _ => (s, Value::Scalar(String::new(), true)),
+        };
+        entries.push((
+            yaml::Key {
+                name: k.to_string(),
+                line: i.line,
+            },
+            Node {
+                file: i.file,
+                line: i.line,
+                value: v,
+            },
+        ));
+    }
+    Node {
+        value: Value::Map(entries),
+        ..n
+    }
+}
+
+/// A volume entry's target (short or long syntax).
+fn mount_target(n: &Node) -> Option<&str> {
+    match &n.value {
+        Value::Scalar(s, _) => s.split(':').nth(1),
+        Value::Map(m) => m
+            .iter()
+            .find(|(k, _)| k.name == "target")
+            .and_then(|(_, v)| v.scalar()),
+        Value::Seq(_) => None,
     }
 }
 
@@ -171,18 +265,34 @@ fn interpolate_tree(
 
 /// Reads, interpolates, checks and resolves a project.
 pub fn load(o: &LoadOptions) -> Result<Project, ComposeError> {
-    let files: Vec<PathBuf> = if o.files.is_empty() {
+    // COMPOSE_FILE, as compose reads it, when no -f is given.
+    let listed: Vec<PathBuf> = if o.files.is_empty() {
+        o.environ
+            .get("COMPOSE_FILE")
+            .map(|f| {
+                f.split(':')
+                    .filter(|p| !p.is_empty())
+                    .map(PathBuf::from)
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        o.files.clone()
+    };
+    let files: Vec<PathBuf> = if listed.is_empty() {
         let found = DEFAULT_FILES
             .iter()
             .map(|f| o.cwd.join(f))
             .find(|p| p.is_file())
             .ok_or_else(|| ComposeError::NoFile(o.cwd.clone()))?;
-        vec![found]
+        // Its override beside it, merged over it (compose's convention).
+        let over = override_of(&found);
+        std::iter::once(found).chain(over).collect()
     } else {
-        o.files.iter().map(|f| absolute(&o.cwd, f)).collect()
+        listed.iter().map(|f| absolute(&o.cwd, f)).collect()
     };
     // Errors name the files as the user gave them.
-    let shown: Vec<String> = if o.files.is_empty() {
+    let shown: Vec<String> = if listed.is_empty() {
         files
             .iter()
             .map(|f| {
@@ -193,7 +303,7 @@ pub fn load(o: &LoadOptions) -> Result<Project, ComposeError> {
             })
             .collect()
     } else {
-        o.files.iter().map(|f| f.display().to_string()).collect()
+        listed.iter().map(|f| f.display().to_string()).collect()
     };
     let dir = files[0]
         .parent()
@@ -219,7 +329,7 @@ pub fn load(o: &LoadOptions) -> Result<Project, ComposeError> {
         }
         doc = Some(match doc {
             None => node,
-            Some(d) => merge(d, node),
+            Some(d) => merge(d, node, &[]),
         });
     }
     let mut doc = doc.expect("at least one file: the default or -f");
@@ -307,10 +417,10 @@ mod tests {
     fn merging_overrides_maps_and_replaces_the_rest() {
         let a = yaml::parse("s:\n  a: 1\n  l: [1, 2]\n  m: {x: 1}\n", 0).unwrap();
         let b = yaml::parse("s:\n  l: [3]\n  m: {y: 2}\n  b: 2\n", 1).unwrap();
-        let out = yaml::to_string(&to_out(&merge(a, b)));
+        let out = yaml::to_string(&to_out(&merge(a, b, &[])));
         assert_eq!(
             out,
-            "s:\n  a: \"1\"\n  l:\n    - \"3\"\n  m:\n    x: \"1\"\n    y: \"2\"\n  b: \"2\"\n"
+            "s:\n  a: \"1\"\n  l:\n    - \"3\"\n  m:\n    x: \"1\"\n    \"y\": \"2\"\n  b: \"2\"\n"
         );
     }
 

@@ -262,7 +262,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 /// seconds when whole).
 fn init_duration(d: Duration) -> String {
     let ms = d.as_nanos().div_ceil(1_000_000);
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
@@ -756,6 +756,9 @@ fn service(
         match k.name.as_str() {
             "image" => {
                 let img = cx.str(v, &p)?;
+                if img.trim().is_empty() {
+                    return Err(cx.err(v, &p, "empty image"));
+                }
                 let (src, reg) = image_source(img, cx.dir);
                 out.push(("image".into(), Out::str(src.clone())));
                 app.source = src;
@@ -1546,6 +1549,681 @@ fn mount(cx: &Context, n: &Node, p: &str, volumes: &BTreeMap<String, VolumeDef>)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::compose::file::load;
+
+    struct T {
+        dir: tempfile::TempDir,
+        environ: BTreeMap<String, String>,
+        name: Option<String>,
+    }
+
+    fn t() -> T {
+        T {
+            dir: tempfile::tempdir().unwrap(),
+            environ: BTreeMap::new(),
+            name: Some("proj".into()),
+        }
+    }
+
+    impl T {
+        fn write(&self, f: &str, text: &str) -> &Self {
+            std::fs::write(self.dir.path().join(f), text).unwrap();
+            self
+        }
+        fn opts(&self, files: &[&str]) -> LoadOptions {
+            LoadOptions {
+                files: files.iter().map(PathBuf::from).collect(),
+                project_name: self.name.clone(),
+                env_files: vec![],
+                cwd: self.dir.path().to_path_buf(),
+                environ: self.environ.clone(),
+            }
+        }
+        fn load(&self, text: &str) -> Result<Project, ComposeError> {
+            self.write("compose.yaml", text);
+            load(&self.opts(&[]))
+        }
+        fn err(&self, text: &str) -> String {
+            match self.load(text) {
+                Ok(_) => panic!("loaded: {text}"),
+                Err(e) => e.to_string(),
+            }
+        }
+    }
+
+    const FULL: &str = r#"
+name: ignored-when-p-given
+x-base: &base
+  restart: unless-stopped
+  labels: [team=a]
+services:
+  db:
+    <<: *base
+    image: oci:./layout:v1
+    command: sh -c 'sleep 1; touch /ready && sleep 1000'
+    entrypoint: ["/bin/env", "--"]
+    env_file: [db.env, {path: missing.env, required: false}]
+    environment:
+      FROM_FILE: overridden
+      PLAIN: 1
+      BARE:
+    healthcheck:
+      test: test -f /ready
+      interval: 1m30s
+      timeout: 500ms
+      retries: 5
+      start_period: 2s
+    volumes:
+      - data:/var/lib/db
+      - type: bind
+        source: ../shared
+        target: /shared
+        read_only: true
+      - type: tmpfs
+        target: /scratch
+        tmpfs: {size: 1m}
+    tmpfs: /run
+    networks: [back]
+    user: "999:999"
+    working_dir: /srv
+    read_only: true
+    stop_signal: SIGINT
+    stop_grace_period: 1500ms
+    logging:
+      driver: json-file
+      options: {max-size: 1m, max-file: "3"}
+    deploy:
+      resources:
+        limits: {cpus: "0.5", memory: 128m, pids: 64}
+    hostname: database
+    extra_hosts:
+      - "gw:10.1.2.3"
+      - "v6=::1"
+    init: true
+    x-note: ignored
+  migrate:
+    image: docker-archive:/abs/mig.tar
+    command: ["sh", "-c", "exit 0"]
+    networks:
+      back:
+  web:
+    image: registry.example/web:1
+    ports:
+      - "8080:80"
+      - target: 443
+        published: 8443
+        host_ip: 127.0.0.1
+        protocol: tcp
+    network_mode: host
+    depends_on:
+      db:
+        condition: service_healthy
+        restart: true
+      migrate:
+        condition: service_completed_successfully
+    mem_limit: 64m
+    cpus: 1
+    pids_limit: -1
+networks:
+  back:
+    ipam:
+      config: [{subnet: 10.99.7.0/24}]
+  unused:
+    external: true
+volumes:
+  data:
+  keep:
+    external: true
+    name: kept
+x-top: {anything: [1, 2]}
+"#;
+
+    #[test]
+    fn every_form_resolves_into_the_apps_settings() {
+        let t = t();
+        t.write("db.env", "FROM_FILE=1\nONLY_FILE=x\n");
+        let mut t = t;
+        t.environ.insert("BARE".into(), "from-env".into());
+        let p = t.load(FULL).unwrap();
+        let dir = t.dir.path();
+        assert_eq!(p.name, "proj");
+        assert_eq!(p.service_order, ["db", "migrate", "web"]);
+        let db = &p.services["db"];
+        let a = &db.app;
+        assert_eq!(a.name, "proj-db");
+        assert_eq!(a.source, format!("oci:{}/layout:v1", dir.display()));
+        assert_eq!(
+            a.command,
+            ["sh", "-c", "sleep 1; touch /ready && sleep 1000"]
+        );
+        assert_eq!(
+            a.entrypoint.as_deref(),
+            Some(&["/bin/env".to_string(), "--".into()][..])
+        );
+        assert_eq!(
+            a.env,
+            [
+                "ONLY_FILE=x",
+                "FROM_FILE=overridden",
+                "PLAIN=1",
+                "BARE=from-env"
+            ]
+        );
+        let shared = dir.parent().unwrap().join("shared");
+        assert_eq!(
+            a.volumes,
+            [
+                Volume {
+                    source: "proj_data".into(),
+                    target: "/var/lib/db".into(),
+                    readonly: false
+                },
+                Volume {
+                    source: shared.display().to_string(),
+                    target: "/shared".into(),
+                    readonly: true
+                },
+            ]
+        );
+        assert_eq!(
+            a.tmpfs,
+            [
+                Tmpfs {
+                    target: "/scratch".into(),
+                    size: Some(1 << 20)
+                },
+                Tmpfs {
+                    target: "/run".into(),
+                    size: None
+                },
+            ]
+        );
+        assert_eq!(a.network, "proj_back");
+        assert_eq!(a.user.as_deref(), Some("999:999"));
+        assert_eq!(a.workdir.as_deref(), Some("/srv"));
+        assert!(a.read_only);
+        assert_eq!(a.restart, "unless-stopped");
+        let h = a.health.as_ref().unwrap();
+        assert_eq!(h.cmd, ["/bin/sh", "-c", "test -f /ready"]);
+        assert_eq!(
+            (
+                h.interval.as_deref(),
+                h.timeout.as_deref(),
+                h.retries.as_deref(),
+                h.start_period.as_deref()
+            ),
+            (Some("90s"), Some("500ms"), Some("5"), Some("2s"))
+        );
+        assert_eq!(a.stop_signal.as_deref(), Some("SIGINT"));
+        assert_eq!(a.stop_timeout, 2);
+        assert_eq!((a.log_max_size, a.log_max_files), (1 << 20, 3));
+        assert_eq!(
+            (a.cpus, a.memory, a.pids_limit),
+            (Some(0.5), Some(128 << 20), Some(64))
+        );
+        assert_eq!(a.hostname.as_deref(), Some("database"));
+        assert_eq!(a.aliases, ["db"]);
+        assert_eq!(a.extra_hosts, ["gw:10.1.2.3", "v6:::1"]);
+        assert_eq!(a.labels["team"], "a");
+        assert_eq!(a.labels[LABEL_PROJECT], "proj");
+        assert_eq!(a.labels[LABEL_SERVICE], "db");
+        assert_eq!(a.labels[LABEL_HASH], db.hash);
+        assert_eq!(a.labels[LABEL_DIR], dir.display().to_string());
+        assert_eq!(
+            a.labels[LABEL_FILES],
+            dir.join("compose.yaml").display().to_string()
+        );
+        assert_eq!(db.hash.len(), 64);
+        assert!(!db.one_shot && db.registry_ref.is_none());
+
+        let m = &p.services["migrate"];
+        assert!(m.one_shot);
+        assert_eq!(m.app.source, "docker-archive:/abs/mig.tar");
+        assert_eq!(m.app.network, "proj_back");
+
+        let w = &p.services["web"];
+        assert_eq!(w.registry_ref.as_deref(), Some("registry.example/web:1"));
+        assert_eq!(w.app.ports, ["8080:80", "127.0.0.1:8443:443/tcp"]);
+        assert_eq!(w.app.network, "host");
+        assert_eq!(
+            (w.app.memory, w.app.cpus, w.app.pids_limit),
+            (Some(64 << 20), Some(1.0), None)
+        );
+        assert_eq!(
+            w.depends_on,
+            [
+                Dependency {
+                    service: "db".into(),
+                    condition: Condition::Healthy,
+                    restart: true,
+                    required: true
+                },
+                Dependency {
+                    service: "migrate".into(),
+                    condition: Condition::CompletedSuccessfully,
+                    restart: false,
+                    required: true
+                },
+            ]
+        );
+        assert_eq!(
+            w.app.labels[LABEL_DEPENDS_ON],
+            "db:service_healthy:true,migrate:service_completed_successfully:false"
+        );
+        assert_eq!(
+            p.networks["back"],
+            NetworkDef {
+                name: "proj_back".into(),
+                external: false,
+                subnet: Some("10.99.7.0/24".into())
+            }
+        );
+        assert_eq!(
+            p.networks["unused"],
+            NetworkDef {
+                name: "unused".into(),
+                external: true,
+                subnet: None
+            }
+        );
+        assert!(!p.networks.contains_key("default"));
+        assert_eq!(
+            p.volumes["data"],
+            VolumeDef {
+                name: "proj_data".into(),
+                external: false
+            }
+        );
+        assert_eq!(
+            p.volumes["keep"],
+            VolumeDef {
+                name: "kept".into(),
+                external: true
+            }
+        );
+        // Every app passes what `rrun app run` checks.
+        for s in p.services.values() {
+            s.app.init_annotations().unwrap();
+        }
+    }
+
+    #[test]
+    fn the_resolved_file_loads_back_to_the_same_apps() {
+        let mut t = t();
+        t.write("db.env", "FROM_FILE=1\n");
+        t.environ.insert("BARE".into(), "b".into());
+        let p = t.load(FULL).unwrap();
+        t.write("resolved.yaml", &p.resolved_yaml);
+        t.name = None;
+        let q = load(&t.opts(&["resolved.yaml"])).unwrap();
+        assert_eq!(q.name, "proj");
+        for (name, s) in &p.services {
+            let r = &q.services[name];
+            assert_eq!(r.hash, s.hash, "{name}:\n{}", p.resolved_yaml);
+            assert_eq!(r.depends_on, s.depends_on);
+        }
+        assert_eq!(q.resolved_yaml, p.resolved_yaml);
+    }
+
+    #[test]
+    fn the_hash_changes_with_the_definition_only() {
+        let t = t();
+        let a = t
+            .load("services:\n  a: {image: ./i.tar, command: [x]}\n  b: {image: ./i.tar}\n")
+            .unwrap();
+        let a2 = t
+            .load(
+                "# moved\nservices:\n  b: {image: ./i.tar}\n  a: {image: ./i.tar, command: [x]}\n",
+            )
+            .unwrap();
+        let b = t
+            .load("services:\n  a: {image: ./i.tar, command: [y]}\n  b: {image: ./i.tar}\n")
+            .unwrap();
+        assert_eq!(a.services["a"].hash, a2.services["a"].hash);
+        assert_ne!(a.services["a"].hash, b.services["a"].hash);
+        assert_eq!(a.services["b"].hash, b.services["b"].hash);
+        assert_ne!(a.services["a"].hash, a.services["b"].hash);
+    }
+
+    #[test]
+    fn errors_name_the_file_the_line_and_the_key() {
+        let t = t();
+        let e = t.err("services:\n  web:\n    image: x.tar\n    buld: .\n");
+        assert!(
+            e.starts_with("compose.yaml:4: services.web.buld: unknown key"),
+            "{e}"
+        );
+        assert_eq!(
+            t.err("services:\n  web:\n    build: .\n"),
+            "compose.yaml:3: services.web.build: rrun does not build images; build it with podman or buildah and point image: at the result"
+        );
+        assert_eq!(
+            t.err("services:\n  web:\n    command: x\n"),
+            "compose.yaml:2: services.web: image is required"
+        );
+        assert_eq!(
+            t.err("services:\n  web:\n    image: a.tar\n    depends_on: [db]\n  db: {image: a.tar}\n  x:\n    image: a.tar\n    depends_on:\n      dbb: {condition: service_started}\n"),
+            "compose.yaml:9: services.x.depends_on: unknown service dbb"
+        );
+        let cases = [
+            (
+                "    healthcheck: {test: [CMD, x], interval: 10}\n",
+                "5: services.s.healthcheck.interval: invalid duration \"10\"",
+            ),
+            (
+                "    ports: [\"80\"]\n",
+                "5: services.s.ports[0]: \"80\": rrun publishes a port on a host port you choose: write HOST:80",
+            ),
+            ("    ports: [\"x:80\"]\n", "5: services.s.ports[0]: "),
+            (
+                "    stop_grace_period: soon\n",
+                "5: services.s.stop_grace_period: invalid duration",
+            ),
+            (
+                "    restart: sometimes\n",
+                "5: services.s.restart: invalid --restart",
+            ),
+            (
+                "    environment: {A: \"${NEED:?set NEED}\"}\n",
+                "5: services.s.environment.A: required variable NEED is missing a value: set NEED",
+            ),
+            (
+                "    command: \"${\"\n",
+                "5: services.s.command: invalid interpolation format",
+            ),
+            (
+                "    networks: [a, b]\n",
+                "5: services.s.networks: rrun puts an app on one network",
+            ),
+            (
+                "    networks: [nope]\n",
+                "5: services.s.networks: unknown network nope",
+            ),
+            (
+                "    volumes: [\"v:/x\"]\n",
+                "5: services.s.volumes[0]: unknown volume v",
+            ),
+            (
+                "    volumes: [\"/x\"]\n",
+                "5: services.s.volumes[0]: \"/x\": anonymous volumes are not supported",
+            ),
+            (
+                "    volumes: [\"~/x:/x\"]\n",
+                "5: services.s.volumes[0]: \"~/x\": '~' is not supported",
+            ),
+            (
+                "    healthcheck: {interval: 1s}\n",
+                "5: services.s.healthcheck: test is required",
+            ),
+            (
+                "    healthcheck: {test: [echo]}\n",
+                "5: services.s.healthcheck.test: a list starts with CMD",
+            ),
+            (
+                "    depends_on: {s2: {condition: service_done}}\n",
+                "5: services.s.depends_on.s2.condition: unknown condition",
+            ),
+            (
+                "    read_only: yes\n",
+                "5: services.s.read_only: expected true or false",
+            ),
+            (
+                "    logging: {driver: syslog}\n",
+                "5: services.s.logging.driver: driver \"syslog\"",
+            ),
+            (
+                "    deploy: {replicas: 2}\n",
+                "5: services.s.deploy.replicas: unknown key",
+            ),
+            (
+                "    network_mode: host\n    networks: [a]\n",
+                "5: services.s.network_mode: network_mode and networks exclude each other",
+            ),
+            (
+                "    extra_hosts: [\"gw\"]\n",
+                "5: services.s.extra_hosts: \"gw\": expected NAME:IP",
+            ),
+            (
+                "    labels: {com.docker.compose.project: x}\n",
+                "5: services.s.labels: label com.docker.compose.project is set by rrun",
+            ),
+            ("    cpus: lots\n", "5: services.s.cpus: invalid --cpus"),
+            (
+                "    container_name: x\n",
+                "5: services.s.container_name: unknown key",
+            ),
+            (
+                "    command: [a, [b]]\n",
+                "5: services.s.command[1]: expected a string, not a list",
+            ),
+        ];
+        for (extra, want) in cases {
+            let text = format!(
+                "networks: {{a: {{}}, b: {{}}}}\nservices:\n  s:\n    image: a.tar\n{extra}  s2: {{image: a.tar}}\n"
+            );
+            let e = t.err(&text);
+            assert!(
+                e.starts_with(&format!("compose.yaml:{want}")),
+                "{extra}: {e}"
+            );
+            assert!(!e.contains('\n'), "{e}");
+        }
+        assert_eq!(
+            t.err("services:\n  s: {image: a.tar}\nsecrets: {}\n"),
+            "compose.yaml:3: secrets: not supported by rrun"
+        );
+        assert_eq!(
+            t.err("services:\n  s:\n    image: ${NOPE}\n"),
+            "compose.yaml:3: services.s.image: empty image"
+        );
+        assert_eq!(
+            t.err("services: {}\n"),
+            "compose.yaml:1: services: no services defined"
+        );
+        assert_eq!(
+            t.err("- a\n"),
+            "compose.yaml:1: a compose file is a mapping, not a list"
+        );
+        assert!(
+            t.err("services:\n  s:\n   image: a\n  - x\n")
+                .starts_with("compose.yaml:4: ")
+        );
+    }
+
+    #[test]
+    fn variables_come_from_the_environment_over_dot_env() {
+        let mut t = t();
+        t.write(
+            ".env",
+            "TAG=fromfile\nPORT=\"8080\"\nCOMPOSE_PROJECT_NAME=fromenv\n",
+        );
+        t.environ.insert("TAG".into(), "fromenv".into());
+        t.name = None;
+        let p = t
+            .load("services:\n  s:\n    image: ./i-${TAG}.tar\n    ports: [\"${PORT}:80\"]\n    command: [\"$$HOME\", \"${UNSET}\", \"${UNSET:-d}\"]\n")
+            .unwrap();
+        assert_eq!(p.name, "fromenv");
+        let a = &p.services["s"].app;
+        assert!(a.source.ends_with("/i-fromenv.tar"), "{}", a.source);
+        assert_eq!(a.ports, ["8080:80"]);
+        assert_eq!(a.command, ["$HOME", "", "d"]);
+        assert_eq!(p.warnings.len(), 1);
+        assert!(p.warnings[0].contains("UNSET"));
+    }
+
+    #[test]
+    fn the_project_name_comes_from_p_then_name_then_the_environment_then_the_directory() {
+        let mut t = t();
+        let file = "services:\n  s: {image: a.tar}\n";
+        assert_eq!(t.load(file).unwrap().name, "proj");
+        t.name = None;
+        assert_eq!(
+            t.load(&format!("name: fromfile\n{file}")).unwrap().name,
+            "fromfile"
+        );
+        t.environ
+            .insert("COMPOSE_PROJECT_NAME".into(), "fromenv".into());
+        assert_eq!(t.load(file).unwrap().name, "fromenv");
+        t.environ.clear();
+        let dirname = crate::app::compose::file::name_from_dir(t.dir.path());
+        assert_eq!(t.load(file).unwrap().name, dirname);
+        assert!(
+            t.load(&format!("name: Bad.Name\n{file}"))
+                .unwrap_err()
+                .to_string()
+                .contains("invalid project name")
+        );
+        t.name = Some("UPPER".into());
+        assert!(t.load(file).is_err());
+    }
+
+    #[test]
+    fn files_merge_and_the_default_network_appears_when_used() {
+        let t = t();
+        t.write(
+            "compose.yaml",
+            "services:\n  s:\n    image: a.tar\n    environment: {A: \"1\", B: \"1\"}\n",
+        );
+        t.write(
+            "over.yaml",
+            "services:\n  s:\n    environment: {B: \"2\"}\n    bad: 1\n",
+        );
+        let e = load(&t.opts(&["compose.yaml", "over.yaml"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("over.yaml:4: services.s.bad: unknown key"),
+            "{e}"
+        );
+        t.write(
+            "over.yaml",
+            "services:\n  s:\n    environment: [B=2, C=3]\n",
+        );
+        let p = load(&t.opts(&["compose.yaml", "over.yaml"])).unwrap();
+        assert_eq!(p.services["s"].app.env, ["A=1", "B=2", "C=3"]);
+        // Lists of a service: appended, volumes by target, depends_on by
+        // service; other lists replaced.
+        t.write(
+            "base.yaml",
+            "volumes: {v: {}, w: {}}\nservices:\n  d: {image: a.tar}\n  e: {image: a.tar}\n  s:\n    image: a.tar\n    ports: [\"1:1\"]\n    volumes: [\"v:/a\", \"v:/b\"]\n    depends_on: [d]\n    command: [a, b]\n",
+        );
+        t.write(
+            "over.yaml",
+            "services:\n  s:\n    ports: [\"2:2\"]\n    volumes: [\"w:/b\"]\n    depends_on: {e: {condition: service_started}}\n    command: [c]\n",
+        );
+        let q = load(&t.opts(&["base.yaml", "over.yaml"])).unwrap();
+        let a = &q.services["s"].app;
+        assert_eq!(a.ports, ["1:1", "2:2"]);
+        assert_eq!(
+            a.volumes
+                .iter()
+                .map(|v| format!("{}:{}", v.source, v.target))
+                .collect::<Vec<_>>(),
+            ["proj_v:/a", "proj_w:/b"]
+        );
+        assert_eq!(a.command, ["c"]);
+        let deps: Vec<_> = q.services["s"]
+            .depends_on
+            .iter()
+            .map(|d| d.service.as_str())
+            .collect();
+        assert_eq!(deps, ["d", "e"]);
+        assert_eq!(p.services["s"].app.network, "proj_default");
+        assert_eq!(p.networks["default"].name, "proj_default");
+        assert_eq!(p.files.len(), 2);
+        // COMPOSE_FILE lists the files when no -f is given.
+        let mut o = t.opts(&[]);
+        o.environ
+            .insert("COMPOSE_FILE".into(), "base.yaml:over.yaml".into());
+        assert_eq!(load(&o).unwrap().services["s"].app.ports, ["1:1", "2:2"]);
+        // Without -f, the default file's override is merged over it.
+        t.write(
+            "compose.override.yaml",
+            "services:\n  s:\n    environment: [D=4]\n",
+        );
+        let p = load(&t.opts(&[])).unwrap();
+        assert_eq!(p.services["s"].app.env, ["A=1", "B=1", "D=4"]);
+        assert_eq!(p.files.len(), 2);
+        let none = t.dir.path().join("empty");
+        std::fs::create_dir(&none).unwrap();
+        let mut o = t.opts(&[]);
+        o.cwd = none;
+        assert!(
+            load(&o)
+                .unwrap_err()
+                .to_string()
+                .starts_with("no compose file in ")
+        );
+    }
+
+    #[test]
+    fn health_check_forms() {
+        let t = t();
+        let h = |test: &str| {
+            t.load(&format!(
+                "services:\n  s:\n    image: a.tar\n    healthcheck:\n      {test}\n"
+            ))
+            .map(|p| p.services["s"].app.health.clone().map(|h| h.cmd))
+        };
+        assert_eq!(
+            h("test: [CMD, pg_isready, -q]").unwrap().unwrap(),
+            ["pg_isready", "-q"]
+        );
+        assert_eq!(
+            h("test: [CMD-SHELL, \"exit 0\"]").unwrap().unwrap(),
+            ["/bin/sh", "-c", "exit 0"]
+        );
+        assert_eq!(h("test: [NONE]").unwrap(), None);
+        assert_eq!(h("disable: true").unwrap(), None);
+        assert!(h("test: [CMD]").is_err());
+    }
+
+    fn resolve_text(text: &str) -> Result<Project, ComposeError> {
+        let doc = super::super::yaml::parse(text, 0).map_err(|e| ComposeError::Project(e.msg))?;
+        resolve(
+            &doc,
+            &Context {
+                files: &["f".into()],
+                abs_files: &[PathBuf::from("/nonexistent/f")],
+                dir: Path::new("/nonexistent"),
+                project: "p",
+                vars: &BTreeMap::new(),
+            },
+        )
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(s in "[a-z_:{}\\[\\]\\-$ \n'\"&*<>!|#,.0-9]{0,300}") {
+            let _ = resolve_text(&s);
+        }
+
+        #[test]
+        fn any_service_key_with_any_value_never_panics(
+            entries in proptest::collection::vec(
+                (
+                    proptest::sample::select(SERVICE_KEYS),
+                    proptest::sample::select(vec![
+                        "", "x", "1", "-1", "true", "1m", "[]", "{}", "[a, 1]", "{a: b}", "\"8080:80\"",
+                        "[\"80\"]", "[{target: 1}]", "[\"v:/x\"]", "[CMD]", "{test: [NONE]}",
+                        "{a: {condition: service_healthy}}", "[\"a=b\"]", "{resources: {limits: {}}}",
+                        "~", "\"${X:-y}\"", "[[]]", "[{}]", "{options: {max-size: 1}}",
+                    ]),
+                ),
+                0..8,
+            )
+        ) {
+            let mut text = String::from("services:\n  s:\n    image: a.tar\n");
+            let mut seen = Vec::new();
+            for (k, v) in entries {
+                if !seen.contains(&k) {
+                    seen.push(k);
+                    text += &format!("    {k}: {v}\n");
+                }
+            }
+            let _ = resolve_text(&text);
+        }
+    }
 
     #[test]
     fn durations() {
