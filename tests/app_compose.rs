@@ -672,3 +672,90 @@ services:
     );
     p.run(&env, &["down"]).ok();
 }
+
+/// A fake systemd's notify socket: the datagrams received (fds sent with
+/// one closed at once: that acknowledges a barrier).
+struct FakeSystemd {
+    path: PathBuf,
+    rx: std::sync::mpsc::Receiver<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl FakeSystemd {
+    fn new() -> FakeSystemd {
+        use std::os::fd::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            loop {
+                let mut buf = [0u8; 4096];
+                let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 4]);
+                let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+                let Ok(msg) = nix::sys::socket::recvmsg::<()>(
+                    sock.as_raw_fd(),
+                    &mut iov,
+                    Some(&mut cmsg),
+                    nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC,
+                ) else {
+                    return;
+                };
+                for c in msg.cmsgs().into_iter().flatten() {
+                    if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+                        for fd in fds {
+                            let _ = nix::unistd::close(fd);
+                        }
+                    }
+                }
+                let n = msg.bytes;
+                if tx
+                    .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        FakeSystemd {
+            path,
+            rx,
+            _dir: dir,
+        }
+    }
+
+    fn messages(&self) -> Vec<String> {
+        self.rx.try_iter().collect()
+    }
+}
+
+#[test]
+fn up_sd_notify_says_ready_once_the_service_is() {
+    if !ensure_root() {
+        return;
+    }
+    let env = Env::new();
+    let sd = FakeSystemd::new();
+    let p = Proj::new("n", &three_services(&web_image(), "test -e /tmp/ready"));
+    fs::create_dir(p.dir().join("shared")).unwrap();
+    // db alone (its unit's job): READY once healthy, MAINPID its monitor.
+    let mut c = p.cmd(&env, &["up", "--no-deps", "--sd-notify", "db"]);
+    c.env("NOTIFY_SOCKET", &sd.path);
+    run_timeout(c, Duration::from_secs(120)).ok();
+    let live = env.live(&p.app("db"));
+    assert_eq!(live["health"], "healthy", "{live}");
+    let ready = format!("MAINPID={}\nREADY=1\n", live["monitorPid"]);
+    let msgs = sd.messages();
+    assert!(msgs.contains(&ready), "no {ready:?} in {msgs:?}");
+    assert!(project_apps(&env, &p) == [p.app("db")], "db only");
+    // The one-shot: up returns once it exited 0, READY without MAINPID.
+    let mut c = p.cmd(&env, &["up", "--no-deps", "--sd-notify", "migrate"]);
+    c.env("NOTIFY_SOCKET", &sd.path);
+    run_timeout(c, Duration::from_secs(120)).ok();
+    let st = state(&env, &p.app("migrate"));
+    assert_eq!(st["phase"], "exited", "{st}");
+    assert_eq!(st["exit"]["status"], 0, "{st}");
+    assert!(p.dir().join("shared/migrated").exists());
+    assert!(sd.messages().contains(&"READY=1\n".to_string()));
+    p.run(&env, &["down"]).ok();
+}
