@@ -47,6 +47,8 @@ pub enum AppCommand {
     /// Networks: create, ls, rm
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// systemd units for apps, a compose project, or the status page
+    Unit(Box<super::unit::UnitArgs>),
     /// Projects of several apps from a compose file: up, down, ps, logs,
     /// restart, config
     Compose(super::compose::args::ComposeArgs),

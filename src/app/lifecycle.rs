@@ -410,7 +410,7 @@ fn check_volumes(spec: &AppSpec) -> Result<()> {
 
 /// How long to wait for a new image to get healthy: the start period and
 /// every retry's interval and timeout, as the init counts them.
-fn health_deadline(spec: &AppSpec) -> Duration {
+pub fn health_deadline(spec: &AppSpec) -> Duration {
     let d = |s: &Option<String>, def: &str| {
         crate::init::policy::parse_duration(s.as_deref().unwrap_or(def))
             .unwrap_or(Duration::from_secs(30))

@@ -20,6 +20,7 @@
 //! - rmtree:    removing an app's directory, whatever the app left in it
 //! - lifecycle: run/upgrade, start, stop, restart, rm, update, foreground
 //! - show:      ls, inspect, logs, events, images, network ls
+//! - unit:      systemd units for apps, compose projects, the status page
 //! - compose:   compose files: up, down, ps, logs, restart, config; wait
 
 pub mod bundle;
@@ -40,6 +41,7 @@ pub mod show;
 pub mod spawn;
 pub mod state;
 pub mod store;
+pub mod unit;
 
 use anyhow::Result;
 
@@ -48,6 +50,10 @@ use cli::{AppArgs, AppCommand, NetworkCommand};
 /// Runs `rrun app ...`; returns the exit code.
 pub fn main(a: &AppArgs) -> Result<i32> {
     let paths = paths::from_flag(a.app_root.as_deref());
+    if let AppCommand::Unit(u) = &a.command {
+        // Generation reads app settings only: it makes no app root.
+        return unit::main(&paths, u);
+    }
     paths
         .make_private()
         .map_err(|e| anyhow::anyhow!("preparing the app root {}: {e}", paths.root.display()))?;
@@ -79,6 +85,7 @@ pub fn main(a: &AppArgs) -> Result<i32> {
         AppCommand::Network(NetworkCommand::Rm { names }) => {
             lifecycle::each(names, |n| network::remove(&paths, n).map_err(Into::into)).map(|_| 0)
         }
+        AppCommand::Unit(u) => unit::main(&paths, u),
         AppCommand::Compose(c) => compose::args::main(&paths, c),
         AppCommand::Up(u) => compose::up::up(&paths, &u.opts.load()?, &u.args),
         AppCommand::Down(d) => compose::ops::down(&paths, &d.opts.load()?, &d.args),
