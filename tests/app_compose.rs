@@ -759,3 +759,51 @@ fn up_sd_notify_says_ready_once_the_service_is() {
     assert!(sd.messages().contains(&"READY=1\n".to_string()));
     p.run(&env, &["down"]).ok();
 }
+
+#[test]
+fn registry_images_fail_in_one_line_without_skopeo_or_registry() {
+    if !ensure_root() {
+        return;
+    }
+    let env = Env::new();
+    let p = Proj::new(
+        "g",
+        "services:\n  cache:\n    image: docker.io/library/redis:7\n",
+    );
+    // A PATH without skopeo: the error says what to do, nothing is made.
+    let empty = tempfile::tempdir().unwrap();
+    let mut c = p.cmd(&env, &["up", "-d"]);
+    c.env("PATH", empty.path());
+    let up = run_timeout(c, Duration::from_secs(60));
+    assert!(!up.success());
+    assert_eq!(
+        up.stderr.trim(),
+        "rrun: image docker.io/library/redis:7: rrun cannot pull from registries; copy it with \
+         `skopeo copy docker://docker.io/library/redis:7 oci:DIR:TAG` and use image: oci:DIR:TAG",
+        "{up}"
+    );
+    assert!(env.names().is_empty());
+    let nets = env.app(&["network", "ls", "--format", "json"]);
+    assert!(!nets.stdout.contains(&p.name), "{nets}");
+    // With skopeo: its failure in one line (no registry listens there),
+    // no half-copied image left.
+    if have_cmd("skopeo") {
+        p.write("services:\n  cache:\n    image: localhost:1/none:1\n");
+        let up = p.run(&env, &["up", "-d"]);
+        assert!(!up.success());
+        let errs: Vec<&str> = up
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("rrun:"))
+            .collect();
+        assert_eq!(errs.len(), 1, "{up}");
+        assert!(
+            errs[0].starts_with("rrun: image localhost:1/none:1: skopeo copy failed: "),
+            "{up}"
+        );
+        let cache = env.root().join("compose-images");
+        let left = fs::read_dir(&cache).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(left, 0, "{}", cache.display());
+        assert!(env.names().is_empty());
+    }
+}
