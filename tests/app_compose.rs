@@ -190,6 +190,17 @@ fn three_services_come_up_in_order_every_time() {
                 .map(|r| r["service"].as_str().unwrap())
                 .collect();
             assert_eq!(services, ["db", "migrate", "web"]);
+            let table = p.run(&env, &["ps"]);
+            let lines: Vec<&str> = table.ok().stdout.lines().collect();
+            assert!(lines[0].starts_with("NAME") && lines[0].contains("SERVICE"));
+            // Without -a: the running ones (the one-shot has ended).
+            assert_eq!(lines.len(), 3, "{table}");
+            assert!(
+                lines[1..]
+                    .iter()
+                    .any(|l| l.contains(&p.app("db")) && l.contains("healthy")),
+                "{table}"
+            );
             let logs = p.run(&env, &["logs", "web", "migrate"]);
             assert!(
                 logs.ok().stdout.contains("web     | marker=db-up"),
