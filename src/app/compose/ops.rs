@@ -113,7 +113,7 @@ pub fn down(paths: &Paths, p: &Project, a: &DownArgs) -> Result<i32> {
     // The first error is down's own (main prints it); the others here.
     let mut errors = errors.into_inner().unwrap_or_else(|e| e.into_inner());
     for e in errors.iter().skip(1) {
-        eprintln!("rrun: {e:#}");
+        eprintln!("rrun: {}", crate::log::error_line(e));
     }
     let mut first_err = (!errors.is_empty()).then(|| errors.remove(0));
     // What apps are left (other projects', orphans) still use.
@@ -160,7 +160,7 @@ pub fn down(paths: &Paths, p: &Project, a: &DownArgs) -> Result<i32> {
                 let e = anyhow::Error::from(e).context(format!("network {n}"));
                 match first_err {
                     None => first_err = Some(e),
-                    Some(_) => eprintln!("rrun: {e:#}"),
+                    Some(_) => eprintln!("rrun: {}", crate::log::error_line(&e)),
                 }
             }
         }
@@ -177,7 +177,7 @@ pub fn down(paths: &Paths, p: &Project, a: &DownArgs) -> Result<i32> {
                     let e = anyhow::anyhow!("volume {}: {e}", v.name);
                     match first_err {
                         None => first_err = Some(e),
-                        Some(_) => eprintln!("rrun: {e:#}"),
+                        Some(_) => eprintln!("rrun: {}", crate::log::error_line(&e)),
                     }
                 }
             }

@@ -87,9 +87,24 @@ enum Outcome {
 struct Board {
     m: Mutex<BTreeMap<String, Outcome>>,
     cv: Condvar,
+    /// Progress lines said already (several services wait for one).
+    said: Mutex<BTreeSet<String>>,
 }
 
 impl Board {
+    /// A progress line, once.
+    fn progress_once(&self, what: &str, state: &str) {
+        let line = format!("{what}  {state}");
+        if self
+            .said
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(line.clone())
+        {
+            eprintln!("{line}");
+        }
+    }
+
     fn set(&self, s: &str, o: Outcome) {
         let mut m = self.m.lock().unwrap_or_else(|e| e.into_inner());
         m.insert(s.to_string(), o);
@@ -297,6 +312,7 @@ fn start_all(
                 .collect(),
         ),
         cv: Condvar::new(),
+        said: Mutex::new(BTreeSet::new()),
     });
     std::thread::scope(|scope| {
         for s in order {
@@ -367,7 +383,7 @@ fn start_one(
         };
         if let Some(cond) = cond {
             match wait_for(paths, dep_app, cond, deadline) {
-                Ok(_) => progress(
+                Ok(_) => board.progress_once(
                     dep_app,
                     if cond == Cond::Healthy {
                         "Healthy"
@@ -413,7 +429,7 @@ fn start_one(
     match ensure(paths, p, svc, &specs[s], restart_for.is_some()) {
         Ok(a) => Outcome::Done(a),
         Err(e) => Outcome::Failed {
-            why: format!("service {s}: {e:#}"),
+            why: format!("service {s}: {}", crate::log::error_line(&e)),
             root: true,
         },
     }
