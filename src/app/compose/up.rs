@@ -623,3 +623,15 @@ fn foreground_logs(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_pad_service_names_to_one_width() {
+        let p = prefixes(&["db".into(), "migrate".into()]);
+        assert_eq!(p["db"], "db      | ");
+        assert_eq!(p["migrate"], "migrate | ");
+    }
+}
