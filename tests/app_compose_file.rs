@@ -116,7 +116,16 @@ fn config_prints_the_resolved_file() {
     );
     assert_eq!(again.ok().stdout, *y);
 
-    // config makes nothing: no app, network or volume.
+    // config makes nothing: not even an app root.
+    let root = d.join("no-root");
+    let mut c = std::process::Command::new(rrun_bin());
+    c.args(["app", "--app-root"])
+        .arg(&root)
+        .args(["compose", "config", "--services"])
+        .current_dir(d);
+    run_timeout(c, Duration::from_secs(30)).ok();
+    assert!(!root.exists());
+    // No app, network or volume.
     assert!(env.names().is_empty());
     let nets = env.app(&["network", "ls", "--format", "json"]);
     assert!(!nets.ok().stdout.contains("shop"), "{}", nets.stdout);

@@ -49,6 +49,10 @@ use cli::{AppArgs, AppCommand, NetworkCommand};
 
 /// Runs `rrun app ...`; returns the exit code.
 pub fn main(a: &AppArgs) -> Result<i32> {
+    if let Some(c) = compose::config::config_of(&a.command) {
+        // Reads the compose files only: it makes no app root.
+        return compose::config::config(c.0, c.1);
+    }
     let paths = paths::from_flag(a.app_root.as_deref());
     if let AppCommand::Unit(u) = &a.command {
         // Generation reads app settings only: it makes no app root.

@@ -15,8 +15,9 @@ use crate::app::paths::Paths;
 #[derive(Args, Debug, Clone, Default)]
 pub struct ProjectOpts {
     /// The compose file (repeatable: later files override earlier ones)
-    /// [default: compose.yaml, compose.yml, docker-compose.yml or
-    /// docker-compose.yaml in the current directory]
+    /// [default: $COMPOSE_FILE (':'-separated), else compose.yaml,
+    /// compose.yml, docker-compose.yml or docker-compose.yaml in the
+    /// current directory, with its .override twin]
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// The project's name [default: name: in the file, else

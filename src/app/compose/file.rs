@@ -424,6 +424,16 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn loading_any_text_never_panics(s in "[a-z_:{}\\[\\]\\-$ \n'\"&*<>!|#,.0-9?+]{0,300}") {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("compose.yaml"), format!("services:\n  s:\n    image: a.tar\n{s}")).unwrap();
+            let o = LoadOptions { cwd: dir.path().to_path_buf(), project_name: Some("p".into()), ..Default::default() };
+            let _ = load(&o);
+        }
+    }
+
     fn to_out(n: &Node) -> yaml::Out {
         match &n.value {
             Value::Scalar(s, _) => yaml::Out::str(s.clone()),

@@ -211,8 +211,15 @@ impl Context<'_> {
         })
     }
 
+    /// A settings error without the flag it names (the key is named).
     fn settings_err(&self, n: &Node, key: &str, e: settings::SettingsError) -> ComposeError {
-        self.err(n, key, e)
+        match e {
+            settings::SettingsError::Flag { value, why, .. } if !value.is_empty() => {
+                self.err(n, key, format!("{value:?}: {why}"))
+            }
+            settings::SettingsError::Flag { why, .. } => self.err(n, key, why),
+            e => self.err(n, key, e),
+        }
     }
 }
 
@@ -842,7 +849,7 @@ fn service(
             }
             "tmpfs" => {
                 for (i, t) in cx.strings(v, &p)?.iter().enumerate() {
-                    app.tmpfs.push(settings::parse_tmpfs(t).map_err(|e| cx.err(v, &format!("{p}[{i}]"), e))?);
+                    app.tmpfs.push(settings::parse_tmpfs(t).map_err(|e| cx.settings_err(v, &format!("{p}[{i}]"), e))?);
                 }
             }
             "networks" => networks_node = Some(v),
@@ -1171,8 +1178,10 @@ fn service(
 
     // What `rrun app run` would refuse (the policy with the health
     // settings, durations the init checks) is refused here too.
-    app.init_annotations()
-        .map_err(|e| cx.err_line(n, line, &sp, e))?;
+    app.init_annotations().map_err(|e| match e {
+        settings::SettingsError::Flag { why, .. } => cx.err_line(n, line, &sp, why),
+        e => cx.err_line(n, line, &sp, e),
+    })?;
 
     Ok(Resolved {
         service: Service {
@@ -1343,14 +1352,18 @@ fn healthcheck(cx: &Context, n: &Node, p: &str) -> R<(Option<Health>, Option<Out
             "disable" => disabled = cx.bool(v, &kp)?,
             "retries" => {
                 let s = cx.str(v, &kp)?;
-                if s.parse::<u32>().is_err() {
-                    return Err(cx.err(v, &kp, format!("invalid number {s:?}")));
+                if !s.parse::<u32>().is_ok_and(|r| r > 0) {
+                    return Err(cx.err(v, &kp, format!("{s:?}: a number above 0")));
                 }
                 h.retries = Some(s.to_string());
                 out.push(("retries".to_string(), Out::str(s)));
             }
             name => {
-                let d = init_duration(cx.duration(v, &kp)?);
+                let d = cx.duration(v, &kp)?;
+                if d.is_zero() && name != "start_period" {
+                    return Err(cx.err(v, &kp, "must be above zero"));
+                }
+                let d = init_duration(d);
                 out.push((name.to_string(), Out::str(d.clone())));
                 let field = match name {
                     "interval" => &mut h.interval,
@@ -1921,7 +1934,7 @@ x-top: {anything: [1, 2]}
             ),
             (
                 "    restart: sometimes\n",
-                "5: services.s.restart: invalid --restart",
+                "5: services.s.restart: \"sometimes\": use no, always",
             ),
             (
                 "    environment: {A: \"${NEED:?set NEED}\"}\n",
@@ -1987,7 +2000,10 @@ x-top: {anything: [1, 2]}
                 "    labels: {com.docker.compose.project: x}\n",
                 "5: services.s.labels: label com.docker.compose.project is set by rrun",
             ),
-            ("    cpus: lots\n", "5: services.s.cpus: invalid --cpus"),
+            (
+                "    cpus: lots\n",
+                "5: services.s.cpus: \"lots\": expected a number of CPUs",
+            ),
             (
                 "    container_name: x\n",
                 "5: services.s.container_name: unknown key",

@@ -73,7 +73,9 @@ struct Frame {
 
 enum FrameKind {
     Seq(Vec<Node>),
-    Map(Vec<(Key, Node)>, Option<Key>),
+    /// Entries, the key waiting for its value (and whether it is a merge
+    /// key: a plain `<<`), the merge keys' values.
+    Map(Vec<(Key, Node)>, Option<(Key, bool)>, Vec<(Key, Node)>),
 }
 
 struct Builder {
@@ -132,16 +134,18 @@ impl Builder {
                 ..
             }) => items.push(node),
             Some(Frame {
-                kind: FrameKind::Map(entries, pending),
+                kind: FrameKind::Map(entries, pending, merges),
                 ..
             }) => match pending.take() {
-                Some(k) => entries.push((k, node)),
+                Some((k, true)) => merges.push((k, node)),
+                Some((k, false)) => entries.push((k, node)),
                 None => match node.value {
-                    Value::Scalar(name, _) => {
-                        if name != "<<" && entries.iter().any(|(k, _)| k.name == name) {
+                    Value::Scalar(name, plain) => {
+                        let merge = plain && name == "<<";
+                        if !merge && entries.iter().any(|(k, _)| k.name == name) {
                             return Err(Self::err(line, format!("duplicate key {name:?}")));
                         }
-                        *pending = Some(Key { name, line });
+                        *pending = Some((Key { name, line }, merge));
                     }
                     _ => return Err(Self::err(line, "a mapping key must be a scalar")),
                 },
@@ -196,7 +200,7 @@ impl Builder {
                 self.stack.push(Frame {
                     line,
                     anchor,
-                    kind: FrameKind::Map(Vec::new(), None),
+                    kind: FrameKind::Map(Vec::new(), None, Vec::new()),
                 });
             }
             Event::SequenceEnd | Event::MappingEnd => {
@@ -206,7 +210,7 @@ impl Builder {
                     .ok_or_else(|| Self::err(line, "unbalanced YAML"))?;
                 let value = match f.kind {
                     FrameKind::Seq(items) => Value::Seq(items),
-                    FrameKind::Map(entries, _) => Value::Map(merge_keys(entries)?),
+                    FrameKind::Map(entries, _, merges) => Value::Map(merge_keys(entries, merges)?),
                 };
                 self.finish(
                     Node {
@@ -235,12 +239,10 @@ fn check_tag(tag: Option<&saphyr_parser::Tag>, line: usize) -> Result<(), YamlEr
 
 /// Applies `<<` entries: the merged mappings' keys that the mapping does
 /// not have itself, the first merged mapping winning over later ones.
-fn merge_keys(entries: Vec<(Key, Node)>) -> Result<Vec<(Key, Node)>, YamlError> {
-    if !entries.iter().any(|(k, _)| k.name == "<<") {
-        return Ok(entries);
-    }
-    let (merges, mut own): (Vec<_>, Vec<_>) =
-        entries.into_iter().partition(|(k, _)| k.name == "<<");
+fn merge_keys(
+    mut own: Vec<(Key, Node)>,
+    merges: Vec<(Key, Node)>,
+) -> Result<Vec<(Key, Node)>, YamlError> {
     for (k, v) in merges {
         let sources = match v.value {
             Value::Map(m) => vec![m],
@@ -312,9 +314,25 @@ impl Out {
     }
 }
 
-/// A string as a YAML double-quoted scalar (JSON's escapes are YAML's).
+/// A string as a YAML double-quoted scalar: what YAML does not allow
+/// unescaped (controls, C1 controls, DEL, BOM, non-characters) escaped.
 fn quote(s: &str) -> String {
-    serde_json::to_string(s).expect("a string serialises")
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || matches!(c, '\u{feff}' | '\u{fffe}' | '\u{ffff}') => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn key(s: &str) -> String {
@@ -323,7 +341,7 @@ fn key(s: &str) -> String {
             .all(|b| b.is_ascii_alphanumeric() || b"_-./".contains(&b))
         && !s.starts_with(['-', '.'])
         && !matches!(
-            s,
+            s.to_ascii_lowercase().as_str(),
             "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n"
         )
         && s.parse::<f64>().is_err();
@@ -432,6 +450,9 @@ mod tests {
             .collect();
         assert_eq!(names, [("y", "own"), ("x", "1"), ("z", "3")]);
         assert_eq!(map(&m[3].1).len(), 2);
+        // Only a plain << merges.
+        let doc = parse("a: &a {x: 1}\nb: {\"<<\": *a}\n", 0).unwrap();
+        assert_eq!(map(&map(&doc)[1].1)[0].0.name, "<<");
     }
 
     #[test]
@@ -460,6 +481,35 @@ mod tests {
         let m = map(&doc);
         assert_eq!(m[0].1.value, Value::Scalar("1".into(), false));
         assert!(m[1].1.is_null() && m[2].1.is_null() && !m[3].1.is_null());
+    }
+
+    fn back(n: &Node) -> Out {
+        match &n.value {
+            Value::Scalar(s, _) => Out::str(s.clone()),
+            Value::Seq(v) => Out::Seq(v.iter().map(back).collect()),
+            Value::Map(m) => Out::Map(m.iter().map(|(k, v)| (k.name.clone(), back(v))).collect()),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_strings_survive_emitting_and_parsing(
+            entries in proptest::collection::btree_map("\\PC{0,12}", proptest::collection::vec(".{0,20}", 0..3), 1..6),
+            value in "(.|\n|\r){0,30}",
+        ) {
+            let o = Out::Map(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let list = Out::Seq(v.into_iter().map(Out::Str).collect());
+                        (k, Out::Map(vec![("v".into(), Out::Str(value.clone())), ("l".into(), list)]))
+                    })
+                    .collect(),
+            );
+            let text = to_string(&o);
+            let parsed = parse(&text, 0).map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{e}: {text}")))?;
+            proptest::prop_assert_eq!(back(&parsed), o, "{}", text);
+        }
     }
 
     #[test]
