@@ -237,6 +237,57 @@ fn unit_refuses_what_it_cannot_make() {
     }
 }
 
+/// --install writes where systemd looks (here the user's directory, under a
+/// temporary HOME: never the host's /etc/systemd) and reloads systemd; with
+/// no systemd to reload it says so in one line, the files written.
+#[test]
+fn install_says_when_systemd_cannot_be_reloaded() {
+    let env = Env::new();
+    let home = tempfile::tempdir().unwrap();
+    let mut c = env.cmd(&["unit", "--install", "--user", "--serve"]);
+    c.env("HOME", home.path()).env_remove("XDG_CONFIG_HOME");
+    let out = run_timeout(c, Duration::from_secs(60));
+    let file = home
+        .path()
+        .join(".config/systemd/user/rrun-app-serve.service");
+    assert!(file.exists(), "{out}");
+    assert!(
+        fs::read_to_string(&file)
+            .unwrap()
+            .contains("WantedBy=default.target\n"),
+        "--user units are wanted by default.target"
+    );
+    let reloaded = Command::new("systemctl")
+        .args(["--user", "daemon-reload"])
+        .env("HOME", home.path())
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if reloaded {
+        out.ok();
+    } else {
+        assert!(!out.success(), "{out}");
+        assert!(out.stderr.contains("daemon-reload"), "{out}");
+        assert_eq!(out.stderr.trim().lines().count(), 1, "{out}");
+    }
+}
+
+#[test]
+fn unit_refuses_an_app_whose_image_path_is_relative() {
+    if !ensure_root() {
+        return;
+    }
+    let env = Env::new();
+    let img = web_image();
+    let mut c = env.cmd(&["run", "-d", "--name", "rel", "web.tar", "sleep", "1000"]);
+    c.current_dir(img.parent().unwrap());
+    run_timeout(c, Duration::from_secs(90)).ok();
+    let out = env.app(&["unit", "rel"]);
+    assert!(!out.success(), "{out}");
+    assert!(out.stderr.contains("relative path"), "{out}");
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{out}");
+    env.app(&["rm", "-f", "rel"]).ok();
+}
+
 /// A fake systemd's notify socket: every datagram received (the fds sent
 /// with it closed at once: that acknowledges a barrier).
 struct FakeSystemd {
@@ -447,4 +498,44 @@ fn the_monitor_exits_zero_only_for_a_clean_end() {
     for n in ["mon-ok", "mon-fail", "mon-stop"] {
         env.app(&["rm", "-f", n]).ok();
     }
+}
+
+/// What a compose service's unit runs: `compose up --no-deps --sd-notify S`
+/// says READY with S's monitor as the main process once S is healthy, and
+/// starts nothing else.
+#[test]
+fn compose_up_sd_notify_says_ready_for_one_service() {
+    if !ensure_root() {
+        return;
+    }
+    let env = Env::new();
+    let sd = FakeSystemd::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("compose.yaml");
+    let img = s(&web_image());
+    fs::write(
+        &file,
+        format!(
+            "name: unitnotify\nservices:\n  db:\n    image: {img}\n    network_mode: none\n    \
+             command: [\"sh\", \"-c\", \"sleep 1; touch /tmp/up; exec sleep 1000\"]\n    \
+             healthcheck:\n      test: [\"CMD\", \"test\", \"-e\", \"/tmp/up\"]\n      interval: 300ms\n      retries: 30\n  \
+             web:\n    image: {img}\n    network_mode: none\n    command: [\"sleep\", \"1000\"]\n    depends_on:\n      \
+             db: {{condition: service_healthy}}\n"
+        ),
+    )
+    .unwrap();
+    let f = s(&file);
+    let mut c = env.cmd(&["compose", "-f", &f, "up", "--no-deps", "--sd-notify", "db"]);
+    c.env("NOTIFY_SOCKET", &sd.path);
+    let out = run_timeout(c, Duration::from_secs(120));
+    out.ok();
+    assert_eq!(env.live("unitnotify-db")["health"], "healthy");
+    let monitor = env.live("unitnotify-db")["monitorPid"].as_i64().unwrap();
+    let msgs = sd.messages();
+    assert!(
+        msgs.contains(&format!("MAINPID={monitor}\nREADY=1\n")),
+        "{msgs:?}"
+    );
+    assert_eq!(env.names(), ["unitnotify-db"], "--no-deps: only db");
+    env.app(&["compose", "-f", &f, "down"]).ok();
 }

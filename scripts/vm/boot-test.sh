@@ -20,7 +20,9 @@
 #   4. kill -9 of web's program: rrun's init restarts it, web answers again,
 #      the unit stays active with the same MainPID and NRestarts=0;
 #   5. `systemctl stop rrun-boot.target` stops both cleanly (inactive, not
-#      failed), and no app, container cgroup or mount is left.
+#      failed), and no app, container cgroup or mount is left;
+#   6. a single app's unit from `rrun app unit --install` starts and stops
+#      under systemd, its command's arguments reaching the program exactly.
 # Exit 0 when all hold. Host environment: VM_BOOT_TIMEOUT (seconds, default
 # 900) and run.sh's VM_* variables.
 set -euo pipefail
@@ -181,6 +183,27 @@ done
 if grep -q "$APP_ROOT" /proc/self/mountinfo; then
     fail "mounts left: $(grep "$APP_ROOT" /proc/self/mountinfo)"
 fi
-journalctl -b --no-pager -u "$DB" -u "$WEB" > "$OUT/journal.txt" 2>&1 || true
 say "stopped cleanly (web then db); nothing left"
+
+# 6. A single app's unit, installed by `rrun app unit --install` (which
+# reloads systemd) and started by systemd: its command's arguments reach
+# the program exactly (the unit's quoting as systemd splits it).
+SOLO=rrun-app-solo.service
+IMG=$REPO/target/x86_64-unknown-linux-gnu/app-test-image/web.tar
+ARGS=('a b' '100%' '$HOME' 'x"y' "it's" 'back\slash' ';' '')
+app run -d --name solo --network none --stop-timeout 2 "$IMG" \
+    sh -c 'for a in "$@"; do echo "arg=[$a]"; done; exec sleep 1000' sh "${ARGS[@]}" >/dev/null ||
+    fail "rrun app run solo"
+app unit --install solo >/dev/null 2>&1 || fail "rrun app unit --install solo"
+systemctl start "$SOLO" || fail "systemctl start $SOLO"
+[ "$(prop "$SOLO" MainPID)" = "$(live solo monitorPid)" ] || fail "solo's MainPID is not its monitor"
+want=$(for a in "${ARGS[@]}"; do echo "arg=[$a]"; done)
+got() { [ "$(app logs solo)" = "$want" ]; }
+wait_for 30 got || fail "solo's arguments: got $(app logs solo), want $want"
+systemctl stop "$SOLO" || fail "systemctl stop $SOLO"
+[ "$(prop "$SOLO" ActiveState)" = inactive ] && [ "$(prop "$SOLO" Result)" = success ] ||
+    fail "$SOLO is $(prop "$SOLO" ActiveState) ($(prop "$SOLO" Result)) after stop"
+[ "$(app ls -a --format json)" = "[]" ] || fail "apps left: $(app ls -a --format json)"
+journalctl -b --no-pager -u "$DB" -u "$WEB" -u "$SOLO" > "$OUT/journal.txt" 2>&1 || true
+say "single-app unit: installed, started, arguments exact, stopped cleanly"
 say "PASS"

@@ -75,7 +75,7 @@ fn helper_argv(paths: &Paths, name: &str) -> Result<Vec<String>> {
 
 /// The rrun binary on the host (not the read-only clone a `run` may be
 /// re-executed from, which is gone when this process ends).
-fn rrun_path() -> Result<PathBuf> {
+pub fn rrun_path() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("RRUN_SELF") {
         return Ok(p.into());
     }

@@ -407,6 +407,16 @@ pub fn serve_unit(ctx: &Ctx, listen: Option<&str>) -> Unit {
     }
 }
 
+/// Whether an image source names its file or directory by an absolute
+/// path (a unit runs from /, not from where `rrun app run` was typed).
+pub fn source_is_absolute(source: &str) -> bool {
+    let path = ["oci:", "oci-archive:", "docker-archive:"]
+        .iter()
+        .find_map(|p| source.strip_prefix(p))
+        .unwrap_or(source);
+    path.starts_with('/')
+}
+
 /// Where --install puts units.
 fn install_dir(user: bool) -> Result<PathBuf> {
     if !user {
@@ -424,11 +434,8 @@ fn install_dir(user: bool) -> Result<PathBuf> {
 
 /// The units `a` asks for (no side effects).
 fn generate(paths: &Paths, a: &UnitArgs) -> Result<Vec<Unit>> {
-    let rrun = std::env::var_os("RRUN_SELF")
-        .map(PathBuf::from)
-        .map(Ok)
-        .unwrap_or_else(|| fs::read_link("/proc/self/exe"))
-        .context("finding the rrun binary")?;
+    // The binary on the host, not a clone rrun may run from.
+    let rrun = super::lifecycle::rrun_path()?;
     let app_root = if paths.root.is_absolute() {
         paths.root.clone()
     } else {
@@ -450,6 +457,12 @@ fn generate(paths: &Paths, a: &UnitArgs) -> Result<Vec<Unit>> {
             bail!("no app named {name:?}");
         }
         let spec = app.load_spec()?;
+        if !source_is_absolute(&spec.source) {
+            bail!(
+                "app {name}'s image source {:?} is a relative path, which a unit cannot resolve: run the app again with an absolute path",
+                spec.source
+            );
+        }
         if !spec.aliases.is_empty() || !spec.extra_hosts.is_empty() {
             bail!(
                 "app {name} has network aliases or extra hosts (a compose service's): make units for its project with -f FILE"
@@ -533,21 +546,27 @@ pub fn main(paths: &Paths, a: &UnitArgs) -> Result<i32> {
         if a.user {
             cmd.arg("--user");
         }
-        let st = cmd.arg("daemon-reload").status();
-        match st {
-            Ok(s) if s.success() => {}
-            Ok(s) => bail!(
-                "systemctl daemon-reload failed ({s}): the units are written but systemd has not read them"
+        let user = if a.user { " --user" } else { "" };
+        let why = match cmd.arg("daemon-reload").output() {
+            Ok(o) if o.status.success() => None,
+            Ok(o) => Some(
+                String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .next()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| o.status.to_string()),
             ),
-            Err(e) => bail!(
-                "systemctl daemon-reload: {e} (is systemd running?): the units are written but systemd has not read them"
-            ),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = why {
+            bail!(
+                "systemctl{user} daemon-reload: {why} (is systemd running?): the units are written, systemd has not read them"
+            );
         }
         let main = units
             .iter()
             .find(|u| u.file.ends_with(".target"))
             .unwrap_or(&units[0]);
-        let user = if a.user { " --user" } else { "" };
         eprintln!(
             "start now and at boot: systemctl{user} enable --now {}",
             main.file
@@ -685,6 +704,21 @@ mod tests {
                 .text
                 .contains("WantedBy=default.target\n")
         );
+    }
+
+    #[test]
+    fn relative_sources_are_told_apart() {
+        for ok in [
+            "/srv/a.tar",
+            "oci:/srv/l:v1",
+            "oci-archive:/a.tar",
+            "docker-archive:/d.tar",
+        ] {
+            assert!(source_is_absolute(ok), "{ok}");
+        }
+        for bad in ["a.tar", "./a.tar", "oci:layout:v1", "oci-archive:../a.tar"] {
+            assert!(!source_is_absolute(bad), "{bad}");
+        }
     }
 
     #[test]
