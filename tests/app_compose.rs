@@ -818,3 +818,46 @@ fn registry_images_fail_in_one_line_without_skopeo_or_registry() {
         assert!(env.names().is_empty());
     }
 }
+
+#[test]
+fn up_wait_returns_once_ready_and_takes_a_finished_job_as_done() {
+    if !ensure_root() {
+        return;
+    }
+    let env = Env::new();
+    let img = s(&web_image());
+    let yaml = |job: &str| {
+        format!(
+            r#"
+services:
+  db:
+    image: {img}
+    command: ["sh", "-c", "sleep 1; touch /tmp/ready; exec sleep 1000"]
+    healthcheck:
+      test: ["CMD-SHELL", "test -e /tmp/ready"]
+      interval: 200ms
+      start_period: 10s
+  job:
+    image: {img}
+    command: ["sh", "-c", "{job}"]
+"#
+        )
+    };
+    let p = Proj::new("w", &yaml("echo done"));
+    p.run(&env, &["up", "--wait"]).ok();
+    // --wait returned: db is healthy already, the job ended well.
+    assert_eq!(env.live(&p.app("db"))["health"], "healthy");
+    let job = state(&env, &p.app("job"));
+    assert_eq!(job["exit"]["status"], 0, "{job}");
+    // A job that fails: --wait says so (db gets healthy after the job
+    // ended: its end is seen).
+    p.run(&env, &["down"]).ok();
+    p.write(&yaml("exit 3"));
+    let up = p.run(&env, &["up", "--wait"]);
+    assert!(!up.success(), "{up}");
+    assert!(
+        up.stderr.contains("service job is not running (exit 3)"),
+        "{up}"
+    );
+    p.run(&env, &["down"]).ok();
+}

@@ -165,7 +165,13 @@ pub fn up(paths: &Paths, p: &Project, a: &UpArgs) -> Result<i32> {
                 Cond::Ready
             };
             let name = &specs[s].name;
-            wait_for(paths, name, cond, deadline).map_err(|e| service_error(s, e))?;
+            match wait_for(paths, name, cond, deadline) {
+                Ok(_) => {}
+                // A job nobody waits for that did its work and ended (its
+                // restart policy is "no"): done, not failed.
+                Err(WaitError::Never { .. }) if ended_well(paths, name) => {}
+                Err(e) => return Err(service_error(s, e)),
+            }
         }
         if a.sd_notify {
             // One long-running service (a unit's): its monitor is the
@@ -184,6 +190,17 @@ pub fn up(paths: &Paths, p: &Project, a: &UpArgs) -> Result<i32> {
         Some(mask) => foreground_logs(paths, &order, &specs, mask),
         None => Ok(0),
     }
+}
+
+/// The app ended with status 0 and is not to be restarted.
+fn ended_well(paths: &Paths, name: &str) -> bool {
+    let app = App::at(paths, name);
+    let no_restart = app.load_spec().is_ok_and(|s| s.restart == "no");
+    no_restart
+        && monitor_alive(paths, name).is_none()
+        && app
+            .load_state()
+            .is_ok_and(|st| st.exit.is_some_and(|e| e.status == 0))
 }
 
 fn service_error(s: &str, e: WaitError) -> anyhow::Error {
