@@ -861,3 +861,42 @@ services:
     );
     p.run(&env, &["down"]).ok();
 }
+
+#[test]
+fn logs_follow_prints_every_service_until_they_end() {
+    if !ensure_root() {
+        return;
+    }
+    let env = Env::new();
+    let img = s(&web_image());
+    let p = Proj::new(
+        "l",
+        &format!(
+            r#"
+services:
+  first:
+    image: {img}
+    command: ["sh", "-c", "echo one; sleep 1; echo two; echo oops >&2"]
+  second:
+    image: {img}
+    command: ["sh", "-c", "echo three; sleep 2; echo four"]
+"#
+        ),
+    );
+    p.run(&env, &["up", "-d"]).ok();
+    // Returns by itself once both have ended, every line there.
+    let logs = p.run(&env, &["logs", "-f"]);
+    logs.ok();
+    for want in [
+        "first  | one",
+        "first  | two",
+        "second | three",
+        "second | four",
+    ] {
+        assert!(logs.stdout.lines().any(|l| l == want), "{want:?} in {logs}");
+    }
+    assert!(logs.stderr.lines().any(|l| l == "first  | oops"), "{logs}");
+    let tail = p.run(&env, &["logs", "-n", "1", "second"]);
+    assert_eq!(tail.ok().stdout, "second | four\n");
+    p.run(&env, &["down"]).ok();
+}
