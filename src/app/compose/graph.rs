@@ -120,6 +120,35 @@ pub fn order(deps: &Deps, set: &BTreeSet<String>) -> Vec<String> {
     out
 }
 
+/// The services of `set` in stop waves: first those nothing (in `set`)
+/// depends on, then those only the first wave depended on, and so on; the
+/// services of a wave stop in parallel. A cycle's services come last,
+/// together.
+pub fn stop_waves(deps: &Deps, set: &BTreeSet<String>) -> Vec<Vec<String>> {
+    let mut left: BTreeSet<String> = set.clone();
+    let mut waves = Vec::new();
+    while !left.is_empty() {
+        let wave: Vec<String> = left
+            .iter()
+            .filter(|s| {
+                !left
+                    .iter()
+                    .any(|o| deps.get(o).is_some_and(|ds| ds.contains(*s)))
+            })
+            .cloned()
+            .collect();
+        if wave.is_empty() {
+            waves.push(left.into_iter().collect());
+            break;
+        }
+        for s in &wave {
+            left.remove(s);
+        }
+        waves.push(wave);
+    }
+    waves
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +175,13 @@ mod tests {
         assert_eq!(order(&d, &web), ["db", "migrate", "web"]);
         let only = select(&d, &["web".into()], true).unwrap();
         assert_eq!(order(&d, &only), ["web"]);
+        assert_eq!(
+            stop_waves(&d, &all),
+            [vec!["cache", "web"], vec!["migrate"], vec!["db"]]
+        );
+        let c = g(&[("a", &["b"]), ("b", &["a"]), ("x", &["a"])]);
+        let all = c.keys().cloned().collect();
+        assert_eq!(stop_waves(&c, &all), [vec!["x"], vec!["a", "b"]]);
     }
 
     #[test]

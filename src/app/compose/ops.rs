@@ -85,26 +85,37 @@ pub fn down(paths: &Paths, p: &Project, a: &DownArgs) -> Result<i32> {
     };
     let deps = project::deps_of_apps(&apps);
     let set: BTreeSet<String> = deps.keys().cloned().collect();
-    let mut first_err = None;
-    for s in graph::order(&deps, &set).iter().rev() {
-        let Some(x) = apps.iter().find(|x| &x.service == s) else {
-            continue;
-        };
-        let name = &x.spec.name;
-        let r = (|| -> Result<()> {
-            if monitor_alive(paths, name).is_some() {
-                lifecycle::stop(paths, name, a.timeout)?;
-                progress(name, "Stopped");
+    let errors = std::sync::Mutex::new(Vec::new());
+    for wave in graph::stop_waves(&deps, &set) {
+        // A wave's apps stop at once (each waits out its own grace).
+        std::thread::scope(|scope| {
+            for x in apps.iter().filter(|x| wave.contains(&x.service)) {
+                let errors = &errors;
+                scope.spawn(move || {
+                    let name = &x.spec.name;
+                    let r = (|| -> Result<()> {
+                        if monitor_alive(paths, name).is_some() {
+                            lifecycle::stop(paths, name, a.timeout)?;
+                            progress(name, "Stopped");
+                        }
+                        lifecycle::rm(paths, std::slice::from_ref(name), true)?;
+                        progress(name, "Removed");
+                        Ok(())
+                    })();
+                    if let Err(e) = r {
+                        let e = e.context(name.clone());
+                        errors.lock().unwrap_or_else(|e| e.into_inner()).push(e);
+                    }
+                });
             }
-            lifecycle::rm(paths, std::slice::from_ref(name), true)?;
-            progress(name, "Removed");
-            Ok(())
-        })();
-        if let Err(e) = r {
-            eprintln!("rrun: {name}: {e:#}");
-            first_err.get_or_insert(e);
-        }
+        });
     }
+    // The first error is down's own (main prints it); the others here.
+    let mut errors = errors.into_inner().unwrap_or_else(|e| e.into_inner());
+    for e in errors.iter().skip(1) {
+        eprintln!("rrun: {}", crate::log::error_line(e));
+    }
+    let mut first_err = (!errors.is_empty()).then(|| errors.remove(0));
     // What apps are left (other projects', orphans) still use.
     let in_use: BTreeSet<String> = state::names(paths)?
         .iter()
@@ -146,8 +157,11 @@ pub fn down(paths: &Paths, p: &Project, a: &DownArgs) -> Result<i32> {
         match network::remove(paths, &n) {
             Ok(()) => progress(&format!("Network {n}"), "Removed"),
             Err(e) => {
-                eprintln!("rrun: network {n}: {e}");
-                first_err.get_or_insert(e.into());
+                let e = anyhow::Error::from(e).context(format!("network {n}"));
+                match first_err {
+                    None => first_err = Some(e),
+                    Some(_) => eprintln!("rrun: {}", crate::log::error_line(&e)),
+                }
             }
         }
     }
@@ -160,8 +174,11 @@ pub fn down(paths: &Paths, p: &Project, a: &DownArgs) -> Result<i32> {
             match crate::app::rmtree::remove_tree(&dir) {
                 Ok(()) => progress(&format!("Volume {}", v.name), "Removed"),
                 Err(e) => {
-                    eprintln!("rrun: volume {}: {e}", v.name);
-                    first_err.get_or_insert(anyhow::anyhow!("volume {}: {e}", v.name));
+                    let e = anyhow::anyhow!("volume {}: {e}", v.name);
+                    match first_err {
+                        None => first_err = Some(e),
+                        Some(_) => eprintln!("rrun: {}", crate::log::error_line(&e)),
+                    }
                 }
             }
         }

@@ -87,9 +87,24 @@ enum Outcome {
 struct Board {
     m: Mutex<BTreeMap<String, Outcome>>,
     cv: Condvar,
+    /// Progress lines said already (several services wait for one).
+    said: Mutex<BTreeSet<String>>,
 }
 
 impl Board {
+    /// A progress line, once.
+    fn progress_once(&self, what: &str, state: &str) {
+        let line = format!("{what}  {state}");
+        if self
+            .said
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(line.clone())
+        {
+            eprintln!("{line}");
+        }
+    }
+
     fn set(&self, s: &str, o: Outcome) {
         let mut m = self.m.lock().unwrap_or_else(|e| e.into_inner());
         m.insert(s.to_string(), o);
@@ -150,7 +165,13 @@ pub fn up(paths: &Paths, p: &Project, a: &UpArgs) -> Result<i32> {
                 Cond::Ready
             };
             let name = &specs[s].name;
-            wait_for(paths, name, cond, deadline).map_err(|e| service_error(s, e))?;
+            match wait_for(paths, name, cond, deadline) {
+                Ok(_) => {}
+                // A job nobody waits for that did its work and ended (its
+                // restart policy is "no"): done, not failed.
+                Err(WaitError::Never { .. }) if ended_well(paths, name) => {}
+                Err(e) => return Err(service_error(s, e)),
+            }
         }
         if a.sd_notify {
             // One long-running service (a unit's): its monitor is the
@@ -169,6 +190,17 @@ pub fn up(paths: &Paths, p: &Project, a: &UpArgs) -> Result<i32> {
         Some(mask) => foreground_logs(paths, &order, &specs, mask),
         None => Ok(0),
     }
+}
+
+/// The app ended with status 0 and is not to be restarted.
+fn ended_well(paths: &Paths, name: &str) -> bool {
+    let app = App::at(paths, name);
+    let no_restart = app.load_spec().is_ok_and(|s| s.restart == "no");
+    no_restart
+        && monitor_alive(paths, name).is_none()
+        && app
+            .load_state()
+            .is_ok_and(|st| st.exit.is_some_and(|e| e.status == 0))
 }
 
 fn service_error(s: &str, e: WaitError) -> anyhow::Error {
@@ -297,6 +329,7 @@ fn start_all(
                 .collect(),
         ),
         cv: Condvar::new(),
+        said: Mutex::new(BTreeSet::new()),
     });
     std::thread::scope(|scope| {
         for s in order {
@@ -367,7 +400,7 @@ fn start_one(
         };
         if let Some(cond) = cond {
             match wait_for(paths, dep_app, cond, deadline) {
-                Ok(_) => progress(
+                Ok(_) => board.progress_once(
                     dep_app,
                     if cond == Cond::Healthy {
                         "Healthy"
@@ -388,6 +421,16 @@ fn start_one(
                         root: true,
                     };
                 }
+                Err(WaitError::Timeout { cond, waited, .. }) => {
+                    return Outcome::Failed {
+                        why: format!(
+                            "service {s}: dependency {} not {} after {waited:.1?} (--timeout)",
+                            d.service,
+                            cond.as_str()
+                        ),
+                        root: true,
+                    };
+                }
                 Err(e) => {
                     return Outcome::Failed {
                         why: format!("service {s}: dependency {}: {e}", d.service),
@@ -403,7 +446,7 @@ fn start_one(
     match ensure(paths, p, svc, &specs[s], restart_for.is_some()) {
         Ok(a) => Outcome::Done(a),
         Err(e) => Outcome::Failed {
-            why: format!("service {s}: {e:#}"),
+            why: format!("service {s}: {}", crate::log::error_line(&e)),
             root: true,
         },
     }
@@ -596,5 +639,17 @@ fn foreground_logs(
             Err(_) if logs.is_finished() => return Ok(0),
             Err(_) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_pad_service_names_to_one_width() {
+        let p = prefixes(&["db".into(), "migrate".into()]);
+        assert_eq!(p["db"], "db      | ");
+        assert_eq!(p["migrate"], "migrate | ");
     }
 }
