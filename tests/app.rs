@@ -981,8 +981,16 @@ fn restart_by_user_counts_as_a_restart() {
         return;
     }
     let env = Env::new();
-    env.app(&["run", "-d", "--name", "counted", &s(&web_image()), "sleep", "600"])
-        .ok();
+    env.app(&[
+        "run",
+        "-d",
+        "--name",
+        "counted",
+        &s(&web_image()),
+        "sleep",
+        "600",
+    ])
+    .ok();
     env.wait_state("counted", "running");
     let restarts = || {
         let out = env.app(&["ls", "--format", "json"]);

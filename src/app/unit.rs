@@ -370,7 +370,11 @@ pub fn project_units(ctx: &Ctx, p: &ProjectUnits) -> Vec<Unit> {
 /// The status page's unit, `rrun-app-serve.service`. The server reads the
 /// app root, the run directory, cgroups and /proc, and starts apps from
 /// its buttons (their monitors then live in this unit's cgroup, hence
-/// KillMode=process: stopping the page never stops apps).
+/// KillMode=process: stopping the page never stops apps). No sandboxing
+/// options: an app started from the page would inherit them for good
+/// (no_new_privs breaks its setuid programs; a private /tmp or read-only
+/// /home would change its volumes; its mounts would be made in the
+/// unit's own mount namespace, out of reach of `rrun app` elsewhere).
 pub fn serve_unit(ctx: &Ctx, listen: Option<&str>) -> Unit {
     let token = ctx.app_root.join("serve.token");
     let mut argv = vec!["serve".to_string()];
@@ -390,9 +394,6 @@ pub fn serve_unit(ctx: &Ctx, listen: Option<&str>) -> Unit {
          ExecStart={start}\n\
          KillMode=process\n\
          Restart=on-failure\n\
-         NoNewPrivileges=yes\n\
-         PrivateTmp=yes\n\
-         ProtectHome=read-only\n\
          \n\
          [Install]\n\
          WantedBy={wanted}\n",
@@ -729,5 +730,15 @@ mod tests {
         assert!(u.text.contains(
             "ExecStart=/usr/bin/rrun app --app-root /var/lib/rrun/app serve --listen 127.0.0.1:9780 --token-file /var/lib/rrun/app/serve.token\n"
         ));
+        // What apps started from the page would inherit for good.
+        for k in [
+            "NoNewPrivileges",
+            "PrivateTmp",
+            "ProtectHome",
+            "ProtectSystem",
+            "PrivateDevices",
+        ] {
+            assert!(!u.text.contains(k), "{k} in the serve unit");
+        }
     }
 }
