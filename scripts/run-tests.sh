@@ -2,7 +2,7 @@
 # `make test`'s test run: the cargo suite with its output kept in
 # target/test-output.log, then the bench smoke run, critest through
 # containerd (make k8s-test) and the systemd VM's suites (make
-# vm-systemd-test, rrun only), then a summary of every
+# vm-systemd-test, rrun only) and the boot test (make vm-boot-test), then a summary of every
 # test that was skipped and why (tests print `SKIPPED <test>: <reason>`), so
 # that a skip never hides in the scroll-back. The exit status is the
 # suite's: a skip is reported, never counted as a failure.
@@ -45,6 +45,16 @@ if [ "$rc" -eq 0 ]; then
         echo "SKIPPED vm-systemd-app-fifty-apps: 50 parallel apps outlast TCG's pace; the test runs on the host" >>"$log.extra"
     else
         echo "SKIPPED vm-systemd: TEST_VM_SYSTEMD=0" >>"$log.extra"
+    fi
+fi
+# A compose project started at boot by systemd from rrun's units (its own
+# boot of the VM: the units are installed before systemd starts).
+if [ "$rc" -eq 0 ]; then
+    if [ "${TEST_VM_SYSTEMD:-1}" = 1 ]; then
+        make --no-print-directory vm-boot-test 2>&1 | tee -a "$log"
+        rc=${PIPESTATUS[0]}
+    else
+        echo "SKIPPED vm-boot-test: TEST_VM_SYSTEMD=0" >>"$log.extra"
     fi
 fi
 

@@ -24,11 +24,15 @@ set -euo pipefail
 # bookworm-backports, builds cri-tools there); containernetworking-plugins and
 # iptables and nftables (the MAC spoof check) also network `rrun app`'s apps;
 # conmon: make bench's monitor column; curl, python3: the app tests (a
-# published port from the host; raw frames in tests/app_security.rs).
+# published port from the host; raw frames in tests/app_security.rs);
+# chromium, chromium-driver, python3-selenium: the status page driven in a
+# headless browser (tests/serve_browser.py); python3-prometheus-client: its
+# /metrics read by Prometheus' own text-format parser.
 PKGS=(busybox-static runc golang-github-containers-common jq iproute2 util-linux mount procps
       build-essential gcc-multilib golang-github-docker-docker-dev pkg-config ca-certificates strace umoci skopeo podman containerd docker.io
       qemu-system-x86 linux-image-amd64 cpio systemd dbus dbus-user-session apparmor checkpolicy
-      docker-registry containernetworking-plugins iptables nftables conmon curl python3)
+      docker-registry containernetworking-plugins iptables nftables conmon curl python3
+      chromium chromium-driver python3-selenium python3-prometheus-client)
 # From bookworm-backports (the source is added below when missing).
 BACKPORTS_PKGS=(golang-1.23-go)
 
