@@ -764,3 +764,49 @@ fn sigterm_ends_it_cleanly() {
         "nothing listens after"
     );
 }
+
+/// On loopback the server's own user reads without the token; any other
+/// local user needs it, as on any other address: the apps' logs and
+/// health output are root's (the app root is 0700), not every user's.
+#[test]
+fn another_local_user_needs_the_token_to_read() {
+    if !ensure_root() {
+        return;
+    }
+    if !have_cmd("curl") || !have_cmd("setpriv") {
+        skip("curl or setpriv missing: no request as another user");
+        return;
+    }
+    let env = Env::new();
+    let srv = Serve::start(&env, &[]);
+    assert_eq!(
+        srv.get("/api/apps").status,
+        200,
+        "the server's own user reads"
+    );
+    let as_nobody = |path: &str, token: Option<&str>| -> String {
+        let mut c = std::process::Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "curl",
+            "-s",
+        ])
+        .args(["-o", "/dev/null", "-w", "%{http_code}"]);
+        if let Some(t) = token {
+            c.arg("-H").arg(format!("Authorization: Bearer {t}"));
+        }
+        c.arg(format!("http://{}{path}", srv.addr));
+        run_timeout(c, Duration::from_secs(30)).stdout
+    };
+    for path in ["/", "/api/apps", "/metrics", "/api/apps/x/logs"] {
+        assert_eq!(as_nobody(path, None), "401", "{path} read by another user");
+    }
+    assert_eq!(
+        as_nobody("/api/apps", Some("wrong-token-0123456789")),
+        "401"
+    );
+    assert_eq!(as_nobody("/api/apps", Some(&srv.token)), "200");
+    assert_eq!(as_nobody("/app.js", None), "200", "the login page's script");
+}

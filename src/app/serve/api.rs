@@ -12,7 +12,7 @@
 //! | GET /api/apps                          | `ls --all --format json`'s rows |
 //! | GET /api/apps/NAME/logs?after=T&n=N    | {"lines": [...]} after time T   |
 //! | POST /api/apps/NAME/{restart,stop,start} | token + CSRF check          |
-//! | POST /login                            | non-loopback only: the cookie   |
+//! | POST /login                            | the token as a cookie           |
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -39,8 +39,8 @@ const MAX_LOG_LINES: usize = 500;
 pub struct Ctx {
     pub paths: Paths,
     pub token: String,
-    /// Bound to loopback: the Host header must name it; reading needs no
-    /// token.
+    /// Bound to loopback: the Host header must name it; the server's own
+    /// user reads without the token.
     pub loopback: bool,
     pub sampler: Sampler,
     /// Actions under way (the server waits for them before it exits).
@@ -71,8 +71,9 @@ fn unauthorized() -> Response {
         .with("WWW-Authenticate", "Bearer realm=\"rrun\"")
 }
 
-/// Answers one request.
-pub fn handle(ctx: &Ctx, req: &Request) -> Response {
+/// Answers one request; `own`: it comes over loopback from a socket of
+/// the server's own user (peer.rs), who may read without the token.
+pub fn handle(ctx: &Ctx, req: &Request, own: bool) -> Response {
     if ctx.loopback && !auth::loopback_host(req) {
         return Response::text(
             421,
@@ -82,7 +83,7 @@ pub fn handle(ctx: &Ctx, req: &Request) -> Response {
     let segs: Vec<&str> = req.path.split('/').skip(1).collect();
     let read = matches!(req.method.as_str(), "GET" | "HEAD");
     match (req.method.as_str(), segs.as_slice()) {
-        ("POST", ["login"]) if !ctx.loopback => return login(ctx, req),
+        ("POST", ["login"]) => return login(ctx, req),
         ("POST", ["api", "apps", name, what]) => return action(ctx, req, name, what),
         (_, ["api", "apps", _, "restart" | "stop" | "start"]) => {
             return Response::text(405, "use POST").with("Allow", "POST");
@@ -99,7 +100,10 @@ pub fn handle(ctx: &Ctx, req: &Request) -> Response {
         ["app.css"] => return Response::new(200, "text/css; charset=utf-8", page::CSS),
         _ => {}
     }
-    if !ctx.loopback && !ctx.token_ok(auth::bearer(req).or_else(|| auth::cookie(req))) {
+    // Reading needs the token too, but from the server's own user on
+    // loopback: the apps' logs and health output are root's (the app root
+    // is 0700), not every local user's.
+    if !(own && ctx.loopback) && !ctx.token_ok(auth::bearer(req).or_else(|| auth::cookie(req))) {
         return match segs.as_slice() {
             [""] => Response::new(401, "text/html; charset=utf-8", page::login(false)),
             _ => unauthorized(),

@@ -23,6 +23,7 @@ mod http;
 mod logtail;
 mod metrics;
 mod page;
+mod peer;
 mod sampler;
 
 use std::io::{Read, Write};
@@ -107,7 +108,13 @@ pub fn serve(paths: &Paths, a: &ServeArgs) -> Result<i32> {
             let _ = writeln!(out, "token in {}", p.display());
         }
     }
-    if !loopback {
+    if loopback {
+        let _ = writeln!(
+            out,
+            "reading needs the token too, but from uid {} on this machine",
+            nix::unistd::geteuid()
+        );
+    } else {
         let _ = writeln!(out, "not on loopback: reading needs the token too");
     }
     let _ = out.flush();
@@ -178,7 +185,12 @@ fn answer(ctx: &api::Ctx, mut s: TcpStream) {
     let resp = match http::read_request(&mut s) {
         Ok(req) => {
             let head_only = req.method == "HEAD";
-            let resp = api::handle(ctx, &req);
+            let own = ctx.loopback
+                && match (s.peer_addr(), s.local_addr()) {
+                    (Ok(p), Ok(l)) => peer::uid_of(p, l) == Some(nix::unistd::geteuid().as_raw()),
+                    _ => false,
+                };
+            let resp = api::handle(ctx, &req, own);
             let _ = http::write_response(&mut s, &resp, head_only);
             return;
         }
