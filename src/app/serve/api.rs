@@ -103,7 +103,9 @@ pub fn handle(ctx: &Ctx, req: &Request, own: bool) -> Response {
     // Reading needs the token too, but from the server's own user on
     // loopback: the apps' logs and health output are root's (the app root
     // is 0700), not every local user's.
-    if !(own && ctx.loopback) && !ctx.token_ok(auth::bearer(req).or_else(|| auth::cookie(req))) {
+    let may_read =
+        (own && ctx.loopback) || ctx.token_ok(auth::bearer(req).or_else(|| auth::cookie(req)));
+    if !may_read {
         return match segs.as_slice() {
             [""] => Response::new(401, "text/html; charset=utf-8", page::login(false)),
             _ => unauthorized(),
