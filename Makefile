@@ -108,6 +108,14 @@ vm-systemd:
 vm-systemd-test: build
 	VM_SYSTEMD_DIR=$(VM_SYSTEMD_DIR) RUNTIMES="$(RUNTIMES)" scripts/vm/systemd/test.sh $(SUITES)
 
+# A two-service compose project started AT BOOT by systemd from the units
+# `rrun app unit` makes, in the systemd VM: order (db healthy first), the
+# published port, a crash of web's program absorbed by rrun's init, a clean
+# `systemctl stop` (scripts/vm/boot-test.sh). Needs `make vm-systemd`.
+.PHONY: vm-boot-test
+vm-boot-test: build
+	VM_SYSTEMD_DIR=$(VM_SYSTEMD_DIR) scripts/vm/boot-test.sh
+
 # ---- benchmark: rrun against runc, crun and youki (docs/bench.md) ----
 # Peers: apt-get install runc crun tini catatonit umoci golang-github-containers-common
 # conmon containerd (the per-app monitor column: conmon, containerd-shim-runc-v2)

@@ -29,7 +29,7 @@ pub enum AppCommand {
     /// Stop an app (its settings, image and log stay)
     Stop(StopArgs),
     /// Start a stopped app
-    Start(NamesArg),
+    Start(StartArgs),
     /// Stop and start an app
     Restart(StopArgs),
     /// Remove an app and everything it holds
@@ -47,6 +47,19 @@ pub enum AppCommand {
     /// Networks: create, ls, rm
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// systemd units for apps, a compose project, or the status page
+    Unit(Box<super::unit::UnitArgs>),
+    /// Projects of several apps from a compose file: up, down, ps, logs,
+    /// restart, config
+    Compose(super::compose::args::ComposeArgs),
+    /// `compose up`: create and start a compose file's services in order
+    Up(Box<super::compose::args::UpAlias>),
+    /// `compose down`: stop and remove a compose file's services
+    Down(Box<super::compose::args::DownAlias>),
+    /// `compose config`: print the resolved compose file
+    Config(super::compose::args::ConfigAlias),
+    /// Wait until apps are healthy, running or exited
+    Wait(super::compose::wait::WaitArgs),
     /// The monitor's helper: creates and starts an app's container
     #[command(name = "_spawn", hide = true)]
     Spawn(SpawnArgs),
@@ -149,6 +162,10 @@ pub struct RunArgs {
     /// On an upgrade, keep the new image even if it never gets healthy
     #[arg(long = "no-rollback")]
     pub no_rollback: bool,
+    /// Under systemd (Type=notify): tell it READY, with the app's monitor
+    /// as the main process, once the app is healthy (or running)
+    #[arg(long = "sd-notify", requires = "detach")]
+    pub sd_notify: bool,
     #[command(flatten)]
     pub settings: Settings,
     /// oci:PATH[:REF], oci-archive:PATH[:REF], docker-archive:PATH[:REF],
@@ -196,6 +213,16 @@ pub struct StopArgs {
 
 #[derive(Args, Debug)]
 pub struct NamesArg {
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StartArgs {
+    /// Under systemd (Type=notify): tell it READY, with the app's monitor
+    /// as the main process, once the app is healthy (or running)
+    #[arg(long = "sd-notify")]
+    pub sd_notify: bool,
     #[arg(required = true)]
     pub names: Vec<String>,
 }

@@ -114,6 +114,61 @@ fn start_monitor(paths: &Paths, spec: &AppSpec) -> Result<MonitorPid> {
     )
 }
 
+/// Makes a new app from its settings: the host-side checks, its directory
+/// and settings, its image imported into the store. Nothing is started;
+/// on error nothing is left. `run` and `compose up` call it.
+pub fn create(paths: &Paths, spec: &AppSpec) -> Result<()> {
+    let name = &spec.name;
+    settings::check_name(name)?;
+    check_host(paths, spec)?;
+    fs::create_dir_all(paths.apps())?;
+    // Apps' settings, logs and upper directories are nobody else's.
+    fs::set_permissions(
+        paths.apps(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )?;
+    let app = App::at(paths, name);
+    let _lock = state::lock(paths, name)?;
+    match fs::create_dir(&app.dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            bail!("an app named {name:?} exists already")
+        }
+        Err(e) => return Err(e).with_context(|| format!("creating {}", app.dir.display())),
+    }
+    // From here on, `rm -f` finds and removes whatever exists.
+    let made = (|| -> Result<()> {
+        app.save_spec(spec)?;
+        let store = Store::open(paths)?;
+        let image = store.import(&spec.source)?;
+        let st = AppState {
+            image: image.id.clone(),
+            created_at: crate::state::now_rfc3339(),
+            ..Default::default()
+        };
+        app.save_state(&st)?;
+        app.event("create", json!({"image": image.id, "source": spec.source}));
+        Ok(())
+    })();
+    if let Err(e) = made {
+        drop(_lock);
+        let _ = remove_all(paths, name);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Creates the app and starts it (its monitor, which starts the
+/// container); on error nothing of it is left.
+pub fn launch(paths: &Paths, spec: &AppSpec) -> Result<()> {
+    create(paths, spec)?;
+    if let Err(e) = start_monitor(paths, spec) {
+        let _ = remove_all(paths, &spec.name);
+        return Err(e);
+    }
+    Ok(())
+}
+
 pub fn run(paths: &Paths, a: &RunArgs) -> Result<i32> {
     if !a.detach {
         // Blocked from the start (foreground() waits for them): a Ctrl-C
@@ -130,47 +185,7 @@ pub fn run(paths: &Paths, a: &RunArgs) -> Result<i32> {
         return upgrade(paths, &name, a);
     }
     let spec = AppSpec::from_args(&name, &a.source, &a.command, &a.settings)?;
-    check_host(paths, &spec)?;
-    fs::create_dir_all(paths.apps())?;
-    // Apps' settings, logs and upper directories are nobody else's.
-    fs::set_permissions(
-        paths.apps(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o700),
-    )?;
-    let app = App::at(paths, &name);
-    {
-        let _lock = state::lock(paths, &name)?;
-        match fs::create_dir(&app.dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                bail!("an app named {name:?} exists already")
-            }
-            Err(e) => return Err(e).with_context(|| format!("creating {}", app.dir.display())),
-        }
-        // From here on, `rm -f` finds and removes whatever exists.
-        app.save_spec(&spec)?;
-        let made = (|| -> Result<()> {
-            let store = Store::open(paths)?;
-            let image = store.import(&a.source)?;
-            let st = AppState {
-                image: image.id.clone(),
-                created_at: crate::state::now_rfc3339(),
-                ..Default::default()
-            };
-            app.save_state(&st)?;
-            app.event("create", json!({"image": image.id, "source": a.source}));
-            Ok(())
-        })();
-        if let Err(e) = made {
-            drop(_lock);
-            let _ = remove_all(paths, &name);
-            return Err(e);
-        }
-    }
-    if let Err(e) = start_monitor(paths, &spec) {
-        let _ = remove_all(paths, &name);
-        return Err(e);
-    }
+    launch(paths, &spec)?;
     if a.detach {
         println!("{name}");
         return Ok(0);
@@ -302,7 +317,7 @@ pub fn each(names: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<(
 }
 
 /// Removes everything of an app that exists, whatever state it is in.
-fn remove_all(paths: &Paths, name: &str) -> Result<()> {
+pub fn remove_all(paths: &Paths, name: &str) -> Result<()> {
     let app = App::at(paths, name);
     if let Some(m) = monitor::read_pid(paths, name).filter(monitor::alive) {
         // A monitor without its app: its helper ends it once the container
@@ -395,7 +410,7 @@ fn check_volumes(spec: &AppSpec) -> Result<()> {
 
 /// How long to wait for a new image to get healthy: the start period and
 /// every retry's interval and timeout, as the init counts them.
-fn health_deadline(spec: &AppSpec) -> Duration {
+pub fn health_deadline(spec: &AppSpec) -> Duration {
     let d = |s: &Option<String>, def: &str| {
         crate::init::policy::parse_duration(s.as_deref().unwrap_or(def))
             .unwrap_or(Duration::from_secs(30))

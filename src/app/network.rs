@@ -974,20 +974,84 @@ fn write_in_place(p: &Path, data: &str) -> Result<(), NetError> {
     f.set_len(data.len() as u64).map_err(io("writing", p))
 }
 
+/// One app of a network as the hosts files list it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    pub name: String,
+    pub ip: IpAddr,
+    /// More names for it (a compose service's name).
+    pub aliases: Vec<String>,
+}
+
+/// Whether `n` may stand in a hosts file as a name: what resolvers accept,
+/// and nothing that could break the line (whitespace, '#').
+fn host_name_ok(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 253
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+}
+
 /// The hosts file of `app`: localhost, then the app itself, then the other
-/// apps of its network (sorted, so rewrites are stable).
-pub fn hosts_content(app: &str, own: Option<IpAddr>, peers: &[(String, IpAddr)]) -> String {
+/// apps of its network (sorted, so rewrites are stable), each with its
+/// aliases; then the app's own extra NAME:IP entries (bad ones skipped:
+/// settings are checked where they are made).
+pub fn hosts_content(
+    app: &str,
+    own: Option<IpAddr>,
+    peers: &[Member],
+    extra_hosts: &[String],
+) -> String {
     let mut s = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    let line = |s: &mut String, ip: String, name: &str, aliases: &[String]| {
+        s.push_str(&ip);
+        s.push('\t');
+        s.push_str(name);
+        for a in aliases.iter().filter(|a| host_name_ok(a) && *a != name) {
+            s.push(' ');
+            s.push_str(a);
+        }
+        s.push('\n');
+    };
+    let own_aliases = peers
+        .iter()
+        .find(|m| m.name == app)
+        .map(|m| m.aliases.as_slice())
+        .unwrap_or(&[]);
     match own {
-        Some(ip) => s.push_str(&format!("{ip}\t{app}\n")),
-        None => s.push_str(&format!("127.0.1.1\t{app}\n")),
+        Some(ip) => line(&mut s, ip.to_string(), app, own_aliases),
+        None => line(&mut s, "127.0.1.1".into(), app, &[]),
     }
-    for (n, ip) in peers {
-        if n != app {
-            s.push_str(&format!("{ip}\t{n}\n"));
+    for m in peers.iter().filter(|m| m.name != app) {
+        line(&mut s, m.ip.to_string(), &m.name, &m.aliases);
+    }
+    for e in extra_hosts {
+        if let Some((name, ip)) = e.split_once(':')
+            && host_name_ok(name)
+            && let Ok(ip) = ip.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>()
+        {
+            line(&mut s, ip.to_string(), name, &[]);
         }
     }
     s
+}
+
+/// An app's aliases and extra hosts from its settings (app.json; read
+/// here as plain JSON: this module depends on nothing but cni and paths).
+/// None when they cannot be read: the hosts file still lists the app.
+fn names_of(paths: &Paths, app: &str) -> (Vec<String>, Vec<String>) {
+    #[derive(Deserialize, Default)]
+    struct Names {
+        #[serde(default)]
+        aliases: Vec<String>,
+        #[serde(default)]
+        extra_hosts: Vec<String>,
+    }
+    let n: Names = fs::read(paths.app(app).join("app.json"))
+        .ok()
+        .and_then(|d| serde_json::from_slice(&d).ok())
+        .unwrap_or_default();
+    (n.aliases, n.extra_hosts)
 }
 
 /// The resolv.conf an app on its own network gets: the host's, loopback
@@ -1025,14 +1089,24 @@ pub fn resolv_content(host: &str, upstream: Option<&str>) -> String {
 
 /// Writes every hosts file of a network's apps (each in place).
 fn update_hosts(paths: &Paths, network: &str) -> Result<(), NetError> {
-    let members: Vec<(String, IpAddr)> = attachments(paths)
+    let mut extras = Vec::new();
+    let members: Vec<Member> = attachments(paths)
         .into_iter()
         .filter(|(_, a)| a.network.as_deref() == Some(network))
-        .filter_map(|(n, a)| a.ip.map(|ip| (n, ip)))
+        .filter_map(|(n, a)| {
+            let ip = a.ip?;
+            let (aliases, extra) = names_of(paths, &n);
+            extras.push(extra);
+            Some(Member {
+                name: n,
+                ip,
+                aliases,
+            })
+        })
         .collect();
-    for (n, ip) in &members {
-        let p = hosts_path(paths, n);
-        write_in_place(&p, &hosts_content(n, Some(*ip), &members))?;
+    for (m, extra) in members.iter().zip(&extras) {
+        let p = hosts_path(paths, &m.name);
+        write_in_place(&p, &hosts_content(&m.name, Some(m.ip), &members, extra))?;
     }
     Ok(())
 }
@@ -1229,8 +1303,18 @@ pub fn attach(
         cni_id: cni_id(paths, app),
     };
     if *mode == Mode::Host {
-        let hosts =
-            fs::read_to_string("/etc/hosts").unwrap_or_else(|_| hosts_content(app, None, &[]));
+        let extra = names_of(paths, app).1;
+        let mut hosts =
+            fs::read_to_string("/etc/hosts").unwrap_or_else(|_| hosts_content(app, None, &[], &[]));
+        // The host's file, then the app's extra entries (its own part only).
+        let own = hosts_content(app, None, &[], &extra);
+        for l in own.lines().skip(3) {
+            if !hosts.ends_with('\n') && !hosts.is_empty() {
+                hosts.push('\n');
+            }
+            hosts.push_str(l);
+            hosts.push('\n');
+        }
         write_in_place(&hosts_path(paths, app), &hosts)?;
         write_in_place(&resolv_path(paths, app), &host_resolv)?;
         save_record(paths, app, &att)?;
@@ -1270,7 +1354,11 @@ fn attach_ns(
     let lo = runtime_conf(&att.cni_id, Some(&ns), "lo", &[]);
     cni::add_list(dirs, &loopback_list(), &lo, &mut |_| {})?;
     let Some(list) = list else {
-        write_in_place(&hosts_path(paths, app), &hosts_content(app, None, &[]))?;
+        let extra = names_of(paths, app).1;
+        write_in_place(
+            &hosts_path(paths, app),
+            &hosts_content(app, None, &[], &extra),
+        )?;
         write_in_place(&resolv_path(paths, app), host_resolv)?;
         return Ok(());
     };
@@ -1483,13 +1571,30 @@ mod tests {
 
     #[test]
     fn hosts_and_resolv() {
-        let peers = vec![
-            ("a".to_string(), "10.0.0.2".parse().unwrap()),
-            ("b".into(), "10.0.0.3".parse().unwrap()),
+        let m = |n: &str, ip: &str, al: &[&str]| Member {
+            name: n.into(),
+            ip: ip.parse().unwrap(),
+            aliases: al.iter().map(|a| a.to_string()).collect(),
+        };
+        let peers = vec![m("a", "10.0.0.2", &["web"]), m("p-db", "10.0.0.3", &["db"])];
+        let h = hosts_content("a", Some("10.0.0.2".parse().unwrap()), &peers, &[]);
+        assert!(h.contains("10.0.0.2\ta web\n") && h.contains("10.0.0.3\tp-db db\n"));
+        assert_eq!(h.matches("\ta").count(), 1);
+        // Extra entries: NAME:IP, IPv6 too; anything that could break a
+        // line or is no address is left out; bad aliases too.
+        let extra = [
+            "gw:10.0.0.1".to_string(),
+            "v6:::1".into(),
+            "bad name:1.2.3.4".into(),
+            "x:notanip".into(),
+            "nl\n:1.1.1.1".into(),
         ];
-        let h = hosts_content("a", Some("10.0.0.2".parse().unwrap()), &peers);
-        assert!(h.contains("10.0.0.2\ta\n") && h.contains("10.0.0.3\tb\n"));
-        assert_eq!(h.matches("\ta\n").count(), 1);
+        let peers = vec![m("b", "10.0.0.4", &["ok", "bad alias", "x#y"])];
+        let h = hosts_content("a", None, &peers, &extra);
+        assert!(h.contains("127.0.1.1\ta\n"), "{h}");
+        assert!(h.contains("10.0.0.4\tb ok\n"), "{h}");
+        assert!(h.ends_with("10.0.0.1\tgw\n::1\tv6\n"), "{h}");
+        assert_eq!(h.lines().count(), 6, "{h}");
         let r = resolv_content(
             "search x\nnameserver 127.0.0.53\n",
             Some("nameserver 1.1.1.1\n"),

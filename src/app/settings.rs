@@ -108,6 +108,13 @@ pub struct AppSpec {
     pub log_max_files: u32,
     pub labels: BTreeMap<String, String>,
     pub hostname: Option<String>,
+    /// More names of the app in its network's hosts files (a compose
+    /// service's name).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// NAME:IP lines added to the app's hosts file.
+    #[serde(default)]
+    pub extra_hosts: Vec<String>,
 }
 
 pub const DEFAULT_LOG_SIZE: u64 = 10 << 20;
@@ -182,7 +189,8 @@ fn env_entry(flagname: &'static str, e: &str) -> Result<Option<String>, Settings
     }
 }
 
-fn set_env(env: &mut Vec<String>, kv: String) {
+/// Sets KEY=VALUE, replacing an earlier value of KEY.
+pub fn set_env(env: &mut Vec<String>, kv: String) {
     let key = kv.split('=').next().unwrap_or("").to_string();
     env.retain(|e| e.split('=').next() != Some(key.as_str()));
     env.push(kv);
@@ -277,7 +285,7 @@ pub fn parse_tmpfs(s: &str) -> Result<Tmpfs, SettingsError> {
     })
 }
 
-fn parse_size(flagname: &'static str, s: &str) -> Result<i64, SettingsError> {
+pub fn parse_size(flagname: &'static str, s: &str) -> Result<i64, SettingsError> {
     match crate::commands::cgroup_cmds::parse_bytes(s) {
         Ok(n) if n > 0 => Ok(n),
         _ => Err(flag(flagname, s, "expected a size such as 512k, 256m, 1g")),
@@ -332,6 +340,22 @@ pub fn parse_health_cmd(s: &str) -> Result<Option<Vec<String>>, SettingsError> {
     }
 }
 
+pub fn check_hostname(h: &str) -> Result<(), SettingsError> {
+    if h.is_empty()
+        || h.len() > 64
+        || !h
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        return Err(flag(
+            "--hostname",
+            h,
+            "letters, digits, '-' and '.', at most 64",
+        ));
+    }
+    Ok(())
+}
+
 /// Docker's restart policy as the built-in init's (systemd's names).
 pub fn init_policy(restart: &str) -> Result<String, SettingsError> {
     let (p, n) = match restart.split_once(':') {
@@ -376,6 +400,101 @@ impl AppSpec {
             .map_err(|e| flag("restart or health option", "", e.to_string()))?;
         a.insert("rrun.init".into(), "true".into());
         Ok(a)
+    }
+
+    /// The `rrun app run` flags that make these settings (every field, so
+    /// the result does not depend on defaults): `from_args` of them gives
+    /// this spec back. Name, source and command are the caller's (they are
+    /// positional or `--name`).
+    pub fn to_args(&self) -> Vec<String> {
+        let mut a: Vec<String> = Vec::new();
+        let mut put = |f: &str, v: String| {
+            a.push(f.to_string());
+            a.push(v);
+        };
+        for e in &self.env {
+            put("--env", e.clone());
+        }
+        for p in &self.ports {
+            put("--publish", p.clone());
+        }
+        for v in &self.volumes {
+            let ro = if v.readonly { ":ro" } else { "" };
+            put("--volume", format!("{}:{}{ro}", v.source, v.target));
+        }
+        for t in &self.tmpfs {
+            match t.size {
+                Some(n) => put("--tmpfs", format!("{}:size={n}", t.target)),
+                None => put("--tmpfs", t.target.clone()),
+            }
+        }
+        put("--network", self.network.clone());
+        if let Some(m) = self.memory {
+            put("--memory", m.to_string());
+        }
+        if let Some(c) = self.cpus {
+            put("--cpus", c.to_string());
+        }
+        if let Some(p) = self.pids_limit {
+            put("--pids-limit", p.to_string());
+        }
+        if let Some(u) = &self.user {
+            put("--user", u.clone());
+        }
+        if let Some(w) = &self.workdir {
+            put("--workdir", w.clone());
+        }
+        if let Some(e) = &self.entrypoint {
+            put(
+                "--entrypoint",
+                serde_json::to_string(e).expect("strings serialise"),
+            );
+        }
+        put("--restart", self.restart.clone());
+        for (f, v) in [
+            ("--restart-delay", &self.restart_delay),
+            ("--restart-max-delay", &self.restart_max_delay),
+            ("--restart-limit", &self.restart_limit),
+        ] {
+            if let Some(v) = v {
+                put(f, v.clone());
+            }
+        }
+        if let Some(h) = &self.health {
+            // ["CMD", argv...] is taken as the argv itself, whatever it is.
+            let mut cmd = vec!["CMD".to_string()];
+            cmd.extend(h.cmd.iter().cloned());
+            put(
+                "--health-cmd",
+                serde_json::to_string(&cmd).expect("strings serialise"),
+            );
+            for (f, v) in [
+                ("--health-interval", &h.interval),
+                ("--health-timeout", &h.timeout),
+                ("--health-retries", &h.retries),
+                ("--health-start-period", &h.start_period),
+            ] {
+                if let Some(v) = v {
+                    put(f, v.clone());
+                }
+            }
+        }
+        if let Some(s) = &self.stop_signal {
+            put("--stop-signal", s.clone());
+        }
+        put("--stop-timeout", self.stop_timeout.to_string());
+        put("--log-max-size", self.log_max_size.to_string());
+        put("--log-max-files", self.log_max_files.to_string());
+        for (k, v) in &self.labels {
+            put("--label", format!("{k}={v}"));
+        }
+        if let Some(h) = &self.hostname {
+            put("--hostname", h.clone());
+        }
+        if self.read_only {
+            a.push("--read-only".into());
+        }
+        a
     }
 
     /// A new app's settings from the command line.
@@ -545,18 +664,7 @@ impl AppSpec {
             self.labels.insert(k.to_string(), v.to_string());
         }
         if let Some(h) = &s.hostname {
-            if h.is_empty()
-                || h.len() > 64
-                || !h
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-            {
-                return Err(flag(
-                    "--hostname",
-                    h,
-                    "letters, digits, '-' and '.', at most 64",
-                ));
-            }
+            check_hostname(h)?;
             self.hostname = Some(h.clone());
         }
         // The init's own checks of durations, limits and the policy.
@@ -631,6 +739,113 @@ mod tests {
         assert_eq!(init_policy("on-failure:3").unwrap(), "on-failure:3");
         for bad in ["on-failure:0", "sometimes", "always:2"] {
             assert!(init_policy(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// `rrun app run --name N <to_args> SOURCE CMD...` as clap parses it.
+    fn reparse(spec: &AppSpec) -> AppSpec {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Run {
+            #[command(flatten)]
+            run: super::super::cli::RunArgs,
+        }
+        let mut argv = vec!["run".to_string(), "--name".into(), spec.name.clone()];
+        argv.extend(spec.to_args());
+        argv.push(spec.source.clone());
+        argv.extend(spec.command.iter().cloned());
+        let r = Run::try_parse_from(&argv)
+            .unwrap_or_else(|e| panic!("{argv:?}: {e}"))
+            .run;
+        AppSpec::from_args(
+            r.name.as_deref().unwrap(),
+            &r.source,
+            &r.command,
+            &r.settings,
+        )
+        .unwrap_or_else(|e| panic!("{argv:?}: {e}"))
+    }
+
+    #[test]
+    fn to_args_round_trips_every_field() {
+        let plain = AppSpec::from_args("a", "/x.tar", &[], &Settings::default()).unwrap();
+        assert_eq!(reparse(&plain), plain);
+        let full = AppSpec {
+            name: "web-1".into(),
+            source: "oci:/srv/img:v1".into(),
+            command: vec!["--port".into(), "8080".into(), "a b".into(), "-x".into()],
+            entrypoint: Some(vec!["/bin/sh".into(), "-c".into(), "exec \"$@\"".into()]),
+            env: vec!["A=1".into(), "B=x=y z".into(), "EMPTY=".into()],
+            ports: vec!["127.0.0.1:8080:80/tcp".into(), "53:53/udp".into()],
+            volumes: vec![
+                parse_volume("/srv/data:/data:ro").unwrap(),
+                parse_volume("cache:/cache").unwrap(),
+            ],
+            tmpfs: vec![
+                parse_tmpfs("/run:size=1m").unwrap(),
+                parse_tmpfs("/tmp").unwrap(),
+            ],
+            network: "backend".into(),
+            memory: Some(256 << 20),
+            cpus: Some(0.3),
+            pids_limit: Some(100),
+            user: Some("1000:1000".into()),
+            workdir: Some("/srv".into()),
+            read_only: true,
+            restart: "on-failure:3".into(),
+            restart_delay: Some("200ms".into()),
+            restart_max_delay: Some("10s".into()),
+            restart_limit: Some("5/1m".into()),
+            health: Some(Health {
+                cmd: vec!["/bin/sh".into(), "-c".into(), "test -e /ready".into()],
+                interval: Some("1s".into()),
+                timeout: Some("2s".into()),
+                retries: Some("4".into()),
+                start_period: Some("3s".into()),
+            }),
+            stop_signal: Some("SIGINT".into()),
+            stop_timeout: 3,
+            log_max_size: 1 << 20,
+            log_max_files: 2,
+            labels: [
+                ("k".to_string(), "v=w".to_string()),
+                ("e".into(), String::new()),
+            ]
+            .into(),
+            hostname: Some("web.local".into()),
+            // No run flags (compose's): not part of the round trip.
+            aliases: vec![],
+            extra_hosts: vec![],
+        };
+        assert_eq!(reparse(&full), full);
+        // A health check whose argv starts like a keyword stays that argv.
+        let mut odd = full.clone();
+        odd.health.as_mut().unwrap().cmd = vec!["NONE".into()];
+        odd.entrypoint = Some(vec!["[x".into()]);
+        assert_eq!(reparse(&odd), odd);
+    }
+
+    proptest::proptest! {
+        /// Any printable strings in the free-form fields survive the trip.
+        #[test]
+        fn to_args_round_trips_strings(
+            cmd in proptest::collection::vec("[ -~]{0,12}", 0..4),
+            env in proptest::collection::vec("[A-Z]{1,4}=[ -~]{0,10}", 0..4),
+            label in "[a-z]{1,5}=[ -~]{0,10}",
+            health in proptest::collection::vec("[ -~]{1,10}", 1..3),
+            user in "[a-z0-9:]{1,10}",
+        ) {
+            let s = Settings {
+                env: env.clone(),
+                label: vec![label],
+                user: Some(user),
+                health_cmd: Some(serde_json::to_string(
+                    &std::iter::once("CMD".to_string()).chain(health).collect::<Vec<_>>(),
+                ).unwrap()),
+                ..Default::default()
+            };
+            let spec = AppSpec::from_args("p", "/img.tar", &cmd, &s).unwrap();
+            proptest::prop_assert_eq!(reparse(&spec), spec);
         }
     }
 

@@ -17,7 +17,7 @@ use super::store::Store;
 use super::{network, runtime};
 
 /// What `ls` and `inspect` show of an app right now.
-fn live(
+pub fn live(
     paths: &Paths,
     name: &str,
     cpu_window: Option<&std::collections::HashMap<String, (u64, Instant)>>,

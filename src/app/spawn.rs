@@ -7,7 +7,11 @@
 //! container (the init itself was killed and the restart policy says so)
 //! or tears down and tells the monitor it is done.
 //!
-//! Exit codes (the monitor's protocol): 0 started, 3 done, else failed.
+//! Exit codes (the monitor's protocol): 0 started, 3 done (the app was
+//! stopped by the user or its program ended with 0), 4 done (the app
+//! failed: a non-zero end, gave up, unhealthy), else the helper failed.
+//! The monitor exits 0 after a 3 and non-zero otherwise, so a systemd
+//! unit whose main process is the monitor sees success or failure.
 //! Fds from the monitor: 3 sync (first run), 4 and 5 both ends of the
 //! socketpair that keeps the init's status directory alive in flight.
 
@@ -27,6 +31,13 @@ use super::{bundle, network, overlay, runtime, store};
 use crate::init::plan::{ExitRecord, LastExit, Status as InitStatus};
 
 pub const DONE: i32 = 3;
+pub const DONE_FAILED: i32 = 4;
+
+/// Whether an app's end counts as success (for the monitor's exit status):
+/// a stop the user asked for, or the program's exit 0.
+pub fn clean_end(reason: &str, status: i32) -> bool {
+    reason == "stopped by user" || (reason == "exit 0" && status == 0)
+}
 
 /// How the monitor saw the init end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -447,7 +458,11 @@ fn finish(paths: &Paths, app: &App, st: &mut AppState, reason: String, status: i
     app.save_state(st)?;
     app.event("stopped", json!({"reason": reason, "status": status}));
     torn?;
-    Ok(DONE)
+    Ok(if clean_end(&reason, status) {
+        DONE
+    } else {
+        DONE_FAILED
+    })
 }
 
 #[cfg(test)]
@@ -517,6 +532,20 @@ mod tests {
         );
         assert_eq!(parse_after_exit("exit:3"), Some(InitEnd::Exit(3)));
         assert_eq!(parse_after_exit("x:3"), None);
+    }
+
+    #[test]
+    fn clean_ends() {
+        assert!(clean_end("stopped by user", 143));
+        assert!(clean_end("exit 0", 0));
+        for (r, s) in [
+            ("exit 1", 1),
+            ("gave-up", 1),
+            ("unhealthy", 137),
+            ("signal 9", 137),
+        ] {
+            assert!(!clean_end(r, s), "{r}");
+        }
     }
 
     #[test]

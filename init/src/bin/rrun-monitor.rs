@@ -21,8 +21,10 @@
 //!    the helper is gone) waits for that pid, reaping every other child
 //!    silently. The init's end is written to exitFile and the helper runs
 //!    again.
-//! 4. Helper exit non-zero (3: done; anything else: failed): the pipes
-//!    are drained and the monitor exits (0 after a 3, else 1).
+//! 4. Helper exit non-zero (3: done, cleanly; 4: done, the app failed;
+//!    anything else: the helper failed): the pipes are drained and the
+//!    monitor exits 0 after a 3, 2 after a 4, else 1 — under a systemd
+//!    unit the monitor is the main process, and this is what it reports.
 //!
 //! SIGTERM, SIGINT and SIGHUP are ignored: only the helper ends it.
 //! Built like rrun-init (no std, no libc) so that its idle footprint is
@@ -259,10 +261,14 @@ impl Monitor {
 
     fn helper_ended(&mut self, cfg: &Config, ended: Ended) -> Awaiting {
         if ended != Ended::Exit(0) {
-            // 3: the app's life is over; anything else: the helper failed
-            // (it said why on stderr, which is in the log).
+            // 3: the app's life is over, cleanly; 4: in failure; anything
+            // else: the helper failed (it said why on stderr, in the log).
             self.drain();
-            sys::exit(if ended == Ended::Exit(3) { 0 } else { 1 })
+            sys::exit(match ended {
+                Ended::Exit(3) => 0,
+                Ended::Exit(4) => 2,
+                _ => 1,
+            })
         }
         let pid = msys::read_file(&cfg.init_pid)
             .ok()

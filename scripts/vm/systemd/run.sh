@@ -4,6 +4,7 @@
 #
 #   scripts/vm/systemd/run.sh [--dir DIR] [--kernel FILE] [--timeout SECS]
 #                             [--env NAME=VALUE]... [--want UNIT]...
+#                             [--units DIR [--enable UNIT]...]
 #                             [--out HOSTDIR] SCRIPT [ARGS...]
 #
 # The VM (built by scripts/vm/systemd/build.sh into --dir, default
@@ -21,6 +22,12 @@
 # plus each --env NAME=VALUE. --want UNIT (repeatable) starts UNIT first
 # (Wants= + After=), e.g. --want docker.service --want containerd.service;
 # anything else can be started by the script itself (systemctl start ...).
+# --units DIR copies DIR's unit files into the VM's /etc/systemd/system
+# before systemd starts, and --enable UNIT (repeatable) enables one as
+# `systemctl enable` does (here, offline: systemctl --root); since the VM
+# boots rrun-vm.target, what is enabled into multi-user.target is wanted by
+# rrun-vm.target too: such units start AT BOOT, beside SCRIPT, which is not
+# ordered after them (it waits for them itself).
 #
 # Exit code: SCRIPT's; 124 on --timeout (default 900 s; qemu is killed),
 # 125 when the VM died without reporting one, 126 when the VM could not set
@@ -34,7 +41,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../../.." && pwd)
 usage() {
-    echo "usage: $0 [--dir DIR] [--kernel FILE] [--timeout SECS] [--env NAME=VALUE]... [--want UNIT]... [--out HOSTDIR] SCRIPT [ARGS...]" >&2
+    echo "usage: $0 [--dir DIR] [--kernel FILE] [--timeout SECS] [--env NAME=VALUE]... [--want UNIT]... [--units DIR [--enable UNIT]...] [--out HOSTDIR] SCRIPT [ARGS...]" >&2
     exit 2
 }
 
@@ -42,14 +49,21 @@ DIR=$REPO/target/vm-systemd
 KERNEL=
 TIMEOUT=900
 OUTDIR=
+UNITS=
 ENVS=()
 WANTS=()
+ENABLES=()
 while [ $# -gt 0 ]; do
     case $1 in
         --dir) [ $# -ge 2 ] || usage; DIR=$2; shift 2 ;;
         --kernel) [ $# -ge 2 ] || usage; KERNEL=$2; shift 2 ;;
         --timeout) [ $# -ge 2 ] || usage; TIMEOUT=$2; shift 2 ;;
         --out) [ $# -ge 2 ] || usage; OUTDIR=$2; shift 2 ;;
+        --units) [ $# -ge 2 ] || usage; UNITS=$2; shift 2 ;;
+        --enable)
+            [ $# -ge 2 ] || usage
+            case $2 in *[!A-Za-z0-9@._:-]* | '') usage ;; esac
+            ENABLES+=("$2"); shift 2 ;;
         --env)
             [ $# -ge 2 ] || usage
             case $2 in [A-Za-z_]*=*) ;; *) usage ;; esac
@@ -111,6 +125,17 @@ for a in "$@"; do printf '%s\n' "$a" >> "$TMP/test.args"; done
     printf 'export RRUN_VM_REPO=%q\n' "$REPO"
     for e in "${ENVS[@]}"; do printf 'export %s=%q\n' "${e%%=*}" "${e#*=}"; done
 } > "$TMP/test.env"
+if [ -n "$UNITS" ]; then
+    [ -d "$UNITS" ] || { echo "run.sh: --units $UNITS: no such directory" >&2; exit 2; }
+    mkdir -p "$TMP/units/etc/systemd/system"
+    cp "$UNITS"/* "$TMP/units/etc/systemd/system/"
+    for u in "${ENABLES[@]}"; do
+        systemctl --root="$TMP/units" --quiet enable "$u" 2>/dev/null ||
+            { echo "run.sh: systemctl --root enable $u failed" >&2; exit 2; }
+    done
+elif [ ${#ENABLES[@]} -gt 0 ]; then
+    usage
+fi
 if [ ${#WANTS[@]} -gt 0 ]; then
     mkdir -p "$TMP/unit.d"
     printf '[Unit]\nWants=%s\nAfter=%s\n' "${WANTS[*]}" "${WANTS[*]}" > "$TMP/unit.d/want.conf"

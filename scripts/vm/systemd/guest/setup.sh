@@ -36,6 +36,18 @@ if [ -d "$IO/unit.d" ]; then
     cp "$IO"/unit.d/*.conf "$SYS/rrun-vm-test.service.d/"
 fi
 
+# Units given with run.sh --units, enabled there (--enable): the VM boots
+# rrun-vm.target, so what is enabled into multi-user.target is wanted by
+# rrun-vm.target as well, and starts at boot.
+if [ -d "$IO/units/etc/systemd/system" ]; then
+    cp -a "$IO/units/etc/systemd/system/." "$SYS/"
+    for l in "$IO"/units/etc/systemd/system/multi-user.target.wants/*; do
+        [ -e "$l" ] || [ -L "$l" ] || continue
+        mkdir -p "$SYS/rrun-vm.target.wants"
+        ln -sfn "/etc/systemd/system/${l##*/}" "$SYS/rrun-vm.target.wants/${l##*/}"
+    done
+fi
+
 # Units that are useless without hardware, network or persistence, or slow
 # under TCG; only what rrun-vm.target pulls in (basic.target and the test)
 # starts at all, plus what the test itself asks for.

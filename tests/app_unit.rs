@@ -1,0 +1,394 @@
+//! `rrun app unit` and `--sd-notify`: the generated systemd units pass
+//! `systemd-analyze verify`, and readiness reaches a notify socket (a fake
+//! systemd here: a datagram socket that acknowledges the barrier) only once
+//! the app is healthy, naming the app's monitor as the main process. The
+//! real thing (systemd as PID 1, pure cgroup v2, at boot) is
+//! scripts/vm/boot-test.sh (`make vm-boot-test`).
+
+#[macro_use]
+mod common;
+
+use common::app::*;
+use common::*;
+use std::fs;
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// `systemd-analyze verify` on the files; None (with the reason printed)
+/// when it cannot run here at all.
+fn verify(files: &[std::path::PathBuf]) -> Option<Output> {
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        skip("systemd-analyze is not installed (apt-get install systemd)");
+        return None;
+    }
+    let mut c = Command::new("systemd-analyze");
+    c.arg("verify").args(files);
+    Some(run_timeout(c, Duration::from_secs(60)))
+}
+
+fn unit_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+/// verify prints warnings without failing for some problems: none allowed.
+fn assert_clean(out: &Output) {
+    assert!(out.success(), "systemd-analyze verify failed:\n{out}");
+    let noise = |l: &str| {
+        // The host runs no systemd: what verify says about the host's own
+        // units (not ours) is not our business.
+        !l.contains("rrun-") || l.trim().is_empty()
+    };
+    let ours: Vec<&str> = out.stderr.lines().filter(|l| !noise(l)).collect();
+    assert!(ours.is_empty(), "verify warns about our units:\n{out}");
+}
+
+#[test]
+fn app_and_serve_units_pass_systemd_analyze_verify() {
+    if !ensure_root() {
+        return;
+    }
+    let env = Env::new();
+    let port = free_port().to_string();
+    let publish = format!("127.0.0.1:{port}:80");
+    env.app(&[
+        "run",
+        "-d",
+        "--name",
+        "unit-web",
+        "-p",
+        &publish,
+        "-e",
+        "GREETING=100% \"quoted\" $HOME \\ it's",
+        "--health-cmd",
+        "test -e /ok",
+        "--health-interval",
+        "1s",
+        "--stop-signal",
+        "SIGINT",
+        "--stop-timeout",
+        "3",
+        "-l",
+        "a b=c;d",
+        &s(&web_image()),
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ])
+    .ok();
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("units");
+    env.app(&[
+        "unit",
+        "--output",
+        &s(&dir),
+        "--serve",
+        "--listen",
+        "127.0.0.1:9780",
+        "unit-web",
+    ])
+    .ok();
+    let files = unit_files(&dir);
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["rrun-app-serve.service", "rrun-app-unit-web.service"]
+    );
+    let text = fs::read_to_string(&files[1]).unwrap();
+    assert!(text.contains("Type=notify\n"), "{text}");
+    assert!(
+        text.contains("\"GREETING=100%% \\\"quoted\\\" $$HOME \\\\ it\\'s\""),
+        "{text}"
+    );
+    let Some(v) = verify(&files) else { return };
+    assert_clean(&v);
+    // What verify catches: a broken unit fails (the check can fail).
+    fs::write(
+        dir.join("rrun-app-broken.service"),
+        text.replace("Type=notify", "Type=notifyy"),
+    )
+    .unwrap();
+    let bad = verify(&[dir.join("rrun-app-broken.service")]).unwrap();
+    assert!(
+        !bad.success() || bad.stderr.contains("notifyy"),
+        "verify accepted a bad unit:\n{bad}"
+    );
+    // The printed form: the same units, each after a "# FILE" line.
+    let printed = env.app(&["unit", "unit-web"]);
+    printed.ok();
+    assert!(printed.stdout.starts_with("# rrun-app-unit-web.service\n"));
+    assert!(printed.stdout.contains(&text));
+}
+
+#[test]
+fn compose_units_pass_systemd_analyze_verify() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("compose.yaml");
+    fs::write(
+        &file,
+        format!(
+            "name: shop\n\
+             services:\n\
+             \x20 db:\n\
+             \x20   image: {img}\n\
+             \x20   healthcheck:\n\
+             \x20     test: [\"CMD\", \"true\"]\n\
+             \x20 migrate:\n\
+             \x20   image: {img}\n\
+             \x20   command: [\"true\"]\n\
+             \x20   depends_on: [db]\n\
+             \x20 web:\n\
+             \x20   image: {img}\n\
+             \x20   ports: [\"8080:80\"]\n\
+             \x20   depends_on:\n\
+             \x20     db: {{condition: service_healthy}}\n\
+             \x20     migrate: {{condition: service_completed_successfully}}\n",
+            img = s(&web_image())
+        ),
+    )
+    .unwrap();
+    let out_dir = dir.path().join("units");
+    env.app(&["unit", "--output", &s(&out_dir), "-f", &s(&file)])
+        .ok();
+    let files = unit_files(&out_dir);
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "rrun-shop-db.service",
+            "rrun-shop-migrate.service",
+            "rrun-shop-web.service",
+            "rrun-shop.target"
+        ]
+    );
+    let web = fs::read_to_string(&files[2]).unwrap();
+    assert!(
+        web.contains("Requires=rrun-shop-db.service\nAfter=rrun-shop-db.service\n"),
+        "{web}"
+    );
+    assert!(web.contains("After=rrun-shop-migrate.service\n"), "{web}");
+    let migrate = fs::read_to_string(&files[1]).unwrap();
+    assert!(migrate.contains("Type=oneshot\n"), "{migrate}");
+    assert!(
+        web.contains(&format!(
+            " compose -f {} -p shop up --no-deps --sd-notify web\n",
+            s(&file)
+        )),
+        "{web}"
+    );
+    // Generating made nothing: no app root.
+    assert!(!env.root().join("apps").exists());
+    let Some(v) = verify(&files) else { return };
+    assert_clean(&v);
+    // A bad compose file: one line naming what is wrong, nothing written.
+    fs::write(&file, "services:\n  web:\n    imag: x\n").unwrap();
+    let out = env.app(&[
+        "unit",
+        "--output",
+        &s(&dir.path().join("none")),
+        "-f",
+        &s(&file),
+    ]);
+    assert!(!out.success(), "{out}");
+    assert!(out.stderr.contains("imag"), "{out}");
+    assert!(!dir.path().join("none").exists());
+}
+
+/// The image `make vm-boot-test` runs (scripts/vm/boot-test.sh builds it
+/// through this test when it is missing).
+#[test]
+fn the_test_web_image_builds() {
+    let img = web_image();
+    assert!(fs::metadata(&img).unwrap().len() > 0, "{}", img.display());
+}
+
+#[test]
+fn unit_refuses_what_it_cannot_make() {
+    let env = Env::new();
+    for (args, want) in [
+        (&["unit", "nosuchapp"][..], "no app named \"nosuchapp\""),
+        (&["unit", "bad/name"][..], "invalid app name"),
+        (&["unit"][..], "nothing to make units for"),
+    ] {
+        let out = env.app(args);
+        assert!(!out.success(), "{out}");
+        assert!(out.stderr.contains(want), "{args:?}: {out}");
+        assert_eq!(out.stderr.trim().lines().count(), 1, "{out}");
+    }
+}
+
+/// A fake systemd's notify socket: every datagram received (the fds sent
+/// with it closed at once: that acknowledges a barrier).
+struct FakeSystemd {
+    path: std::path::PathBuf,
+    rx: std::sync::mpsc::Receiver<(String, std::time::Instant)>,
+    _dir: tempfile::TempDir,
+}
+
+impl FakeSystemd {
+    fn new() -> FakeSystemd {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let sock = UnixDatagram::bind(&path).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            loop {
+                let mut buf = [0u8; 4096];
+                let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 4]);
+                let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+                use std::os::fd::AsRawFd;
+                let Ok(msg) = nix::sys::socket::recvmsg::<()>(
+                    sock.as_raw_fd(),
+                    &mut iov,
+                    Some(&mut cmsg),
+                    nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC,
+                ) else {
+                    return;
+                };
+                for c in msg.cmsgs().into_iter().flatten() {
+                    if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+                        for fd in fds {
+                            let _ = nix::unistd::close(fd);
+                        }
+                    }
+                }
+                let n = msg.bytes;
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if tx.send((text, std::time::Instant::now())).is_err() {
+                    return;
+                }
+            }
+        });
+        FakeSystemd {
+            path,
+            rx,
+            _dir: dir,
+        }
+    }
+
+    fn messages(&self) -> Vec<String> {
+        self.rx.try_iter().map(|(m, _)| m).collect()
+    }
+}
+
+#[test]
+fn sd_notify_says_ready_once_healthy_with_the_monitor_as_main_pid() {
+    if !ensure_root() {
+        return;
+    }
+    let env = Env::new();
+    let sd = FakeSystemd::new();
+    let img = web_image();
+    // Healthy only once /tmp/up exists, which the program makes after a
+    // while: READY must wait for it.
+    let mut c = env.cmd(&[
+        "run",
+        "-d",
+        "--sd-notify",
+        "--name",
+        "notify-db",
+        "--health-cmd",
+        "test -e /tmp/up",
+        "--health-interval",
+        "300ms",
+        "--health-retries",
+        "30",
+        &s(&img),
+        "sh",
+        "-c",
+        "sleep 2; touch /tmp/up; exec sleep 1000",
+    ]);
+    c.env("NOTIFY_SOCKET", &sd.path);
+    let out = run_timeout(c, Duration::from_secs(90));
+    out.ok();
+    // When `run` returns, the app is healthy (READY was sent after that).
+    let live = env.live("notify-db");
+    assert_eq!(live["health"], "healthy", "{live}");
+    let monitor = env.inspect("notify-db")["live"]["monitorPid"].clone();
+    let monitor = monitor
+        .as_i64()
+        .or_else(|| env.inspect("notify-db")["monitorPid"].as_i64())
+        .unwrap_or_else(|| panic!("no monitorPid in {}", env.inspect("notify-db")));
+    let msgs = sd.messages();
+    let ready = format!("MAINPID={monitor}\nREADY=1\n");
+    let at = msgs.iter().position(|m| *m == ready);
+    assert!(at.is_some(), "no {ready:?} in {msgs:?}");
+    assert_eq!(
+        msgs.get(at.unwrap() + 1).map(String::as_str),
+        Some("BARRIER=1\n")
+    );
+    assert!(msgs[0].starts_with("STATUS="), "{msgs:?}");
+    // The app still runs on its monitor after `run` ended.
+    assert_eq!(env.live("notify-db")["state"], "running");
+
+    // start --sd-notify: the same after a stop.
+    env.app(&["stop", "notify-db"]).ok();
+    let mut c = env.cmd(&["start", "--sd-notify", "notify-db"]);
+    c.env("NOTIFY_SOCKET", &sd.path);
+    run_timeout(c, Duration::from_secs(90)).ok();
+    assert_eq!(env.live("notify-db")["health"], "healthy");
+    let msgs = sd.messages();
+    assert!(
+        msgs.iter()
+            .any(|m| m.starts_with("MAINPID=") && m.ends_with("READY=1\n")),
+        "{msgs:?}"
+    );
+    env.app(&["rm", "-f", "notify-db"]).ok();
+}
+
+#[test]
+fn sd_notify_fails_when_the_app_never_gets_ready() {
+    if !ensure_root() {
+        return;
+    }
+    let env = Env::new();
+    let sd = FakeSystemd::new();
+    let mut c = env.cmd(&[
+        "run",
+        "-d",
+        "--sd-notify",
+        "--name",
+        "notify-bad",
+        "--health-cmd",
+        "false",
+        "--health-interval",
+        "200ms",
+        "--health-retries",
+        "2",
+        &s(&web_image()),
+        "sleep",
+        "1000",
+    ]);
+    c.env("NOTIFY_SOCKET", &sd.path);
+    let out = run_timeout(c, Duration::from_secs(90));
+    assert!(!out.success(), "{out}");
+    assert!(out.stderr.contains("notify-bad is unhealthy"), "{out}");
+    assert!(
+        !sd.messages().iter().any(|m| m.contains("READY=1")),
+        "READY sent for an unhealthy app"
+    );
+    // Without a socket, --sd-notify needs -d.
+    let out = env.app(&["run", "--sd-notify", &s(&web_image())]);
+    assert!(!out.success());
+    env.app(&["rm", "-f", "notify-bad"]).ok();
+}
