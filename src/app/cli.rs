@@ -60,6 +60,8 @@ pub enum AppCommand {
     Config(super::compose::args::ConfigAlias),
     /// Wait until apps are healthy, running or exited
     Wait(super::compose::wait::WaitArgs),
+    /// Serve the apps' status page, /metrics and /api in the foreground
+    Serve(super::serve::ServeArgs),
     /// The monitor's helper: creates and starts an app's container
     #[command(name = "_spawn", hide = true)]
     Spawn(SpawnArgs),

@@ -22,6 +22,7 @@
 //! - show:      ls, inspect, logs, events, images, network ls
 //! - unit:      systemd units for apps, compose projects, the status page
 //! - compose:   compose files: up, down, ps, logs, restart, config; wait
+//! - serve:     the status page, /metrics and /api (`rrun app serve`)
 
 pub mod bundle;
 pub mod cli;
@@ -36,6 +37,7 @@ pub mod overlay;
 pub mod paths;
 pub mod rmtree;
 pub mod runtime;
+pub mod serve;
 pub mod settings;
 pub mod show;
 pub mod spawn;
@@ -91,6 +93,7 @@ pub fn main(a: &AppArgs) -> Result<i32> {
         AppCommand::Down(d) => compose::ops::down(&paths, &d.opts.load()?, &d.args),
         AppCommand::Config(c) => compose::config::config(&c.opts, &c.args),
         AppCommand::Wait(w) => compose::wait::wait_cmd(&paths, w),
+        AppCommand::Serve(s) => serve::serve(&paths, s),
         AppCommand::Spawn(s) => spawn::spawn(&paths, s),
     }
 }

@@ -17,11 +17,7 @@ use super::store::Store;
 use super::{network, runtime};
 
 /// What `ls` and `inspect` show of an app right now.
-pub fn live(
-    paths: &Paths,
-    name: &str,
-    cpu_window: Option<&std::collections::HashMap<String, (u64, Instant)>>,
-) -> Result<Value> {
+pub fn live(paths: &Paths, name: &str, cpu_window: Option<&CpuWindow>) -> Result<Value> {
     let app = App::at(paths, name);
     let spec = app.load_spec()?;
     let st = app.load_state().unwrap_or_default();
@@ -120,7 +116,7 @@ fn age_secs(t: &str) -> Option<u64> {
     u64::try_from(secs).ok()
 }
 
-fn human_duration(s: u64) -> String {
+pub fn human_duration(s: u64) -> String {
     match s {
         0..60 => format!("{s}s"),
         60..3600 => format!("{}m{}s", s / 60, s % 60),
@@ -129,7 +125,7 @@ fn human_duration(s: u64) -> String {
     }
 }
 
-fn human_bytes(b: u64) -> String {
+pub fn human_bytes(b: u64) -> String {
     const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = b as f64;
     let mut i = 0;
@@ -151,32 +147,49 @@ fn check_format(f: &str) -> Result<()> {
     }
 }
 
+/// Each app's CPU time (ns) at an instant: what a CPU % is measured from.
+pub type CpuWindow = std::collections::HashMap<String, (u64, Instant)>;
+
+/// The app's CPU time so far (ns), while its container exists.
+pub fn cpu_ns(paths: &Paths, name: &str) -> Option<u64> {
+    let c = runtime::state(paths, name).ok().flatten()?;
+    crate::cgroups::stats(&c.cgroup_paths)["cpu"]["usage"]["total"].as_u64()
+}
+
+/// Every app's row as `ls --all --format json` prints it (the status
+/// page's /api/apps too); cpuPercent from `cpu_window` to now, when given.
+pub fn app_rows(paths: &Paths, cpu_window: Option<&CpuWindow>) -> Result<Vec<Value>> {
+    let names = state::names(paths)?;
+    Ok(names
+        .iter()
+        .map(|n| match live(paths, n, cpu_window) {
+            Ok(v) => v,
+            Err(e) => json!({"name": n, "state": "unknown", "error": format!("{e:#}")}),
+        })
+        .collect())
+}
+
+/// One app's row as `ls --format json` prints it (no cpuPercent).
+pub fn app_row(paths: &Paths, name: &str) -> Result<Value> {
+    live(paths, name, None)
+}
+
 pub fn ls(paths: &Paths, a: &LsArgs) -> Result<()> {
     check_format(&a.format)?;
-    let names = state::names(paths)?;
     // CPU % over a short window, sampled for every app at once.
-    let mut window = std::collections::HashMap::new();
-    for n in &names {
-        if let Some(c) = runtime::state(paths, n).ok().flatten() {
-            let s = crate::cgroups::stats(&c.cgroup_paths);
-            if let Some(ns) = s["cpu"]["usage"]["total"].as_u64() {
-                window.insert(n.clone(), (ns, Instant::now()));
-            }
+    let mut window = CpuWindow::new();
+    for n in state::names(paths)? {
+        if let Some(ns) = cpu_ns(paths, &n) {
+            window.insert(n, (ns, Instant::now()));
         }
     }
     if !window.is_empty() {
         std::thread::sleep(Duration::from_millis(200));
     }
-    let mut rows = Vec::new();
-    for n in &names {
-        let v = match live(paths, n, Some(&window)) {
-            Ok(v) => v,
-            Err(e) => json!({"name": n, "state": "unknown", "error": format!("{e:#}")}),
-        };
-        if a.all || matches!(v["state"].as_str(), Some("running" | "starting")) {
-            rows.push(v);
-        }
-    }
+    let rows: Vec<Value> = app_rows(paths, Some(&window))?
+        .into_iter()
+        .filter(|v| a.all || matches!(v["state"].as_str(), Some("running" | "starting")))
+        .collect();
     if a.format == "json" {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
