@@ -492,3 +492,40 @@ fn rm_removes_whatever_tree_an_app_leaves() {
         "rm left an app the app made unremovable: {out}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// (d) a compose file from an untrusted repository
+// ---------------------------------------------------------------------------
+
+/// Reading a compose file (`config`, and so `up` and `unit`) costs memory
+/// and time in proportion to the file, whatever its aliases and mappings
+/// do: a big scalar aliased many times is few nodes but many bytes (here
+/// 1 MiB x 100), and a mapping with many keys must not be checked for
+/// duplicates key by key (here 300 000 keys, quadratic: minutes).
+#[test]
+fn compose_files_cannot_exhaust_memory_or_cpu() {
+    let env = Env::new();
+    let dir = env.root().join("proj");
+    fs::create_dir_all(&dir).unwrap();
+    let mut bomb = format!("x-big: &b \"{}\"\nx-many:\n", "x".repeat(1 << 20));
+    for _ in 0..100 {
+        bomb.push_str("  - *b\n");
+    }
+    bomb.push_str("services:\n  a:\n    image: /nonexistent\n");
+    fs::write(dir.join("bytes.yaml"), bomb).unwrap();
+    let out = env.app(&["compose", "-f", &s(&dir.join("bytes.yaml")), "config"]);
+    assert!(
+        !out.success() && out.stderr.contains("MiB"),
+        "a 1 MiB file expanding to 100 MiB was read whole: {out}"
+    );
+
+    let mut keys = String::from("x-keys:\n");
+    for i in 0..300_000 {
+        keys.push_str(&format!("  k{i}: 1\n"));
+    }
+    keys.push_str("services:\n  a:\n    image: /nonexistent\n");
+    fs::write(dir.join("keys.yaml"), keys).unwrap();
+    // env.app's own timeout (90 s) is the bound; linear takes about a second.
+    let out = env.app(&["compose", "-f", &s(&dir.join("keys.yaml")), "config"]);
+    assert!(out.success(), "{out}");
+}

@@ -14,6 +14,9 @@ use saphyr_parser::{Event, Parser, ScalarStyle};
 
 /// The most nodes a file may expand to (aliases included).
 const MAX_NODES: usize = 1_000_000;
+/// The most bytes of scalars and keys a file may expand to (aliases
+/// included): a few aliases of one big scalar are few nodes but many bytes.
+const MAX_BYTES: usize = 64 << 20;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -73,7 +76,13 @@ struct Frame {
 
 enum FrameKind {
     Seq(Vec<Node>),
-    Map(Vec<(Key, Node)>, Option<Key>),
+    /// The entries, the key waiting for its value, and the keys seen (the
+    /// duplicate check must not be quadratic in a mapping's size).
+    Map(
+        Vec<(Key, Node)>,
+        Option<Key>,
+        std::collections::HashSet<String>,
+    ),
 }
 
 struct Builder {
@@ -81,15 +90,23 @@ struct Builder {
     stack: Vec<Frame>,
     anchors: HashMap<usize, Node>,
     nodes: usize,
+    bytes: usize,
     doc: Option<Node>,
     docs: usize,
 }
 
-fn size(n: &Node) -> usize {
-    1 + match &n.value {
-        Value::Scalar(..) => 0,
-        Value::Seq(v) => v.iter().map(size).sum(),
-        Value::Map(m) => m.iter().map(|(_, v)| 1 + size(v)).sum(),
+/// A node's nodes and bytes (scalars' and keys' text).
+fn size(n: &Node) -> (usize, usize) {
+    match &n.value {
+        Value::Scalar(s, _) => (1, s.len()),
+        Value::Seq(v) => v
+            .iter()
+            .map(size)
+            .fold((1, 0), |a, b| (a.0 + b.0, a.1 + b.1)),
+        Value::Map(m) => m.iter().fold((1, 0), |a, (k, v)| {
+            let b = size(v);
+            (a.0 + 1 + b.0, a.1 + k.name.len() + b.1)
+        }),
     }
 }
 
@@ -101,12 +118,22 @@ impl Builder {
         }
     }
 
-    fn count(&mut self, n: usize, line: usize) -> Result<(), YamlError> {
+    fn count(&mut self, (n, bytes): (usize, usize), line: usize) -> Result<(), YamlError> {
         self.nodes += n;
+        self.bytes += bytes;
         if self.nodes > MAX_NODES {
             return Err(Self::err(
                 line,
                 format!("the file expands to more than {MAX_NODES} nodes (aliases)"),
+            ));
+        }
+        if self.bytes > MAX_BYTES {
+            return Err(Self::err(
+                line,
+                format!(
+                    "the file expands to more than {} MiB (aliases)",
+                    MAX_BYTES >> 20
+                ),
             ));
         }
         Ok(())
@@ -132,13 +159,13 @@ impl Builder {
                 ..
             }) => items.push(node),
             Some(Frame {
-                kind: FrameKind::Map(entries, pending),
+                kind: FrameKind::Map(entries, pending, seen),
                 ..
             }) => match pending.take() {
                 Some(k) => entries.push((k, node)),
                 None => match node.value {
                     Value::Scalar(name, _) => {
-                        if name != "<<" && entries.iter().any(|(k, _)| k.name == name) {
+                        if name != "<<" && !seen.insert(name.clone()) {
                             return Err(Self::err(line, format!("duplicate key {name:?}")));
                         }
                         *pending = Some(Key { name, line });
@@ -170,7 +197,7 @@ impl Builder {
             }
             Event::Scalar(text, style, anchor, tag) => {
                 check_tag(tag.as_deref(), line)?;
-                self.count(1, line)?;
+                self.count((1, text.len()), line)?;
                 let plain = style == ScalarStyle::Plain;
                 self.finish(
                     Node {
@@ -183,7 +210,7 @@ impl Builder {
             }
             Event::SequenceStart(anchor, tag) => {
                 check_tag(tag.as_deref(), line)?;
-                self.count(1, line)?;
+                self.count((1, 0), line)?;
                 self.stack.push(Frame {
                     line,
                     anchor,
@@ -192,11 +219,11 @@ impl Builder {
             }
             Event::MappingStart(anchor, tag) => {
                 check_tag(tag.as_deref(), line)?;
-                self.count(1, line)?;
+                self.count((1, 0), line)?;
                 self.stack.push(Frame {
                     line,
                     anchor,
-                    kind: FrameKind::Map(Vec::new(), None),
+                    kind: FrameKind::Map(Vec::new(), None, Default::default()),
                 });
             }
             Event::SequenceEnd | Event::MappingEnd => {
@@ -206,7 +233,7 @@ impl Builder {
                     .ok_or_else(|| Self::err(line, "unbalanced YAML"))?;
                 let value = match f.kind {
                     FrameKind::Seq(items) => Value::Seq(items),
-                    FrameKind::Map(entries, _) => Value::Map(merge_keys(entries)?),
+                    FrameKind::Map(entries, _, _) => Value::Map(merge_keys(entries)?),
                 };
                 self.finish(
                     Node {
@@ -241,6 +268,9 @@ fn merge_keys(entries: Vec<(Key, Node)>) -> Result<Vec<(Key, Node)>, YamlError> 
     }
     let (merges, mut own): (Vec<_>, Vec<_>) =
         entries.into_iter().partition(|(k, _)| k.name == "<<");
+    // A set, not a scan per key: merging must not be quadratic either.
+    let mut have: std::collections::HashSet<String> =
+        own.iter().map(|(k, _)| k.name.clone()).collect();
     for (k, v) in merges {
         let sources = match v.value {
             Value::Map(m) => vec![m],
@@ -260,7 +290,7 @@ fn merge_keys(entries: Vec<(Key, Node)>) -> Result<Vec<(Key, Node)>, YamlError> 
         };
         for m in sources {
             for (mk, mv) in m {
-                if !own.iter().any(|(o, _)| o.name == mk.name) {
+                if have.insert(mk.name.clone()) {
                     own.push((mk, mv));
                 }
             }
@@ -276,6 +306,7 @@ pub fn parse(text: &str, file: usize) -> Result<Node, YamlError> {
         stack: Vec::new(),
         anchors: HashMap::new(),
         nodes: 0,
+        bytes: 0,
         doc: None,
         docs: 0,
     };
