@@ -716,3 +716,39 @@ fn the_page_in_a_browser() {
     assert!(out.success(), "the browser test failed:\n{out}");
     assert!(shot.exists(), "a screenshot in {}", shot.display());
 }
+
+/// Slow clients (slowloris: a byte of the request head now and then, never
+/// the end of it) hold a worker for a bounded time only: with more of them
+/// than there are workers, a normal request is still answered.
+#[test]
+fn slow_clients_cannot_hold_every_worker() {
+    let env = Env::new();
+    let srv = Serve::start(&env, &[]);
+    let addr = srv.addr;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut slow: Vec<TcpStream> = (0..24)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr).expect("connect");
+            s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    let dripper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                for s in &mut slow {
+                    let _ = s.write_all(b"X");
+                }
+                std::thread::sleep(Duration::from_secs(2));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    // request() waits up to 60 s for the answer.
+    let r = srv.get("/api/apps");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    dripper.join().unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+}

@@ -164,9 +164,32 @@ pub fn serve(paths: &Paths, a: &ServeArgs) -> Result<i32> {
     bail!("the listening socket failed")
 }
 
+/// The stream with one deadline for the whole request: each read may wait
+/// only for what is left of it, so a client sending a byte now and then
+/// (slowloris) cannot hold a worker longer than IO_TIMEOUT.
+struct Deadline<'a> {
+    s: &'a TcpStream,
+    end: Instant,
+}
+
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        self.s.set_read_timeout(Some(left))?;
+        self.s.read(buf)
+    }
+}
+
 /// Reads one request from the connection and answers it.
 fn answer(ctx: &api::Ctx, mut s: TcpStream) {
-    let resp = match http::read_request(&mut s) {
+    let read = http::read_request(&mut Deadline {
+        s: &s,
+        end: Instant::now() + IO_TIMEOUT,
+    });
+    let resp = match read {
         Ok(req) => {
             let head_only = req.method == "HEAD";
             let resp = api::handle(ctx, &req);
