@@ -529,3 +529,49 @@ fn compose_files_cannot_exhaust_memory_or_cpu() {
     let out = env.app(&["compose", "-f", &s(&dir.join("keys.yaml")), "config"]);
     assert!(out.success(), "{out}");
 }
+
+/// `down -v` removes the volumes its project made and no other: a file
+/// may name any volume (`name:`), and one project's `P_V` can be
+/// another's (`a` + `b_c` and `a_b` + `c` are both `a_b_c`).
+#[test]
+fn compose_down_removes_only_its_own_volumes() {
+    if !ensure_root() {
+        return;
+    }
+    let env = Env::new();
+    let img = image(env.root(), "img", &[]);
+    let dir = env.root().join("proj");
+    fs::create_dir_all(&dir).unwrap();
+    // Another app's data, in a volume no app uses at the moment.
+    let foreign = env.root().join("volumes/pgdata");
+    fs::create_dir_all(&foreign).unwrap();
+    fs::write(foreign.join("db"), "precious").unwrap();
+    fs::write(
+        dir.join("compose.yaml"),
+        format!(
+            "services:\n  a:\n    image: {}\n    command: [\"sleep\", \"1000\"]\n    volumes:\n      - data:/data\n\
+             volumes:\n  data: {{}}\n  cache:\n    name: pgdata\n",
+            img.display()
+        ),
+    )
+    .unwrap();
+    let file = s(&dir.join("compose.yaml"));
+    let compose = |args: &[&str]| {
+        let mut a = vec!["compose", "-f", file.as_str(), "-p", "rt20vol"];
+        a.extend_from_slice(args);
+        env.app(&a)
+    };
+    compose(&["up", "-d"]).ok();
+    let own = env.root().join("volumes/rt20vol_data");
+    assert!(own.is_dir(), "up made the project's volume");
+    let out = compose(&["down", "-v"]);
+    out.ok();
+    assert!(
+        !own.exists(),
+        "down -v left the project's own volume: {out}"
+    );
+    assert!(
+        foreign.join("db").exists(),
+        "down -v removed a volume the project did not make: {out}"
+    );
+}

@@ -157,8 +157,18 @@ pub fn down(paths: &Paths, p: &Project, a: &DownArgs) -> Result<i32> {
             if in_use.contains(&format!("volume:{}", v.name)) || !dir.exists() {
                 continue;
             }
+            if !project::owns_volume(paths, &p.name, &v.name) {
+                eprintln!(
+                    "rrun: warning: volume {} was not made by project {}: left as it is",
+                    v.name, p.name
+                );
+                continue;
+            }
             match crate::app::rmtree::remove_tree(&dir) {
-                Ok(()) => progress(&format!("Volume {}", v.name), "Removed"),
+                Ok(()) => {
+                    project::forget_volume(paths, &v.name);
+                    progress(&format!("Volume {}", v.name), "Removed");
+                }
                 Err(e) => {
                     eprintln!("rrun: volume {}: {e}", v.name);
                     first_err.get_or_insert(anyhow::anyhow!("volume {}: {e}", v.name));

@@ -141,6 +141,10 @@ pub fn up(paths: &Paths, p: &Project, a: &UpArgs) -> Result<i32> {
         specs.insert(s.clone(), spec);
     }
     networks(paths, p, specs.values())?;
+    for v in p.volumes.values().filter(|v| !v.external) {
+        project::make_volume(paths, &p.name, &v.name)
+            .with_context(|| format!("volume {}", v.name))?;
+    }
     start_all(paths, p, &order, &selected, &specs, deadline)?;
     if a.wait || a.sd_notify {
         for s in &order {
