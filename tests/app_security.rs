@@ -528,6 +528,25 @@ fn compose_files_cannot_exhaust_memory_or_cpu() {
     // env.app's own timeout (90 s) is the bound; linear takes about a second.
     let out = env.app(&["compose", "-f", &s(&dir.join("keys.yaml")), "config"]);
     assert!(out.success(), "{out}");
+
+    // A file the compose file names is read bounded: /dev/zero never ends
+    // (under a 4 GiB address-space limit, so a failure here cannot take
+    // the host's memory).
+    fs::write(
+        dir.join("zero.yaml"),
+        "services:\n  a:\n    image: /nonexistent\n    env_file: /dev/zero\n",
+    )
+    .unwrap();
+    let out = sh(&format!(
+        "ulimit -v 4000000; {} app --app-root {} compose -f {} config",
+        rrun_bin().display(),
+        env.root().display(),
+        dir.join("zero.yaml").display()
+    ));
+    assert!(
+        !out.success() && out.stderr.contains("MiB"),
+        "an endless env file was read on: {out}"
+    );
 }
 
 /// `down -v` removes the volumes its project made and no other: a file

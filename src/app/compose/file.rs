@@ -72,7 +72,7 @@ pub fn check_project_name(name: &str) -> Result<(), String> {
 }
 
 fn read(path: &Path) -> Result<String, ComposeError> {
-    std::fs::read_to_string(path).map_err(|source| ComposeError::Read {
+    crate::app::settings::read_small_file(path).map_err(|source| ComposeError::Read {
         path: path.to_path_buf(),
         source,
     })
