@@ -752,3 +752,23 @@ fn slow_clients_cannot_hold_every_worker() {
     dripper.join().unwrap();
     assert_eq!(r.status, 200, "{r:?}");
 }
+
+/// A token file another local user made (in /tmp, before the server was
+/// first started) holds a token that user knows, however private its mode:
+/// the server refuses it rather than take their token as its own.
+#[test]
+fn a_token_file_of_another_user_is_refused() {
+    if !ensure_root() {
+        return;
+    }
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let tf = dir.path().join("token");
+    fs::write(&tf, "known-to-nobody-0123456789\n").unwrap();
+    set_mode(&tf, 0o600);
+    sh(&format!("chown 65534:65534 {}", tf.display())).ok();
+    let out = env.app(&["serve", "--listen", "127.0.0.1:0", "--token-file", &s(&tf)]);
+    out.failed()
+        .stderr_is_short_error()
+        .stderr_mentions(&["another user"]);
+}
