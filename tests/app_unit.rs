@@ -392,3 +392,41 @@ fn sd_notify_fails_when_the_app_never_gets_ready() {
     assert!(!out.success());
     env.app(&["rm", "-f", "notify-bad"]).ok();
 }
+
+/// A project's units never replace another's: project a's service b-c and
+/// project a-b's service c are both rrun-a-b-c.service, and a file from
+/// an untrusted repository installed with --install would otherwise put
+/// its service in the place of the other project's (its ExecStart, at the
+/// next boot). The same project's units are written again freely.
+#[test]
+fn units_never_overwrite_another_projects_units() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("units");
+    let write = |project: &str, service: &str| {
+        let file = dir.path().join(format!("{project}.yaml"));
+        fs::write(
+            &file,
+            format!("name: {project}\nservices:\n  {service}:\n    image: /srv/x.tar\n"),
+        )
+        .unwrap();
+        env.app(&["unit", "--output", &s(&out_dir), "-f", &s(&file)])
+    };
+    write("a-b", "c").ok();
+    write("a-b", "c").ok();
+    let unit = out_dir.join("rrun-a-b-c.service");
+    let before = fs::read_to_string(&unit).unwrap();
+    let out = write("a", "b-c");
+    out.failed()
+        .stderr_is_short_error()
+        .stderr_mentions(&["rrun-a-b-c.service"]);
+    assert_eq!(
+        fs::read_to_string(&unit).unwrap(),
+        before,
+        "the unit was replaced"
+    );
+    assert!(
+        !out_dir.join("rrun-a.target").exists(),
+        "a unit of the refused project was written"
+    );
+}

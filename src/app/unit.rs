@@ -514,6 +514,25 @@ pub fn main(paths: &Paths, a: &UnitArgs) -> Result<i32> {
         }
     };
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // Names can meet: project a's service b-c and project a-b's service c
+    // are both rrun-a-b-c.service, and project app's service x is
+    // rrun-app-x.service like the app x's. A file there that is not this
+    // unit (its header line says what it is) is someone else's: refused,
+    // before anything is written.
+    for u in &units {
+        let path = dir.join(&u.file);
+        let Ok(old) = fs::read_to_string(&path) else {
+            continue;
+        };
+        let first = |t: &str| t.lines().next().unwrap_or("").to_string();
+        if first(&old) != first(&u.text) {
+            bail!(
+                "{} exists and is another unit ({}): remove it first, or name the project otherwise (-p)",
+                path.display(),
+                first(&old)
+            );
+        }
+    }
     for u in &units {
         let path = dir.join(&u.file);
         fs::write(&path, &u.text).with_context(|| format!("writing {}", path.display()))?;
