@@ -430,3 +430,34 @@ fn units_never_overwrite_another_projects_units() {
         "a unit of the refused project was written"
     );
 }
+
+/// The units read the compose file (and .env) again at each start, as
+/// root: `rrun app unit` says so when someone else can change them (a
+/// project in another user's home, a group-writable directory), since
+/// that someone then decides what runs as root at the next boot.
+#[test]
+fn units_warn_when_others_can_change_what_they_run() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let proj = dir.path().join("proj");
+    fs::create_dir(&proj).unwrap();
+    set_mode(&proj, 0o755);
+    let file = proj.join("compose.yaml");
+    fs::write(
+        &file,
+        "name: rt20w\nservices:\n  a:\n    image: /srv/x.tar\n",
+    )
+    .unwrap();
+    set_mode(&file, 0o644);
+    let out = env.app(&["unit", "-f", &s(&file)]);
+    out.ok();
+    assert!(!out.stderr.contains("warning"), "{out}");
+    set_mode(&proj, 0o777);
+    let out = env.app(&["unit", "-f", &s(&file)]);
+    out.ok();
+    assert!(out.stderr.contains("written by group or others"), "{out}");
+    set_mode(&proj, 0o755);
+    sh(&format!("chown 65534 {}", file.display())).ok();
+    let out = env.app(&["unit", "-f", &s(&file)]);
+    assert!(out.stderr.contains("belongs to uid 65534"), "{out}");
+}

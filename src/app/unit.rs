@@ -467,7 +467,49 @@ fn load_project(a: &UnitArgs) -> Result<ProjectUnits> {
     for w in &p.warnings {
         eprintln!("{w}");
     }
+    for w in boot_time_writers(&p) {
+        eprintln!("rrun: warning: {w}");
+    }
     Ok(from_project(&p))
+}
+
+/// What the units read again at each start, as the service manager's user
+/// (root), that someone else could change meanwhile: the compose files,
+/// the project's .env and their directories (a file there can be replaced).
+/// Whoever can write them decides what runs at the next boot.
+fn boot_time_writers(p: &super::compose::Project) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    let mut paths: Vec<PathBuf> = p.files.clone();
+    paths.push(p.dir.join(".env"));
+    paths.extend(
+        p.files
+            .iter()
+            .filter_map(|f| f.parent().map(Path::to_path_buf)),
+    );
+    paths.push(p.dir.clone());
+    paths.sort();
+    paths.dedup();
+    paths
+        .into_iter()
+        .filter_map(|path| {
+            let m = fs::metadata(&path).ok()?;
+            if m.uid() != me && m.uid() != 0 {
+                Some(format!(
+                    "{} belongs to uid {}: that user decides what these units run (as root) at each start",
+                    path.display(),
+                    m.uid()
+                ))
+            } else if m.mode() & 0o022 != 0 {
+                Some(format!(
+                    "{} can be written by group or others: they decide what these units run (as root) at each start",
+                    path.display()
+                ))
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 /// A loaded compose project as the units need it (services in file order).
