@@ -547,6 +547,30 @@ fn compose_files_cannot_exhaust_memory_or_cpu() {
         !out.success() && out.stderr.contains("MiB"),
         "an endless env file was read on: {out}"
     );
+
+    // Interpolation: a 1 MiB variable from .env used 200 times in one
+    // value (a 1 MiB .env and a 1 KiB file make 200 MiB).
+    let interp = dir.join("interp");
+    fs::create_dir_all(&interp).unwrap();
+    fs::write(interp.join(".env"), format!("A={}\n", "x".repeat(1 << 20))).unwrap();
+    fs::write(
+        interp.join("compose.yaml"),
+        format!(
+            "services:\n  a:\n    image: /nonexistent\n    environment:\n      X: \"{}\"\n",
+            "$A".repeat(200)
+        ),
+    )
+    .unwrap();
+    let out = sh(&format!(
+        "ulimit -v 4000000; {} app --app-root {} compose -f {} config",
+        rrun_bin().display(),
+        env.root().display(),
+        interp.join("compose.yaml").display()
+    ));
+    assert!(
+        !out.success() && out.stderr.contains("MiB"),
+        "interpolation made a value of 200 MiB: {out}"
+    );
 }
 
 /// `down -v` removes the volumes its project made and no other: a file

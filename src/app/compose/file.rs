@@ -119,6 +119,9 @@ fn merge(base: Node, over: Node) -> Node {
     }
 }
 
+/// The most all interpolated values of a file may add up to.
+const TOTAL_VALUES: usize = 64 << 20;
+
 /// Interpolates every scalar value (keys are not; `x-` fields, ignored
 /// anyway, are skipped).
 fn interpolate_tree(
@@ -127,6 +130,7 @@ fn interpolate_tree(
     lookup: &dyn Fn(&str) -> Option<String>,
     files: &[String],
     unset: &mut Vec<String>,
+    budget: &mut usize,
 ) -> Result<(), ComposeError> {
     match &mut n.value {
         Value::Scalar(s, plain) => {
@@ -137,6 +141,19 @@ fn interpolate_tree(
                     key: path.to_string(),
                     msg: e.to_string(),
                 })?;
+                // All values together are bounded too (many values, each
+                // below the bound of one).
+                *budget = budget
+                    .checked_sub(v.len())
+                    .ok_or_else(|| ComposeError::At {
+                        file: files[n.file].clone(),
+                        line: n.line,
+                        key: path.to_string(),
+                        msg: format!(
+                            "the file's values expand to more than {} MiB",
+                            TOTAL_VALUES >> 20
+                        ),
+                    })?;
                 *s = v;
                 // What a variable gave is text, never YAML's null.
                 *plain = false;
@@ -149,7 +166,7 @@ fn interpolate_tree(
         }
         Value::Seq(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                interpolate_tree(item, &format!("{path}[{i}]"), lookup, files, unset)?;
+                interpolate_tree(item, &format!("{path}[{i}]"), lookup, files, unset, budget)?;
             }
         }
         Value::Map(entries) => {
@@ -162,7 +179,7 @@ fn interpolate_tree(
                 } else {
                     format!("{path}.{}", k.name)
                 };
-                interpolate_tree(v, &p, lookup, files, unset)?;
+                interpolate_tree(v, &p, lookup, files, unset, budget)?;
             }
         }
     }
@@ -239,7 +256,8 @@ pub fn load(o: &LoadOptions) -> Result<Project, ComposeError> {
     let lookup = |k: &str| vars.get(k).cloned();
 
     let mut unset = Vec::new();
-    interpolate_tree(&mut doc, "", &lookup, &shown, &mut unset)?;
+    let mut budget = TOTAL_VALUES;
+    interpolate_tree(&mut doc, "", &lookup, &shown, &mut unset, &mut budget)?;
     let warnings = unset
         .iter()
         .map(|v| format!("warning: the variable {v} is not set: it stands for an empty string"))
