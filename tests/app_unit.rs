@@ -461,3 +461,49 @@ fn units_warn_when_others_can_change_what_they_run() {
     let out = env.app(&["unit", "-f", &s(&file)]);
     assert!(out.stderr.contains("belongs to uid 65534"), "{out}");
 }
+
+/// App names meet too (project a's service b-c and project a-b's service c
+/// are both the app a-b-c): a compose unit's `rm -f` before and after the
+/// service removes only its own project's app, never another's of the
+/// same name (compose up already refuses to replace it).
+#[test]
+fn units_never_remove_another_projects_app() {
+    if !ensure_root() {
+        return;
+    }
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.yaml");
+    fs::write(&file, "name: a\nservices:\n  b-c:\n    image: /srv/x.tar\n").unwrap();
+    let out = env.app(&["unit", "-f", &s(&file)]);
+    out.ok();
+    assert!(
+        out.stdout.contains("ExecStartPre=-")
+            && out.stdout.contains(" rm -f --if-project a a-b-c\n"),
+        "{out}"
+    );
+    let img = image(env.root(), "img", &[]);
+    env.app(&[
+        "run",
+        "-d",
+        "--name",
+        "a-b-c",
+        "--network",
+        "none",
+        "--label",
+        "com.docker.compose.project=a-b",
+        img.to_str().unwrap(),
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    let out = env.app(&["rm", "-f", "--if-project", "a", "a-b-c"]);
+    out.ok();
+    assert!(out.stderr.contains("no app of project a"), "{out}");
+    assert!(
+        env.names().contains(&"a-b-c".to_string()),
+        "another project's app was removed"
+    );
+    env.app(&["rm", "-f", "--if-project", "a-b", "a-b-c"]).ok();
+    assert!(env.names().is_empty(), "its own project's app was left");
+}

@@ -190,8 +190,21 @@ pub fn stop_timeout(spec: &AppSpec) -> u64 {
 
 /// The lines every app unit's [Service] has; `start` is the ExecStart argv
 /// after `rrun app --app-root R`.
-fn service_section(ctx: &Ctx, spec: &AppSpec, start: &[String], oneshot: bool) -> String {
+/// `project`: a compose service's, whose `rm -f` must leave an app of the
+/// same name that is not the project's (names meet: `a` + `b-c`, `a-b` +
+/// `c`).
+fn service_section(
+    ctx: &Ctx,
+    spec: &AppSpec,
+    start: &[String],
+    oneshot: bool,
+    project: Option<&str>,
+) -> String {
     let name = spec.name.as_str();
+    let rm: Vec<&str> = match project {
+        Some(p) => vec!["rm", "-f", "--if-project", p, name],
+        None => vec!["rm", "-f", name],
+    };
     let kind = if oneshot {
         "Type=oneshot\nRemainAfterExit=yes\n"
     } else {
@@ -208,10 +221,10 @@ fn service_section(ctx: &Ctx, spec: &AppSpec, start: &[String], oneshot: bool) -
          ExecStopPost=-{post}\n\
          TimeoutStartSec={tstart}\n\
          TimeoutStopSec={tstop}\n",
-        pre = ctx.cmd(&["rm", "-f", name]),
+        pre = ctx.cmd(&rm),
         start = ctx.cmd(start),
         stop = ctx.cmd(&["stop", name]),
-        post = ctx.cmd(&["rm", "-f", name]),
+        post = ctx.cmd(&rm),
         tstart = start_timeout(spec),
         tstop = stop_timeout(spec),
     )
@@ -250,7 +263,7 @@ pub fn app_unit(ctx: &Ctx, spec: &AppSpec) -> Unit {
         )),
         desc = text_value(&spec.name),
         root = quote(&ctx.app_root.display().to_string()),
-        service = service_section(ctx, spec, &start, false),
+        service = service_section(ctx, spec, &start, false, None),
         wanted = ctx.wanted_by(),
     );
     Unit {
@@ -331,7 +344,7 @@ pub fn project_units(ctx: &Ctx, p: &ProjectUnits) -> Vec<Unit> {
             proj = text_value(&p.name),
             svc = text_value(&s.service),
             root = quote(&ctx.app_root.display().to_string()),
-            service = service_section(ctx, &s.app, &start, s.one_shot),
+            service = service_section(ctx, &s.app, &start, s.one_shot, Some(&p.name)),
         );
         units.push(Unit {
             file: service_unit_name(&p.name, &s.service),
