@@ -573,11 +573,12 @@ fn compose_files_cannot_exhaust_memory_or_cpu() {
     );
 }
 
-/// `down -v` removes the volumes its project made and no other: a file
-/// may name any volume (`name:`), and one project's `P_V` can be
-/// another's (`a` + `b_c` and `a_b` + `c` are both `a_b_c`).
+/// `down -v` removes the volumes and networks its project made and no
+/// other: a file may name any volume or network (`name:`), and one
+/// project's `P_V` can be another's (`a` + `b_c` and `a_b` + `c` are both
+/// `a_b_c`).
 #[test]
-fn compose_down_removes_only_its_own_volumes() {
+fn compose_down_removes_only_its_own_volumes_and_networks() {
     if !ensure_root() {
         return;
     }
@@ -593,7 +594,8 @@ fn compose_down_removes_only_its_own_volumes() {
         dir.join("compose.yaml"),
         format!(
             "services:\n  a:\n    image: {}\n    command: [\"sleep\", \"1000\"]\n    volumes:\n      - data:/data\n\
-             volumes:\n  data: {{}}\n  cache:\n    name: pgdata\n",
+             volumes:\n  data: {{}}\n  cache:\n    name: pgdata\n\
+             networks:\n  other:\n    name: rt20handmade\n",
             img.display()
         ),
     )
@@ -604,6 +606,8 @@ fn compose_down_removes_only_its_own_volumes() {
         a.extend_from_slice(args);
         env.app(&a)
     };
+    // A network made by hand, used by no app at the moment.
+    env.app(&["network", "create", "rt20handmade"]).ok();
     compose(&["up", "-d"]).ok();
     let own = env.root().join("volumes/rt20vol_data");
     assert!(own.is_dir(), "up made the project's volume");
@@ -617,4 +621,14 @@ fn compose_down_removes_only_its_own_volumes() {
         foreign.join("db").exists(),
         "down -v removed a volume the project did not make: {out}"
     );
+    let nets = env.app(&["network", "ls"]);
+    assert!(
+        !nets.stdout.contains("rt20vol_default"),
+        "down left the project's network: {nets}"
+    );
+    assert!(
+        nets.stdout.contains("rt20handmade"),
+        "down removed a network the project did not make: {out}"
+    );
+    env.app(&["network", "rm", "rt20handmade"]).ok();
 }

@@ -143,8 +143,18 @@ pub fn down(paths: &Paths, p: &Project, a: &DownArgs) -> Result<i32> {
         if in_use.contains(&format!("network:{n}")) || network::get(paths, &n).is_err() {
             continue;
         }
+        if !project::owns_network(paths, &p.name, &n) {
+            eprintln!(
+                "rrun: warning: network {n} was not made by project {}: left as it is",
+                p.name
+            );
+            continue;
+        }
         match network::remove(paths, &n) {
-            Ok(()) => progress(&format!("Network {n}"), "Removed"),
+            Ok(()) => {
+                project::forget_network(paths, &n);
+                progress(&format!("Network {n}"), "Removed");
+            }
             Err(e) => {
                 eprintln!("rrun: network {n}: {e}");
                 first_err.get_or_insert(e.into());

@@ -40,6 +40,24 @@ pub fn forget_volume(paths: &Paths, volume: &str) {
     let _ = std::fs::remove_file(owner_file(paths, volume));
 }
 
+/// The same for networks: `networks/.<name>.project` beside the network's
+/// definition (`<name>.conflist`), written by `up` when it creates one.
+fn network_owner_file(paths: &Paths, network: &str) -> std::path::PathBuf {
+    paths.networks().join(format!(".{network}.project"))
+}
+
+pub fn mark_network(paths: &Paths, project: &str, network: &str) -> std::io::Result<()> {
+    std::fs::write(network_owner_file(paths, network), project)
+}
+
+pub fn owns_network(paths: &Paths, project: &str, network: &str) -> bool {
+    std::fs::read_to_string(network_owner_file(paths, network)).is_ok_and(|o| o == project)
+}
+
+pub fn forget_network(paths: &Paths, network: &str) {
+    let _ = std::fs::remove_file(network_owner_file(paths, network));
+}
+
 /// One app of a project.
 #[derive(Debug, Clone)]
 pub struct ProjectApp {

@@ -278,6 +278,8 @@ fn networks<'a>(
             );
         }
         network::create(paths, &def.name, def.subnet.as_deref())?;
+        project::mark_network(paths, &p.name, &def.name)
+            .with_context(|| format!("network {}", def.name))?;
         progress(&format!("Network {}", def.name), "Created");
     }
     Ok(())
