@@ -507,3 +507,37 @@ fn units_never_remove_another_projects_app() {
     env.app(&["rm", "-f", "--if-project", "a-b", "a-b-c"]).ok();
     assert!(env.names().is_empty(), "its own project's app was left");
 }
+
+/// At boot systemd starts the units of independent services at once, each
+/// an `rrun app compose up --no-deps S`: both find the project's network
+/// missing and make it; neither may fail for the other having made it.
+#[test]
+fn units_of_independent_services_start_at_once() {
+    if !ensure_root() {
+        return;
+    }
+    let env = Env::new();
+    let img = image(env.root(), "img", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("compose.yaml");
+    fs::write(
+        &file,
+        format!(
+            "name: rt20par\nservices:\n  a:\n    image: {i}\n    command: [\"sleep\", \"1000\"]\n\
+             \x20 b:\n    image: {i}\n    command: [\"sleep\", \"1000\"]\n",
+            i = img.display()
+        ),
+    )
+    .unwrap();
+    let f = s(&file);
+    for round in 0..10 {
+        let up = |svc: &'static str| {
+            let c = env.cmd(&["compose", "-f", &f, "up", "-d", "--no-deps", svc]);
+            std::thread::spawn(move || run_timeout(c, Duration::from_secs(90)))
+        };
+        let (a, b) = (up("a"), up("b"));
+        let (a, b) = (a.join().unwrap(), b.join().unwrap());
+        env.app(&["compose", "-f", &f, "down"]).ok();
+        assert!(a.success() && b.success(), "round {round}:\n{a}\n{b}");
+    }
+}

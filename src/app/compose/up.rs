@@ -277,7 +277,13 @@ fn networks<'a>(
                 def.name
             );
         }
-        network::create(paths, &def.name, def.subnet.as_deref())?;
+        match network::create(paths, &def.name, def.subnet.as_deref()) {
+            Ok(_) => {}
+            // Another `up` of the project made it meanwhile: the units of
+            // independent services start at once at boot, each an `up`.
+            Err(network::NetError::Exists(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
         project::mark_network(paths, &p.name, &def.name)
             .with_context(|| format!("network {}", def.name))?;
         progress(&format!("Network {}", def.name), "Created");
