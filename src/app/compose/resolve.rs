@@ -262,7 +262,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 /// seconds when whole).
 fn init_duration(d: Duration) -> String {
     let ms = d.as_nanos().div_ceil(1_000_000);
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
