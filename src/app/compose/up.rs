@@ -142,8 +142,17 @@ pub fn up(paths: &Paths, p: &Project, a: &UpArgs) -> Result<i32> {
     }
     networks(paths, p, specs.values())?;
     for v in p.volumes.values().filter(|v| !v.external) {
+        let existed = paths.volumes().join(&v.name).exists();
         project::make_volume(paths, &p.name, &v.name)
             .with_context(|| format!("volume {}", v.name))?;
+        if existed && !project::owns_volume(paths, &p.name, &v.name) {
+            // Another app's or project's data: used, as compose does, but
+            // said (a file may name any volume).
+            eprintln!(
+                "rrun: warning: volume {} exists and was not made by project {}: used as it is (mark it external: true)",
+                v.name, p.name
+            );
+        }
     }
     start_all(paths, p, &order, &selected, &specs, deadline)?;
     if a.wait || a.sd_notify {
