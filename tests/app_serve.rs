@@ -726,11 +726,19 @@ fn slow_clients_cannot_hold_every_worker() {
     let srv = Serve::start(&env, &[]);
     let addr = srv.addr;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut slow: Vec<TcpStream> = (0..24)
-        .map(|_| {
+    // Half of them never end their head; the other half send one too big
+    // (refused) and then go on sending while the server drains them.
+    let mut big = b"GET / HTTP/1.1\r\nHost: localhost\r\nX: ".to_vec();
+    big.extend(std::iter::repeat_n(b'a', 20 << 10));
+    let mut slow: Vec<TcpStream> = (0..40)
+        .map(|i| {
             let mut s = TcpStream::connect(addr).expect("connect");
-            s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
-                .unwrap();
+            if i % 2 == 0 {
+                s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
+                    .unwrap();
+            } else {
+                s.write_all(&big).unwrap();
+            }
             s
         })
         .collect();
@@ -741,7 +749,7 @@ fn slow_clients_cannot_hold_every_worker() {
                 for s in &mut slow {
                     let _ = s.write_all(b"X");
                 }
-                std::thread::sleep(Duration::from_secs(2));
+                std::thread::sleep(Duration::from_millis(500));
             }
         })
     };
