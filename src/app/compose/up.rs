@@ -217,9 +217,16 @@ fn orphans(paths: &Paths, p: &Project, existing: &[ProjectApp], remove: bool) ->
 
 /// A registry image copied into a local OCI layout (once per reference)
 /// with skopeo, when it is installed; the app's source then.
-fn pull(paths: &Paths, r: &str) -> Result<String> {
+/// The cache directory's name of a registry reference: readable, and one
+/// per reference (a digest of it): with the readable part alone,
+/// `quay.io/org/app:1` and `quay.io/org_app:1` (another owner's) shared
+/// one directory, and a file pulling one made every project using the
+/// other run its image.
+fn cache_name(r: &str) -> String {
+    use sha2::{Digest, Sha256};
     let safe: String = r
         .chars()
+        .take(64)
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
                 c
@@ -228,7 +235,16 @@ fn pull(paths: &Paths, r: &str) -> Result<String> {
             }
         })
         .collect();
-    let dir = paths.root.join("compose-images").join(safe);
+    let digest: String = Sha256::digest(r.as_bytes())
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{safe}-{digest}")
+}
+
+fn pull(paths: &Paths, r: &str) -> Result<String> {
+    let dir = paths.root.join("compose-images").join(cache_name(r));
     let source = format!("oci:{}:latest", dir.display());
     if dir.join("index.json").is_file() {
         return Ok(source);
@@ -616,5 +632,31 @@ fn foreground_logs(
             Err(_) if logs.is_finished() => return Ok(0),
             Err(_) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One cache directory per registry reference: references that differ
+    /// only where the readable name replaces characters never share one
+    /// (another owner's image would run in their place).
+    #[test]
+    fn registry_cache_is_one_per_reference() {
+        let refs = [
+            "quay.io/org/app:1",
+            "quay.io/org_app:1",
+            "quay.io/org/app_1",
+            "registry.example:5000/app",
+            "registry.example/5000/app",
+        ];
+        let names: std::collections::BTreeSet<String> =
+            refs.iter().map(|r| cache_name(r)).collect();
+        assert_eq!(names.len(), refs.len(), "{names:?}");
+        for n in &names {
+            assert!(!n.contains('/') && !n.starts_with('.'), "{n}");
+        }
+        assert_eq!(cache_name("redis:7"), cache_name("redis:7"));
     }
 }
