@@ -260,23 +260,38 @@ fn pull(paths: &Paths, r: &str) -> Result<String> {
     };
     std::fs::create_dir_all(dir.parent().expect("a path under the root"))?;
     progress(r, "Pulling");
+    // Into a directory of this process's, renamed into place once whole:
+    // the units of two services with one image pull it at once at boot,
+    // and neither may see (or remove) the other's half-written copy.
+    let tmp = dir.with_file_name(format!("{}.pulling-{}", cache_name(r), std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
     let out = std::process::Command::new(skopeo)
         .arg("copy")
         .arg(format!("docker://{r}"))
-        .arg(&source)
+        .arg(format!("oci:{}:latest", tmp.display()))
         .output()
         .with_context(|| format!("image {r}: running skopeo"))?;
-    if !out.status.success() {
-        let _ = std::fs::remove_dir_all(&dir);
-        let err = String::from_utf8_lossy(&out.stderr);
-        let line = err
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("");
-        bail!("image {r}: skopeo copy failed: {line}");
+    if out.status.success() {
+        if std::fs::rename(&tmp, &dir).is_err() {
+            // Another pull finished first: its copy is used.
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        if dir.join("index.json").is_file() {
+            return Ok(source);
+        }
+        bail!(
+            "image {r}: the copy skopeo made is not at {}",
+            dir.display()
+        );
     }
-    Ok(source)
+    let _ = std::fs::remove_dir_all(&tmp);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    bail!("image {r}: skopeo copy failed: {line}")
 }
 
 /// The project's networks the apps use, made when missing; an external
