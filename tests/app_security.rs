@@ -492,3 +492,143 @@ fn rm_removes_whatever_tree_an_app_leaves() {
         "rm left an app the app made unremovable: {out}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// (d) a compose file from an untrusted repository
+// ---------------------------------------------------------------------------
+
+/// Reading a compose file (`config`, and so `up` and `unit`) costs memory
+/// and time in proportion to the file, whatever its aliases and mappings
+/// do: a big scalar aliased many times is few nodes but many bytes (here
+/// 1 MiB x 100), and a mapping with many keys must not be checked for
+/// duplicates key by key (here 300 000 keys, quadratic: minutes).
+#[test]
+fn compose_files_cannot_exhaust_memory_or_cpu() {
+    let env = Env::new();
+    let dir = env.root().join("proj");
+    fs::create_dir_all(&dir).unwrap();
+    let mut bomb = format!("x-big: &b \"{}\"\nx-many:\n", "x".repeat(1 << 20));
+    for _ in 0..100 {
+        bomb.push_str("  - *b\n");
+    }
+    bomb.push_str("services:\n  a:\n    image: /nonexistent\n");
+    fs::write(dir.join("bytes.yaml"), bomb).unwrap();
+    let out = env.app(&["compose", "-f", &s(&dir.join("bytes.yaml")), "config"]);
+    assert!(
+        !out.success() && out.stderr.contains("MiB"),
+        "a 1 MiB file expanding to 100 MiB was read whole: {out}"
+    );
+
+    let mut keys = String::from("x-keys:\n");
+    for i in 0..300_000 {
+        keys.push_str(&format!("  k{i}: 1\n"));
+    }
+    keys.push_str("services:\n  a:\n    image: /nonexistent\n");
+    fs::write(dir.join("keys.yaml"), keys).unwrap();
+    // env.app's own timeout (90 s) is the bound; linear takes about a second.
+    let out = env.app(&["compose", "-f", &s(&dir.join("keys.yaml")), "config"]);
+    assert!(out.success(), "{out}");
+
+    // A file the compose file names is read bounded: /dev/zero never ends
+    // (under a 4 GiB address-space limit, so a failure here cannot take
+    // the host's memory).
+    fs::write(
+        dir.join("zero.yaml"),
+        "services:\n  a:\n    image: /nonexistent\n    env_file: /dev/zero\n",
+    )
+    .unwrap();
+    let out = sh(&format!(
+        "ulimit -v 4000000; {} app --app-root {} compose -f {} config",
+        rrun_bin().display(),
+        env.root().display(),
+        dir.join("zero.yaml").display()
+    ));
+    assert!(
+        !out.success() && out.stderr.contains("MiB"),
+        "an endless env file was read on: {out}"
+    );
+
+    // Interpolation: a 1 MiB variable from .env used 200 times in one
+    // value (a 1 MiB .env and a 1 KiB file make 200 MiB).
+    let interp = dir.join("interp");
+    fs::create_dir_all(&interp).unwrap();
+    fs::write(interp.join(".env"), format!("A={}\n", "x".repeat(1 << 20))).unwrap();
+    fs::write(
+        interp.join("compose.yaml"),
+        format!(
+            "services:\n  a:\n    image: /nonexistent\n    environment:\n      X: \"{}\"\n",
+            "$A".repeat(200)
+        ),
+    )
+    .unwrap();
+    let out = sh(&format!(
+        "ulimit -v 4000000; {} app --app-root {} compose -f {} config",
+        rrun_bin().display(),
+        env.root().display(),
+        interp.join("compose.yaml").display()
+    ));
+    assert!(
+        !out.success() && out.stderr.contains("MiB"),
+        "interpolation made a value of 200 MiB: {out}"
+    );
+}
+
+/// `down -v` removes the volumes and networks its project made and no
+/// other: a file may name any volume or network (`name:`), and one
+/// project's `P_V` can be another's (`a` + `b_c` and `a_b` + `c` are both
+/// `a_b_c`).
+#[test]
+fn compose_down_removes_only_its_own_volumes_and_networks() {
+    if !ensure_root() {
+        return;
+    }
+    let env = Env::new();
+    let img = image(env.root(), "img", &[]);
+    let dir = env.root().join("proj");
+    fs::create_dir_all(&dir).unwrap();
+    // Another app's data, in a volume no app uses at the moment.
+    let foreign = env.root().join("volumes/pgdata");
+    fs::create_dir_all(&foreign).unwrap();
+    fs::write(foreign.join("db"), "precious").unwrap();
+    fs::write(
+        dir.join("compose.yaml"),
+        format!(
+            "services:\n  a:\n    image: {}\n    command: [\"sleep\", \"1000\"]\n    volumes:\n      - data:/data\n\
+             volumes:\n  data: {{}}\n  cache:\n    name: pgdata\n\
+             networks:\n  other:\n    name: rt20handmade\n",
+            img.display()
+        ),
+    )
+    .unwrap();
+    let file = s(&dir.join("compose.yaml"));
+    let compose = |args: &[&str]| {
+        let mut a = vec!["compose", "-f", file.as_str(), "-p", "rt20vol"];
+        a.extend_from_slice(args);
+        env.app(&a)
+    };
+    // A network made by hand, used by no app at the moment.
+    env.app(&["network", "create", "rt20handmade"]).ok();
+    compose(&["up", "-d"]).ok();
+    let own = env.root().join("volumes/rt20vol_data");
+    assert!(own.is_dir(), "up made the project's volume");
+    let out = compose(&["down", "-v"]);
+    out.ok();
+    assert!(
+        !own.exists(),
+        "down -v left the project's own volume: {out}"
+    );
+    assert!(
+        foreign.join("db").exists(),
+        "down -v removed a volume the project did not make: {out}"
+    );
+    let nets = env.app(&["network", "ls"]);
+    assert!(
+        !nets.stdout.contains("rt20vol_default"),
+        "down left the project's network: {nets}"
+    );
+    assert!(
+        nets.stdout.contains("rt20handmade"),
+        "down removed a network the project did not make: {out}"
+    );
+    env.app(&["network", "rm", "rt20handmade"]).ok();
+}

@@ -810,3 +810,67 @@ fn another_local_user_needs_the_token_to_read() {
     assert_eq!(as_nobody("/api/apps", Some(&srv.token)), "200");
     assert_eq!(as_nobody("/app.js", None), "200", "the login page's script");
 }
+
+/// Slow clients (slowloris: a byte of the request head now and then, never
+/// the end of it) hold a worker for a bounded time only: with more of them
+/// than there are workers, a normal request is still answered.
+#[test]
+fn slow_clients_cannot_hold_every_worker() {
+    let env = Env::new();
+    let srv = Serve::start(&env, &[]);
+    let addr = srv.addr;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Half of them never end their head; the other half send one too big
+    // (refused) and then go on sending while the server drains them.
+    let mut big = b"GET / HTTP/1.1\r\nHost: localhost\r\nX: ".to_vec();
+    big.extend(std::iter::repeat_n(b'a', 20 << 10));
+    let mut slow: Vec<TcpStream> = (0..40)
+        .map(|i| {
+            let mut s = TcpStream::connect(addr).expect("connect");
+            if i % 2 == 0 {
+                s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
+                    .unwrap();
+            } else {
+                s.write_all(&big).unwrap();
+            }
+            s
+        })
+        .collect();
+    let dripper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                for s in &mut slow {
+                    let _ = s.write_all(b"X");
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    // request() waits up to 60 s for the answer.
+    let r = srv.get("/api/apps");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    dripper.join().unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+/// A token file another local user made (in /tmp, before the server was
+/// first started) holds a token that user knows, however private its mode:
+/// the server refuses it rather than take their token as its own.
+#[test]
+fn a_token_file_of_another_user_is_refused() {
+    if !ensure_root() {
+        return;
+    }
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let tf = dir.path().join("token");
+    fs::write(&tf, "known-to-nobody-0123456789\n").unwrap();
+    set_mode(&tf, 0o600);
+    sh(&format!("chown 65534:65534 {}", tf.display())).ok();
+    let out = env.app(&["serve", "--listen", "127.0.0.1:0", "--token-file", &s(&tf)]);
+    out.failed()
+        .stderr_is_short_error()
+        .stderr_mentions(&["another user"]);
+}

@@ -539,3 +539,152 @@ fn compose_up_sd_notify_says_ready_for_one_service() {
     assert_eq!(env.names(), ["unitnotify-db"], "--no-deps: only db");
     env.app(&["compose", "-f", &f, "down"]).ok();
 }
+
+/// A project's units never replace another's: project a's service b-c and
+/// project a-b's service c are both rrun-a-b-c.service, and a file from
+/// an untrusted repository installed with --install would otherwise put
+/// its service in the place of the other project's (its ExecStart, at the
+/// next boot). The same project's units are written again freely.
+#[test]
+fn units_never_overwrite_another_projects_units() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("units");
+    let write = |project: &str, service: &str| {
+        let file = dir.path().join(format!("{project}.yaml"));
+        fs::write(
+            &file,
+            format!("name: {project}\nservices:\n  {service}:\n    image: /srv/x.tar\n"),
+        )
+        .unwrap();
+        env.app(&["unit", "--output", &s(&out_dir), "-f", &s(&file)])
+    };
+    write("a-b", "c").ok();
+    write("a-b", "c").ok();
+    let unit = out_dir.join("rrun-a-b-c.service");
+    let before = fs::read_to_string(&unit).unwrap();
+    let out = write("a", "b-c");
+    out.failed()
+        .stderr_is_short_error()
+        .stderr_mentions(&["rrun-a-b-c.service"]);
+    assert_eq!(
+        fs::read_to_string(&unit).unwrap(),
+        before,
+        "the unit was replaced"
+    );
+    assert!(
+        !out_dir.join("rrun-a.target").exists(),
+        "a unit of the refused project was written"
+    );
+}
+
+/// App names meet too (project a's service b-c and project a-b's service c
+/// are both the app a-b-c): a compose unit's `rm -f` before and after the
+/// service removes only its own project's app, never another's of the
+/// same name (compose up already refuses to replace it).
+#[test]
+fn units_never_remove_another_projects_app() {
+    if !ensure_root() {
+        return;
+    }
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.yaml");
+    fs::write(&file, "name: a\nservices:\n  b-c:\n    image: /srv/x.tar\n").unwrap();
+    let out = env.app(&["unit", "-f", &s(&file)]);
+    out.ok();
+    assert!(
+        out.stdout.contains("ExecStartPre=-")
+            && out.stdout.contains(" rm -f --if-project a a-b-c\n"),
+        "{out}"
+    );
+    let img = image(env.root(), "img", &[]);
+    env.app(&[
+        "run",
+        "-d",
+        "--name",
+        "a-b-c",
+        "--network",
+        "none",
+        "--label",
+        "com.docker.compose.project=a-b",
+        img.to_str().unwrap(),
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    let out = env.app(&["rm", "-f", "--if-project", "a", "a-b-c"]);
+    out.ok();
+    assert!(out.stderr.contains("no app of project a"), "{out}");
+    assert!(
+        env.names().contains(&"a-b-c".to_string()),
+        "another project's app was removed"
+    );
+    env.app(&["rm", "-f", "--if-project", "a-b", "a-b-c"]).ok();
+    assert!(env.names().is_empty(), "its own project's app was left");
+}
+
+/// The units read the compose file (and .env) again at each start, as
+/// root: `rrun app unit` says so when someone else can change them (a
+/// project in another user's home, a group-writable directory), since
+/// that someone then decides what runs as root at the next boot.
+#[test]
+fn units_warn_when_others_can_change_what_they_run() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let proj = dir.path().join("proj");
+    fs::create_dir(&proj).unwrap();
+    set_mode(&proj, 0o755);
+    let file = proj.join("compose.yaml");
+    fs::write(
+        &file,
+        "name: rt20w\nservices:\n  a:\n    image: /srv/x.tar\n",
+    )
+    .unwrap();
+    set_mode(&file, 0o644);
+    let out = env.app(&["unit", "-f", &s(&file)]);
+    out.ok();
+    assert!(!out.stderr.contains("warning"), "{out}");
+    set_mode(&proj, 0o777);
+    let out = env.app(&["unit", "-f", &s(&file)]);
+    out.ok();
+    assert!(out.stderr.contains("written by group or others"), "{out}");
+    set_mode(&proj, 0o755);
+    sh(&format!("chown 65534 {}", file.display())).ok();
+    let out = env.app(&["unit", "-f", &s(&file)]);
+    assert!(out.stderr.contains("belongs to uid 65534"), "{out}");
+}
+
+/// At boot systemd starts the units of independent services at once, each
+/// an `rrun app compose up --no-deps S`: both find the project's network
+/// missing and make it; neither may fail for the other having made it.
+#[test]
+fn units_of_independent_services_start_at_once() {
+    if !ensure_root() {
+        return;
+    }
+    let env = Env::new();
+    let img = image(env.root(), "img", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("compose.yaml");
+    fs::write(
+        &file,
+        format!(
+            "name: rt20par\nservices:\n  a:\n    image: {i}\n    command: [\"sleep\", \"1000\"]\n\
+             \x20 b:\n    image: {i}\n    command: [\"sleep\", \"1000\"]\n",
+            i = img.display()
+        ),
+    )
+    .unwrap();
+    let f = s(&file);
+    for round in 0..10 {
+        let up = |svc: &'static str| {
+            let c = env.cmd(&["compose", "-f", &f, "up", "-d", "--no-deps", svc]);
+            std::thread::spawn(move || run_timeout(c, Duration::from_secs(90)))
+        };
+        let (a, b) = (up("a"), up("b"));
+        let (a, b) = (a.join().unwrap(), b.join().unwrap());
+        env.app(&["compose", "-f", &f, "down"]).ok();
+        assert!(a.success() && b.success(), "round {round}:\n{a}\n{b}");
+    }
+}

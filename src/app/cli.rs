@@ -234,6 +234,10 @@ pub struct RmArgs {
     /// Stop it first if it runs (else a running app is refused)
     #[arg(short = 'f', long)]
     pub force: bool,
+    /// Only apps of this compose project (labelled so); another app of the
+    /// same name is left alone, with a warning (the compose units use it)
+    #[arg(long = "if-project", value_name = "PROJECT")]
+    pub if_project: Option<String>,
     #[arg(required = true)]
     pub names: Vec<String>,
 }

@@ -367,6 +367,31 @@ pub fn remove_all(paths: &Paths, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// The names that are apps of compose project `project` (or no app at
+/// all: rm says so); an app of the same name that is not the project's
+/// (another project's `a-b` + `c` is project `a`'s `b-c` too, or a
+/// hand-made app) is left out, with a warning.
+pub fn of_project(paths: &Paths, names: &[String], project: &str) -> Vec<String> {
+    names
+        .iter()
+        .filter(|name| {
+            let app = App::at(paths, name);
+            let Ok(spec) = app.load_spec() else {
+                return true;
+            };
+            let ours = spec
+                .labels
+                .get(super::compose::LABEL_PROJECT)
+                .is_some_and(|p| p == project);
+            if !ours {
+                eprintln!("rrun: warning: {name} is no app of project {project}: left as it is");
+            }
+            ours
+        })
+        .cloned()
+        .collect()
+}
+
 pub fn rm(paths: &Paths, names: &[String], force: bool) -> Result<()> {
     each(names, |name| {
         let app = App::at(paths, name);

@@ -74,7 +74,13 @@ pub fn main(a: &AppArgs) -> Result<i32> {
             lifecycle::each(&n.names, |n| lifecycle::start(&paths, n)).map(|_| 0)
         }
         AppCommand::Restart(s) => lifecycle::restart(&paths, s).map(|_| 0),
-        AppCommand::Rm(r) => lifecycle::rm(&paths, &r.names, r.force).map(|_| 0),
+        AppCommand::Rm(r) => {
+            let names = match &r.if_project {
+                Some(p) => lifecycle::of_project(&paths, &r.names, p),
+                None => r.names.clone(),
+            };
+            lifecycle::rm(&paths, &names, r.force).map(|_| 0)
+        }
         AppCommand::Inspect(n) => show::inspect(&paths, &n.names).map(|_| 0),
         AppCommand::Update(u) => lifecycle::update(&paths, u).map(|_| 0),
         AppCommand::Events(e) => show::events(&paths, &e.name, e.follow).map(|_| 0),

@@ -794,6 +794,9 @@ pub fn remove(paths: &Paths, name: &str) -> Result<(), NetError> {
     let _ = fs::remove_dir_all(paths.cni_state().join("ipam").join(name));
     let _ = fs::remove_file(paths.run.join("subnets").join(name));
     let _ = fs::remove_file(paths.locks().join(format!("net-{name}.lock")));
+    // The compose project that made it, if one did (compose/project.rs): a
+    // network made again by hand under this name is nobody's project's.
+    let _ = fs::remove_file(paths.networks().join(format!(".{name}.project")));
     Ok(())
 }
 

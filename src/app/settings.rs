@@ -196,8 +196,28 @@ pub fn set_env(env: &mut Vec<String>, kv: String) {
     env.push(kv);
 }
 
+/// The most a settings file (an env file, a compose file) may hold.
+pub const MAX_FILE: u64 = 16 << 20;
+
+/// A file's text, at most MAX_FILE bytes: a file named by an untrusted
+/// compose file may be /dev/zero or /dev/urandom (endless); a pipe
+/// (`--env-file <(...)`) still works.
+pub fn read_small_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path)?;
+    let mut text = String::new();
+    f.take(MAX_FILE + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_FILE {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB",
+            MAX_FILE >> 20
+        )));
+    }
+    Ok(text)
+}
+
 pub fn read_env_file(path: &Path) -> Result<Vec<String>, SettingsError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::EnvFile {
+    let text = read_small_file(path).map_err(|source| SettingsError::EnvFile {
         path: path.to_path_buf(),
         source,
     })?;

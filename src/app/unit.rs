@@ -190,8 +190,21 @@ pub fn stop_timeout(spec: &AppSpec) -> u64 {
 
 /// The lines every app unit's [Service] has; `start` is the ExecStart argv
 /// after `rrun app --app-root R`.
-fn service_section(ctx: &Ctx, spec: &AppSpec, start: &[String], oneshot: bool) -> String {
+/// `project`: a compose service's, whose `rm -f` must leave an app of the
+/// same name that is not the project's (names meet: `a` + `b-c`, `a-b` +
+/// `c`).
+fn service_section(
+    ctx: &Ctx,
+    spec: &AppSpec,
+    start: &[String],
+    oneshot: bool,
+    project: Option<&str>,
+) -> String {
     let name = spec.name.as_str();
+    let rm: Vec<&str> = match project {
+        Some(p) => vec!["rm", "-f", "--if-project", p, name],
+        None => vec!["rm", "-f", name],
+    };
     // NotifyAccess for a oneshot too: systemd sets $NOTIFY_SOCKET only
     // then, and that is what makes its main process move to the leaf
     // cgroup (notify::prepare), keeping the job's container in the unit.
@@ -211,10 +224,10 @@ fn service_section(ctx: &Ctx, spec: &AppSpec, start: &[String], oneshot: bool) -
          ExecStopPost=-{post}\n\
          TimeoutStartSec={tstart}\n\
          TimeoutStopSec={tstop}\n",
-        pre = ctx.cmd(&["rm", "-f", name]),
+        pre = ctx.cmd(&rm),
         start = ctx.cmd(start),
         stop = ctx.cmd(&["stop", name]),
-        post = ctx.cmd(&["rm", "-f", name]),
+        post = ctx.cmd(&rm),
         tstart = start_timeout(spec),
         tstop = stop_timeout(spec),
     )
@@ -253,7 +266,7 @@ pub fn app_unit(ctx: &Ctx, spec: &AppSpec) -> Unit {
         )),
         desc = text_value(&spec.name),
         root = quote(&ctx.app_root.display().to_string()),
-        service = service_section(ctx, spec, &start, false),
+        service = service_section(ctx, spec, &start, false, None),
         wanted = ctx.wanted_by(),
     );
     Unit {
@@ -334,7 +347,7 @@ pub fn project_units(ctx: &Ctx, p: &ProjectUnits) -> Vec<Unit> {
             proj = text_value(&p.name),
             svc = text_value(&s.service),
             root = quote(&ctx.app_root.display().to_string()),
-            service = service_section(ctx, &s.app, &start, s.one_shot),
+            service = service_section(ctx, &s.app, &start, s.one_shot, Some(&p.name)),
         );
         units.push(Unit {
             file: service_unit_name(&p.name, &s.service),
@@ -490,7 +503,49 @@ fn load_project(a: &UnitArgs) -> Result<ProjectUnits> {
     for w in &p.warnings {
         eprintln!("{w}");
     }
+    for w in boot_time_writers(&p) {
+        eprintln!("rrun: warning: {w}");
+    }
     Ok(from_project(&p))
+}
+
+/// What the units read again at each start, as the service manager's user
+/// (root), that someone else could change meanwhile: the compose files,
+/// the project's .env and their directories (a file there can be replaced).
+/// Whoever can write them decides what runs at the next boot.
+fn boot_time_writers(p: &super::compose::Project) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    let mut paths: Vec<PathBuf> = p.files.clone();
+    paths.push(p.dir.join(".env"));
+    paths.extend(
+        p.files
+            .iter()
+            .filter_map(|f| f.parent().map(Path::to_path_buf)),
+    );
+    paths.push(p.dir.clone());
+    paths.sort();
+    paths.dedup();
+    paths
+        .into_iter()
+        .filter_map(|path| {
+            let m = fs::metadata(&path).ok()?;
+            if m.uid() != me && m.uid() != 0 {
+                Some(format!(
+                    "{} belongs to uid {}: that user decides what these units run (as root) at each start",
+                    path.display(),
+                    m.uid()
+                ))
+            } else if m.mode() & 0o022 != 0 {
+                Some(format!(
+                    "{} can be written by group or others: they decide what these units run (as root) at each start",
+                    path.display()
+                ))
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 /// A loaded compose project as the units need it (services in file order).
@@ -537,6 +592,25 @@ pub fn main(paths: &Paths, a: &UnitArgs) -> Result<i32> {
         }
     };
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // Names can meet: project a's service b-c and project a-b's service c
+    // are both rrun-a-b-c.service, and project app's service x is
+    // rrun-app-x.service like the app x's. A file there that is not this
+    // unit (its header line says what it is) is someone else's: refused,
+    // before anything is written.
+    for u in &units {
+        let path = dir.join(&u.file);
+        let Ok(old) = fs::read_to_string(&path) else {
+            continue;
+        };
+        let first = |t: &str| t.lines().next().unwrap_or("").to_string();
+        if first(&old) != first(&u.text) {
+            bail!(
+                "{} exists and is another unit ({}): remove it first, or name the project otherwise (-p)",
+                path.display(),
+                first(&old)
+            );
+        }
+    }
     for u in &units {
         let path = dir.join(&u.file);
         fs::write(&path, &u.text).with_context(|| format!("writing {}", path.display()))?;

@@ -84,7 +84,7 @@ pub fn check_project_name(name: &str) -> Result<(), String> {
 }
 
 fn read(path: &Path) -> Result<String, ComposeError> {
-    std::fs::read_to_string(path).map_err(|source| ComposeError::Read {
+    crate::app::settings::read_small_file(path).map_err(|source| ComposeError::Read {
         path: path.to_path_buf(),
         source,
     })
@@ -213,6 +213,9 @@ fn mount_target(n: &Node) -> Option<&str> {
     }
 }
 
+/// The most all interpolated values of a file may add up to.
+const TOTAL_VALUES: usize = 64 << 20;
+
 /// Interpolates every scalar value (keys are not; `x-` fields, ignored
 /// anyway, are skipped).
 fn interpolate_tree(
@@ -221,6 +224,7 @@ fn interpolate_tree(
     lookup: &dyn Fn(&str) -> Option<String>,
     files: &[String],
     unset: &mut Vec<String>,
+    budget: &mut usize,
 ) -> Result<(), ComposeError> {
     match &mut n.value {
         Value::Scalar(s, plain) => {
@@ -231,6 +235,19 @@ fn interpolate_tree(
                     key: path.to_string(),
                     msg: e.to_string(),
                 })?;
+                // All values together are bounded too (many values, each
+                // below the bound of one).
+                *budget = budget
+                    .checked_sub(v.len())
+                    .ok_or_else(|| ComposeError::At {
+                        file: files[n.file].clone(),
+                        line: n.line,
+                        key: path.to_string(),
+                        msg: format!(
+                            "the file's values expand to more than {} MiB",
+                            TOTAL_VALUES >> 20
+                        ),
+                    })?;
                 *s = v;
                 // What a variable gave is text, never YAML's null.
                 *plain = false;
@@ -243,7 +260,7 @@ fn interpolate_tree(
         }
         Value::Seq(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                interpolate_tree(item, &format!("{path}[{i}]"), lookup, files, unset)?;
+                interpolate_tree(item, &format!("{path}[{i}]"), lookup, files, unset, budget)?;
             }
         }
         Value::Map(entries) => {
@@ -256,7 +273,7 @@ fn interpolate_tree(
                 } else {
                     format!("{path}.{}", k.name)
                 };
-                interpolate_tree(v, &p, lookup, files, unset)?;
+                interpolate_tree(v, &p, lookup, files, unset, budget)?;
             }
         }
     }
@@ -349,7 +366,8 @@ pub fn load(o: &LoadOptions) -> Result<Project, ComposeError> {
     let lookup = |k: &str| vars.get(k).cloned();
 
     let mut unset = Vec::new();
-    interpolate_tree(&mut doc, "", &lookup, &shown, &mut unset)?;
+    let mut budget = TOTAL_VALUES;
+    interpolate_tree(&mut doc, "", &lookup, &shown, &mut unset, &mut budget)?;
     let warnings = unset
         .iter()
         .map(|v| format!("warning: the variable {v} is not set: it stands for an empty string"))

@@ -11,7 +11,13 @@ pub enum InterpError {
     Format(String),
     #[error("required variable {name} is missing a value{}", if msg.is_empty() { String::new() } else { format!(": {msg}") })]
     Required { name: String, msg: String },
+    #[error("the value expands to more than {} MiB", MAX_VALUE >> 20)]
+    TooLarge,
 }
+
+/// The most one value may expand to: `$A` repeated, with A a big variable
+/// from .env, is a small file and a huge value.
+pub const MAX_VALUE: usize = 4 << 20;
 
 /// The result, and the variables that were unset and had no default (they
 /// became "": the caller warns about each).
@@ -48,6 +54,9 @@ fn expand(
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find('$') {
+        if out.len() > MAX_VALUE {
+            return Err(InterpError::TooLarge);
+        }
         out.push_str(&rest[..i]);
         let after = &rest[i + 1..];
         let mut chars = after.chars();
@@ -78,6 +87,9 @@ fn expand(
         }
     }
     out.push_str(rest);
+    if out.len() > MAX_VALUE {
+        return Err(InterpError::TooLarge);
+    }
     Ok(out)
 }
 

@@ -154,8 +154,18 @@ pub fn down(paths: &Paths, p: &Project, a: &DownArgs) -> Result<i32> {
         if in_use.contains(&format!("network:{n}")) || network::get(paths, &n).is_err() {
             continue;
         }
+        if !project::owns_network(paths, &p.name, &n) {
+            eprintln!(
+                "rrun: warning: network {n} was not made by project {}: left as it is",
+                p.name
+            );
+            continue;
+        }
         match network::remove(paths, &n) {
-            Ok(()) => progress(&format!("Network {n}"), "Removed"),
+            Ok(()) => {
+                project::forget_network(paths, &n);
+                progress(&format!("Network {n}"), "Removed");
+            }
             Err(e) => {
                 let e = anyhow::Error::from(e).context(format!("network {n}"));
                 match first_err {
@@ -171,8 +181,18 @@ pub fn down(paths: &Paths, p: &Project, a: &DownArgs) -> Result<i32> {
             if in_use.contains(&format!("volume:{}", v.name)) || !dir.exists() {
                 continue;
             }
+            if !project::owns_volume(paths, &p.name, &v.name) {
+                eprintln!(
+                    "rrun: warning: volume {} was not made by project {}: left as it is",
+                    v.name, p.name
+                );
+                continue;
+            }
             match crate::app::rmtree::remove_tree(&dir) {
-                Ok(()) => progress(&format!("Volume {}", v.name), "Removed"),
+                Ok(()) => {
+                    project::forget_volume(paths, &v.name);
+                    progress(&format!("Volume {}", v.name), "Removed");
+                }
                 Err(e) => {
                     let e = anyhow::anyhow!("volume {}: {e}", v.name);
                     match first_err {

@@ -9,6 +9,55 @@ use crate::app::paths::Paths;
 use crate::app::settings::AppSpec;
 use crate::app::state::{self, App, StateError};
 
+/// The file beside a named volume that says which project made it (a
+/// volume name starts with a letter or digit, so no volume is called so).
+/// `down -v` removes only the volumes its project made: a file may name
+/// any volume (`name:`), and `P_V` of one project can be another's (`a` +
+/// `b_c`, `a_b` + `c`).
+fn owner_file(paths: &Paths, volume: &str) -> std::path::PathBuf {
+    paths.volumes().join(format!(".{volume}.project"))
+}
+
+/// Makes the project's volume when it does not exist yet, marked as the
+/// project's; an existing one is used as it is (and stays another's).
+pub fn make_volume(paths: &Paths, project: &str, volume: &str) -> std::io::Result<()> {
+    let dir = paths.volumes().join(volume);
+    std::fs::create_dir_all(paths.volumes())?;
+    match std::fs::create_dir(&dir) {
+        Ok(()) => std::fs::write(owner_file(paths, volume), project),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether project `project` made the volume (see [`make_volume`]).
+pub fn owns_volume(paths: &Paths, project: &str, volume: &str) -> bool {
+    std::fs::read_to_string(owner_file(paths, volume)).is_ok_and(|o| o == project)
+}
+
+/// Forgets the volume's owner (once the volume is removed).
+pub fn forget_volume(paths: &Paths, volume: &str) {
+    let _ = std::fs::remove_file(owner_file(paths, volume));
+}
+
+/// The same for networks: `networks/.<name>.project` beside the network's
+/// definition (`<name>.conflist`), written by `up` when it creates one.
+fn network_owner_file(paths: &Paths, network: &str) -> std::path::PathBuf {
+    paths.networks().join(format!(".{network}.project"))
+}
+
+pub fn mark_network(paths: &Paths, project: &str, network: &str) -> std::io::Result<()> {
+    std::fs::write(network_owner_file(paths, network), project)
+}
+
+pub fn owns_network(paths: &Paths, project: &str, network: &str) -> bool {
+    std::fs::read_to_string(network_owner_file(paths, network)).is_ok_and(|o| o == project)
+}
+
+pub fn forget_network(paths: &Paths, network: &str) {
+    let _ = std::fs::remove_file(network_owner_file(paths, network));
+}
+
 /// One app of a project.
 #[derive(Debug, Clone)]
 pub struct ProjectApp {

@@ -156,6 +156,19 @@ pub fn up(paths: &Paths, p: &Project, a: &UpArgs) -> Result<i32> {
         specs.insert(s.clone(), spec);
     }
     networks(paths, p, specs.values())?;
+    for v in p.volumes.values().filter(|v| !v.external) {
+        let existed = paths.volumes().join(&v.name).exists();
+        project::make_volume(paths, &p.name, &v.name)
+            .with_context(|| format!("volume {}", v.name))?;
+        if existed && !project::owns_volume(paths, &p.name, &v.name) {
+            // Another app's or project's data: used, as compose does, but
+            // said (a file may name any volume).
+            eprintln!(
+                "rrun: warning: volume {} exists and was not made by project {}: used as it is (mark it external: true)",
+                v.name, p.name
+            );
+        }
+    }
     start_all(paths, p, &order, &selected, &specs, deadline)?;
     if a.wait || a.sd_notify {
         for s in &order {
@@ -236,9 +249,16 @@ fn orphans(paths: &Paths, p: &Project, existing: &[ProjectApp], remove: bool) ->
 
 /// A registry image copied into a local OCI layout (once per reference)
 /// with skopeo, when it is installed; the app's source then.
-fn pull(paths: &Paths, r: &str) -> Result<String> {
+/// The cache directory's name of a registry reference: readable, and one
+/// per reference (a digest of it): with the readable part alone,
+/// `quay.io/org/app:1` and `quay.io/org_app:1` (another owner's) shared
+/// one directory, and a file pulling one made every project using the
+/// other run its image.
+fn cache_name(r: &str) -> String {
+    use sha2::{Digest, Sha256};
     let safe: String = r
         .chars()
+        .take(64)
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
                 c
@@ -247,7 +267,16 @@ fn pull(paths: &Paths, r: &str) -> Result<String> {
             }
         })
         .collect();
-    let dir = paths.root.join("compose-images").join(safe);
+    let digest: String = Sha256::digest(r.as_bytes())
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{safe}-{digest}")
+}
+
+fn pull(paths: &Paths, r: &str) -> Result<String> {
+    let dir = paths.root.join("compose-images").join(cache_name(r));
     let source = format!("oci:{}:latest", dir.display());
     if dir.join("index.json").is_file() {
         return Ok(source);
@@ -263,23 +292,38 @@ fn pull(paths: &Paths, r: &str) -> Result<String> {
     };
     std::fs::create_dir_all(dir.parent().expect("a path under the root"))?;
     progress(r, "Pulling");
+    // Into a directory of this process's, renamed into place once whole:
+    // the units of two services with one image pull it at once at boot,
+    // and neither may see (or remove) the other's half-written copy.
+    let tmp = dir.with_file_name(format!("{}.pulling-{}", cache_name(r), std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
     let out = std::process::Command::new(skopeo)
         .arg("copy")
         .arg(format!("docker://{r}"))
-        .arg(&source)
+        .arg(format!("oci:{}:latest", tmp.display()))
         .output()
         .with_context(|| format!("image {r}: running skopeo"))?;
-    if !out.status.success() {
-        let _ = std::fs::remove_dir_all(&dir);
-        let err = String::from_utf8_lossy(&out.stderr);
-        let line = err
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("");
-        bail!("image {r}: skopeo copy failed: {line}");
+    if out.status.success() {
+        if std::fs::rename(&tmp, &dir).is_err() {
+            // Another pull finished first: its copy is used.
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        if dir.join("index.json").is_file() {
+            return Ok(source);
+        }
+        bail!(
+            "image {r}: the copy skopeo made is not at {}",
+            dir.display()
+        );
     }
-    Ok(source)
+    let _ = std::fs::remove_dir_all(&tmp);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    bail!("image {r}: skopeo copy failed: {line}")
 }
 
 /// The project's networks the apps use, made when missing; an external
@@ -305,7 +349,15 @@ fn networks<'a>(
                 def.name
             );
         }
-        network::create(paths, &def.name, def.subnet.as_deref())?;
+        match network::create(paths, &def.name, def.subnet.as_deref()) {
+            Ok(_) => {}
+            // Another `up` of the project made it meanwhile: the units of
+            // independent services start at once at boot, each an `up`.
+            Err(network::NetError::Exists(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        project::mark_network(paths, &p.name, &def.name)
+            .with_context(|| format!("network {}", def.name))?;
         progress(&format!("Network {}", def.name), "Created");
     }
     Ok(())
@@ -651,5 +703,26 @@ mod tests {
         let p = prefixes(&["db".into(), "migrate".into()]);
         assert_eq!(p["db"], "db      | ");
         assert_eq!(p["migrate"], "migrate | ");
+    }
+
+    /// One cache directory per registry reference: references that differ
+    /// only where the readable name replaces characters never share one
+    /// (another owner's image would run in their place).
+    #[test]
+    fn registry_cache_is_one_per_reference() {
+        let refs = [
+            "quay.io/org/app:1",
+            "quay.io/org_app:1",
+            "quay.io/org/app_1",
+            "registry.example:5000/app",
+            "registry.example/5000/app",
+        ];
+        let names: std::collections::BTreeSet<String> =
+            refs.iter().map(|r| cache_name(r)).collect();
+        assert_eq!(names.len(), refs.len(), "{names:?}");
+        for n in &names {
+            assert!(!n.contains('/') && !n.starts_with('.'), "{n}");
+        }
+        assert_eq!(cache_name("redis:7"), cache_name("redis:7"));
     }
 }

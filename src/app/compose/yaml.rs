@@ -14,6 +14,9 @@ use saphyr_parser::{Event, Parser, ScalarStyle};
 
 /// The most nodes a file may expand to (aliases included).
 const MAX_NODES: usize = 1_000_000;
+/// The most bytes of scalars and keys a file may expand to (aliases
+/// included): a few aliases of one big scalar are few nodes but many bytes.
+const MAX_BYTES: usize = 64 << 20;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -74,8 +77,14 @@ struct Frame {
 enum FrameKind {
     Seq(Vec<Node>),
     /// Entries, the key waiting for its value (and whether it is a merge
-    /// key: a plain `<<`), the merge keys' values.
-    Map(Vec<(Key, Node)>, Option<(Key, bool)>, Vec<(Key, Node)>),
+    /// key: a plain `<<`), the merge keys' values, and the keys seen (the
+    /// duplicate check must not be quadratic in a mapping's size).
+    Map(
+        Vec<(Key, Node)>,
+        Option<(Key, bool)>,
+        Vec<(Key, Node)>,
+        std::collections::HashSet<String>,
+    ),
 }
 
 struct Builder {
@@ -83,15 +92,23 @@ struct Builder {
     stack: Vec<Frame>,
     anchors: HashMap<usize, Node>,
     nodes: usize,
+    bytes: usize,
     doc: Option<Node>,
     docs: usize,
 }
 
-fn size(n: &Node) -> usize {
-    1 + match &n.value {
-        Value::Scalar(..) => 0,
-        Value::Seq(v) => v.iter().map(size).sum(),
-        Value::Map(m) => m.iter().map(|(_, v)| 1 + size(v)).sum(),
+/// A node's nodes and bytes (scalars' and keys' text).
+fn size(n: &Node) -> (usize, usize) {
+    match &n.value {
+        Value::Scalar(s, _) => (1, s.len()),
+        Value::Seq(v) => v
+            .iter()
+            .map(size)
+            .fold((1, 0), |a, b| (a.0 + b.0, a.1 + b.1)),
+        Value::Map(m) => m.iter().fold((1, 0), |a, (k, v)| {
+            let b = size(v);
+            (a.0 + 1 + b.0, a.1 + k.name.len() + b.1)
+        }),
     }
 }
 
@@ -103,12 +120,22 @@ impl Builder {
         }
     }
 
-    fn count(&mut self, n: usize, line: usize) -> Result<(), YamlError> {
+    fn count(&mut self, (n, bytes): (usize, usize), line: usize) -> Result<(), YamlError> {
         self.nodes += n;
+        self.bytes += bytes;
         if self.nodes > MAX_NODES {
             return Err(Self::err(
                 line,
                 format!("the file expands to more than {MAX_NODES} nodes (aliases)"),
+            ));
+        }
+        if self.bytes > MAX_BYTES {
+            return Err(Self::err(
+                line,
+                format!(
+                    "the file expands to more than {} MiB (aliases)",
+                    MAX_BYTES >> 20
+                ),
             ));
         }
         Ok(())
@@ -134,7 +161,7 @@ impl Builder {
                 ..
             }) => items.push(node),
             Some(Frame {
-                kind: FrameKind::Map(entries, pending, merges),
+                kind: FrameKind::Map(entries, pending, merges, seen),
                 ..
             }) => match pending.take() {
                 Some((k, true)) => merges.push((k, node)),
@@ -142,7 +169,7 @@ impl Builder {
                 None => match node.value {
                     Value::Scalar(name, plain) => {
                         let merge = plain && name == "<<";
-                        if !merge && entries.iter().any(|(k, _)| k.name == name) {
+                        if !merge && !seen.insert(name.clone()) {
                             return Err(Self::err(line, format!("duplicate key {name:?}")));
                         }
                         *pending = Some((Key { name, line }, merge));
@@ -174,7 +201,7 @@ impl Builder {
             }
             Event::Scalar(text, style, anchor, tag) => {
                 check_tag(tag.as_deref(), line)?;
-                self.count(1, line)?;
+                self.count((1, text.len()), line)?;
                 let plain = style == ScalarStyle::Plain;
                 self.finish(
                     Node {
@@ -187,7 +214,7 @@ impl Builder {
             }
             Event::SequenceStart(anchor, tag) => {
                 check_tag(tag.as_deref(), line)?;
-                self.count(1, line)?;
+                self.count((1, 0), line)?;
                 self.stack.push(Frame {
                     line,
                     anchor,
@@ -196,11 +223,11 @@ impl Builder {
             }
             Event::MappingStart(anchor, tag) => {
                 check_tag(tag.as_deref(), line)?;
-                self.count(1, line)?;
+                self.count((1, 0), line)?;
                 self.stack.push(Frame {
                     line,
                     anchor,
-                    kind: FrameKind::Map(Vec::new(), None, Vec::new()),
+                    kind: FrameKind::Map(Vec::new(), None, Vec::new(), Default::default()),
                 });
             }
             Event::SequenceEnd | Event::MappingEnd => {
@@ -210,7 +237,7 @@ impl Builder {
                     .ok_or_else(|| Self::err(line, "unbalanced YAML"))?;
                 let value = match f.kind {
                     FrameKind::Seq(items) => Value::Seq(items),
-                    FrameKind::Map(entries, _, merges) => Value::Map(merge_keys(entries, merges)?),
+                    FrameKind::Map(entries, _, merges, _) => Value::Map(merge_keys(entries, merges)?),
                 };
                 self.finish(
                     Node {
@@ -243,6 +270,9 @@ fn merge_keys(
     mut own: Vec<(Key, Node)>,
     merges: Vec<(Key, Node)>,
 ) -> Result<Vec<(Key, Node)>, YamlError> {
+    // A set, not a scan per key: merging must not be quadratic either.
+    let mut have: std::collections::HashSet<String> =
+        own.iter().map(|(k, _)| k.name.clone()).collect();
     for (k, v) in merges {
         let sources = match v.value {
             Value::Map(m) => vec![m],
@@ -262,7 +292,7 @@ fn merge_keys(
         };
         for m in sources {
             for (mk, mv) in m {
-                if !own.iter().any(|(o, _)| o.name == mk.name) {
+                if have.insert(mk.name.clone()) {
                     own.push((mk, mv));
                 }
             }
@@ -278,6 +308,7 @@ pub fn parse(text: &str, file: usize) -> Result<Node, YamlError> {
         stack: Vec::new(),
         anchors: HashMap::new(),
         nodes: 0,
+        bytes: 0,
         doc: None,
         docs: 0,
     };

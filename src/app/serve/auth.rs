@@ -23,6 +23,8 @@ pub enum AuthError {
     },
     #[error("token file {0} can be read by group or others (chmod 600 it)")]
     Mode(PathBuf),
+    #[error("token file {0} belongs to another user (uid {1}): whoever owns it knows the token")]
+    Owner(PathBuf, u32),
     #[error("token file {0} holds no token (a line of at least 16 printable characters)")]
     Empty(PathBuf),
     #[error("reading random bytes for the token: {0}")]
@@ -63,6 +65,12 @@ pub fn load_or_create(file: Option<&Path>) -> Result<(String, TokenSource), Auth
     match fs::File::open(path) {
         Ok(mut f) => {
             let meta = f.metadata().map_err(io)?;
+            // A file another user made (in /tmp, say) holds a token they
+            // chose: private to them is not private to us.
+            let uid = std::os::unix::fs::MetadataExt::uid(&meta);
+            if uid != nix::unistd::geteuid().as_raw() {
+                return Err(AuthError::Owner(path.to_path_buf(), uid));
+            }
             if meta.permissions().mode() & 0o077 != 0 {
                 return Err(AuthError::Mode(path.to_path_buf()));
             }

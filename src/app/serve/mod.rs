@@ -180,9 +180,48 @@ pub fn serve(paths: &Paths, a: &ServeArgs) -> Result<i32> {
     bail!("the listening socket failed")
 }
 
+/// The stream with one deadline for the whole request (or answer): each
+/// read or write may wait only for what is left of it, so a client sending
+/// or reading a byte now and then (slowloris, slow read) cannot hold a
+/// worker longer than IO_TIMEOUT.
+struct Deadline<'a> {
+    s: &'a TcpStream,
+    end: Instant,
+}
+
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        self.s.set_read_timeout(Some(left))?;
+        self.s.read(buf)
+    }
+}
+
+impl Write for Deadline<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let left = self.end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        self.s.set_write_timeout(Some(left))?;
+        self.s.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Reads one request from the connection and answers it.
-fn answer(ctx: &api::Ctx, mut s: TcpStream) {
-    let resp = match http::read_request(&mut s) {
+fn answer(ctx: &api::Ctx, s: TcpStream) {
+    let read = http::read_request(&mut Deadline {
+        s: &s,
+        end: Instant::now() + IO_TIMEOUT,
+    });
+    let resp = match read {
         Ok(req) => {
             let head_only = req.method == "HEAD";
             let own = ctx.loopback
@@ -191,7 +230,11 @@ fn answer(ctx: &api::Ctx, mut s: TcpStream) {
                     _ => false,
                 };
             let resp = api::handle(ctx, &req, own);
-            let _ = http::write_response(&mut s, &resp, head_only);
+            let mut out = Deadline {
+                s: &s,
+                end: Instant::now() + IO_TIMEOUT,
+            };
+            let _ = http::write_response(&mut out, &resp, head_only);
             return;
         }
         Err(e) => match e.status() {
@@ -199,11 +242,18 @@ fn answer(ctx: &api::Ctx, mut s: TcpStream) {
             None => return,
         },
     };
-    let _ = http::write_response(&mut s, &resp, false);
+    let mut out = Deadline {
+        s: &s,
+        end: Instant::now() + IO_TIMEOUT,
+    };
+    let _ = http::write_response(&mut out, &resp, false);
     // The client may still be sending what was refused: closing with
     // unread input would reset the connection, and the answer with it.
     // Its end of the stream is read (bounded) before closing.
     let _ = s.shutdown(std::net::Shutdown::Write);
-    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
-    let _ = std::io::copy(&mut (&s).take(1 << 20), &mut std::io::sink());
+    let mut rest = Deadline {
+        s: &s,
+        end: Instant::now() + Duration::from_secs(1),
+    };
+    let _ = std::io::copy(&mut (&mut rest).take(1 << 20), &mut std::io::sink());
 }
