@@ -604,9 +604,10 @@ fn wait_good(paths: &Paths, name: &str, spec: &AppSpec) -> Result<()> {
     }
 }
 
-/// The signals that stop a foreground app, blocked (from the start of a
-/// foreground `run`: one that comes while the app starts is not lost).
-fn stop_signals() -> nix::sys::signal::SigSet {
+/// The signals that stop a foreground app (or `compose up`), blocked in
+/// the calling thread and so in every thread it starts after (from the
+/// start: one that comes while the apps start is not lost).
+pub fn stop_signals() -> nix::sys::signal::SigSet {
     use nix::sys::signal::{SigSet, Signal};
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGINT);

@@ -230,15 +230,7 @@ pub fn ls(paths: &Paths, a: &LsArgs) -> Result<()> {
                 .map(human_bytes)
                 .unwrap_or_else(|| "-".into()),
             format!("{} ({short})", v["image"]["source"].as_str().unwrap_or("")),
-            v["ports"]
-                .as_array()
-                .map(|p| {
-                    p.iter()
-                        .filter_map(|x| x.as_str())
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .unwrap_or_default(),
+            ports_text(v),
             v["lastExit"].as_str().unwrap_or("-").to_string(),
         ]);
     }
@@ -482,4 +474,17 @@ pub fn networks(paths: &Paths, format: &str) -> Result<()> {
     }
     print_table(&rows);
     Ok(())
+}
+
+/// A row's published ports as the tables show them ("8080:80,53:53/udp").
+pub fn ports_text(row: &Value) -> String {
+    row["ports"]
+        .as_array()
+        .map(|p| {
+            p.iter()
+                .filter_map(|x| x.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
 }

@@ -18,21 +18,8 @@ use crate::state::Store;
 pub fn run(store: &Store, cli: &Cli, a: &RunArgs) -> Result<i32> {
     if a.detach {
         let Created { dir, mut state, .. } = process::create(store, &run_options(cli, a, false))?;
-        let listener = match notify::Listener::bind(
-            &dir,
-            cli.notify_socket.as_deref().map(std::path::Path::new),
-        ) {
-            Ok(l) => l,
-            Err(e) => {
-                let _ = process::destroy(dir, &state);
-                return Err(e.into());
-            }
-        };
-        if let Err(e) = process::start(&dir, &mut state) {
-            let _ = process::destroy(dir, &state);
-            return Err(e.into());
-        }
-        if let Some(l) = listener {
+        let listener = start_listening(cli, dir, &mut state)?;
+        if let Some((l, dir)) = listener {
             drop(dir);
             l.relay(state.pid, state.pid)?;
         }
@@ -59,20 +46,9 @@ pub fn run(store: &Store, cli: &Cli, a: &RunArgs) -> Result<i32> {
     {
         let _ = crate::sys::set_winsize(m, size);
     }
-    let listener = match notify::Listener::bind(
-        &dir,
-        cli.notify_socket.as_deref().map(std::path::Path::new),
-    ) {
-        Ok(l) => l,
-        Err(e) => {
-            let _ = process::destroy(dir, &state);
-            return Err(e.into());
-        }
-    };
-    if let Err(e) = process::start(&dir, &mut state) {
-        let _ = process::destroy(dir, &state);
-        return Err(e.into());
-    }
+    // The directory goes with it: `state`, `kill` and `list` work on the
+    // container while it runs.
+    let listener = start_listening(cli, dir, &mut state)?.map(|(l, _)| l);
     if let Some(l) = listener {
         // In the foreground rrun stays the unit's main process (runc names
         // itself too); relayed beside the wait, so signals still pass.
@@ -84,8 +60,6 @@ pub fn run(store: &Store, cli: &Cli, a: &RunArgs) -> Result<i32> {
         });
     }
     let id = state.id.clone();
-    // Let `state`, `kill` and `list` work on the container while it runs.
-    drop(dir);
     let code = supervise(Pid::from_raw(state.pid), master, &mask)?;
     if !a.keep {
         let dir = store.open(&id)?;
@@ -93,6 +67,31 @@ pub fn run(store: &Store, cli: &Cli, a: &RunArgs) -> Result<i32> {
         process::destroy(dir, &state)?;
     }
     Ok(code)
+}
+
+/// Binds the notify socket (with $NOTIFY_SOCKET), then starts the
+/// container; on failure the container is destroyed. Returns the listener
+/// (None without a notify socket) with the still-locked directory.
+fn start_listening(
+    cli: &Cli,
+    dir: crate::state::ContainerDir,
+    state: &mut crate::state::ContainerState,
+) -> Result<Option<(notify::Listener, crate::state::ContainerDir)>> {
+    let listener = match notify::Listener::bind(
+        &dir,
+        cli.notify_socket.as_deref().map(std::path::Path::new),
+    ) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = process::destroy(dir, state);
+            return Err(e.into());
+        }
+    };
+    if let Err(e) = process::start(&dir, state) {
+        let _ = process::destroy(dir, state);
+        return Err(e.into());
+    }
+    Ok(listener.map(|l| (l, dir)))
 }
 
 fn run_options(cli: &Cli, a: &RunArgs, foreground: bool) -> process::CreateOptions {

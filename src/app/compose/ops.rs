@@ -233,15 +233,7 @@ pub fn ps(paths: &Paths, p: &Project, a: &PsArgs) -> Result<i32> {
     let mut table = vec![["NAME", "SERVICE", "STATE", "HEALTH", "PORTS"].map(|h| h.to_string())];
     for v in &rows {
         let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
-        let ports = v["ports"]
-            .as_array()
-            .map(|p| {
-                p.iter()
-                    .filter_map(|x| x.as_str())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .unwrap_or_default();
+        let ports = crate::app::show::ports_text(v);
         table.push([s("name"), s("service"), s("state"), s("health"), ports]);
     }
     let rows: Vec<Vec<String>> = table.iter().map(|r| r.to_vec()).collect();

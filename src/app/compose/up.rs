@@ -139,7 +139,7 @@ pub fn up(paths: &Paths, p: &Project, a: &UpArgs) -> Result<i32> {
     let foreground = !(a.detach || a.wait || a.sd_notify);
     // Blocked before any thread exists (threads inherit the mask): a
     // Ctrl-C while the services start stops them once they run.
-    let signals = foreground.then(stop_signals);
+    let signals = foreground.then(lifecycle::stop_signals);
     if a.sd_notify {
         notify::prepare()?;
     }
@@ -553,18 +553,6 @@ fn ensure(
     lifecycle::start(paths, name)?;
     progress(name, "Started");
     Ok(Action::Created)
-}
-
-/// The signals that stop a foreground `up`, blocked in the calling thread
-/// (and so in every thread it starts after).
-fn stop_signals() -> nix::sys::signal::SigSet {
-    use nix::sys::signal::{SigSet, Signal};
-    let mut mask = SigSet::empty();
-    mask.add(Signal::SIGINT);
-    mask.add(Signal::SIGTERM);
-    mask.add(Signal::SIGHUP);
-    let _ = mask.thread_block();
-    mask
 }
 
 /// Lines of one service, prefixed "S | ", to stdout or stderr; whole

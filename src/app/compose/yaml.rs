@@ -237,7 +237,9 @@ impl Builder {
                     .ok_or_else(|| Self::err(line, "unbalanced YAML"))?;
                 let value = match f.kind {
                     FrameKind::Seq(items) => Value::Seq(items),
-                    FrameKind::Map(entries, _, merges, _) => Value::Map(merge_keys(entries, merges)?),
+                    FrameKind::Map(entries, _, merges, _) => {
+                        Value::Map(merge_keys(entries, merges)?)
+                    }
                 };
                 self.finish(
                     Node {
