@@ -245,12 +245,16 @@ fn detached_app_survives_its_callers_pipe_closing() {
         return;
     }
     let env = Env::new();
-    let out = sh(&format!(
+    // The hang guard of every `rrun app` command (Env::app), not the
+    // shorter one of a host shell snippet: under TCG a first run takes long.
+    let mut c = std::process::Command::new("sh");
+    c.arg("-c").arg(format!(
         "{} app --app-root {} run -d --name talker {} sh -c 'while true; do echo tick; sleep 0.05; done' | head -c 1",
         rrun_bin().display(),
         s(env.root()),
         s(&web_image())
     ));
+    let out = run_timeout(c, Duration::from_secs(90));
     out.ok();
     std::thread::sleep(Duration::from_millis(700));
     let l = env.live("talker");
