@@ -125,6 +125,24 @@ fn said_ready(msgs: &[String]) -> bool {
         .any(|m| m.lines().any(|l| l.starts_with("READY=")))
 }
 
+/// `rrun VERB... [--bundle B] ID` (config.json written) with $NOTIFY_SOCKET
+/// the host's, or unset without one.
+fn notify_cmd(c: &Container, host: Option<&Host>, verb: &[&str]) -> Command {
+    c.bundle.write();
+    let b = c.bundle_arg();
+    let mut args: Vec<&str> = verb.to_vec();
+    if matches!(verb.first(), Some(&"create" | &"run")) {
+        args.extend(["--bundle", b.as_str()]);
+    }
+    args.push(&c.id);
+    let mut cmd = c.cmd(&args);
+    match host {
+        Some(h) => cmd.env("NOTIFY_SOCKET", h.path()),
+        None => cmd.env_remove("NOTIFY_SOCKET"),
+    };
+    cmd
+}
+
 /// A bundle with the sender at /probe/notify and a writable /out.
 fn bundle(out: &Path, script: &str) -> Option<Bundle> {
     let probe = sender_dir()?;
@@ -158,16 +176,10 @@ fn start_relays_ready_with_the_init_as_main_pid_and_nothing_the_container_wrote(
     };
     let host = Host::new();
     let c = Container::new(b);
-    let bundle_arg = c.bundle_arg();
-    c.bundle.write();
-    let mut create = c.cmd(&["create", "--bundle", &bundle_arg, &c.id]);
-    create.env("NOTIFY_SOCKET", host.path());
-    run_timeout(create, TIMEOUT).ok();
+    run_timeout(notify_cmd(&c, Some(&host), &["create"]), TIMEOUT).ok();
     let pid1 = c.pid();
 
-    let mut start = c.cmd(&["start", &c.id]);
-    start.env("NOTIFY_SOCKET", host.path());
-    let bg = Background::spawn(start);
+    let bg = Background::spawn(notify_cmd(&c, Some(&host), &["start"]));
     let msgs = host.collect(TIMEOUT, barrier);
     bg.wait(TIMEOUT).ok();
     assert!(
@@ -207,15 +219,9 @@ fn a_container_that_never_says_ready_does_not_hang_start() {
     };
     let host = Host::new();
     let c = Container::new(b);
-    let bundle_arg = c.bundle_arg();
-    c.bundle.write();
-    let mut create = c.cmd(&["create", "--bundle", &bundle_arg, &c.id]);
-    create.env("NOTIFY_SOCKET", host.path());
-    run_timeout(create, TIMEOUT).ok();
-    let mut start = c.cmd(&["start", &c.id]);
-    start.env("NOTIFY_SOCKET", host.path());
+    run_timeout(notify_cmd(&c, Some(&host), &["create"]), TIMEOUT).ok();
     // Returns once the init is gone (TIMEOUT would fail the test).
-    run_timeout(start, TIMEOUT).ok();
+    run_timeout(notify_cmd(&c, Some(&host), &["start"]), TIMEOUT).ok();
     let msgs = host.collect(Duration::from_millis(300), |_| false);
     assert!(
         !said_ready(&msgs) && main_pid(&msgs).is_none(),
@@ -231,11 +237,7 @@ fn foreground_run_names_itself_main_pid() {
     };
     let host = Host::new();
     let c = Container::new(b);
-    let bundle_arg = c.bundle_arg();
-    c.bundle.write();
-    let mut run = c.cmd(&["run", "--bundle", &bundle_arg, &c.id]);
-    run.env("NOTIFY_SOCKET", host.path());
-    let bg = Background::spawn(run);
+    let bg = Background::spawn(notify_cmd(&c, Some(&host), &["run"]));
     let me = bg.child.id() as i32;
     let msgs = host.collect(TIMEOUT, barrier);
     assert!(said_ready(&msgs), "no READY: {msgs:?}");
@@ -259,11 +261,7 @@ fn detached_run_relays_ready_too() {
     };
     let host = Host::new();
     let c = Container::new(b);
-    let bundle_arg = c.bundle_arg();
-    c.bundle.write();
-    let mut run = c.cmd(&["run", "-d", "--bundle", &bundle_arg, &c.id]);
-    run.env("NOTIFY_SOCKET", host.path());
-    let bg = Background::spawn(run);
+    let bg = Background::spawn(notify_cmd(&c, Some(&host), &["run", "-d"]));
     let msgs = host.collect(TIMEOUT, barrier);
     bg.wait(TIMEOUT).ok();
     assert_eq!(main_pid(&msgs), Some(c.pid()), "{msgs:?}");
@@ -281,11 +279,7 @@ fn without_notify_socket_the_container_gets_none() {
         return;
     };
     let c = Container::new(b);
-    let bundle_arg = c.bundle_arg();
-    c.bundle.write();
-    let mut run = c.cmd(&["run", "--bundle", &bundle_arg, &c.id]);
-    run.env_remove("NOTIFY_SOCKET");
-    run_timeout(run, TIMEOUT).ok();
+    run_timeout(notify_cmd(&c, None, &["run"]), TIMEOUT).ok();
     for f in ["mounts", "env"] {
         assert_eq!(
             fs::read_to_string(out.path().join(f)).unwrap().trim(),
@@ -303,11 +297,7 @@ fn a_container_with_its_own_user_namespace_gets_its_socket_too() {
     };
     let host = Host::new();
     let c = Container::new(b.in_userns());
-    let bundle_arg = c.bundle_arg();
-    c.bundle.write();
-    let mut run = c.cmd(&["run", "-d", "--bundle", &bundle_arg, &c.id]);
-    run.env("NOTIFY_SOCKET", host.path());
-    let bg = Background::spawn(run);
+    let bg = Background::spawn(notify_cmd(&c, Some(&host), &["run", "-d"]));
     let msgs = host.collect(TIMEOUT, barrier);
     bg.wait(TIMEOUT).ok();
     assert_eq!(main_pid(&msgs), Some(c.pid()), "{msgs:?}");
