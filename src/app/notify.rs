@@ -21,8 +21,7 @@
 
 use std::ffi::OsString;
 use std::fs;
-use std::io::{IoSlice, Write};
-use std::os::fd::{AsFd, AsRawFd};
+use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -32,27 +31,18 @@ use super::monitor::MonitorPid;
 use super::paths::Paths;
 use super::state::App;
 use super::{lifecycle, runtime, settings};
-use nix::sys::socket::{
-    AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr, sendmsg, socket,
-};
 
 /// The variable systemd sets for a Type=notify service.
 pub const SOCKET_VAR: &str = "NOTIFY_SOCKET";
 /// The leaf cgroup a unit's main process moves to (see [`prepare`]).
 pub const LEAF: &str = "supervisor";
-/// How long systemd gets to acknowledge a barrier.
-const BARRIER_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
     #[error("{SOCKET_VAR}={0:?}: expected an absolute path or an abstract name (@...)")]
     Address(String),
-    #[error("sd_notify to {socket:?}: {op}: {errno}")]
-    Send {
-        socket: String,
-        op: &'static str,
-        errno: nix::Error,
-    },
+    #[error("sd_notify: {0}")]
+    Send(String),
     #[error("sd_notify to {0:?}: systemd did not acknowledge the message (barrier)")]
     Barrier(String),
     #[error("moving into the leaf cgroup {path}: {source}")]
@@ -73,13 +63,14 @@ pub fn under_systemd() -> bool {
     socket_var().is_some()
 }
 
-/// The socket address $NOTIFY_SOCKET names.
-fn address(var: &[u8]) -> Result<UnixAddr, NotifyError> {
-    let bad = || NotifyError::Address(String::from_utf8_lossy(var).into_owned());
+/// The socket $NOTIFY_SOCKET names: an absolute path or an abstract name
+/// ("@..."); anything else is refused.
+fn address(var: &[u8]) -> Result<&Path, NotifyError> {
     match var.first() {
-        Some(b'@') => UnixAddr::new_abstract(&var[1..]).map_err(|_| bad()),
-        Some(b'/') => UnixAddr::new(Path::new(std::ffi::OsStr::from_bytes(var))).map_err(|_| bad()),
-        _ => Err(bad()),
+        Some(b'@' | b'/') => Ok(Path::new(std::ffi::OsStr::from_bytes(var))),
+        _ => Err(NotifyError::Address(
+            String::from_utf8_lossy(var).into_owned(),
+        )),
     }
 }
 
@@ -100,46 +91,15 @@ pub fn send(state: &str) -> Result<bool, NotifyError> {
     }
 }
 
-/// [`send`] to the socket `var` names.
+/// [`send`] to the socket `var` names (the runtime's sender: one datagram,
+/// then the barrier); an unconfirmed barrier is an error here: the caller
+/// exits right after, and systemd might never take the message.
 fn send_to(var: &[u8], state: &str) -> Result<(), NotifyError> {
     let name = String::from_utf8_lossy(var).into_owned();
-    let addr = address(var)?;
-    let err = |op| {
-        let socket = name.clone();
-        move |errno| NotifyError::Send { socket, op, errno }
-    };
-    let sock = socket(
-        AddressFamily::Unix,
-        SockType::Datagram,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .map_err(err("socket"))?;
-    let iov = [IoSlice::new(state.as_bytes())];
-    sendmsg(sock.as_raw_fd(), &iov, &[], MsgFlags::empty(), Some(&addr)).map_err(err("sendmsg"))?;
-    // The barrier: systemd closes the pipe's write end we pass once it has
-    // handled every message before it; our read end then sees POLLHUP.
-    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(err("pipe"))?;
-    let fds = [w.as_raw_fd()];
-    let iov = [IoSlice::new(b"BARRIER=1\n")];
-    sendmsg(
-        sock.as_raw_fd(),
-        &iov,
-        &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::empty(),
-        Some(&addr),
-    )
-    .map_err(err("sendmsg (barrier)"))?;
-    drop(w);
-    let mut pfd = [nix::poll::PollFd::new(
-        r.as_fd(),
-        nix::poll::PollFlags::empty(),
-    )];
-    let ms = BARRIER_TIMEOUT.as_millis() as u16;
-    match nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(ms)) {
-        Ok(n) if n > 0 => Ok(()),
-        Ok(_) => Err(NotifyError::Barrier(name)),
-        Err(e) => Err(err("poll (barrier)")(e)),
+    match crate::process::notify::send(address(var)?, state) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(NotifyError::Barrier(name)),
+        Err(e) => Err(NotifyError::Send(e.to_string())),
     }
 }
 

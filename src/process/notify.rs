@@ -179,15 +179,28 @@ fn alive(pid: i32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
-/// Sends READY=1 and MAINPID to the host's socket, then waits (bounded) for
+/// Sends READY=1 and MAINPID to the host's socket and waits (bounded) for
 /// systemd to have processed it: a message whose sender has exited may
-/// otherwise be read after the unit has stopped trusting it.
+/// otherwise be read after the unit has stopped trusting it. A listener
+/// that does not confirm (an older systemd, a test's socket) gets a
+/// warning: READY was sent, which is what matters.
 pub fn tell_host(host: &Path, main_pid: i32) -> Result<(), NotifyError> {
+    if !send(host, &format!("READY=1\nMAINPID={main_pid}"))? {
+        crate::log::warn("NOTIFY_SOCKET: no confirmation (BARRIER) within 30s; going on");
+    }
+    Ok(())
+}
+
+/// Sends `state` (VAR=VALUE lines) as one datagram to the socket `host`
+/// names (a path, or "@name" in the abstract namespace), then BARRIER=1
+/// with a pipe's write end: systemd closes its copy once it has handled
+/// everything sent before, and EOF on the read end confirms. Returns
+/// whether that confirmation came within 30 s.
+pub fn send(host: &Path, state: &str) -> Result<bool, NotifyError> {
     let err = |e: io::Error| NotifyError::Host(host.display().to_string(), e);
     let sock = UnixDatagram::unbound().map_err(err)?;
     let addr = host_addr(host).map_err(err)?;
-    sock.send_to_addr(format!("READY=1\nMAINPID={main_pid}").as_bytes(), &addr)
-        .map_err(err)?;
+    sock.send_to_addr(state.as_bytes(), &addr).map_err(err)?;
     barrier(&sock, &addr).map_err(err)
 }
 
@@ -200,11 +213,10 @@ fn host_addr(host: &Path) -> io::Result<SocketAddr> {
     }
 }
 
-/// BARRIER=1 with a pipe's write end: systemd closes its copy once it has
-/// handled everything sent before; EOF on the read end confirms.
-fn barrier(sock: &UnixDatagram, addr: &SocketAddr) -> io::Result<()> {
+/// The barrier of [`send`]; Ok(false) when it is not confirmed in time.
+fn barrier(sock: &UnixDatagram, addr: &SocketAddr) -> io::Result<bool> {
     use nix::sys::socket::{ControlMessage, MsgFlags, UnixAddr, sendmsg};
-    let (r, w) = nix::unistd::pipe()?;
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let target = match addr.as_pathname() {
         Some(p) => UnixAddr::new(p)?,
         None => UnixAddr::new_abstract(addr.as_abstract_name().unwrap_or_default())?,
@@ -212,7 +224,7 @@ fn barrier(sock: &UnixDatagram, addr: &SocketAddr) -> io::Result<()> {
     let fds = [w.as_raw_fd()];
     sendmsg(
         sock.as_raw_fd(),
-        &[io::IoSlice::new(b"BARRIER=1")],
+        &[io::IoSlice::new(b"BARRIER=1\n")],
         &[ControlMessage::ScmRights(&fds)],
         MsgFlags::empty(),
         Some(&target),
@@ -222,10 +234,7 @@ fn barrier(sock: &UnixDatagram, addr: &SocketAddr) -> io::Result<()> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            // A listener that does not speak BARRIER (an older systemd, a
-            // test's socket): READY was sent, which is what matters.
-            crate::log::warn("NOTIFY_SOCKET: no confirmation (BARRIER) within 30s; going on");
-            return Ok(());
+            return Ok(false);
         }
         let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
         let mut fds = [PollFd::new(r.as_fd(), PollFlags::POLLIN)];
@@ -234,7 +243,7 @@ fn barrier(sock: &UnixDatagram, addr: &SocketAddr) -> io::Result<()> {
             Ok(_) => {
                 let mut b = [0u8; 1];
                 return match nix::unistd::read(&r, &mut b) {
-                    Ok(0) => Ok(()),
+                    Ok(0) => Ok(true),
                     Ok(_) => Err(io::Error::other("unexpected data on the barrier pipe")),
                     Err(e) => Err(e.into()),
                 };
