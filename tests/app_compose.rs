@@ -684,62 +684,6 @@ services:
     p.run(&env, &["down"]).ok();
 }
 
-/// A fake systemd's notify socket: the datagrams received (fds sent with
-/// one closed at once: that acknowledges a barrier).
-struct FakeSystemd {
-    path: PathBuf,
-    rx: std::sync::mpsc::Receiver<String>,
-    _dir: tempfile::TempDir,
-}
-
-impl FakeSystemd {
-    fn new() -> FakeSystemd {
-        use std::os::fd::AsRawFd;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("notify");
-        let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            loop {
-                let mut buf = [0u8; 4096];
-                let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 4]);
-                let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-                let Ok(msg) = nix::sys::socket::recvmsg::<()>(
-                    sock.as_raw_fd(),
-                    &mut iov,
-                    Some(&mut cmsg),
-                    nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC,
-                ) else {
-                    return;
-                };
-                for c in msg.cmsgs().into_iter().flatten() {
-                    if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
-                        for fd in fds {
-                            let _ = nix::unistd::close(fd);
-                        }
-                    }
-                }
-                let n = msg.bytes;
-                if tx
-                    .send(String::from_utf8_lossy(&buf[..n]).into_owned())
-                    .is_err()
-                {
-                    return;
-                }
-            }
-        });
-        FakeSystemd {
-            path,
-            rx,
-            _dir: dir,
-        }
-    }
-
-    fn messages(&self) -> Vec<String> {
-        self.rx.try_iter().collect()
-    }
-}
-
 #[test]
 fn up_sd_notify_says_ready_once_the_service_is() {
     if !ensure_root() {

@@ -11,7 +11,6 @@ mod common;
 use common::app::*;
 use common::*;
 use std::fs;
-use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -286,60 +285,6 @@ fn unit_refuses_an_app_whose_image_path_is_relative() {
     assert!(out.stderr.contains("relative path"), "{out}");
     assert_eq!(out.stderr.trim().lines().count(), 1, "{out}");
     env.app(&["rm", "-f", "rel"]).ok();
-}
-
-/// A fake systemd's notify socket: every datagram received (the fds sent
-/// with it closed at once: that acknowledges a barrier).
-struct FakeSystemd {
-    path: std::path::PathBuf,
-    rx: std::sync::mpsc::Receiver<(String, std::time::Instant)>,
-    _dir: tempfile::TempDir,
-}
-
-impl FakeSystemd {
-    fn new() -> FakeSystemd {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("notify");
-        let sock = UnixDatagram::bind(&path).unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            loop {
-                let mut buf = [0u8; 4096];
-                let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 4]);
-                let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-                use std::os::fd::AsRawFd;
-                let Ok(msg) = nix::sys::socket::recvmsg::<()>(
-                    sock.as_raw_fd(),
-                    &mut iov,
-                    Some(&mut cmsg),
-                    nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC,
-                ) else {
-                    return;
-                };
-                for c in msg.cmsgs().into_iter().flatten() {
-                    if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
-                        for fd in fds {
-                            let _ = nix::unistd::close(fd);
-                        }
-                    }
-                }
-                let n = msg.bytes;
-                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-                if tx.send((text, std::time::Instant::now())).is_err() {
-                    return;
-                }
-            }
-        });
-        FakeSystemd {
-            path,
-            rx,
-            _dir: dir,
-        }
-    }
-
-    fn messages(&self) -> Vec<String> {
-        self.rx.try_iter().map(|(m, _)| m).collect()
-    }
 }
 
 #[test]

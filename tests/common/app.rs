@@ -327,3 +327,61 @@ pub fn ensure_root() -> bool {
     }
     true
 }
+
+/// A fake systemd's notify socket ($NOTIFY_SOCKET for `--sd-notify`):
+/// every datagram received, in order; the fds sent with one are closed at
+/// once, which is how systemd acknowledges a barrier.
+pub struct FakeSystemd {
+    pub path: PathBuf,
+    rx: std::sync::mpsc::Receiver<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl FakeSystemd {
+    pub fn new() -> FakeSystemd {
+        use std::os::fd::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            loop {
+                let mut buf = [0u8; 4096];
+                let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 4]);
+                let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+                let Ok(msg) = nix::sys::socket::recvmsg::<()>(
+                    sock.as_raw_fd(),
+                    &mut iov,
+                    Some(&mut cmsg),
+                    nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC,
+                ) else {
+                    return;
+                };
+                for c in msg.cmsgs().into_iter().flatten() {
+                    if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+                        for fd in fds {
+                            let _ = nix::unistd::close(fd);
+                        }
+                    }
+                }
+                let n = msg.bytes;
+                if tx
+                    .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        FakeSystemd {
+            path,
+            rx,
+            _dir: dir,
+        }
+    }
+
+    /// The messages received since the last call.
+    pub fn messages(&self) -> Vec<String> {
+        self.rx.try_iter().collect()
+    }
+}
