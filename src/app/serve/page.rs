@@ -410,8 +410,8 @@ pub const JS: &str = r#"'use strict';
   }
 
   document.addEventListener('DOMContentLoaded', () => {
-    // The login form (servers on other addresses than loopback): the
-    // token typed there serves the buttons too.
+    // The login form (every reader but the server's own user over
+    // loopback): the token typed there serves the buttons too.
     const login = document.querySelector('form[action="/login"]');
     if (login) login.addEventListener('submit', () => sessionStorage.setItem(key, login.token.value));
     const t = tokenInput();
